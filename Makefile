@@ -1,0 +1,63 @@
+# callstream: every target sets up what it needs from a fresh clone (only python3 is assumed).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+SAM_VERSION := 1.170.0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Tools that talk to AWS APIs get a region and never real credentials from this Makefile.
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help venv test unit lint typecheck validate build demo up bench tape clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml layers/shared/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)  ## create .venv and install everything pinned
+
+$(SAM):
+	test -x $(TOOLS)/sam/bin/python || $(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION)
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy --strict on layers/ and services/
+	$(BIN)/mypy
+
+validate: $(STAMP) $(SAM)  ## cfn-lint and sam validate --lint on template.yaml
+	$(BIN)/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml
+
+build: $(SAM)  ## sam build (no Docker needed: makefile build methods)
+	$(SAM) build --template template.yaml
+
+test: $(STAMP)  ## lint, typecheck, validate, then the whole test suite
+	$(MAKE) lint typecheck
+	@if [ -f template.yaml ]; then $(MAKE) validate; fi
+	$(BIN)/pytest
+
+unit: $(STAMP)  ## unit tests only
+	$(BIN)/pytest tests/unit
+
+tape: $(STAMP)  ## regenerate the session tapes in events/tapes from ../shared/audio
+	$(BIN)/python scripts/make_tapes.py
+
+demo: $(STAMP)  ## run a simulated call end to end on this machine (ARGS="--help" for options)
+	$(BIN)/python -m local.demo $(ARGS)
+
+bench: $(STAMP)  ## run the benchmarks and rewrite bench/RESULTS.md (ARGS="--quick" to shorten)
+	$(BIN)/python -m bench $(ARGS)
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf .aws-sam out .pytest_cache .mypy_cache .ruff_cache

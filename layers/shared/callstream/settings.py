@@ -1,0 +1,108 @@
+"""Typed settings, read from ``CALLSTREAM_*`` environment variables on first use.
+
+Nothing is read at import time. Each component has its own settings class so that a Lambda
+function only needs the variables it uses; :func:`load` builds one instance per class, caches
+it, and turns a missing or invalid value into a :class:`~callstream.exceptions.ConfigError`
+that names the environment variable. Required values have no defaults.
+
+Tests change the environment and call :func:`reset` to drop the cache.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar, cast
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callstream.exceptions import ConfigError
+
+ENV_PREFIX = "CALLSTREAM_"
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+
+class AudioSettings(_Base):
+    """How frames become Kinesis records and utterances (assembler and voice activity)."""
+
+    record_max_bytes: int = Field(
+        24_576,
+        ge=320,
+        le=1_000_000,
+        description="Largest audio payload in one Kinesis record. 24 KiB keeps a record with "
+        "its header inside one 25 KB PUT payload unit.",
+    )
+    record_max_ms: int = Field(
+        1_000,
+        ge=20,
+        le=60_000,
+        description="Longest audio span in one record: bounds what a crashed task can lose.",
+    )
+    vad_mode: int = Field(3, ge=0, le=3, description="WebRTC VAD aggressiveness (0-3).")
+    vad_start_ms: int = Field(
+        60, ge=20, description="Voiced audio needed within the start window to open an utterance."
+    )
+    vad_end_ms: int = Field(
+        500, ge=20, description="Unvoiced audio that closes an utterance (hangover)."
+    )
+    vad_preroll_ms: int = Field(200, ge=0, description="Audio kept before the detected onset.")
+    vad_min_ms: int = Field(
+        250, ge=0, description="Utterances shorter than this (clicks, noise) are dropped."
+    )
+    utterance_max_ms: int = Field(
+        15_000,
+        ge=1_000,
+        le=30_000,
+        description="An utterance longer than this is split. 30 s of L16 16 kHz is ~960 KB, "
+        "just under Kinesis's 1 MB record limit.",
+    )
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> AudioSettings:
+        if self.vad_preroll_ms + self.vad_end_ms >= self.utterance_max_ms:
+            raise ValueError("vad_preroll_ms + vad_end_ms must be below utterance_max_ms")
+        return self
+
+
+class ProtocolSettings(_Base):
+    """Limits on what a Vobiz WebSocket message may be."""
+
+    max_message_bytes: int = Field(
+        65_536, ge=1_024, description="Largest WebSocket message accepted (close 1009 above)."
+    )
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+_loaded: dict[type[BaseSettings], BaseSettings] = {}
+
+
+def load(cls: type[S]) -> S:
+    """Return the settings of ``cls``, read from the environment once and cached.
+
+    Raises:
+        ConfigError: a required variable is missing or a value is invalid; the message names
+            the environment variable(s).
+    """
+    found = _loaded.get(cls)
+    if found is not None:
+        return cast(S, found)
+    try:
+        settings = cls()
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"])
+            variable = f"{ENV_PREFIX}{name.upper()}" if name else cls.__name__
+            problems.append(f"{variable}: {item['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    _loaded[cls] = settings
+    return settings
+
+
+def reset() -> None:
+    """Forget every loaded settings object (tests, or a process that changed its env)."""
+    _loaded.clear()
