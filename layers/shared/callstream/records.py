@@ -1,0 +1,173 @@
+"""The Kinesis record format, version 1 (documented in ``docs/records.md``).
+
+A record is ``MAGIC`` (``b"CSR"`` + one version byte) followed by a MessagePack map: a tagged
+union on ``type`` of :class:`AudioRecord`, :class:`EventRecord` (both on AudioStream) and
+:class:`UtteranceRecord` (on UtteranceStream). Audio travels as bytes, never base64: μ-law stays
+μ-law, L16 is little-endian PCM16. :func:`encode` and :func:`decode` round-trip exactly.
+
+Consumers deduplicate on ``(stream_id, seq)``: ``seq`` numbers the AudioStream records of one
+stream 0, 1, 2, … in order, audio and events alike; utterances are keyed on
+``(stream_id, track, index)``.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypeAlias
+
+import msgspec
+
+from callstream.exceptions import RecordError
+
+VERSION: Final = 1
+MAGIC: Final = b"CSR" + bytes([VERSION])
+
+Track: TypeAlias = Literal["inbound", "outbound"]
+Codec: TypeAlias = Literal["mulaw", "l16"]
+EventName: TypeAlias = Literal[
+    "start",  # Vobiz start: format, tracks, ids, extra headers
+    "stop",  # Vobiz stop event
+    "close",  # the socket closed (or the server ended the stream) without a stop event
+    "dtmf",  # a key press
+    "played_stream",  # a checkpoint was reached
+    "cleared_audio",  # Vobiz dropped its playback queue
+    "gap",  # frames were lost on a track: data has track, frames, start_sample, samples
+    "agent",  # something the talk-back side did: play, checkpoint, clear
+]
+JsonScalar: TypeAlias = str | int | float | bool | None
+EventData: TypeAlias = dict[str, JsonScalar | list[str] | dict[str, str]]
+
+
+class _Record(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    stream_id: str
+    call_uuid: str | None = None
+
+
+class AudioRecord(_Record, tag="audio", kw_only=True):
+    """Consecutive frames of one track, with no gap inside.
+
+    Attributes:
+        seq: position of this record in the stream's AudioStream sequence.
+        track: ``inbound`` (the far end) or ``outbound``.
+        codec: ``mulaw`` (8-bit G.711) or ``l16`` (little-endian PCM16).
+        sample_rate: 8000 or 16000.
+        first_frame: sequence number of the first frame (Vobiz ``chunk``, or our own count).
+        frames: number of frames in the record.
+        start_sample: first sample's position on the track's timeline (0 = stream start).
+        media_timestamp: Vobiz's ``timestamp`` of the first frame, if it sent one.
+        received_at: wall-clock time (epoch seconds) the first frame arrived at the server.
+        payload: the audio.
+    """
+
+    seq: int
+    track: Track
+    codec: Codec
+    sample_rate: int
+    first_frame: int
+    frames: int
+    start_sample: int
+    media_timestamp: int | None = None
+    received_at: float = 0.0
+    payload: bytes
+
+    @property
+    def samples(self) -> int:
+        """Number of samples in the payload."""
+        return len(self.payload) // (1 if self.codec == "mulaw" else 2)
+
+    @property
+    def start_ms(self) -> float:
+        """Media time of the first sample, in ms from stream start."""
+        return self.start_sample * 1000 / self.sample_rate
+
+    @property
+    def duration_ms(self) -> float:
+        """Duration of the payload in ms."""
+        return self.samples * 1000 / self.sample_rate
+
+
+class EventRecord(_Record, tag="event", kw_only=True):
+    """A session event, in arrival order with the audio.
+
+    Attributes:
+        seq: position of this record in the stream's AudioStream sequence.
+        name: what happened (see :data:`EventName`).
+        at_ms: media time of the event, ms from stream start (the furthest track's position).
+        received_at: wall-clock time (epoch seconds) the event arrived or happened.
+        data: event details (plain JSON values).
+    """
+
+    seq: int
+    name: EventName
+    at_ms: float
+    received_at: float = 0.0
+    data: EventData = msgspec.field(default_factory=dict)
+
+
+class UtteranceRecord(_Record, tag="utterance", kw_only=True):
+    """A voice-activity-bounded span of one track, as PCM16 for the recogniser.
+
+    Attributes:
+        track: ``inbound`` or ``outbound``.
+        index: 0, 1, 2, … per track.
+        sample_rate: 8000 or 16000.
+        start_sample: first sample's position on the track's timeline.
+        end_sample: one past the last sample.
+        split: True when the utterance was cut at the maximum length and the next continues it.
+        source_codec: codec the audio arrived in (μ-law audio was decoded to PCM16 here).
+        received_at: wall-clock time the utterance was closed at the server.
+        payload: little-endian PCM16, ``end_sample - start_sample`` samples.
+    """
+
+    track: Track
+    index: int
+    sample_rate: int
+    start_sample: int
+    end_sample: int
+    split: bool = False
+    source_codec: Codec = "l16"
+    received_at: float = 0.0
+    payload: bytes
+
+    @property
+    def start_ms(self) -> float:
+        """Media time of the first sample, in ms from stream start."""
+        return self.start_sample * 1000 / self.sample_rate
+
+    @property
+    def end_ms(self) -> float:
+        """Media time one past the last sample, in ms from stream start."""
+        return self.end_sample * 1000 / self.sample_rate
+
+
+Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Record)
+
+
+def encode(record: Record) -> bytes:
+    """Serialise a record: ``MAGIC`` + MessagePack."""
+    return MAGIC + _encoder.encode(record)
+
+
+def decode(data: bytes) -> Record:
+    """Parse a record made by :func:`encode`.
+
+    Raises:
+        RecordError: wrong magic, an unsupported version, or a body that does not match the
+            schema; the message says which.
+    """
+    if data[:3] != MAGIC[:3]:
+        raise RecordError(f"not a callstream record (first bytes {data[:4]!r})")
+    if data[3:4] != MAGIC[3:4]:
+        version = data[3] if len(data) > 3 else None
+        raise RecordError(f"unsupported record version {version} (this code reads {VERSION})")
+    try:
+        return _decoder.decode(memoryview(data)[4:])
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise RecordError(f"invalid record body: {error}") from None
+
+
+def partition_key(record: Record) -> str:
+    """Kinesis partition key: the stream id, so a stream's records stay in order on one shard."""
+    return record.stream_id
