@@ -42,7 +42,7 @@ class _Record(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
     call_uuid: str | None = None
 
 
-class AudioRecord(_Record, tag="audio", kw_only=True):
+class AudioRecord(_Record, frozen=True, tag="audio", kw_only=True):
     """Consecutive frames of one track, with no gap inside.
 
     Attributes:
@@ -85,7 +85,7 @@ class AudioRecord(_Record, tag="audio", kw_only=True):
         return self.samples * 1000 / self.sample_rate
 
 
-class EventRecord(_Record, tag="event", kw_only=True):
+class EventRecord(_Record, frozen=True, tag="event", kw_only=True):
     """A session event, in arrival order with the audio.
 
     Attributes:
@@ -103,7 +103,7 @@ class EventRecord(_Record, tag="event", kw_only=True):
     data: EventData = msgspec.field(default_factory=dict)
 
 
-class UtteranceRecord(_Record, tag="utterance", kw_only=True):
+class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
     """A voice-activity-bounded span of one track, as PCM16 for the recogniser.
 
     Attributes:
@@ -142,7 +142,7 @@ class UtteranceRecord(_Record, tag="utterance", kw_only=True):
 Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Record)
+_decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
 def encode(record: Record) -> bytes:

@@ -1,0 +1,514 @@
+"""Frames in, Kinesis records out: one :class:`Assembler` per stream, sans I/O.
+
+Feed it every parsed message with :meth:`Assembler.receive`, then collect
+:meth:`Assembler.records_ready` (for AudioStream) and :meth:`Assembler.utterances_ready` (for
+UtteranceStream). :meth:`Assembler.close` ends the stream (socket closed, drain, error) and
+flushes everything; a ``stop`` message does the same by itself. Time is passed in (``now``,
+epoch seconds), never read, so the whole thing is deterministic under test.
+
+What it guarantees:
+
+* Each track's frames are aggregated into :class:`~callstream.records.AudioRecord` s of at most
+  ``record_max_bytes`` and ``record_max_ms`` (settings); a record holds consecutive frames only.
+* Lost frames (a jump in ``chunk``, or in ``sequenceNumber`` on a single-track stream) give a
+  ``gap`` event and move the track's timeline on by the missing duration, so ``start_sample``
+  stays true. A frame number at or below one already seen is a duplicate: dropped and counted.
+* Event records (start, dtmf, playedStream, clearedAudio, agent actions, stop/close) keep arrival
+  order with the audio: buffered audio that arrived before an event is emitted before it.
+* Every byte of audio received after ``start`` is in exactly one record. Messages that arrive
+  before ``start`` are held (bounded) and replayed once it comes.
+* L16 arrives big-endian and leaves little-endian; μ-law leaves as μ-law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callstream import codecs, settings
+from callstream.exceptions import InvalidAudioError, InvalidMessageError, OutOfOrderError
+from callstream.protocol import (
+    ClearedAudioMessage,
+    Codec,
+    DtmfMessage,
+    MediaMessage,
+    Message,
+    PlayedStreamMessage,
+    StartMessage,
+    StopMessage,
+    Track,
+    UnknownMessage,
+    as_int,
+)
+from callstream.records import (
+    AudioRecord,
+    EventData,
+    EventName,
+    EventRecord,
+    UtteranceRecord,
+)
+
+#: Most messages held while waiting for a late ``start`` (5 s of two tracks).
+MAX_PENDING = 500
+
+
+class SegmenterLike(Protocol):
+    """What the assembler needs of a voice-activity segmenter (``callstream.vad.Segmenter``)."""
+
+    def receive(self, pcm: bytes, start_sample: int) -> None:
+        """Take PCM16 LE audio that starts at ``start_sample`` on the track's timeline."""
+
+    def utterances_ready(self) -> list[UtteranceLike]:
+        """Return and forget finished utterances."""
+
+    def close(self) -> list[UtteranceLike]:
+        """Flush the open utterance at end of stream; return what was still pending."""
+
+
+class UtteranceLike(Protocol):
+    """What the assembler reads of an utterance."""
+
+    @property
+    def track(self) -> str:
+        """``inbound`` or ``outbound``."""
+
+    @property
+    def index(self) -> int:
+        """0, 1, 2, … per track."""
+
+    @property
+    def start_sample(self) -> int:
+        """First sample on the track timeline."""
+
+    @property
+    def end_sample(self) -> int:
+        """One past the last sample."""
+
+    @property
+    def split(self) -> bool:
+        """Cut at the maximum length."""
+
+    @property
+    def pcm(self) -> bytes:
+        """PCM16 LE audio."""
+
+
+SegmenterFactory = Callable[[int, Track], SegmenterLike]
+
+
+@dataclass
+class TrackStats:
+    """Counters of one track."""
+
+    frames: int = 0
+    bytes: int = 0
+    gaps: int = 0
+    lost_frames: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class _Track:
+    name: Track
+    bytes_per_sample: int
+    frame_samples: int  # samples in a normal frame, for sizing gaps
+    position: int = 0  # next sample on this track's timeline
+    last_frame_start: int = 0
+    next_frame: int | None = None
+    started: bool = False
+    stats: TrackStats = field(default_factory=TrackStats)
+    # the open record
+    buf: bytearray = field(default_factory=bytearray)
+    buf_first_frame: int = 0
+    buf_frames: int = 0
+    buf_start_sample: int = 0
+    buf_timestamp: int | None = None
+    buf_received_at: float = 0.0
+    segmenter: SegmenterLike | None = None
+
+
+@dataclass
+class AssemblerStats:
+    """Counters of one stream, for the registry and metrics."""
+
+    tracks: dict[str, TrackStats] = field(default_factory=dict)
+    unknown_events: int = 0
+    records: int = 0
+    utterances: int = 0
+
+    @property
+    def frames(self) -> int:
+        """Frames received on all tracks."""
+        return sum(t.frames for t in self.tracks.values())
+
+    @property
+    def gaps(self) -> int:
+        """Gap events on all tracks."""
+        return sum(t.gaps for t in self.tracks.values())
+
+    @property
+    def lost_frames(self) -> int:
+        """Frames known to be lost on all tracks."""
+        return sum(t.lost_frames for t in self.tracks.values())
+
+
+class Assembler:
+    """Turns one stream's Vobiz messages into Kinesis records. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        stream_id: str | None = None,
+        call_uuid: str | None = None,
+        audio_settings: settings.AudioSettings | None = None,
+        segmenter_factory: SegmenterFactory | None = None,
+    ) -> None:
+        """Create the assembler of one stream.
+
+        Args:
+            stream_id: the stream id if known before ``start`` (``start`` is authoritative).
+            call_uuid: the call uuid (from the token); ``start.callId`` fills it if absent.
+            audio_settings: record sizes; defaults to ``settings.load(AudioSettings)``.
+            segmenter_factory: builds a voice-activity segmenter per track (sample rate,
+                track); None turns utterances off.
+        """
+        self.stream_id = stream_id
+        self.call_uuid = call_uuid
+        self._settings = audio_settings or settings.load(settings.AudioSettings)
+        self._segmenter_factory = segmenter_factory
+        self.codec: Codec | None = None
+        self.sample_rate = 0
+        self.state = "new"  # new → started → ended
+        self.stats = AssemblerStats()
+        self._tracks: dict[str, _Track] = {}
+        self._out: list[AudioRecord | EventRecord] = []
+        self._utterances: list[UtteranceRecord] = []
+        self._pending: list[tuple[Message, float]] = []
+        self._seq = 0
+        self._max_bytes = 0
+        self._max_samples = 0
+        self._single_track = True
+
+    # -- input ----------------------------------------------------------------------------
+
+    def receive(self, message: Message, now: float = 0.0) -> None:
+        """Take one parsed message.
+
+        Raises:
+            OutOfOrderError: a second ``start``, anything after the end, or more than
+                ``MAX_PENDING`` messages before ``start``. The message is ignored; the stream
+                carries on.
+            InvalidAudioError: a payload that is not whole samples of the stream's codec. The
+                frame is ignored (a later frame's number shows it as a gap).
+        """
+        if self.state == "ended":
+            raise OutOfOrderError(f"{_event_name(message)} after the stream ended")
+        if isinstance(message, StartMessage):
+            self._start(message, now)
+        elif self.state == "new":
+            if isinstance(message, UnknownMessage):
+                self.stats.unknown_events += 1
+                return
+            if len(self._pending) >= MAX_PENDING:
+                raise OutOfOrderError(
+                    f"{_event_name(message)} before start: more than {MAX_PENDING} held"
+                )
+            self._pending.append((message, now))
+        elif isinstance(message, MediaMessage):
+            self._media(message, now)
+        elif isinstance(message, DtmfMessage):
+            body = message.dtmf
+            self._event("dtmf", now, {"digit": body.digit, "track": body.track})
+        elif isinstance(message, PlayedStreamMessage):
+            self._event("played_stream", now, {"name": message.name})
+        elif isinstance(message, ClearedAudioMessage):
+            self._event("cleared_audio", now, {})
+        elif isinstance(message, StopMessage):
+            self._end("stop", now, {})
+        else:
+            self.stats.unknown_events += 1
+
+    def note(self, name: EventName, now: float, data: EventData) -> None:
+        """Record something our side did (an ``agent`` action) in order with the audio.
+
+        Raises:
+            OutOfOrderError: the stream has not started or has ended.
+        """
+        if self.state != "started":
+            raise OutOfOrderError(f"{name} event while the stream is {self.state}")
+        self._event(name, now, data)
+
+    def close(self, reason: str, now: float = 0.0) -> None:
+        """End the stream without a ``stop`` (socket closed, drain, error): flush everything.
+
+        Idempotent: closing an ended stream does nothing. Closing a stream that never started
+        drops what was held for it (there is no format to interpret it with).
+        """
+        if self.state == "ended":
+            return
+        if self.state == "new":
+            self.state = "ended"
+            self._pending.clear()
+            return
+        self._end("close", now, {"reason": reason})
+
+    def flush_due(self, now: float) -> None:
+        """Flush open records whose first frame arrived more than ``record_max_ms`` ago.
+
+        The server calls this on a timer so a stalled stream never holds audio back longer
+        than the bound, even with no new frames to trigger the size or duration limits.
+        """
+        if self.state != "started":
+            return
+        limit = self._settings.record_max_ms / 1000
+        for track in self._tracks.values():
+            if track.buf and now - track.buf_received_at >= limit:
+                self._flush(track)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def records_ready(self) -> list[AudioRecord | EventRecord]:
+        """Return and forget the AudioStream records ready so far, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def utterances_ready(self) -> list[UtteranceRecord]:
+        """Return and forget the finished utterances (UtteranceStream)."""
+        out, self._utterances = self._utterances, []
+        return out
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """The tracks seen or announced so far."""
+        return tuple(self._tracks)
+
+    @property
+    def position_ms(self) -> float:
+        """Media time reached: the furthest track's position, in ms from stream start."""
+        if not self._tracks or not self.sample_rate:
+            return 0.0
+        return max(t.position for t in self._tracks.values()) * 1000 / self.sample_rate
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _start(self, message: StartMessage, now: float) -> None:
+        if self.state != "new":
+            raise OutOfOrderError("a second start on the same stream")
+        self.state = "started"
+        self.stream_id = message.stream or self.stream_id
+        self.call_uuid = self.call_uuid or message.call
+        self.codec = message.codec
+        self.sample_rate = message.sample_rate
+        bps = codecs.bytes_per_sample(self.codec)
+        frame_samples = self.sample_rate // 50
+        max_samples_by_bytes = self._settings.record_max_bytes // bps
+        self._max_samples = min(
+            max_samples_by_bytes, self.sample_rate * self._settings.record_max_ms // 1000
+        )
+        self._max_samples = max(self._max_samples, frame_samples)
+        self._max_bytes = self._max_samples * bps
+        for name in message.track_list:
+            self._add_track(name)
+        self._single_track = len(self._tracks) == 1
+        extra = message.extra_headers
+        data: EventData = {
+            "codec": self.codec,
+            "sample_rate": self.sample_rate,
+            "tracks": list(message.track_list),
+            "account_id": message.start.account_id,
+            "encoding": message.start.media_format.encoding,
+        }
+        if isinstance(extra, dict):
+            data["extra_headers"] = extra
+        elif extra:
+            data["extra_headers"] = {"raw": extra}
+        self._event("start", now, data)
+        pending, self._pending = self._pending, []
+        for held, held_at in pending:
+            self.receive(held, held_at)
+
+    def _add_track(self, name: Track) -> _Track:
+        assert self.codec is not None
+        track = _Track(
+            name=name,
+            bytes_per_sample=codecs.bytes_per_sample(self.codec),
+            frame_samples=self.sample_rate // 50,
+        )
+        if self._segmenter_factory is not None:
+            track.segmenter = self._segmenter_factory(self.sample_rate, name)
+        self._tracks[name] = track
+        self.stats.tracks[name] = track.stats
+        return track
+
+    def _media(self, message: MediaMessage, now: float) -> None:
+        body = message.media
+        track = self._tracks.get(body.track)
+        if track is None:  # a track that start did not announce: keep its audio all the same
+            track = self._add_track(body.track)
+            self._single_track = False
+        payload = body.payload
+        if self.codec == "l16":
+            if len(payload) % 2:
+                raise InvalidAudioError(
+                    f"{body.track} L16 payload of {len(payload)} bytes is not whole samples"
+                )
+            payload = codecs.l16_swap(payload)
+        if not payload:
+            return
+        frame = as_int(body.chunk, "media.chunk")
+        if frame is None and self._single_track:
+            frame = as_int(message.sequence_number, "sequenceNumber")
+
+        if not track.started:
+            track.started = True
+            # A track that starts late lines up with the others' latest frame.
+            others = [
+                t.last_frame_start for t in self._tracks.values() if t.started and t is not track
+            ]
+            track.position = max(others, default=0)
+        elif frame is not None and track.next_frame is not None:
+            missing = frame - track.next_frame
+            if missing < 0:
+                track.stats.duplicates += 1
+                return
+            if missing:
+                self._gap(track, missing, now)
+
+        samples = len(payload) // track.bytes_per_sample
+        if track.buf and (
+            len(track.buf) + len(payload) > self._max_bytes
+            or track.position != track.buf_start_sample + len(track.buf) // track.bytes_per_sample
+        ):
+            self._flush(track)
+        if not track.buf:
+            track.buf_first_frame = frame if frame is not None else track.stats.frames
+            track.buf_start_sample = track.position
+            track.buf_timestamp = _timestamp(body.timestamp)
+            track.buf_received_at = now
+        track.buf += payload
+        track.buf_frames += 1
+        track.last_frame_start = track.position
+        track.position += samples
+        track.frame_samples = samples if samples else track.frame_samples
+        track.stats.frames += 1
+        track.stats.bytes += len(payload)
+        if frame is not None:
+            track.next_frame = frame + 1
+        if len(track.buf) >= self._max_bytes:
+            self._flush(track)
+        if track.segmenter is not None:
+            pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload
+            track.segmenter.receive(pcm, track.last_frame_start)
+            self._take_utterances(track, track.segmenter.utterances_ready(), now)
+
+    def _gap(self, track: _Track, missing: int, now: float) -> None:
+        self._flush(track)
+        samples = missing * track.frame_samples
+        track.stats.gaps += 1
+        track.stats.lost_frames += missing
+        data: EventData = {
+            "track": track.name,
+            "frames": missing,
+            "first_frame": track.next_frame,
+            "start_sample": track.position,
+            "samples": samples,
+        }
+        self._emit_event("gap", now, data)
+        track.position += samples
+
+    def _flush(self, track: _Track) -> None:
+        if not track.buf:
+            return
+        assert self.stream_id is not None and self.codec is not None
+        self._out.append(
+            AudioRecord(
+                stream_id=self.stream_id,
+                call_uuid=self.call_uuid,
+                seq=self._next_seq(),
+                track=track.name,
+                codec=self.codec,
+                sample_rate=self.sample_rate,
+                first_frame=track.buf_first_frame,
+                frames=track.buf_frames,
+                start_sample=track.buf_start_sample,
+                media_timestamp=track.buf_timestamp,
+                received_at=track.buf_received_at,
+                payload=bytes(track.buf),
+            )
+        )
+        track.buf = bytearray()
+        track.buf_frames = 0
+
+    def _event(self, name: EventName, now: float, data: EventData) -> None:
+        for track in self._tracks.values():  # audio that arrived first goes first
+            self._flush(track)
+        self._emit_event(name, now, data)
+
+    def _emit_event(self, name: EventName, now: float, data: EventData) -> None:
+        assert self.stream_id is not None
+        self._out.append(
+            EventRecord(
+                stream_id=self.stream_id,
+                call_uuid=self.call_uuid,
+                seq=self._next_seq(),
+                name=name,
+                at_ms=self.position_ms,
+                received_at=now,
+                data=data,
+            )
+        )
+
+    def _end(self, name: EventName, now: float, data: EventData) -> None:
+        for track in self._tracks.values():
+            self._flush(track)
+            if track.segmenter is not None:
+                self._take_utterances(track, track.segmenter.close(), now)
+        data = {
+            **data,
+            "frames": self.stats.frames,
+            "gaps": self.stats.gaps,
+            "lost_frames": self.stats.lost_frames,
+        }
+        self._emit_event(name, now, data)
+        self.state = "ended"
+
+    def _take_utterances(self, track: _Track, found: list[UtteranceLike], now: float) -> None:
+        assert self.stream_id is not None and self.codec is not None
+        for utterance in found:
+            self._utterances.append(
+                UtteranceRecord(
+                    stream_id=self.stream_id,
+                    call_uuid=self.call_uuid,
+                    track=track.name,
+                    index=utterance.index,
+                    sample_rate=self.sample_rate,
+                    start_sample=utterance.start_sample,
+                    end_sample=utterance.end_sample,
+                    split=utterance.split,
+                    source_codec=self.codec,
+                    received_at=now,
+                    payload=utterance.pcm,
+                )
+            )
+            self.stats.utterances += 1
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        self.stats.records += 1
+        return seq
+
+
+def _event_name(message: Message) -> str:
+    if isinstance(message, UnknownMessage):
+        return message.event
+    return type(message).__name__.removesuffix("Message").lower()
+
+
+def _timestamp(value: int | str | float | None) -> int | None:
+    """Vobiz's timestamp is informational: one we cannot read is dropped, not the frame."""
+    try:
+        return as_int(value, "media.timestamp")
+    except InvalidMessageError:
+        return None

@@ -1,0 +1,273 @@
+import base64
+import json
+from collections import defaultdict
+
+import pytest
+from callstream.assembler import MAX_PENDING, Assembler
+from callstream.exceptions import InvalidAudioError, OutOfOrderError
+from callstream.protocol import parse_message
+from callstream.records import AudioRecord, EventRecord
+from callstream.settings import AudioSettings
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1"):
+    return parse_message(
+        json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": 0,
+                "start": {
+                    "streamId": stream,
+                    "callId": "c-1",
+                    "tracks": list(tracks),
+                    "mediaFormat": {"encoding": encoding, "sampleRate": rate},
+                },
+            }
+        )
+    )
+
+
+def media(payload, chunk=None, track="inbound", seq=None):
+    body = {"track": track, "payload": base64.b64encode(payload).decode()}
+    if chunk is not None:
+        body["chunk"] = chunk
+    doc = {"event": "media", "streamId": "s-1", "media": body}
+    if seq is not None:
+        doc["sequenceNumber"] = seq
+    return parse_message(json.dumps(doc))
+
+
+def stop():
+    return parse_message('{"event":"stop","streamId":"s-1"}')
+
+
+def audio_of(records, track="inbound"):
+    return b"".join(r.payload for r in records if isinstance(r, AudioRecord) and r.track == track)
+
+
+def events(records, name=None):
+    return [r for r in records if isinstance(r, EventRecord) and (name is None or r.name == name)]
+
+
+def make(**overrides):
+    return Assembler(audio_settings=AudioSettings(**overrides))
+
+
+def test_mulaw_frames_become_one_second_records_with_every_byte():
+    asm = make()
+    asm.receive(start(), now=1.0)
+    frames = [bytes([i % 256]) * 160 for i in range(120)]
+    for i, frame in enumerate(frames, start=1):
+        asm.receive(media(frame, chunk=i), now=1.0 + i * 0.02)
+    asm.receive(stop(), now=4.0)
+    out = asm.records_ready()
+    assert [r.seq for r in out] == list(range(len(out)))
+    assert out[0].name == "start" and out[-1].name == "stop"  # type: ignore[union-attr]
+    audio = [r for r in out if isinstance(r, AudioRecord)]
+    assert [r.frames for r in audio] == [50, 50, 20]  # record_max_ms = 1 s of 160-byte frames
+    assert [r.start_sample for r in audio] == [0, 8000, 16000]
+    assert [r.first_frame for r in audio] == [1, 51, 101]
+    assert audio_of(out) == b"".join(frames)
+    assert out[-1].data["frames"] == 120 and out[-1].data["gaps"] == 0  # type: ignore[union-attr]
+
+
+def test_l16_is_swapped_to_little_endian_and_capped_by_bytes():
+    asm = make(record_max_bytes=2000, record_max_ms=10_000)
+    asm.receive(start(encoding="audio/x-l16", rate=16000))
+    wire = bytes(range(256)) * 5  # 640 bytes, big-endian samples
+    for i in range(1, 5):
+        asm.receive(media(wire[:640], chunk=i))
+    asm.receive(stop())
+    out = asm.records_ready()
+    audio = [r for r in out if isinstance(r, AudioRecord)]
+    assert all(len(r.payload) <= 2000 for r in audio)
+    assert [r.frames for r in audio] == [3, 1]
+    little = b"".join(wire[i + 1 : i + 2] + wire[i : i + 1] for i in range(0, 640, 2))
+    assert audio_of(out) == little * 4
+    assert audio[0].codec == "l16" and audio[0].sample_rate == 16000
+
+
+def test_gap_is_reported_and_the_timeline_moves_on():
+    asm = make()
+    asm.receive(start())
+    for chunk in (1, 2, 5, 6):
+        asm.receive(media(b"\x01" * 160, chunk=chunk))
+    asm.close("socket closed")
+    out = asm.records_ready()
+    (gap,) = events(out, "gap")
+    assert gap.data == {
+        "track": "inbound",
+        "frames": 2,
+        "first_frame": 3,
+        "start_sample": 320,
+        "samples": 320,
+    }
+    audio = [r for r in out if isinstance(r, AudioRecord)]
+    assert [(r.first_frame, r.start_sample, r.frames) for r in audio] == [(1, 0, 2), (5, 640, 2)]
+    assert out.index(gap) == out.index(audio[0]) + 1
+    end = events(out, "close")[0]
+    assert end.data["reason"] == "socket closed" and end.data["lost_frames"] == 2
+
+
+def test_sequence_number_detects_gaps_on_a_single_track_without_chunk():
+    asm = make()
+    asm.receive(start())
+    for seq in (1, 2, 4):
+        asm.receive(media(b"\x01" * 160, seq=seq))
+    asm.receive(stop())
+    assert events(asm.records_ready(), "gap")[0].data["frames"] == 1
+
+
+def test_duplicate_frames_are_dropped_and_counted():
+    asm = make()
+    asm.receive(start())
+    for chunk in (1, 2, 2, 1, 3):
+        asm.receive(media(bytes([chunk]) * 160, chunk=chunk))
+    asm.receive(stop())
+    assert audio_of(asm.records_ready()) == b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160
+    assert asm.stats.tracks["inbound"].duplicates == 2
+
+
+def test_events_keep_arrival_order_with_the_audio():
+    asm = make()
+    asm.receive(start(tracks=("both",)))
+    asm.receive(media(b"\x01" * 160, chunk=1, track="inbound"))
+    asm.receive(media(b"\x02" * 160, chunk=1, track="outbound"))
+    asm.receive(parse_message('{"event":"dtmf","dtmf":{"digit":"7"}}'))
+    asm.receive(media(b"\x03" * 160, chunk=2, track="inbound"))
+    asm.note("agent", 0.0, {"action": "play", "ms": 40})
+    asm.receive(parse_message('{"event":"playedStream","name":"t1"}'))
+    asm.receive(parse_message('{"event":"clearedAudio"}'))
+    asm.receive(stop())
+    kinds = [
+        r.name if isinstance(r, EventRecord) else f"{r.track}:{r.payload[0]}"
+        for r in asm.records_ready()
+    ]
+    assert kinds == [
+        "start",
+        "inbound:1",
+        "outbound:2",
+        "dtmf",
+        "inbound:3",
+        "agent",
+        "played_stream",
+        "cleared_audio",
+        "stop",
+    ]
+
+
+def test_late_track_lines_up_with_the_other():
+    asm = make()
+    asm.receive(start(tracks=("both",)))
+    for chunk in range(1, 11):
+        asm.receive(media(b"\x01" * 160, chunk=chunk, track="inbound"))
+    asm.receive(media(b"\x02" * 160, chunk=1, track="outbound"))
+    asm.receive(stop())
+    out = [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    assert {r.track: r.start_sample for r in out} == {"inbound": 0, "outbound": 9 * 160}
+
+
+def test_media_before_start_is_held_and_replayed():
+    asm = make()
+    asm.receive(media(b"\x05" * 160, chunk=1))
+    asm.receive(start())
+    asm.receive(stop())
+    assert audio_of(asm.records_ready()) == b"\x05" * 160
+
+
+def test_too_much_before_start_is_refused():
+    asm = make()
+    for i in range(MAX_PENDING):
+        asm.receive(media(b"\x05" * 160, chunk=i + 1))
+    with pytest.raises(OutOfOrderError, match="before start"):
+        asm.receive(media(b"\x05" * 160, chunk=MAX_PENDING + 1))
+
+
+def test_second_start_and_anything_after_the_end_are_refused():
+    asm = make()
+    asm.receive(start())
+    with pytest.raises(OutOfOrderError, match="second start"):
+        asm.receive(start())
+    asm.receive(stop())
+    with pytest.raises(OutOfOrderError, match="after the stream ended"):
+        asm.receive(media(b"\x01" * 160, chunk=1))
+    asm.close("late close")  # idempotent after stop
+    assert [r.name for r in events(asm.records_ready())] == ["start", "stop"]
+
+
+def test_odd_l16_frame_is_refused_and_the_stream_goes_on():
+    asm = make()
+    asm.receive(start(encoding="audio/x-l16", rate=8000))
+    asm.receive(media(b"\x00\x01" * 160, chunk=1))
+    with pytest.raises(InvalidAudioError, match="321 bytes"):
+        asm.receive(media(b"\x00" * 321, chunk=2))
+    asm.receive(media(b"\x00\x02" * 160, chunk=3))
+    asm.receive(stop())
+    out = asm.records_ready()
+    assert len(audio_of(out)) == 640
+    assert events(out, "gap")[0].data["frames"] == 1
+
+
+def test_flush_due_bounds_how_long_audio_is_held():
+    asm = make(record_max_ms=1000)
+    asm.receive(start(), now=100.0)
+    asm.receive(media(b"\x01" * 160, chunk=1), now=100.0)
+    asm.flush_due(100.5)
+    assert not [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    asm.flush_due(101.0)
+    (record,) = asm.records_ready()
+    assert isinstance(record, AudioRecord) and record.received_at == 100.0
+
+
+def test_close_before_start_drops_held_messages_and_ends():
+    asm = make()
+    asm.receive(media(b"\x01" * 160, chunk=1))
+    asm.close("no start")
+    assert asm.state == "ended" and asm.records_ready() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["inbound", "outbound"]), st.booleans()),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(min_value=320, max_value=4000),
+    st.integers(min_value=20, max_value=2000),
+)
+def test_no_byte_lost_or_duplicated_and_every_gap_reported(plan, max_bytes, max_ms):
+    """Any interleaving of two tracks with any frames dropped: every byte sent is in exactly
+    one record, in order, and the dropped runs are exactly the reported gaps."""
+    asm = make(record_max_bytes=max_bytes, record_max_ms=max_ms)
+    asm.receive(start(tracks=("both",)))
+    chunk = defaultdict(int)
+    sent: dict[str, bytearray] = defaultdict(bytearray)
+    dropped: dict[str, int] = defaultdict(int)
+    started: set[str] = set()
+    for n, (track, keep) in enumerate(plan):
+        chunk[track] += 1
+        payload = bytes([n % 251]) * 160
+        if keep or track not in started:
+            started.add(track)
+            asm.receive(media(payload, chunk=chunk[track], track=track))
+            sent[track] += payload
+        else:
+            dropped[track] += 1
+    # frames dropped after a track's last sent frame are invisible, as on the wire
+    asm.receive(stop())
+    out = asm.records_ready()
+    assert [r.seq for r in out] == list(range(len(out)))
+    for track in ("inbound", "outbound"):
+        assert audio_of(out, track) == bytes(sent[track])
+        records = [r for r in out if isinstance(r, AudioRecord) and r.track == track]
+        assert all(len(r.payload) <= max(max_bytes, 160) for r in records)
+        reported = sum(g.data["frames"] for g in events(out, "gap") if g.data["track"] == track)
+        last = max((r.first_frame + r.frames - 1 for r in records), default=0)
+        assert reported == last - len(sent[track]) // 160
+        # the timeline: each record starts where its first frame belongs
+        origin = records[0].start_sample - (records[0].first_frame - 1) * 160 if records else 0
+        for r in records:
+            assert r.start_sample == origin + (r.first_frame - 1) * 160
