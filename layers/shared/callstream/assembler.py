@@ -65,6 +65,10 @@ class SegmenterLike(Protocol):
     def close(self) -> list[UtteranceLike]:
         """Flush the open utterance at end of stream; return what was still pending."""
 
+    @property
+    def active(self) -> bool:
+        """True while inside an utterance (speech detected and not yet ended)."""
+
 
 class UtteranceLike(Protocol):
     """What the assembler reads of an utterance."""
@@ -126,6 +130,7 @@ class _Track:
     buf_timestamp: int | None = None
     buf_received_at: float = 0.0
     segmenter: SegmenterLike | None = None
+    speaking: bool = False
 
 
 @dataclass
@@ -184,6 +189,7 @@ class Assembler:
         self._tracks: dict[str, _Track] = {}
         self._out: list[AudioRecord | EventRecord] = []
         self._utterances: list[UtteranceRecord] = []
+        self._onsets: list[Track] = []
         self._pending: list[tuple[Message, float]] = []
         self._seq = 0
         self._max_bytes = 0
@@ -276,6 +282,11 @@ class Assembler:
     def utterances_ready(self) -> list[UtteranceRecord]:
         """Return and forget the finished utterances (UtteranceStream)."""
         out, self._utterances = self._utterances, []
+        return out
+
+    def speech_onsets_ready(self) -> list[Track]:
+        """Return and forget the tracks on which speech began since the last call (barge-in)."""
+        out, self._onsets = self._onsets, []
         return out
 
     @property
@@ -401,6 +412,10 @@ class Assembler:
             pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload
             track.segmenter.receive(pcm, track.last_frame_start)
             self._take_utterances(track, track.segmenter.utterances_ready(), now)
+            speaking = track.segmenter.active
+            if speaking and not track.speaking:
+                self._onsets.append(track.name)
+            track.speaking = speaking
 
     def _gap(self, track: _Track, missing: int, now: float) -> None:
         self._flush(track)

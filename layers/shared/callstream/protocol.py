@@ -6,11 +6,11 @@ socket or a clock.
 
 The media message is the hot path (50 per second per track, hundreds of streams per process), so
 parsing uses msgspec: one pass decodes the JSON, validates every field against the typed schema
-and base64-decodes the payload, about ten times cheaper than pydantic for the same strictness
-(``bench/protocol.py``). Tolerances from PROTOCOL.md: ``streamId``/``callId`` at the top level or
-inside ``start``; ``timestamp`` as a string or a number; ``sequenceNumber`` and ``chunk`` may be
-missing; unknown fields are ignored and unknown events parse to :class:`UnknownMessage`, which
-callers count.
+and base64-decodes the payload: 0.46 µs per μ-law media message, five times cheaper than pydantic
+and six times cheaper than stdlib json + binascii (``python -m bench.protocol``). Tolerances from
+PROTOCOL.md: ``streamId``/``callId`` at the top level or inside ``start``; ``timestamp`` as a
+string or a number; ``sequenceNumber`` and ``chunk`` may be missing; unknown fields are ignored
+and unknown events parse to :class:`UnknownMessage`, which callers count.
 
 Errors: every rejection is a :class:`~callstream.exceptions.ProtocolError` subclass whose
 message names what was wrong: :class:`~callstream.exceptions.MalformedMessageError` (not a UTF-8

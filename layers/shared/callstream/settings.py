@@ -74,6 +74,50 @@ class ProtocolSettings(_Base):
     )
 
 
+class ServerSettings(_Base):
+    """The Fargate stream server (``services/stream_server``)."""
+
+    audio_stream: str = Field(description="Kinesis stream for audio and session events.")
+    utterance_stream: str = Field(description="Kinesis stream for utterances.")
+    registry_table: str = Field(description="DynamoDB stream registry table.")
+    nonce_table: str = Field(description="DynamoDB table of spent tokens and nonces.")
+    host: str = Field("0.0.0.0", description="Address the WebSocket and health port binds.")  # noqa: S104
+    port: int = Field(8080, ge=0, le=65_535, description="WebSocket + /healthz port (0: any).")
+    control_port: int = Field(
+        8081, ge=0, le=65_535, description="Internal control endpoint port (0: any)."
+    )
+    task_address: str | None = Field(
+        None,
+        description="Base URL other services reach this task's control endpoint at; "
+        "derived from the ECS task metadata or host/port when unset.",
+    )
+    agent: str = Field("none", description="Default talk-back agent: none, echo or prompt.")
+    prompt_wav: str | None = Field(None, description="WAV greeting of the prompt agent.")
+    drain_deadline_s: float = Field(
+        100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
+    )
+    sink_buffer_records: int = Field(
+        64, ge=2, description="Records a stream may have waiting for Kinesis before back-pressure."
+    )
+    kinesis_max_in_flight: int = Field(
+        4, ge=1, le=32, description="Concurrent PutRecords calls per Kinesis stream."
+    )
+    kinesis_linger_ms: int = Field(
+        50, ge=0, le=1000, description="How long a PutRecords batch waits to fill up."
+    )
+    play_lead_ms: int = Field(
+        400, ge=40, le=10_000, description="Most audio queued at Vobiz ahead of real time."
+    )
+    checkpoint_timeout_s: float = Field(30.0, gt=0, description="checkpoint() gives up after this.")
+    clear_backstop_s: float = Field(
+        1.0, gt=0, le=10, description="clear() holds new audio until clearedAudio, or this long."
+    )
+    metrics_interval_s: float = Field(10.0, gt=0, description="EMF metrics line every N seconds.")
+    flush_interval_ms: int = Field(
+        200, ge=10, description="How often open records are checked against record_max_ms."
+    )
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -1,0 +1,1 @@
+"""The Fargate stream server: Vobiz WebSockets in, Kinesis out, talking back."""

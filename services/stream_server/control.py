@@ -1,0 +1,167 @@
+"""The task's internal control endpoint: play, checkpoint and clear on a live stream.
+
+``POST /internal/streams/{stream_id}/{play|checkpoint|clear}`` with a JSON body and
+``Authorization: Bearer <control token of the stream>``; the control API Lambda calls it on the
+task that holds the socket (its address is in the registry). It listens on its own port, never
+exposed through the ALB. Control traffic is rare, so the standard library's threaded HTTP server
+is enough: each request runs its command on the event loop and waits for the result.
+
+Bodies: ``play`` ``{"audio_b64": <PCM16 LE, base64>, "sample_rate": 8000|16000|24000}``;
+``checkpoint`` ``{"name": "turn-3", "timeout_s": 30}``; ``clear`` ``{}``. Answers: 200 with a JSON
+result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not bidirectional.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from callstream.exceptions import (
+    AuthError,
+    CallstreamError,
+    NotFoundError,
+    RequestError,
+    http_status,
+)
+from callstream.protocol import ID_PATTERN
+
+from stream_server.talkback import Talkback
+
+log = logging.getLogger("callstream.control")
+
+_PATH = re.compile(r"/internal/streams/(?P<stream>[^/]+)/(?P<action>play|checkpoint|clear)")
+MAX_BODY = 8 * 1024 * 1024  # ~4 minutes of 16 kHz PCM16, base64
+
+#: Finds the live talk-back controller of a stream on this task, or None.
+Lookup = Callable[[str], Talkback | None]
+#: Checks the bearer token of a stream; raises AuthError if it does not verify.
+Authorize = Callable[[str, str], None]
+
+
+async def run_command(talk: Talkback, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Run one control command on a stream's controller.
+
+    Raises:
+        RequestError: a missing or malformed field (named in the message).
+        ConflictError: the stream is not bidirectional.
+    """
+    if action == "play":
+        try:
+            pcm = base64.b64decode(str(body["audio_b64"]), validate=True)
+            rate = int(body.get("sample_rate", 8000))
+        except KeyError:
+            raise RequestError("play: field audio_b64 is required") from None
+        except (binascii.Error, ValueError) as error:
+            raise RequestError(f"play: audio_b64 or sample_rate is invalid: {error}") from None
+        return {"played_ms": await talk.play(pcm, rate)}
+    if action == "checkpoint":
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise RequestError("checkpoint: field name (string) is required")
+        timeout = float(body.get("timeout_s", 30))
+        return {"name": name, "result": await talk.checkpoint(name, timeout)}
+    await talk.clear()
+    return {"cleared": True}
+
+
+class ControlServer:
+    """Runs the control endpoint in a thread, dispatching commands to the event loop."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        lookup: Lookup,
+        authorize: Authorize,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Bind the port (0 picks a free one); call :meth:`start` to serve."""
+        self._lookup = lookup
+        self._authorize = authorize
+        self._loop = loop
+        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="control", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def handle(self, path: str, authorization: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Handle one request (in a server thread); return (status, JSON body)."""
+        match = _PATH.fullmatch(path)
+        try:
+            if match is None:
+                raise NotFoundError(f"no route {path!r}")
+            stream_id, action = match["stream"], match["action"]
+            if not ID_PATTERN.fullmatch(stream_id):
+                raise RequestError(f"invalid stream id {stream_id[:80]!r}")
+            self._authorize(stream_id, authorization)
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError as error:
+                raise RequestError(f"body is not JSON: {error}") from None
+            if not isinstance(body, dict):
+                raise RequestError("body must be a JSON object")
+            talk = self._lookup(stream_id)
+            if talk is None:
+                raise NotFoundError(f"stream {stream_id} is not live on this task")
+            result = self._call(run_command(talk, action, body))
+            return HTTPStatus.OK, result
+        except CallstreamError as error:
+            if isinstance(error, AuthError):
+                log.warning("control request refused: %s", error.message)
+            return http_status(error), {"error": error.code, "message": error.message}
+
+    def _call(self, command: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        return asyncio.run_coroutine_threadsafe(command, self._loop).result(timeout=600)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    self._reply(413, {"error": "too_large", "message": f"body over {MAX_BODY}"})
+                    return
+                raw = self.rfile.read(length)
+                status, body = server.handle(self.path, self.headers.get("Authorization", ""), raw)
+                self._reply(status, body)
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("control %s", format % args)
+
+        return Handler

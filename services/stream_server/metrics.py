@@ -1,0 +1,84 @@
+"""CloudWatch metrics of a stream-server task, as EMF lines on stdout (Powertools ``Metrics``).
+
+Counters are reported as deltas per interval (CloudWatch sums them); gauges as the value now.
+``ActiveStreams`` (average per task) drives the ECS service's target-tracking autoscaling.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+NAMESPACE = "callstream"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values`` by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+@dataclass
+class ServerCounters:
+    """Everything the server counts; the emitter reports deltas since its last line."""
+
+    sessions: int = 0
+    frames: int = 0
+    gaps: int = 0
+    lost_frames: int = 0
+    auth_failures: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+class MetricsEmitter:
+    """Builds one EMF line per interval from the server's counters and gauges."""
+
+    def __init__(self, service: str = "stream_server") -> None:
+        """Create the emitter (one per process)."""
+        self._metrics = Metrics(namespace=NAMESPACE, service=service)
+        self._last = ServerCounters()
+
+    def emit(
+        self,
+        counters: ServerCounters,
+        *,
+        active_streams: int,
+        buffered_records: int,
+        put_latencies_ms: list[float],
+        retries: int,
+        backpressure_s: float,
+    ) -> None:
+        """Print one EMF line (to stdout, where the awslogs driver sends it to CloudWatch)."""
+        last = self._last
+        count, ms = MetricUnit.Count, MetricUnit.Milliseconds
+        values: list[tuple[str, MetricUnit, float]] = [
+            ("ActiveStreams", count, active_streams),
+            ("BufferedRecords", count, buffered_records),
+            ("StreamsStarted", count, counters.sessions - last.sessions),
+            ("FramesIn", count, counters.frames - last.frames),
+            ("Gaps", count, counters.gaps - last.gaps),
+            ("LostFrames", count, counters.lost_frames - last.lost_frames),
+            ("AuthFailures", count, counters.auth_failures - last.auth_failures),
+            ("DecodeErrors", count, counters.errors.total() - last.errors.total()),
+            ("KinesisRetries", count, retries),
+            ("BackpressureSeconds", MetricUnit.Seconds, backpressure_s),
+        ]
+        if put_latencies_ms:
+            values.append(("PutLatencyP50", ms, percentile(put_latencies_ms, 0.5)))
+            values.append(("PutLatencyP99", ms, percentile(put_latencies_ms, 0.99)))
+        for name, unit, value in values:
+            self._metrics.add_metric(name=name, unit=unit, value=value)
+        self._metrics.flush_metrics()
+        self._last = ServerCounters(
+            sessions=counters.sessions,
+            frames=counters.frames,
+            gaps=counters.gaps,
+            lost_frames=counters.lost_frames,
+            auth_failures=counters.auth_failures,
+            errors=Counter(counters.errors),
+        )

@@ -1,0 +1,206 @@
+"""Talking back into a bidirectional stream: play, checkpoint and clear (PROTOCOL.md §2).
+
+:class:`Talkback` is the session controller that agents and the control endpoint call:
+
+* :meth:`Talkback.play` resamples PCM16 to the stream's rate, encodes it in the stream's codec and
+  sends it as 40 ms ``playAudio`` chunks, paced so that no more than ``play_lead_ms`` of audio is
+  queued at Vobiz ahead of real time (so a ``clear`` has little to throw away and barge-in is
+  quick).
+* :meth:`Talkback.checkpoint` sends a ``checkpoint`` and resolves when Vobiz answers
+  ``playedStream`` with the same name (``played``), when a clear discards it (``cleared``), or
+  after a timeout (``timeout``).
+* :meth:`Talkback.clear` sends ``clearAudio``, stops any play in progress, and holds new audio
+  until ``clearedAudio`` arrives (or a 1 s backstop): audio sent in between may be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from callstream import codecs, protocol
+from callstream.exceptions import ConflictError
+from callstream.protocol import Codec
+
+CHUNK_MS = 40  # within Vobiz's 20-60 ms, a multiple of 20 ms
+CheckpointResult = Literal["played", "cleared", "timeout"]
+Send = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass
+class TalkbackStats:
+    """What a session said back, for logs and the registry."""
+
+    played_ms: float = 0.0
+    chunks: int = 0
+    checkpoints: int = 0
+    clears: int = 0
+
+
+class Talkback:
+    """The talk-back side of one stream. Not thread-safe: use it from the session's loop."""
+
+    def __init__(
+        self,
+        send: Send,
+        *,
+        stream_id: str,
+        codec: Codec,
+        sample_rate: int,
+        bidirectional: bool,
+        lead_ms: int = 400,
+        checkpoint_timeout_s: float = 30.0,
+        clear_backstop_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Create the controller of one stream.
+
+        Args:
+            send: sends one text frame on the stream's socket.
+            stream_id: the Vobiz stream id.
+            codec: the stream's codec; playback uses the same.
+            sample_rate: the stream's rate; playback uses the same.
+            bidirectional: whether Vobiz accepts audio on this stream.
+            lead_ms: most audio queued at Vobiz ahead of real time.
+            checkpoint_timeout_s: default wait of :meth:`checkpoint`.
+            clear_backstop_s: longest hold after ``clearAudio`` without ``clearedAudio``.
+            clock: monotonic seconds (the loop's clock by default).
+        """
+        self.stream_id = stream_id
+        self.codec = codec
+        self.sample_rate = sample_rate
+        self.bidirectional = bidirectional
+        self.stats = TalkbackStats()
+        self._send = send
+        self._lead = lead_ms / 1000
+        self._checkpoint_timeout = checkpoint_timeout_s
+        self._backstop = clear_backstop_s
+        self._clock = clock or asyncio.get_running_loop().time
+        self._queued_until = 0.0  # clock time at which Vobiz will have played what we sent
+        self._generation = 0  # bumped by clear(): plays of an older generation stop
+        self._cleared = asyncio.Event()
+        self._cleared.set()
+        self._checkpoints: dict[str, asyncio.Future[CheckpointResult]] = {}
+        self._lock = asyncio.Lock()  # one play at a time, in call order
+
+    @property
+    def queued_ms(self) -> float:
+        """Audio sent to Vobiz and not yet played, by our clock."""
+        return max(0.0, self._queued_until - self._clock()) * 1000
+
+    async def play(self, pcm: bytes, sample_rate: int) -> float:
+        """Play PCM16 LE mono audio into the call.
+
+        Returns:
+            Milliseconds of audio sent (less than the input if a clear cut it short).
+
+        Raises:
+            ConflictError: the stream is not bidirectional.
+            InvalidAudioError: the rate is unsupported or the audio is not whole samples.
+        """
+        self._require_bidirectional()
+        audio = codecs.resample(pcm, sample_rate, self.sample_rate)
+        if self.codec == "mulaw":
+            audio = codecs.ulaw_encode(audio)
+        step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
+        generation = self._generation
+        sent = 0.0
+        async with self._lock:
+            for offset in range(0, len(audio), step):
+                await self._wait_for_clear()
+                if generation != self._generation:
+                    break
+                lead = self._queued_until - self._clock()
+                if lead > self._lead:
+                    await asyncio.sleep(lead - self._lead)
+                    if generation != self._generation:
+                        break
+                chunk = audio[offset : offset + step]
+                if len(chunk) < step:  # keep 20 ms multiples: pad the tail with silence
+                    chunk += (b"\xff" if self.codec == "mulaw" else b"\x00") * (step - len(chunk))
+                await self._send(
+                    protocol.play_audio(self.stream_id, chunk, self.codec, self.sample_rate)
+                )
+                self._queued_until = max(self._queued_until, self._clock()) + CHUNK_MS / 1000
+                sent += CHUNK_MS
+                self.stats.chunks += 1
+        self.stats.played_ms += sent
+        return sent
+
+    async def checkpoint(self, name: str, timeout_s: float | None = None) -> CheckpointResult:
+        """Mark this point of the playback; wait until Vobiz has played up to it.
+
+        Raises:
+            ConflictError: the stream is not bidirectional.
+            InvalidMessageError: the name is not 1-128 of ``[A-Za-z0-9_.:-]``, or a checkpoint
+                of that name is already pending.
+        """
+        self._require_bidirectional()
+        frame = protocol.checkpoint(self.stream_id, name)
+        if name in self._checkpoints:
+            raise ConflictError(f"checkpoint {name!r} is already pending")
+        future: asyncio.Future[CheckpointResult] = asyncio.get_running_loop().create_future()
+        self._checkpoints[name] = future
+        self.stats.checkpoints += 1
+        try:
+            async with self._lock:  # after the audio already handed to play()
+                await self._send(frame)
+            async with asyncio.timeout(timeout_s or self._checkpoint_timeout):
+                return await future
+        except TimeoutError:
+            return "timeout"
+        finally:
+            self._checkpoints.pop(name, None)
+
+    async def clear(self) -> None:
+        """Barge-in: drop everything queued at Vobiz and stop the current play.
+
+        Raises:
+            ConflictError: the stream is not bidirectional.
+        """
+        self._require_bidirectional()
+        self._generation += 1
+        self._cleared.clear()
+        self._queued_until = 0.0
+        self.stats.clears += 1
+        for future in self._checkpoints.values():
+            if not future.done():
+                future.set_result("cleared")
+        await self._send(protocol.clear_audio(self.stream_id))
+
+    # -- from the socket ------------------------------------------------------------------
+
+    def on_played(self, name: str) -> None:
+        """Vobiz sent ``playedStream``: resolve the checkpoint of that name."""
+        future = self._checkpoints.get(name)
+        if future is not None and not future.done():
+            future.set_result("played")
+
+    def on_cleared(self) -> None:
+        """Vobiz sent ``clearedAudio``: new audio may flow again."""
+        self._cleared.set()
+
+    def close(self) -> None:
+        """The stream ended: release everything waiting."""
+        self._generation += 1
+        self._cleared.set()
+        for future in self._checkpoints.values():
+            if not future.done():
+                future.set_result("cleared")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _require_bidirectional(self) -> None:
+        if not self.bidirectional:
+            raise ConflictError(f"stream {self.stream_id} is not bidirectional")
+
+    async def _wait_for_clear(self) -> None:
+        if self._cleared.is_set():
+            return
+        try:
+            async with asyncio.timeout(self._backstop):
+                await self._cleared.wait()
+        except TimeoutError:
+            self._cleared.set()  # the backstop: Vobiz never confirmed, carry on
