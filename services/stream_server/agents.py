@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from callstream.records import UtteranceRecord
 
+from callstream.records import UtteranceRecord
 from stream_server.talkback import Talkback
 
 #: The standard DTMF frequency pairs (low, high) in Hz.

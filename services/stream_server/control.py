@@ -33,7 +33,6 @@ from callstream.exceptions import (
     http_status,
 )
 from callstream.protocol import ID_PATTERN
-
 from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.control")

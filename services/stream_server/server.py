@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from callstream.assembler import Assembler, SegmenterFactory
-from callstream.exceptions import TokenError
-from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from callstream.assembler import Assembler, SegmenterFactory
+from callstream.exceptions import TokenError
+from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
 from stream_server.agents import Agent, make_agent
 from stream_server.control import ControlServer
 from stream_server.metrics import MetricsEmitter, ServerCounters

@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from websockets.exceptions import ConnectionClosed
+
 from callstream import records as wire
 from callstream.assembler import Assembler
 from callstream.exceptions import CallstreamError, ProtocolError, TokenError
@@ -32,8 +34,6 @@ from callstream.protocol import (
     UnknownMessage,
     parse_message,
 )
-from websockets.exceptions import ConnectionClosed
-
 from stream_server.agents import Agent, StreamInfo
 from stream_server.talkback import Talkback
 
