@@ -146,7 +146,8 @@ class Talkback:
         self.stats.checkpoints += 1
         try:
             async with self._lock:  # after the audio already handed to play()
-                await self._send(frame)
+                if not future.done():  # a clear while we waited discarded it: send nothing
+                    await self._send(frame)
             async with asyncio.timeout(timeout_s or self._checkpoint_timeout):
                 return await future
         except TimeoutError:

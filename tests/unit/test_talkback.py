@@ -1,0 +1,109 @@
+import asyncio
+import base64
+import json
+
+import pytest
+
+from callstream.exceptions import ConflictError
+from stream_server.talkback import CHUNK_MS, Talkback
+
+
+class Socket:
+    """Collects what the controller sends, as parsed JSON."""
+
+    def __init__(self):
+        self.frames = []
+
+    async def send(self, frame: bytes) -> None:
+        self.frames.append(json.loads(frame))
+
+    def events(self):
+        return [f["event"] for f in self.frames]
+
+
+def controller(socket, codec="mulaw", rate=8000, bidirectional=True, **kwargs):
+    return Talkback(
+        socket.send,
+        stream_id="s-1",
+        codec=codec,
+        sample_rate=rate,
+        bidirectional=bidirectional,
+        **kwargs,
+    )
+
+
+async def test_play_sends_40ms_chunks_in_the_stream_format():
+    socket = Socket()
+    talk = controller(socket, codec="l16", rate=16000, lead_ms=10_000)
+    pcm = (b"\x01\x02" * 16000)[: 2 * 8000]  # 0.5 s at 16 kHz
+    sent = await talk.play(pcm, 16000)
+    assert sent == 520  # 13 chunks of 40 ms, the last one padded with silence
+    assert socket.events() == ["playAudio"] * 13
+    media = socket.frames[0]["media"]
+    assert media["contentType"] == "audio/x-l16" and media["sampleRate"] == 16000
+    wire = base64.b64decode(media["payload"])
+    assert len(wire) == 16000 * 2 * CHUNK_MS // 1000
+    assert wire[:4] == b"\x02\x01\x02\x01"  # big-endian on the wire
+
+
+async def test_play_is_paced_to_the_lead():
+    socket = Socket()
+    loop = asyncio.get_running_loop()
+    talk = controller(socket, lead_ms=100)
+    began = loop.time()
+    await talk.play(b"\x00\x00" * 8000, 8000)  # 1 s of audio
+    elapsed = loop.time() - began
+    # with at most 100 ms queued ahead, sending 1 s of audio takes about 0.9 s of real time
+    assert elapsed >= 0.8
+    assert talk.queued_ms <= 100 + CHUNK_MS
+
+
+async def test_checkpoint_resolves_on_played_stream():
+    socket = Socket()
+    talk = controller(socket)
+    waiting = asyncio.create_task(talk.checkpoint("turn-1"))
+    await asyncio.sleep(0.01)
+    assert socket.frames[-1] == {"event": "checkpoint", "streamId": "s-1", "name": "turn-1"}
+    talk.on_played("other")
+    talk.on_played("turn-1")
+    assert await waiting == "played"
+
+
+async def test_checkpoint_times_out():
+    talk = controller(Socket())
+    assert await talk.checkpoint("never", timeout_s=0.05) == "timeout"
+
+
+async def test_clear_stops_playback_and_holds_audio_until_cleared():
+    socket = Socket()
+    talk = controller(socket, lead_ms=40, clear_backstop_s=5)
+    playing = asyncio.create_task(talk.play(b"\x00\x00" * 8000 * 3, 8000))  # 3 s
+    pending = asyncio.create_task(talk.checkpoint("greeting"))
+    await asyncio.sleep(0.2)
+    await talk.clear()
+    assert await asyncio.wait_for(playing, 1) < 3000, "the clear cut the play short"
+    assert await pending == "cleared"
+    assert socket.events()[-1] == "clearAudio"
+    held = asyncio.create_task(talk.play(b"\x00\x00" * 320, 8000))
+    await asyncio.sleep(0.1)
+    assert socket.events()[-1] == "clearAudio", "no audio between clearAudio and clearedAudio"
+    talk.on_cleared()
+    assert await asyncio.wait_for(held, 1) == 40
+    assert socket.events()[-1] == "playAudio"
+
+
+async def test_clear_backstop_releases_audio_without_cleared_audio():
+    socket = Socket()
+    talk = controller(socket, clear_backstop_s=0.1)
+    await talk.clear()
+    assert await asyncio.wait_for(talk.play(b"\x00\x00" * 160, 8000), 1) == 40
+
+
+async def test_one_way_stream_refuses_talk_back():
+    talk = controller(Socket(), bidirectional=False)
+    with pytest.raises(ConflictError, match="not bidirectional"):
+        await talk.play(b"\x00\x00", 8000)
+    with pytest.raises(ConflictError):
+        await talk.clear()
+    with pytest.raises(ConflictError):
+        await talk.checkpoint("x")
