@@ -13,6 +13,7 @@ from typing import Literal
 
 import msgspec
 import pydantic
+
 from callstream.protocol import parse_message
 
 

@@ -3,13 +3,14 @@ import json
 from collections import defaultdict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from callstream.assembler import MAX_PENDING, Assembler
 from callstream.exceptions import InvalidAudioError, OutOfOrderError
 from callstream.protocol import parse_message
 from callstream.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1"):

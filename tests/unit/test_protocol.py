@@ -4,6 +4,9 @@ import json
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from callstream import protocol
 from callstream.exceptions import (
     InvalidAudioError,
@@ -21,8 +24,6 @@ from callstream.protocol import (
     UnknownMessage,
     parse_message,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FMT = {"encoding": "audio/x-mulaw", "sampleRate": 8000}
 START = {
