@@ -1,0 +1,180 @@
+"""DynamoDB adapters: the stream registry and the once-store (spent tokens, nonces).
+
+Both take a boto3 DynamoDB *client* and a table name (injected: AWS, or moto locally). Writes
+are single conditional ``UpdateItem``/``PutItem`` calls, so concurrent writers (start API,
+stream server, callbacks) never lose each other's fields and the state never moves backwards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from callstream.registry import RANK, TTL_S, State, StreamItem, from_item
+
+_serialize = TypeSerializer().serialize
+_deserialize = TypeDeserializer().deserialize
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: make them int/float again."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+class DynamoRegistry:
+    """The stream registry on a DynamoDB table (pk ``stream_id``; GSI ``by_call``)."""
+
+    def __init__(self, client: Any, table: str, index: str = "by_call") -> None:
+        """Use ``table`` through a boto3 DynamoDB client."""
+        self._client = client
+        self._table = table
+        self._index = index
+
+    def _update(
+        self,
+        stream_id: str,
+        sets: dict[str, Any],
+        *,
+        if_absent: dict[str, Any] | None = None,
+        condition: str | None = None,
+        condition_values: dict[str, Any] | None = None,
+    ) -> bool:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        parts: list[str] = []
+        for i, (field, value) in enumerate({**sets, "ttl": int(time.time()) + TTL_S}.items()):
+            if value is None:
+                continue
+            names[f"#f{i}"] = field
+            values[f":v{i}"] = _serialize(value)
+            parts.append(f"#f{i} = :v{i}")
+        for j, (field, value) in enumerate((if_absent or {}).items()):
+            if value is None:
+                continue
+            names[f"#a{j}"] = field
+            values[f":a{j}"] = _serialize(value)
+            parts.append(f"#a{j} = if_not_exists(#a{j}, :a{j})")
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"stream_id": {"S": stream_id}},
+            "UpdateExpression": "SET " + ", ".join(parts),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition:
+            request["ConditionExpression"] = condition
+            for key, value in (condition_values or {}).items():
+                values[key] = _serialize(value)
+        try:
+            self._client.update_item(**request)
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def create_requested(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """Record a stream we asked Vobiz for; fields already written by others win."""
+        at = fields.pop("at", None)
+        self._update(
+            stream_id,
+            {"call_uuid": call_uuid},
+            if_absent={
+                **fields,
+                "created_at": at,
+                "state": "requested",
+                "state_rank": RANK["requested"],
+            },
+        )
+
+    def advance(self, stream_id: str, call_uuid: str, state: State, **fields: Any) -> bool:
+        """Move forward to ``state`` (conditional on the rank); write ``fields`` either way."""
+        at = fields.pop("at", None)
+        stamp = {"started": "started_at", "stopped": "stopped_at", "failed": "stopped_at"}
+        if_absent: dict[str, Any] = {"created_at": at}
+        if state in stamp:
+            if_absent[stamp[state]] = at
+        self._update(stream_id, {"call_uuid": call_uuid, **fields}, if_absent=if_absent)
+        return self._update(
+            stream_id,
+            {"state": state, "state_rank": RANK[state]},
+            condition="attribute_not_exists(state_rank) OR state_rank < :rank",
+            condition_values={":rank": RANK[state]},
+        )
+
+    def mark_started(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """The stream server holds the socket."""
+        self.advance(stream_id, call_uuid, "started", **fields)
+
+    def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """The stream ended (``state`` is ``stopped`` or ``failed``)."""
+        state = fields.pop("state", "stopped")
+        self.advance(stream_id, call_uuid, state, **fields)
+
+    def get(self, stream_id: str) -> StreamItem | None:
+        """One stream, or None."""
+        response = self._client.get_item(
+            TableName=self._table, Key={"stream_id": {"S": stream_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return from_item({k: _plain(_deserialize(v)) for k, v in item.items()})
+
+    def list_for_call(self, call_uuid: str) -> list[StreamItem]:
+        """A call's streams, oldest first (GSI ``by_call``)."""
+        items: list[StreamItem] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": self._index,
+            "KeyConditionExpression": "call_uuid = :c",
+            "ExpressionAttributeValues": {":c": {"S": call_uuid}},
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            for item in response.get("Items", []):
+                items.append(from_item({k: _plain(_deserialize(v)) for k, v in item.items()}))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class DynamoOnceStore:
+    """Claims keys once with a conditional put (table key ``pk``, TTL attribute ``ttl``)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        """Use ``table`` through a boto3 DynamoDB client."""
+        self._client = client
+        self._table = table
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        """True the first time ``key`` is claimed (expired claims count as new)."""
+        now = int(time.time())
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"pk": {"S": key}, "ttl": {"N": str(now + ttl_s)}},
+                ConditionExpression="attribute_not_exists(pk) OR #ttl < :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True

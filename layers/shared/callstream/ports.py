@@ -1,0 +1,44 @@
+"""The ports the domain talks through: what an adapter must offer (typing.Protocol).
+
+Adapters in ``callstream.adapters`` implement them on boto3 (AWS, or moto locally); tests and
+the embedded stack inject those same adapters with moto-backed clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from callstream.registry import State, StreamItem
+
+
+class Registry(Protocol):
+    """The stream registry (DynamoDB). Every method is idempotent and synchronous."""
+
+    def create_requested(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """Record a stream we asked Vobiz for (never overwrites a later state)."""
+
+    def mark_started(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """The stream server took the stream's socket: format, tracks, task address."""
+
+    def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """The stream ended: ``state`` (stopped/failed), ``end_reason``, counts, ``at``."""
+
+    def advance(self, stream_id: str, call_uuid: str, state: State, **fields: Any) -> bool:
+        """Move to ``state`` if that is forward; write ``fields`` either way.
+
+        Returns:
+            True if the state changed.
+        """
+
+    def get(self, stream_id: str) -> StreamItem | None:
+        """One stream, or None."""
+
+    def list_for_call(self, call_uuid: str) -> list[StreamItem]:
+        """A call's streams, oldest first."""
+
+
+class OnceStore(Protocol):
+    """Claims keys once (spent tokens, callback nonces, deduplication)."""
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        """True the first time ``key`` is claimed; False ever after (until the TTL)."""

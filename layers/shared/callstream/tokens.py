@@ -1,0 +1,130 @@
+"""Signed WebSocket tokens and control-endpoint credentials, pure.
+
+The WebSocket URL Vobiz connects to carries everything the stream server needs about the
+stream in a token in its path (``/v1/audio/{token}``): Vobiz may connect before the REST call
+that started the stream has returned, so the server cannot rely on the registry at connect time,
+and query strings are not a safe carrier (PROTOCOL.md §1b).
+
+A token is ``base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`` without
+padding. The server verifies it before the upgrade (constant-time), refuses it when expired, and
+claims its ``jti`` once so a spent token cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Final
+
+import msgspec
+
+from callstream.exceptions import AuthError, TokenError
+
+MAX_TOKEN_LENGTH: Final = 512
+_SHAPE: Final = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+AUDIO_PATH_PREFIX: Final = "/v1/audio/"
+
+
+class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a token grants.
+
+    Attributes:
+        jti: random 128-bit id (hex): the token is single-use.
+        call_uuid: the Vobiz call the stream belongs to.
+        exp: expiry, epoch seconds.
+        agent: the talk-back agent to run (``none``, ``echo``, ``prompt``).
+        bidirectional: whether the app may send audio back.
+        stream_id: the stream id when known at signing time (None for answer XML).
+        tenant: an optional tenant tag carried to the records and events.
+    """
+
+    jti: str
+    call_uuid: str
+    exp: int
+    agent: str = "none"
+    bidirectional: bool = False
+    stream_id: str | None = None
+    tenant: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[TokenClaims] = msgspec.json.Decoder(TokenClaims)
+
+
+def new_jti() -> str:
+    """A fresh random token id."""
+    return secrets.token_hex(16)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
+
+
+def sign_token(claims: TokenClaims, key: bytes) -> str:
+    """Sign ``claims`` into a URL-path-safe token.
+
+    Raises:
+        ValueError: the key is shorter than 16 bytes, or the token would exceed 512 characters.
+    """
+    if len(key) < 16:
+        raise ValueError("the token key must be at least 16 bytes")
+    body = _b64(_encoder.encode(claims))
+    token = f"{body}.{_mac(key, body)}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"token of {len(token)} characters is over {MAX_TOKEN_LENGTH}")
+    return token
+
+
+def verify_token(token: str, key: bytes, now: float) -> TokenClaims:
+    """Check a token's signature and expiry and return its claims.
+
+    Raises:
+        TokenError: ``malformed`` (not two base64url parts of valid claims), ``bad signature``
+            or ``expired``; the message says which, never echoing the token.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not _SHAPE.fullmatch(token):
+        raise TokenError("malformed token")
+    body, mac = token.split(".")
+    if not hmac.compare_digest(mac.encode("ascii", "replace"), _mac(key, body).encode("ascii")):
+        raise TokenError("bad signature")
+    try:
+        claims = _decoder.decode(_unb64(body))
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise TokenError("malformed token claims") from None
+    if claims.exp <= now:
+        raise TokenError("expired token")
+    return claims
+
+
+def ws_path(token: str) -> str:
+    """The WebSocket path for a token."""
+    return AUDIO_PATH_PREFIX + token
+
+
+def control_auth(stream_id: str, key: bytes) -> str:
+    """The bearer credential of a stream's control endpoint (hex HMAC of the stream id)."""
+    return hmac.new(key, b"control:" + stream_id.encode(), hashlib.sha256).hexdigest()
+
+
+def check_control_auth(stream_id: str, authorization: str, key: bytes) -> None:
+    """Verify an ``Authorization: Bearer …`` header for a stream's control endpoint.
+
+    Raises:
+        AuthError: missing, malformed or wrong credential.
+    """
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthError("control endpoint: missing bearer credential")
+    if not hmac.compare_digest(credential.strip(), control_auth(stream_id, key)):
+        raise AuthError("control endpoint: wrong credential for this stream")

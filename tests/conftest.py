@@ -1,0 +1,80 @@
+"""Shared fixtures: AWS stand-ins (moto) built from the same key schemas as template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region: no test can ever reach real AWS."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SECURITY_TOKEN",
+        "AWS_SESSION_TOKEN",
+    ):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[dict[str, Any]]:
+    """moto in-process with the streams and tables callstream uses."""
+    with mock_aws():
+        kinesis = boto3.client("kinesis", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for stream in ("AudioStream", "UtteranceStream"):
+            kinesis.create_stream(StreamName=stream, ShardCount=1)
+        dynamodb.create_table(
+            TableName="Registry",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "stream_id", "AttributeType": "S"},
+                {"AttributeName": "call_uuid", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "stream_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_call",
+                    "KeySchema": [
+                        {"AttributeName": "call_uuid", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        dynamodb.create_table(
+            TableName="Nonces",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        yield {"kinesis": kinesis, "dynamodb": dynamodb}
+
+
+def read_stream(kinesis: Any, stream: str) -> list[tuple[str, bytes]]:
+    """Every record of a (one-shard) Kinesis stream: (partition key, data), in order."""
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    out: list[tuple[str, bytes]] = []
+    while iterator:
+        response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        out += [(r["PartitionKey"], r["Data"]) for r in response["Records"]]
+        if not response["Records"]:
+            break
+        iterator = response.get("NextShardIterator")
+    return out

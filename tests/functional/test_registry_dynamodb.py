@@ -1,0 +1,44 @@
+from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
+
+
+def test_states_only_move_forward_and_fields_merge(aws):
+    registry = DynamoRegistry(aws["dynamodb"], "Registry")
+    registry.create_requested("s-1", "c-1", audio_track="both", at="2026-01-01T00:00:00Z")
+    # a StopStream callback overtakes the server's start
+    assert registry.advance("s-1", "c-1", "stopped", end_reason="callback", at="t3")
+    registry.mark_started(
+        "s-1", "c-1", codec="mulaw", sample_rate=8000, tracks=["inbound"], at="t2"
+    )
+    item = registry.get("s-1")
+    assert item is not None
+    assert (item.state, item.codec, item.sample_rate, item.tracks) == (
+        "stopped",
+        "mulaw",
+        8000,
+        ["inbound"],
+    )
+    assert (item.created_at, item.started_at, item.stopped_at) == (
+        "2026-01-01T00:00:00Z",
+        "t2",
+        "t3",
+    )
+    assert not registry.advance("s-1", "c-1", "started")  # duplicate: no change
+    registry.create_requested("s-1", "c-1", audio_track="inbound", at="later")
+    item = registry.get("s-1")
+    assert item is not None and item.audio_track == "both" and item.state == "stopped"
+
+
+def test_list_for_call_and_unknown(aws):
+    registry = DynamoRegistry(aws["dynamodb"], "Registry")
+    registry.create_requested("s-2", "c-9", at="2026-01-01T00:00:02Z")
+    registry.create_requested("s-1", "c-9", at="2026-01-01T00:00:01Z")
+    registry.create_requested("s-3", "c-other", at="2026-01-01T00:00:03Z")
+    assert [i.stream_id for i in registry.list_for_call("c-9")] == ["s-1", "s-2"]
+    assert registry.get("nope") is None
+
+
+def test_once_store_claims_once(aws):
+    once = DynamoOnceStore(aws["dynamodb"], "Nonces")
+    assert once.claim("jti#1", 60)
+    assert not once.claim("jti#1", 60)
+    assert once.claim("jti#2", 60)
