@@ -3,8 +3,10 @@
 An agent reacts to a stream's events through the :class:`Agent` hooks and talks back through the
 session's :class:`~stream_server.talkback.Talkback`. The session calls the hooks one at a time,
 in order, from a task of its own, so an agent may ``await talkback.play(...)`` for seconds
-without holding up the audio ingest. Register a new agent in :data:`AGENTS`; the token (per
-stream) or ``CALLSTREAM_AGENT`` (per task) chooses it by name.
+without holding up the audio ingest. ``on_speech`` alone runs at once, beside any hook in
+progress: it is the barge-in signal, and a ``clear()`` there cuts a running ``play()`` short.
+Register a new agent in :data:`AGENTS`; the token (per stream) or ``CALLSTREAM_AGENT`` (per task)
+chooses it by name.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Agent:
         """The stream started (after ``start``)."""
 
     async def on_speech(self, talk: Talkback, track: str) -> None:
-        """Voice activity began on ``track`` (the moment for barge-in)."""
+        """Voice activity began on ``track`` (the moment for barge-in; runs at once)."""
 
     async def on_utterance(self, talk: Talkback, utterance: UtteranceRecord) -> None:
         """An utterance ended on one track (PCM16 at the stream's rate)."""

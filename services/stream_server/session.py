@@ -128,6 +128,7 @@ class Session:
         self._out = asyncio.Lock()  # keeps records in order between run() and tick()
         self._agent_queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._agent_task: asyncio.Task[None] | None = None
+        self._urgent: set[asyncio.Task[None]] = set()
         self._stop_reason: str | None = None  # set by the server (drain, shutdown)
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
 
@@ -256,6 +257,9 @@ class Session:
 
     async def _emit(self) -> None:
         """Hand what the assembler made to the sinks, in order."""
+        if self.talkback is not None:  # barge-in runs at once, beside any hook in progress
+            for track in self.assembler.speech_onsets_ready():
+                self._agent_now(self.agent.on_speech, self.talkback, track)
         records = self.assembler.records_ready()
         utterances = self.assembler.utterances_ready()
         if not records and not utterances:
@@ -270,9 +274,6 @@ class Session:
         if self.talkback is not None:
             for utterance in utterances:
                 self._agent_call(self.agent.on_utterance, self.talkback, utterance)
-        for track in self.assembler.speech_onsets_ready():
-            if self.talkback is not None:
-                self._agent_call(self.agent.on_speech, self.talkback, track)
 
     async def _send(self, frame: bytes) -> None:
         await self.connection.send(frame.decode())
@@ -282,14 +283,23 @@ class Session:
     def _agent_call(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
         self._agent_queue.put_nowait(lambda: hook(*args))
 
+    def _agent_now(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run a hook concurrently with the queue (barge-in must not wait behind a play)."""
+        task = asyncio.create_task(self._guard(lambda: hook(*args)))
+        self._urgent.add(task)
+        task.add_done_callback(self._urgent.discard)
+
+    async def _guard(self, call: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await call()
+        except CallstreamError as error:
+            self.log.warning("agent %s: %s", self.agent.name, error.message)
+        except Exception:  # an agent bug never ends the stream
+            self.log.exception("agent %s failed", self.agent.name)
+
     async def _agent_loop(self) -> None:
         while (call := await self._agent_queue.get()) is not None:
-            try:
-                await call()
-            except CallstreamError as error:
-                self.log.warning("agent %s: %s", self.agent.name, error.message)
-            except Exception:  # an agent bug never ends the stream
-                self.log.exception("agent %s failed", self.agent.name)
+            await self._guard(call)
 
     # -- the end --------------------------------------------------------------------------
 
@@ -305,6 +315,8 @@ class Session:
                 self.talkback.close()
                 self._agent_call(self.agent.on_stop, self.talkback, self.end_reason)
             self._agent_queue.put_nowait(None)
+            for task in self._urgent:
+                task.cancel()
             if self._agent_task is not None:
                 try:
                     async with asyncio.timeout(5):

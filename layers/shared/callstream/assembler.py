@@ -22,7 +22,7 @@ What it guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,10 +59,10 @@ class SegmenterLike(Protocol):
     def receive(self, pcm: bytes, start_sample: int) -> None:
         """Take PCM16 LE audio that starts at ``start_sample`` on the track's timeline."""
 
-    def utterances_ready(self) -> list[UtteranceLike]:
+    def utterances_ready(self) -> Sequence[UtteranceLike]:
         """Return and forget finished utterances."""
 
-    def close(self) -> list[UtteranceLike]:
+    def close(self) -> Sequence[UtteranceLike]:
         """Flush the open utterance at end of stream; return what was still pending."""
 
     @property
@@ -488,7 +488,7 @@ class Assembler:
         self._emit_event(name, now, data)
         self.state = "ended"
 
-    def _take_utterances(self, track: _Track, found: list[UtteranceLike], now: float) -> None:
+    def _take_utterances(self, track: _Track, found: Sequence[UtteranceLike], now: float) -> None:
         assert self.stream_id is not None and self.codec is not None
         for utterance in found:
             self._utterances.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TypeVar, cast
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callstream.exceptions import ConfigError
@@ -116,6 +116,16 @@ class ServerSettings(_Base):
     flush_interval_ms: int = Field(
         200, ge=10, description="How often open records are checked against record_max_ms."
     )
+
+
+class SecretsSettings(_Base):
+    """Where the secrets come from (``callstream.credentials`` reads them)."""
+
+    vobiz_secret_arn: str | None = Field(None, description="Secrets Manager: Vobiz credentials.")
+    token_secret_arn: str | None = Field(None, description="Secrets Manager: token signing key.")
+    vobiz_auth_id: str | None = Field(None, description="Local only: Vobiz auth id.")
+    vobiz_auth_token: SecretStr | None = Field(None, description="Local only: Vobiz auth token.")
+    token_key: SecretStr | None = Field(None, description="Local only: token key (≥ 16 bytes).")
 
 
 S = TypeVar("S", bound=BaseSettings)

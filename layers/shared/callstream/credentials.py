@@ -1,0 +1,90 @@
+"""Secrets: the Vobiz credentials and the key that signs WebSocket tokens.
+
+In AWS they live in Secrets Manager (``CALLSTREAM_VOBIZ_SECRET_ARN``: JSON ``{"auth_id",
+"auth_token"}``; ``CALLSTREAM_TOKEN_SECRET_ARN``: JSON ``{"key"}``), read once per process and
+cached. Locally (the embedded stack, tests) they may come straight from
+``CALLSTREAM_VOBIZ_AUTH_ID``/``CALLSTREAM_VOBIZ_AUTH_TOKEN``/``CALLSTREAM_TOKEN_KEY``; an ARN,
+when set, wins. Values never reach a log line: only their names do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from callstream import settings
+from callstream.adapters.clients import client
+from callstream.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class VobizCredentials:
+    """The account's Vobiz REST credentials (``repr`` hides the token)."""
+
+    auth_id: str
+    auth_token: str
+
+    def __repr__(self) -> str:
+        return f"VobizCredentials(auth_id={self.auth_id!r}, auth_token=***)"
+
+
+def _secret_json(arn: str, sm: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"secret {arn} is not a JSON object: {type(error).__name__}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"secret {arn} is not a JSON object")
+    return value
+
+
+@cache
+def token_key() -> bytes:
+    """The key that signs WebSocket tokens and control credentials.
+
+    Raises:
+        ConfigError: neither CALLSTREAM_TOKEN_SECRET_ARN nor CALLSTREAM_TOKEN_KEY is set, or
+            the key is shorter than 16 bytes.
+    """
+    cfg = settings.load(settings.SecretsSettings)
+    if cfg.token_secret_arn:
+        key = str(_secret_json(cfg.token_secret_arn, client("secretsmanager")).get("key", ""))
+    elif cfg.token_key is not None:
+        key = cfg.token_key.get_secret_value()
+    else:
+        raise ConfigError(
+            "CALLSTREAM_TOKEN_SECRET_ARN (or CALLSTREAM_TOKEN_KEY locally) is required"
+        )
+    if len(key) < 16:
+        raise ConfigError("the token key must be at least 16 characters")
+    return key.encode()
+
+
+@cache
+def vobiz_credentials() -> VobizCredentials:
+    """The Vobiz auth id and token.
+
+    Raises:
+        ConfigError: no source is configured, or the secret lacks a field.
+    """
+    cfg = settings.load(settings.SecretsSettings)
+    if cfg.vobiz_secret_arn:
+        value = _secret_json(cfg.vobiz_secret_arn, client("secretsmanager"))
+        try:
+            return VobizCredentials(str(value["auth_id"]), str(value["auth_token"]))
+        except KeyError as missing:
+            raise ConfigError(f"secret {cfg.vobiz_secret_arn} lacks {missing}") from None
+    if cfg.vobiz_auth_id and cfg.vobiz_auth_token is not None:
+        return VobizCredentials(cfg.vobiz_auth_id, cfg.vobiz_auth_token.get_secret_value())
+    raise ConfigError(
+        "CALLSTREAM_VOBIZ_SECRET_ARN (or CALLSTREAM_VOBIZ_AUTH_ID and "
+        "CALLSTREAM_VOBIZ_AUTH_TOKEN locally) is required"
+    )
+
+
+def reset() -> None:
+    """Forget cached secrets (tests, rotation)."""
+    token_key.cache_clear()
+    vobiz_credentials.cache_clear()

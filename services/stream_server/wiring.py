@@ -1,0 +1,61 @@
+"""Builds a :class:`~stream_server.server.StreamServer` from settings and real adapters.
+
+The same function serves the container (boto3 on AWS), the embedded stack (boto3 on a moto
+server) and the functional tests (boto3 on moto), so all three run the same wiring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callstream import credentials, settings
+from callstream.adapters.clients import client
+from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
+from callstream.tokens import check_control_auth, verify_token
+from callstream.vad import Segmenter
+from stream_server import protection
+from stream_server.server import Backends, StreamServer
+from stream_server.session import Grant
+
+
+def grant_verifier(key: bytes) -> Any:
+    """``verify(token, now) -> Grant`` over :func:`callstream.tokens.verify_token`."""
+
+    def verify(token: str, now: float) -> Grant:
+        claims = verify_token(token, key, now)
+        return Grant(
+            jti=claims.jti,
+            call_uuid=claims.call_uuid,
+            stream_id=claims.stream_id,
+            agent=claims.agent,
+            bidirectional=claims.bidirectional,
+        )
+
+    return verify
+
+
+def build_server(
+    server_settings: settings.ServerSettings | None = None,
+    *,
+    kinesis: Any = None,
+    dynamodb: Any = None,
+    token_key: bytes | None = None,
+    protect: protection.Protection | None = None,
+) -> StreamServer:
+    """Wire a stream server; anything not given comes from settings and cached clients."""
+    cfg = server_settings or settings.load(settings.ServerSettings)
+    audio = settings.load(settings.AudioSettings)
+    key = token_key or credentials.token_key()
+    kinesis = kinesis or client("kinesis")
+    dynamodb = dynamodb or client("dynamodb")
+    once = DynamoOnceStore(dynamodb, cfg.nonce_table)
+    backends = Backends(
+        put_records=kinesis.put_records,
+        registry=DynamoRegistry(dynamodb, cfg.registry_table),
+        claim_once=once.claim,
+        verify_token=grant_verifier(key),
+        authorize_control=lambda stream_id, header: check_control_auth(stream_id, header, key),
+        protection=protect or protection.from_environment(),
+        segmenter_factory=lambda rate, track: Segmenter(rate, track, audio),
+    )
+    return StreamServer(cfg, backends, audio_settings=audio)

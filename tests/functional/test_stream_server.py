@@ -1,0 +1,503 @@
+"""The real stream server on 127.0.0.1:0, Kinesis and DynamoDB from moto, a Vobiz-like client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import time
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from callstream import codecs, records
+from callstream.adapters.dynamodb import DynamoRegistry
+from callstream.records import AudioRecord, EventRecord, UtteranceRecord
+from callstream.settings import ServerSettings
+from callstream.tokens import TokenClaims, control_auth, new_jti, sign_token
+from local.vobiz_frames import CallAudio, messages, read_wav
+from stream_server.protection import LocalProtection
+from stream_server.wiring import build_server
+from tests.conftest import read_stream
+
+KEY = b"test-token-key-0123456789abcdef"
+AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+TAPES = Path(__file__).resolve().parents[2] / "events" / "tapes"
+
+
+def settings(**overrides) -> ServerSettings:
+    values = {
+        "audio_stream": "AudioStream",
+        "utterance_stream": "UtteranceStream",
+        "registry_table": "Registry",
+        "nonce_table": "Nonces",
+        "host": "127.0.0.1",
+        "port": 0,
+        "control_port": 0,
+        "kinesis_linger_ms": 5,
+        "flush_interval_ms": 50,
+        "metrics_interval_s": 3600,
+        "play_lead_ms": 200,
+    }
+    values.update(overrides)
+    return ServerSettings(**values)
+
+
+def token(call="call-1", exp=None, **claims) -> str:
+    return sign_token(
+        TokenClaims(jti=new_jti(), call_uuid=call, exp=exp or int(time.time()) + 600, **claims), KEY
+    )
+
+
+class Harness:
+    def __init__(self, server, aws, protection):
+        self.server = server
+        self.aws = aws
+        self.protection = protection
+        self.registry = DynamoRegistry(aws["dynamodb"], "Registry")
+
+    def url(self, tok: str) -> str:
+        return f"ws://127.0.0.1:{self.server.port}/v1/audio/{tok}"
+
+    async def settle(self) -> None:
+        """Wait until every record handed to the writers is in Kinesis."""
+        assert await self.server.audio_writer.drain(10) == 0
+        assert await self.server.utterance_writer.drain(10) == 0
+
+    def records(self, stream="AudioStream", key=None):
+        found = [records.decode(data) for k, data in read_stream(self.aws["kinesis"], stream)]
+        return [r for r in found if key is None or r.stream_id == key]
+
+
+@pytest.fixture
+async def harness(aws):
+    protection = LocalProtection()
+    server = build_server(
+        settings(),
+        kinesis=aws["kinesis"],
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=protection,
+    )
+    await server.start()
+    yield Harness(server, aws, protection)
+    await server.close()
+
+
+async def play(url: str, lines, *, close=True, pause_every=0):
+    async with connect(url, max_size=2**20) as ws:
+        for i, line in enumerate(lines):
+            await ws.send(line)
+            if pause_every and i % pause_every == 0:
+                await asyncio.sleep(0)
+        if not close:
+            await asyncio.sleep(0.2)
+
+
+async def wait_for(predicate, limit_s=10.0):
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def track_audio(found, stream_id, track):
+    audio = [
+        r
+        for r in found
+        if isinstance(r, AudioRecord) and r.stream_id == stream_id and r.track == track
+    ]
+    return b"".join(r.payload for r in audio), audio
+
+
+def source(rate: int, track: str) -> bytes:
+    pcm, found = read_wav(AUDIO / f"support_call_{rate}_{track}.wav")
+    assert found == rate
+    return pcm
+
+
+@pytest.mark.parametrize(
+    ("codec", "rate", "tracks"),
+    [
+        ("mulaw", 8000, ("inbound",)),
+        ("mulaw", 8000, ("inbound", "outbound")),
+        ("l16", 8000, ("outbound",)),
+        ("l16", 16000, ("inbound", "outbound")),
+    ],
+)
+async def test_every_byte_reaches_kinesis_in_order(harness, codec, rate, tracks):
+    audio = CallAudio(
+        tracks={t: source(rate, t)[: rate * 2 * 12] for t in tracks},  # 12 s
+        sample_rate=rate,
+        stream_id=f"s-{codec}-{rate}-{len(tracks)}",
+        call_id="call-1",
+    )
+    await play(harness.url(token()), messages(audio, codec))
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    found = harness.records(key=audio.stream_id)
+    assert [r.seq for r in found if not isinstance(r, UtteranceRecord)] == list(range(len(found)))
+    assert found[0].name == "start" and found[-1].name == "stop"
+    for track in tracks:
+        got, parts = track_audio(found, audio.stream_id, track)
+        expected = audio.tracks[track]
+        if codec == "mulaw":
+            expected = codecs.ulaw_decode(codecs.ulaw_encode(expected))
+        assert codecs.to_pcm16(codec, got)[: len(expected)] == expected
+        assert all(len(p.payload) <= 24_576 for p in parts)
+    item = harness.registry.get(audio.stream_id)
+    assert item is not None
+    assert (item.state, item.end_reason, item.codec, item.sample_rate) == (
+        "stopped",
+        "stop",
+        codec,
+        rate,
+    )
+    assert item.frames == 600 * len(tracks) and item.gaps == 0
+    assert item.task_address == harness.server.task_address
+
+
+async def test_tape_utterances_reach_the_utterance_stream(harness):
+    lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
+    await play(harness.url(token(call="tape-call")), lines)
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    utterances = harness.records("UtteranceStream")
+    assert sorted((u.track, u.index) for u in utterances) == [
+        (t, i) for t in ("inbound", "outbound") for i in range(4)
+    ]
+    assert all(isinstance(u, UtteranceRecord) and u.sample_rate == 8000 for u in utterances)
+
+
+async def test_gaps_are_reported_and_a_bare_close_flushes(harness):
+    audio = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 3]},
+        sample_rate=8000,
+        stream_id="s-gaps",
+        call_id="call-1",
+        drop=frozenset({("inbound", 10), ("inbound", 11), ("inbound", 60)}),
+    )
+    await play(harness.url(token()), messages(audio, "mulaw", with_stop=False))
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    found = harness.records(key="s-gaps")
+    gaps = [r for r in found if isinstance(r, EventRecord) and r.name == "gap"]
+    assert [(g.data["first_frame"], g.data["frames"]) for g in gaps] == [(10, 2), (60, 1)]
+    end = found[-1]
+    assert isinstance(end, EventRecord) and end.name == "close" and end.data["lost_frames"] == 3
+    _, parts = track_audio(found, "s-gaps", "inbound")
+    assert sum(p.frames for p in parts) == 147
+    assert parts[-1].start_sample + len(parts[-1].payload) == 150 * 160  # the timeline is true
+    item = harness.registry.get("s-gaps")
+    assert item is not None and (item.state, item.end_reason, item.gaps) == ("stopped", "close", 2)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "forged",
+        "expired",
+        "garbage",
+    ],
+)
+async def test_bad_tokens_get_403_before_the_upgrade(harness, bad):
+    if bad == "forged":
+        tok = token()[:-4] + "AAAA"
+    elif bad == "expired":
+        tok = token(exp=int(time.time()) - 1)
+    else:
+        tok = "not-a-token"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(harness.url(tok)):
+            pass
+    assert refused.value.response.status_code == 403
+    assert harness.server.counters.auth_failures == 1
+    assert harness.records() == []
+
+
+async def test_a_spent_token_is_refused(harness):
+    tok = token()
+    audio = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-once", call_id="call-1"
+    )
+    await play(harness.url(tok), messages(audio, "mulaw"))
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(harness.url(tok)):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_token_for_another_call_cannot_stream(harness):
+    audio = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-x", call_id="call-OTHER"
+    )
+    with pytest.raises(ConnectionClosed):
+        async with connect(harness.url(token(call="call-1"))) as ws:
+            for line in messages(audio, "mulaw"):
+                await ws.send(line)
+            await ws.recv()
+    await harness.settle()
+    assert harness.records() == []
+    assert harness.registry.get("s-x") is None
+
+
+async def test_bad_input_is_refused_precisely_and_the_session_goes_on(harness):
+    audio = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[:3200]},
+        sample_rate=8000,
+        stream_id="s-bad",
+        call_id="call-1",
+    )
+    lines = list(messages(audio, "mulaw"))
+    start, media, stop = lines[0], lines[1:-1], lines[-1]
+    bad_base64 = json.loads(media[0])
+    bad_base64["media"]["payload"] = "%%%"
+    async with connect(harness.url(token())) as ws:
+        await ws.send('{"event": "media", "media": {"payload": "AAAA"}}')  # before start: held
+        await ws.send(start)
+        await ws.send("{not json")
+        await ws.send('{"event": "mark", "x": 1}')
+        await ws.send(json.dumps(bad_base64))
+        await ws.send(b"\x00\x01binary")
+        await ws.send(start)  # a second start
+        for line in media:
+            await ws.send(line)
+        await ws.send(stop)
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-bad"), "s-bad", "inbound")
+    assert got[3:] == codecs.ulaw_encode(audio.tracks["inbound"])  # 3 bytes held from before start
+    errors = harness.server.counters.errors
+    assert errors["malformed_message"] == 1
+    assert errors["invalid_audio"] == 1
+    assert errors["out_of_order"] == 1
+    assert errors["binary_frame"] == 1
+
+
+async def test_oversized_message_closes_1009_and_other_sessions_carry_on(harness):
+    good = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[:16000]},
+        sample_rate=8000,
+        stream_id="s-good",
+        call_id="call-1",
+    )
+    async with (
+        connect(harness.url(token())) as ws_good,
+        connect(harness.url(token()), max_size=None) as ws_bad,
+    ):
+        lines = list(messages(good, "mulaw"))
+        await ws_good.send(lines[0])
+        await ws_bad.send("x" * 70_000)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws_bad.recv()
+        assert closed.value.rcvd.code == 1009
+        for line in lines[1:]:
+            await ws_good.send(line)
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-good"), "s-good", "inbound")
+    assert got == codecs.ulaw_encode(good.tracks["inbound"])
+
+
+class FlakyPut:
+    """Wraps moto's put_records: throttles a share of records and fails some whole calls."""
+
+    def __init__(self, put, every=3):
+        self.put = put
+        self.calls = 0
+        self.every = every
+
+    def __call__(self, StreamName, Records):  # noqa: N803
+        self.calls += 1
+        if self.calls % 7 == 0:
+            raise ConnectionError("connection reset")
+        keep = [r for i, r in enumerate(Records) if (i + self.calls) % self.every]
+        response = self.put(StreamName=StreamName, Records=keep) if keep else {"Records": []}
+        results = iter(response["Records"])
+        out = [
+            next(results)
+            if (i + self.calls) % self.every
+            else {
+                "ErrorCode": "ProvisionedThroughputExceededException",
+                "ErrorMessage": "slow down",
+            }
+            for i in range(len(Records))
+        ]
+        return {"FailedRecordCount": sum("ErrorCode" in r for r in out), "Records": out}
+
+
+async def test_throttling_and_partial_failures_lose_nothing(aws):
+    flaky = FlakyPut(aws["kinesis"].put_records)
+
+    class Kinesis:
+        put_records = flaky
+
+    server = build_server(
+        settings(),
+        kinesis=Kinesis(),
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=LocalProtection(),
+    )
+    await server.start()
+    try:
+        calls = [
+            CallAudio(
+                tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 5]},
+                sample_rate=8000,
+                stream_id=f"s-flaky-{i}",
+                call_id="call-1",
+            )
+            for i in range(4)
+        ]
+        await asyncio.gather(
+            *(
+                play(f"ws://127.0.0.1:{server.port}/v1/audio/{token()}", messages(c, "mulaw"))
+                for c in calls
+            )
+        )
+        await wait_for(lambda: not server.sessions)
+        assert await server.audio_writer.drain(30) == 0
+        assert server.audio_writer.stats.retries > 0
+        found = [records.decode(d) for _, d in read_stream(aws["kinesis"], "AudioStream")]
+        for call in calls:
+            mine = [r for r in found if r.stream_id == call.stream_id]
+            assert [r.seq for r in mine] == list(range(len(mine))), "in order, no duplicates"
+            got, _ = track_audio(mine, call.stream_id, "inbound")
+            assert got == codecs.ulaw_encode(call.tracks["inbound"])
+    finally:
+        await server.close()
+
+
+async def test_drain_ends_live_streams_and_loses_nothing(harness):
+    audio = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 4]},
+        sample_rate=8000,
+        stream_id="s-drain",
+        call_id="call-1",
+    )
+    lines = list(messages(audio, "mulaw", with_stop=False))
+    async with connect(harness.url(token())) as ws:
+        for line in lines:
+            await ws.send(line)
+        await wait_for(lambda: any(s.live for s in harness.server.sessions.values()))
+        assert harness.protection.protected
+        lost = await harness.server.drain(deadline_s=7)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 1001
+    assert lost == 0
+    found = harness.records(key="s-drain")
+    assert found[-1].name == "close" and found[-1].data["reason"] == "drain"
+    got, _ = track_audio(found, "s-drain", "inbound")
+    assert got == codecs.ulaw_encode(audio.tracks["inbound"])
+    item = harness.registry.get("s-drain")
+    assert item is not None and item.end_reason == "drain"
+    assert harness.protection.changes == [True, False]
+
+
+def http_get(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+async def test_health_is_200_then_503_while_draining(harness):
+    port = harness.server.port
+    assert await asyncio.to_thread(http_get, port, "/healthz") == 200
+    assert await asyncio.to_thread(http_get, port, "/nope") == 404
+    harness.server.draining = True
+    assert await asyncio.to_thread(http_get, port, "/healthz") == 503
+    harness.server.draining = False
+
+
+def control(
+    port: int, stream_id: str, action: str, body: dict, auth: str | None = None
+) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": auth or "Bearer " + control_auth(stream_id, KEY),
+    }
+    try:
+        conn.request("POST", f"/internal/streams/{stream_id}/{action}", json.dumps(body), headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+async def test_talk_back_barge_in_and_checkpoints(harness):
+    """prompt agent: greets, is cleared when the caller speaks, holds audio until clearedAudio."""
+    speech = source(8000, "inbound")[7 * 16000 : 9 * 16000]  # the caller talks from ~7.1 s
+    audio = CallAudio(
+        tracks={"inbound": bytes(16000) + speech},
+        sample_rate=8000,
+        stream_id="s-talk",
+        call_id="call-1",
+    )
+    cleared = False
+    lines = list(messages(audio, "mulaw", with_stop=False))
+    received: list[dict] = []
+    async with connect(harness.url(token(agent="prompt", bidirectional=True))) as ws:
+
+        async def reader():
+            async for frame in ws:
+                received.append(json.loads(frame))
+
+        reading = asyncio.create_task(reader())
+        for i, line in enumerate(lines):  # real time: 20 ms per frame
+            await ws.send(line)
+            await asyncio.sleep(0.02)
+            if not cleared and any(f["event"] == "clearAudio" for f in received):
+                n_before = len(received)
+                await asyncio.sleep(0.3)  # hold: nothing may be sent until clearedAudio
+                assert all(f["event"] != "playAudio" for f in received[n_before:])
+                await ws.send(json.dumps({"event": "clearedAudio", "streamId": "s-talk"}))
+                cleared = True
+            if i == len(lines) - 10:
+                status, body = await asyncio.to_thread(
+                    control,
+                    harness.server.control_port,
+                    "s-talk",
+                    "play",
+                    {"audio_b64": base64.b64encode(bytes(3200)).decode(), "sample_rate": 8000},
+                )
+                assert status == 200 and body["played_ms"] == 200
+        status, _ = await asyncio.to_thread(
+            control, harness.server.control_port, "s-talk", "clear", {}, "Bearer wrong"
+        )
+        assert status == 403
+        status, _ = await asyncio.to_thread(
+            control, harness.server.control_port, "s-nope", "clear", {}
+        )
+        assert status == 404
+        checkpoint = asyncio.create_task(
+            asyncio.to_thread(
+                control,
+                harness.server.control_port,
+                "s-talk",
+                "checkpoint",
+                {"name": "turn-9", "timeout_s": 5},
+            )
+        )
+        await wait_for(lambda: any(f.get("name") == "turn-9" for f in received))
+        await ws.send(json.dumps({"event": "playedStream", "streamId": "s-talk", "name": "turn-9"}))
+        status, body = await checkpoint
+        assert (status, body["result"]) == (200, "played")
+        reading.cancel()
+    events = [f["event"] for f in received]
+    assert events[0] == "playAudio"  # the greeting
+    first_clear = events.index("clearAudio")
+    assert 0 < first_clear < len(events)
+    assert "checkpoint" in events
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    found = harness.records(key="s-talk")
+    assert any(isinstance(r, EventRecord) and r.name == "played_stream" for r in found)
