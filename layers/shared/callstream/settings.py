@@ -103,7 +103,7 @@ class ServerSettings(_Base):
         4, ge=1, le=32, description="Concurrent PutRecords calls per Kinesis stream."
     )
     kinesis_linger_ms: int = Field(
-        50, ge=0, le=1000, description="How long a PutRecords batch waits to fill up."
+        20, ge=0, le=1000, description="How long a PutRecords batch waits to fill up."
     )
     play_lead_ms: int = Field(
         400, ge=40, le=10_000, description="Most audio queued at Vobiz ahead of real time."

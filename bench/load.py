@@ -1,0 +1,430 @@
+"""Ingest capacity: N real-time Vobiz streams into one stream-server process on one core.
+
+Run: .venv/bin/python -m bench.load --streams 250 500 1000 --seconds 20 [--codec mulaw|l16-16k]
+     [--tracks 1|2] [--baseline]
+
+* The server (``serve`` subcommand) is the real :class:`StreamServer` (parser, assembler, VAD,
+  writer, registry hooks) pinned to core 0, with Kinesis replaced by an in-process sink whose
+  ``PutRecords`` takes a realistic 20-40 ms. ``--baseline`` runs instead a bare ``websockets``
+  server that only JSON-parses and base64-decodes each message (DESIGN.md §5's reference).
+* The load generator (``generate``) runs in separate processes pinned to core 1. Each does one
+  WebSocket handshake per stream and then, from a single ticker every 20 ms, writes pre-encoded
+  masked frames straight to the sockets, so it costs far less than the server it measures; it
+  reports its own CPU and how late its ticks ran.
+* Reported per step: frames sent and received (lost = the difference), p50/p99 lag from the
+  moment a record's last frame was due to the record reaching the sink, server CPU share,
+  server RSS and memory per stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import resource
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = b"bench-token-key-0123456789abcdef"
+FRAME_S = 0.02
+
+
+# --------------------------------------------------------------------------------- the server
+
+
+class FakeKinesis:
+    """PutRecords with realistic latency; records when each record was handed over."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self.records = 0
+        self.lock = threading.Lock()
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        from callstream import records
+
+        handed = time.time()
+        lags = []
+        for record in Records:
+            decoded = records.decode(record["Data"])
+            if isinstance(decoded, records.AudioRecord):
+                due = decoded.received_at + (decoded.frames - 1) * FRAME_S
+                lags.append((handed - due) * 1000)
+        time.sleep(random.uniform(0.02, 0.04))
+        with self.lock:
+            self.lags_ms += lags
+            self.records += len(Records)
+        return {
+            "FailedRecordCount": 0,
+            "Records": [{"SequenceNumber": "1", "ShardId": "s"}] * len(Records),
+        }
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class NullRegistry:
+    def mark_started(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def mark_ended(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+async def serve_callstream(port: int, ready: Path) -> None:
+    from callstream.settings import AudioSettings, ServerSettings
+    from callstream.vad import Segmenter
+    from stream_server.protection import LocalProtection
+    from stream_server.server import Backends, StreamServer
+    from stream_server.wiring import grant_verifier
+
+    kinesis = FakeKinesis()
+    audio = AudioSettings()
+    seen: set[str] = set()
+
+    def claim(key: str, ttl: int) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    backends = Backends(
+        put_records=kinesis.put_records,
+        registry=NullRegistry(),
+        claim_once=claim,
+        verify_token=grant_verifier(KEY),
+        authorize_control=lambda s, h: None,
+        protection=LocalProtection(),
+        segmenter_factory=lambda rate, track: Segmenter(rate, track, audio),
+    )
+    settings = ServerSettings(
+        audio_stream="a",
+        utterance_stream="u",
+        registry_table="r",
+        nonce_table="n",
+        host="127.0.0.1",
+        port=port,
+        control_port=0,
+        metrics_interval_s=3600,
+    )
+    server = StreamServer(settings, backends, audio_settings=audio)
+    await server.start()
+    frames_done = 0
+
+    def report(*_: Any) -> None:
+        nonlocal frames_done
+        frames_done = server.counters.frames + sum(
+            s.counters.frames for s in server.sessions.values()
+        )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    rss_idle = rss_mb()
+    ready.write_text("ready")
+    cpu0 = time.process_time()
+    wall0 = time.monotonic()
+    await stop.wait()
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    report()
+    sessions = len(server.sessions)
+    rss_loaded = rss_mb()
+    await server.drain(deadline_s=10)
+    lags = sorted(kinesis.lags_ms)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "frames": frames_done,
+                "sessions_at_end": sessions,
+                "cpu_share": cpu / wall,
+                "rss_mb": usage.ru_maxrss / 1024,
+                "rss_idle_mb": rss_idle,
+                "rss_loaded_mb": rss_loaded,
+                "lag_p50_ms": lags[len(lags) // 2] if lags else None,
+                "lag_p99_ms": lags[int(len(lags) * 0.99)] if lags else None,
+                "records": kinesis.records,
+            }
+        ),
+        flush=True,
+    )
+
+
+async def serve_baseline(port: int, ready: Path) -> None:
+    """The reference: receive, JSON-parse, base64-decode, nothing else."""
+    from websockets.asyncio.server import serve
+
+    frames = 0
+
+    async def handler(ws: Any) -> None:
+        nonlocal frames
+        async for message in ws:
+            doc = json.loads(message)
+            if doc.get("event") == "media":
+                base64.b64decode(doc["media"]["payload"])
+                frames += 1
+
+    async with serve(handler, "127.0.0.1", port, compression=None, max_size=2**16):
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        ready.write_text("ready")
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await stop.wait()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps({"frames": frames, "cpu_share": cpu / wall, "rss_mb": usage.ru_maxrss / 1024}),
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------------------ the generator
+
+
+def ws_frame(text: bytes) -> bytes:
+    """A masked client text frame with a zero mask (payload unchanged): pre-encodable."""
+    n = len(text)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    return header + b"\x00\x00\x00\x00" + text
+
+
+async def handshake(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    status = await reader.readuntil(b"\r\n\r\n")
+    if b" 101 " not in status.split(b"\r\n", 1)[0]:
+        raise RuntimeError(status.split(b"\r\n", 1)[0].decode())
+    return reader, writer
+
+
+async def generate(
+    port: int, streams: int, seconds: float, codec: str, tracks: int, first: int
+) -> None:
+    from callstream.tokens import TokenClaims, new_jti, sign_token
+
+    rate = 8000 if codec == "mulaw" else 16000
+    size = 160 if codec == "mulaw" else 640
+    encoding = "audio/x-mulaw" if codec == "mulaw" else "audio/x-l16"
+    names = ["inbound", "outbound"][:tracks]
+    rng = random.Random(first)
+    payloads = [
+        base64.b64encode(bytes(rng.getrandbits(8) for _ in range(size))).decode() for _ in range(8)
+    ]
+    conns = []
+    for i in range(first, first + streams):
+        tok = sign_token(
+            TokenClaims(jti=new_jti(), call_uuid="bench", exp=int(time.time()) + 3600), KEY
+        )
+        reader, writer = await handshake(port, f"/v1/audio/{tok}")
+        start = {
+            "event": "start",
+            "sequenceNumber": 0,
+            "start": {
+                "streamId": f"bench-{i}",
+                "callId": "bench",
+                "tracks": names,
+                "mediaFormat": {"encoding": encoding, "sampleRate": rate},
+            },
+        }
+        writer.write(ws_frame(json.dumps(start).encode()))
+        conns.append((reader, writer, f"bench-{i}"))
+    sent = 0
+    late_ms: list[float] = []
+    cpu0 = time.process_time()
+    began = time.monotonic()
+    n_frames = int(seconds / FRAME_S)
+    for n in range(1, n_frames + 1):
+        due = began + n * FRAME_S
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        late_ms.append(max(0.0, time.monotonic() - due) * 1000)
+        for _, writer, sid in conns:
+            for track in names:
+                text = (
+                    f'{{"event":"media","sequenceNumber":{n},"streamId":"{sid}","media":{{"track":"{track}",'
+                    f'"timestamp":"{n * 20}","chunk":{n},"payload":"{payloads[n % 8]}"}}}}'
+                )
+                writer.write(ws_frame(text.encode()))
+                sent += 1
+        await asyncio.gather(*(w.drain() for _, w, _ in conns))
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - began
+    for _, writer, sid in conns:
+        writer.write(ws_frame(json.dumps({"event": "stop", "streamId": sid}).encode()))
+        await writer.drain()
+    await asyncio.sleep(1)
+    for _, writer, _ in conns:
+        writer.close()
+    late_ms.sort()
+    print(
+        json.dumps(
+            {
+                "sent": sent,
+                "cpu_share": cpu / wall,
+                "late_p99_ms": late_ms[int(len(late_ms) * 0.99)],
+                "wall_s": wall,
+            }
+        ),
+        flush=True,
+    )
+
+
+# ----------------------------------------------------------------------------------- the runner
+
+
+def python(*args: str, core: int) -> list[str]:
+    cmd = [sys.executable, "-m", "bench.load", *args]
+    return ["taskset", "-c", str(core), *cmd] if os.path.exists("/usr/bin/taskset") else cmd
+
+
+def run_step(
+    streams: int, seconds: float, codec: str, tracks: int, baseline: bool, generators: int = 2
+) -> dict[str, Any]:
+    port = 20000 + random.randint(0, 20000)
+    ready = Path(f"/tmp/callstream-bench-{os.getpid()}-{port}")
+    ready.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "layers" / "shared"), str(ROOT / "services"), str(ROOT)]
+        ),
+    }
+    server = subprocess.Popen(
+        python(
+            "serve",
+            "--port",
+            str(port),
+            "--ready",
+            str(ready),
+            *(["--baseline"] if baseline else []),
+            core=0,
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    while not ready.exists():
+        time.sleep(0.05)
+    per = [
+        streams // generators + (1 if i < streams % generators else 0) for i in range(generators)
+    ]
+    gens = [
+        subprocess.Popen(
+            python(
+                "generate",
+                "--port",
+                str(port),
+                "--streams",
+                str(n),
+                "--seconds",
+                str(seconds),
+                "--codec",
+                codec,
+                "--tracks",
+                str(tracks),
+                "--first",
+                str(sum(per[:i])),
+                core=1,
+            ),
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i, n in enumerate(per)
+        if n
+    ]
+    gen_out = [json.loads(g.communicate()[0].strip().splitlines()[-1]) for g in gens]
+    server.send_signal(signal.SIGTERM)
+    srv = json.loads(server.communicate()[0].strip().splitlines()[-1])
+    ready.unlink(missing_ok=True)
+    sent = sum(g["sent"] for g in gen_out)
+    return {
+        "server": "baseline" if baseline else "callstream",
+        "streams": streams,
+        "codec": codec,
+        "tracks": tracks,
+        "sent": sent,
+        "received": srv["frames"],
+        "lost": sent - srv["frames"],
+        "lag_p50_ms": srv.get("lag_p50_ms"),
+        "lag_p99_ms": srv.get("lag_p99_ms"),
+        "server_cpu": srv["cpu_share"],
+        "server_rss_mb": srv["rss_mb"],
+        "kb_per_stream": (srv["rss_loaded_mb"] - srv["rss_idle_mb"]) * 1024 / streams
+        if "rss_loaded_mb" in srv
+        else None,
+        "gen_cpu": max(g["cpu_share"] for g in gen_out),
+        "gen_late_p99_ms": max(g["late_p99_ms"] for g in gen_out),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--ready", type=Path, required=True)
+    s.add_argument("--baseline", action="store_true")
+    g = sub.add_parser("generate")
+    g.add_argument("--port", type=int, required=True)
+    g.add_argument("--streams", type=int, required=True)
+    g.add_argument("--seconds", type=float, required=True)
+    g.add_argument("--codec", default="mulaw")
+    g.add_argument("--tracks", type=int, default=1)
+    g.add_argument("--first", type=int, default=0)
+    parser.add_argument("--streams", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--codec", default="mulaw", choices=["mulaw", "l16-16k"])
+    parser.add_argument("--tracks", type=int, default=1, choices=[1, 2])
+    parser.add_argument("--baseline", action="store_true", help="also measure the bare baseline")
+    args = parser.parse_args()
+    if args.command == "serve":
+        asyncio.run((serve_baseline if args.baseline else serve_callstream)(args.port, args.ready))
+    elif args.command == "generate":
+        asyncio.run(
+            generate(
+                args.port,
+                args.streams,
+                args.seconds,
+                "mulaw" if args.codec == "mulaw" else "l16",
+                args.tracks,
+                args.first,
+            )
+        )
+    else:
+        codec = "mulaw" if args.codec == "mulaw" else "l16"
+        for n in args.streams:
+            for baseline in [False, True] if args.baseline else [False]:
+                print(
+                    json.dumps(run_step(n, args.seconds, codec, args.tracks, baseline)), flush=True
+                )
+
+
+if __name__ == "__main__":
+    main()
