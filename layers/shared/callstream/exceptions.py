@@ -21,6 +21,7 @@ HTTP mapping lives here and nowhere else (handlers call :func:`http_status`).
     ├── NotFoundError (404)                 no such stream or call
     ├── ConflictError (409)                 the stream is not in a state that allows the request
     ├── UpstreamError (502)            Vobiz (or another dependency) answered with an error
+    │   │                              (Vobiz's own 400/404/409/422 pass through as they are)
     │   └── UpstreamTimeoutError (504)      ... or did not answer in time
     └── SinkError (503)                a sink (Kinesis, S3, DynamoDB) failed after its retries
 """
@@ -154,6 +155,16 @@ class SinkError(CallstreamError):
     code = "sink_error"
 
 
+#: Vobiz answers passed through as they are: the caller's request was at fault.
+_PASSTHROUGH = frozenset({400, 404, 409, 422})
+
+
 def http_status(error: BaseException) -> int:
-    """Return the HTTP status an error maps to: its class's, or 500 for anything unexpected."""
+    """Return the HTTP status an error maps to: its class's, or 500 for anything unexpected.
+
+    An :class:`UpstreamError` keeps Vobiz's 400/404/409/422 (the caller's request was at fault);
+    any other upstream failure is 502 (or 504 for a timeout).
+    """
+    if isinstance(error, UpstreamError) and error.upstream_status in _PASSTHROUGH:
+        return error.upstream_status
     return error.status if isinstance(error, CallstreamError) else 500

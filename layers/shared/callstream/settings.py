@@ -118,6 +118,28 @@ class ServerSettings(_Base):
     )
 
 
+class ApiSettings(_Base):
+    """The control-plane Lambda functions."""
+
+    registry_table: str = Field(description="DynamoDB stream registry table.")
+    nonce_table: str = Field(description="DynamoDB table of spent tokens, nonces, dedupe keys.")
+    idempotency_table: str = Field(description="DynamoDB table of Powertools idempotency.")
+    event_bus: str = Field(description="EventBridge bus name.")
+    ws_base_url: str = Field(description="wss:// base URL of the stream servers (the ALB).")
+    public_base_url: str = Field(description="https:// base URL of the HttpApi (callbacks).")
+    recordings_bucket: str | None = Field(None, description="S3 bucket of recordings (links).")
+    vobiz_api_url: str = Field("https://api.vobiz.ai", description="Vobiz REST base URL.")
+    vobiz_timeout_s: float = Field(5.0, gt=0, le=25, description="Vobiz REST read timeout.")
+    control_timeout_s: float = Field(10.0, gt=0, le=25, description="Task control timeout.")
+    token_ttl_s: int = Field(3600, ge=60, le=86_400, description="WebSocket token lifetime.")
+    answer_agent: str = Field("none", description="Agent for streams started by answer XML.")
+    answer_content_type: str = Field(
+        "audio/x-mulaw;rate=8000", description="contentType of the answer XML's <Stream>."
+    )
+    answer_bidirectional: bool = Field(False, description="bidirectional of the answer <Stream>.")
+    nonce_ttl_s: int = Field(86_400, ge=60, description="How long a callback nonce is remembered.")
+
+
 class SecretsSettings(_Base):
     """Where the secrets come from (``callstream.credentials`` reads them)."""
 

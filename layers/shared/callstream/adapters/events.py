@@ -1,0 +1,39 @@
+"""EventBridge publisher: every event callstream emits goes to the ``callstream`` bus."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from callstream.exceptions import SinkError
+
+SOURCE = "callstream"
+
+
+class EventPublisher:
+    """Puts events with ``Source`` = ``callstream`` on one bus."""
+
+    def __init__(self, client: Any, bus: str) -> None:
+        """Use ``bus`` through a boto3 EventBridge client."""
+        self._client = client
+        self._bus = bus
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish one event.
+
+        Raises:
+            SinkError: EventBridge refused the entry.
+        """
+        response = self._client.put_events(
+            Entries=[
+                {
+                    "Source": SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, default=str),
+                    "EventBusName": self._bus,
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            entry = response["Entries"][0]
+            raise SinkError(f"EventBridge refused {detail_type}: {entry.get('ErrorMessage')}")

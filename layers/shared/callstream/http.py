@@ -1,0 +1,69 @@
+"""HTTP edge for the Powertools resolvers: errors to JSON answers, in one place.
+
+Every handler calls :func:`install_error_handlers` on its resolver: a
+:class:`~callstream.exceptions.CallstreamError` becomes ``{"error": code, "message": ...}``
+with the status of :func:`~callstream.exceptions.http_status`; anything else becomes a 500
+without details (the stack trace goes to the log, never to the caller).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+
+from callstream.exceptions import AuthError, CallstreamError, http_status
+
+log = logging.getLogger("callstream.http")
+
+
+def json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response[str]:
+    """A JSON answer."""
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, default=str),
+        headers=headers,
+    )
+
+
+def error_response(error: CallstreamError) -> Response[str]:
+    """The JSON answer of a callstream error."""
+    return json_response(http_status(error), {"error": error.code, "message": error.message})
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map callstream errors (and anything unexpected) to JSON answers on ``app``."""
+
+    def _known(error: CallstreamError) -> Response[str]:
+        if isinstance(error, AuthError):
+            log.warning("refused: %s", error.message)
+        elif http_status(error) >= 500:
+            log.error("%s: %s", error.code, error.message)
+        return error_response(error)
+
+    def _unexpected(error: Exception) -> Response[str]:
+        log.exception("unexpected error")
+        return json_response(500, {"error": "internal_error", "message": "internal error"})
+
+    app.exception_handler(CallstreamError)(_known)
+    app.exception_handler(Exception)(_unexpected)
+
+
+def public_url(event: dict[str, Any]) -> str:
+    """The URL Vobiz called, rebuilt from an API Gateway v2 event (for signatures).
+
+    API Gateway gives the host (``requestContext.domainName``), the raw path and the raw query
+    string; the scheme is https. A ``X-Forwarded-Proto`` header (a proxy in front, or the local
+    gateway) overrides the scheme.
+    """
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    context = event.get("requestContext") or {}
+    host = headers.get("x-forwarded-host") or context.get("domainName") or headers.get("host", "")
+    scheme = headers.get("x-forwarded-proto", "https")
+    query = event.get("rawQueryString") or ""
+    return f"{scheme}://{host}{event.get('rawPath', '/')}" + (f"?{query}" if query else "")

@@ -1,0 +1,477 @@
+"""Domain operations of the control plane: one function per route, called by thin handlers.
+
+They take typed requests, use the injected :class:`Services` (registry, Vobiz, EventBridge,
+once-store, token key) and return plain dicts for the HTTP answer. All I/O goes through the
+adapters in ``Services``; :func:`services` builds them once per process from settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Literal, TypeVar
+from xml.sax.saxutils import escape, quoteattr
+
+import urllib3
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+
+from callstream import callbacks, credentials, settings
+from callstream.adapters.clients import client
+from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
+from callstream.adapters.events import EventPublisher
+from callstream.adapters.vobiz import VobizClient
+from callstream.exceptions import (
+    ConflictError,
+    NotFoundError,
+    RequestError,
+    SignatureError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from callstream.ports import OnceStore, Registry
+from callstream.protocol import ID_PATTERN
+from callstream.registry import StreamItem
+from callstream.tokens import TokenClaims, control_auth, new_jti, sign_token, ws_path
+
+ContentType = Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"]
+FORMATS: dict[str, tuple[str, int]] = {
+    "audio/x-mulaw;rate=8000": ("mulaw", 8000),
+    "audio/x-l16;rate=8000": ("l16", 8000),
+    "audio/x-l16;rate=16000": ("l16", 16000),
+}
+
+
+@dataclass
+class Services:
+    """Everything the operations talk to (built by :func:`services`, or by tests)."""
+
+    registry: Registry
+    once: OnceStore
+    events: EventPublisher
+    vobiz: VobizClient
+    token_key: bytes
+    config: settings.ApiSettings
+    http: urllib3.PoolManager
+
+
+@cache
+def services() -> Services:
+    """The process's services, from settings and cached clients (warm starts reuse them)."""
+    cfg = settings.load(settings.ApiSettings)
+    http = urllib3.PoolManager()
+    dynamodb = client("dynamodb")
+    return Services(
+        registry=DynamoRegistry(dynamodb, cfg.registry_table),
+        once=DynamoOnceStore(dynamodb, cfg.nonce_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+        vobiz=VobizClient(
+            cfg.vobiz_api_url,
+            credentials.vobiz_credentials(),
+            pool=http,
+            timeout_s=cfg.vobiz_timeout_s,
+        ),
+        token_key=credentials.token_key(),
+        config=cfg,
+        http=http,
+    )
+
+
+def now_iso() -> str:
+    """UTC now, ISO-8601 with milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_id(value: str, what: str) -> str:
+    """Validate an id from a path or body.
+
+    Raises:
+        RequestError: not 1-128 of ``[A-Za-z0-9_.:-]`` starting with a letter or digit.
+    """
+    if not ID_PATTERN.fullmatch(value):
+        raise RequestError(f"{what} is not a valid id")
+    return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate a request body against ``model``.
+
+    Raises:
+        RequestError: naming every field that is wrong.
+    """
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
+        )
+        raise RequestError(f"invalid request: {problems}") from None
+
+
+# -------------------------------------------------------------------------------- start / stop
+
+
+class StartStreamRequest(BaseModel):
+    """Body of ``POST /v1/calls/{call_uuid}/streams``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_track: Literal["inbound", "outbound", "both"] = "inbound"
+    content_type: ContentType = "audio/x-mulaw;rate=8000"
+    bidirectional: bool = False
+    agent: Literal["none", "echo", "prompt"] = "none"
+    status_callback_url: HttpUrl | None = None
+    status_callback_method: Literal["GET", "POST"] = "POST"
+    extra_headers: dict[str, str] = Field(default_factory=dict, max_length=20)
+    stream_timeout: int | None = Field(None, ge=1, le=86_400)
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _safe_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
+                raise ValueError(f"header name {key[:70]!r} must be 1-64 of [A-Za-z0-9_-]")
+            if any(c in item for c in ",=\r\n") or len(item) > 256:
+                raise ValueError(f"header {key} value must be ≤ 256 chars without , = or newlines")
+        return value
+
+
+def _service_url(svc: Services, call_uuid: str, agent: str, bidirectional: bool) -> str:
+    claims = TokenClaims(
+        jti=new_jti(),
+        call_uuid=call_uuid,
+        exp=int(time.time()) + svc.config.token_ttl_s,
+        agent=agent,
+        bidirectional=bidirectional,
+    )
+    return svc.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, svc.token_key))
+
+
+def _callback_url(svc: Services) -> str:
+    return svc.config.public_base_url.rstrip("/") + "/vobiz/stream-status"
+
+
+def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> dict[str, Any]:
+    """Start a stream on a live call through Vobiz and register it as ``requested``.
+
+    Raises:
+        RequestError: a bad call uuid.
+        UpstreamError: Vobiz refused (its status and message), or timed out.
+    """
+    check_id(call_uuid, "call_uuid")
+    service_url = _service_url(svc, call_uuid, request.agent, request.bidirectional)
+    body: dict[str, Any] = {
+        "service_url": service_url,
+        "bidirectional": request.bidirectional,
+        "audio_track": request.audio_track,
+        "content_type": request.content_type,
+        "status_callback_url": str(request.status_callback_url or _callback_url(svc)),
+        "status_callback_method": request.status_callback_method,
+    }
+    if request.extra_headers:
+        body["extra_headers"] = ",".join(f"{k}={v}" for k, v in request.extra_headers.items())
+    if request.stream_timeout is not None:
+        body["stream_timeout"] = request.stream_timeout
+    answer = svc.vobiz.start_stream(call_uuid, body)
+    stream_id = check_id(str(answer["stream_id"]), "Vobiz's stream_id")
+    codec, rate = FORMATS[request.content_type]
+    at = now_iso()
+    svc.registry.create_requested(
+        stream_id,
+        call_uuid,
+        audio_track=request.audio_track,
+        content_type=request.content_type,
+        codec=codec,
+        sample_rate=rate,
+        bidirectional=request.bidirectional,
+        agent=request.agent,
+        extra_headers=request.extra_headers or None,
+        at=at,
+    )
+    view = {
+        "stream_id": stream_id,
+        "call_uuid": call_uuid,
+        "state": "requested",
+        "service_url": service_url,
+        "audio_track": request.audio_track,
+        "content_type": request.content_type,
+        "codec": codec,
+        "sample_rate": rate,
+        "bidirectional": request.bidirectional,
+        "agent": request.agent,
+        "created_at": at,
+    }
+    svc.events.publish("Stream Requested", {k: v for k, v in view.items() if k != "service_url"})
+    return view
+
+
+def _item(svc: Services, stream_id: str) -> StreamItem:
+    item = svc.registry.get(check_id(stream_id, "stream_id"))
+    if item is None:
+        raise NotFoundError(f"stream {stream_id} not found")
+    return item
+
+
+def stream_view(svc: Services, item: StreamItem) -> dict[str, Any]:
+    """What the API shows of a stream: the registry item plus links."""
+    view = item.to_dict()
+    view.pop("ttl", None)
+    view.pop("state_rank", None)
+    bucket = svc.config.recordings_bucket
+    view["links"] = {
+        "self": f"/v1/streams/{item.stream_id}",
+        "recording": f"s3://{bucket}/{item.recording_key}"
+        if bucket and item.recording_key
+        else None,
+        "transcript": f"s3://{bucket}/{item.transcript_key}"
+        if bucket and item.transcript_key
+        else None,
+    }
+    return view
+
+
+def get_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+    """One stream.
+
+    Raises:
+        NotFoundError: no such stream.
+    """
+    return stream_view(svc, _item(svc, stream_id))
+
+
+def list_streams(svc: Services, call_uuid: str) -> dict[str, Any]:
+    """A call's streams, oldest first."""
+    items = svc.registry.list_for_call(check_id(call_uuid, "call_uuid"))
+    return {"call_uuid": call_uuid, "streams": [stream_view(svc, i) for i in items]}
+
+
+def stop_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+    """Ask Vobiz to stop a stream. Idempotent: an ended stream is returned as it is.
+
+    Raises:
+        NotFoundError: no such stream.
+        UpstreamError: Vobiz refused (a 404 from Vobiz counts as already stopped).
+    """
+    item = _item(svc, stream_id)
+    if item.state in ("stopped", "failed"):
+        return {**stream_view(svc, item), "stop_requested": False}
+    svc.vobiz.stop_stream(item.call_uuid, item.stream_id)
+    return {**stream_view(svc, item), "stop_requested": True}
+
+
+# ------------------------------------------------------------------------------------ control
+
+Action = Literal["play", "checkpoint", "clear"]
+
+
+class PlayRequest(BaseModel):
+    """Body of ``POST /v1/streams/{id}/play``: PCM16 LE mono, base64."""
+
+    model_config = ConfigDict(extra="forbid")
+    audio_b64: str = Field(min_length=4, max_length=8 * 1024 * 1024)
+    sample_rate: Literal[8000, 16000, 24000] = 8000
+
+
+class CheckpointRequest(BaseModel):
+    """Body of ``POST /v1/streams/{id}/checkpoint``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")
+    timeout_s: float = Field(20, gt=0, le=25)
+
+
+class ClearRequest(BaseModel):
+    """Body of ``POST /v1/streams/{id}/clear`` (empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+CONTROL_MODELS: dict[str, type[BaseModel]] = {
+    "play": PlayRequest,
+    "checkpoint": CheckpointRequest,
+    "clear": ClearRequest,
+}
+
+
+def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dict[str, Any]:
+    """Send play / checkpoint / clear to the task that holds the stream's socket.
+
+    Raises:
+        RequestError: unknown action or a bad body.
+        NotFoundError: no such stream.
+        ConflictError: the stream is not live, or not bidirectional.
+        UpstreamError: the task failed or could not be reached.
+    """
+    model = CONTROL_MODELS.get(action)
+    if model is None:
+        raise RequestError(f"unknown action {action!r}: play, checkpoint or clear")
+    request = parse_model(model, body)
+    item = _item(svc, stream_id)
+    if not item.live or not item.task_address:
+        raise ConflictError(f"stream {stream_id} is not live (state {item.state})")
+    if not item.bidirectional:
+        raise ConflictError(f"stream {stream_id} is not bidirectional")
+    url = f"{item.task_address.rstrip('/')}/internal/streams/{item.stream_id}/{action}"
+    try:
+        response = svc.http.request(
+            "POST",
+            url,
+            body=request.model_dump_json().encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Bearer " + control_auth(item.stream_id, svc.token_key),
+            },
+            timeout=urllib3.Timeout(connect=2.0, read=svc.config.control_timeout_s),
+            retries=False,
+        )
+    except urllib3.exceptions.TimeoutError:
+        raise UpstreamTimeoutError("the stream's task did not answer in time") from None
+    except urllib3.exceptions.HTTPError as error:
+        raise UpstreamError(f"cannot reach the stream's task: {type(error).__name__}") from None
+    try:
+        answer = json.loads(response.data or b"{}")
+    except ValueError:
+        answer = {}
+    if response.status == 404:
+        raise ConflictError(f"stream {stream_id} is no longer live on its task")
+    if response.status == 409:
+        raise ConflictError(str(answer.get("message", "conflict")))
+    if response.status >= 300:
+        raise UpstreamError(
+            f"the stream's task answered {response.status}: {answer.get('message')}"
+        )
+    return {"stream_id": stream_id, "action": action, **answer}
+
+
+# ---------------------------------------------------------------------------- Vobiz-facing
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A Vobiz request as the handler received it, with what the signature needs."""
+
+    method: str
+    url: str
+    params: dict[str, str | list[str]]
+    nonce: str
+    signatures: str
+
+
+def verify(svc: Services, request: SignedRequest) -> None:
+    """Check the V3 signature and that the nonce is fresh.
+
+    Raises:
+        SignatureError: missing, wrong, or replayed.
+    """
+    if not request.nonce or not request.signatures:
+        raise SignatureError("missing X-Vobiz-Signature-V3 or its nonce")
+    auth_token = credentials.vobiz_credentials().auth_token
+    if not callbacks.verify_signature(
+        request.method, request.url, request.params, request.nonce, request.signatures, auth_token
+    ):
+        raise SignatureError("X-Vobiz-Signature-V3 does not verify")
+    if not svc.once.claim(f"nonce#{request.nonce}", svc.config.nonce_ttl_s):
+        raise SignatureError("replayed nonce")
+
+
+def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
+    """Verify and apply one status callback; publish it on the bus (once per distinct event).
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: Event or StreamID missing or invalid.
+    """
+    verify(svc, request)
+    callback = callbacks.parse_callback(request.params)
+    step = callbacks.transition(callback)
+    call_uuid = callback.call_uuid or "unknown"
+    fields: dict[str, Any] = {**step.fields, "last_callback": callback.event}
+    if callback.extra_headers:
+        fields["extra_headers"] = callback.extra_headers
+    at = now_iso()
+    if step.state is not None:
+        changed = svc.registry.advance(callback.stream_id, call_uuid, step.state, at=at, **fields)
+    else:
+        svc.registry.advance(callback.stream_id, call_uuid, "requested", at=at, **fields)
+        changed = False
+    dedupe = f"cb#{callback.stream_id}#{callback.event}#{callback.name or ''}"
+    if svc.once.claim(dedupe, svc.config.nonce_ttl_s):
+        svc.events.publish(
+            step.detail_type,
+            {
+                "stream_id": callback.stream_id,
+                "call_uuid": callback.call_uuid,
+                "event": callback.event,
+                "name": callback.name,
+                "timestamp": callback.timestamp,
+                "extra_headers": callback.extra_headers,
+            },
+        )
+    return {"stream_id": callback.stream_id, "event": callback.event, "state_changed": changed}
+
+
+def answer_call(svc: Services, request: SignedRequest) -> str:
+    """The ``<Response><Stream …>`` XML that streams a call from the moment of answer.
+
+    The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type`` and
+    ``audio_track`` (they are part of the signed URL); settings give the defaults.
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: no CallUUID, or a bad option.
+    """
+    verify(svc, request)
+    params = {k.lower(): callbacks._first(v) for k, v in request.params.items()}
+    query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
+    call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
+    cfg = svc.config
+    options = parse_model(
+        AnswerOptions,
+        {
+            "agent": query.get("agent", cfg.answer_agent),
+            "bidirectional": query.get("bidirectional", str(cfg.answer_bidirectional)).lower()
+            == "true",
+            "content_type": query.get("content_type", cfg.answer_content_type),
+            "audio_track": query.get("audio_track", "inbound"),
+        },
+    )
+    # Vobiz rejects audioTrack="both" with bidirectional="true": never generate it.
+    track = (
+        "inbound"
+        if options.bidirectional and options.audio_track == "both"
+        else options.audio_track
+    )
+    url = _service_url(svc, call_uuid, options.agent, options.bidirectional)
+    attributes = {
+        "bidirectional": "true" if options.bidirectional else "false",
+        "keepCallAlive": "true",
+        "audioTrack": track,
+        "contentType": options.content_type,
+        "streamTimeout": "86400",
+        "statusCallbackUrl": _callback_url(svc),
+        "statusCallbackMethod": "POST",
+    }
+    attrs = " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items())
+    stream = f"<Stream {attrs}>{escape(url)}</Stream>"
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Response>\n  {stream}\n</Response>\n'
+
+
+class AnswerOptions(BaseModel):
+    """Options of the answer URL's query string."""
+
+    agent: Literal["none", "echo", "prompt"]
+    bidirectional: bool
+    content_type: ContentType
+    audio_track: Literal["inbound", "outbound", "both"]
+
+
+def parse_query(url: str) -> dict[str, list[str]]:
+    """The query parameters of a URL."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
