@@ -90,6 +90,17 @@ def verify_signature(
     return any(hmac.compare_digest(s, e) for s in offered for e in expected)
 
 
+@dataclass(frozen=True)
+class SignedRequest:
+    """A Vobiz request as the handler received it, with what the signature needs."""
+
+    method: str
+    url: str
+    params: dict[str, str | list[str]]
+    nonce: str
+    signatures: str
+
+
 # --------------------------------------------------------------------------- parsing and state
 
 KNOWN_EVENTS = ("StartStream", "PlayedStream", "ClearedAudio", "StopStream")

@@ -8,12 +8,15 @@ without details (the stack trace goes to the log, never to the caller).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
+from callstream import callbacks
+from callstream.callbacks import SignedRequest
 from callstream.exceptions import AuthError, CallstreamError, http_status
 
 log = logging.getLogger("callstream.http")
@@ -67,3 +70,22 @@ def public_url(event: dict[str, Any]) -> str:
     scheme = headers.get("x-forwarded-proto", "https")
     query = event.get("rawQueryString") or ""
     return f"{scheme}://{host}{event.get('rawPath', '/')}" + (f"?{query}" if query else "")
+
+
+def signed_request(event: dict[str, Any]) -> SignedRequest:
+    """A Vobiz request from an API Gateway v2 event: method, public URL, params, signature."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    method = (event.get("requestContext") or {}).get("http", {}).get("method", "GET").upper()
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    params = callbacks.parse_params(
+        method, headers.get("content-type", ""), body, event.get("rawQueryString") or ""
+    )
+    return SignedRequest(
+        method=method,
+        url=public_url(event),
+        params=params,
+        nonce=headers.get("x-vobiz-signature-v3-nonce", ""),
+        signatures=headers.get("x-vobiz-signature-v3", ""),
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -16,6 +17,15 @@ from typing import Any, Literal, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import urllib3
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
 from callstream import callbacks, credentials, settings
@@ -23,6 +33,7 @@ from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
 from callstream.adapters.events import EventPublisher
 from callstream.adapters.vobiz import VobizClient
+from callstream.callbacks import SignedRequest
 from callstream.exceptions import (
     ConflictError,
     NotFoundError,
@@ -44,7 +55,7 @@ FORMATS: dict[str, tuple[str, int]] = {
 }
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: idempotency wrappers are cached per Services
 class Services:
     """Everything the operations talk to (built by :func:`services`, or by tests)."""
 
@@ -55,6 +66,7 @@ class Services:
     token_key: bytes
     config: settings.ApiSettings
     http: urllib3.PoolManager
+    idempotency_client: Any = None
 
 
 @cache
@@ -76,6 +88,7 @@ def services() -> Services:
         token_key=credentials.token_key(),
         config=cfg,
         http=http,
+        idempotency_client=dynamodb,
     )
 
 
@@ -208,6 +221,75 @@ def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> 
     }
     svc.events.publish("Stream Requested", {k: v for k, v in view.items() if k != "service_url"})
     return view
+
+
+@cache
+def _idempotent_start(svc: Services) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
+    """start_stream behind Powertools idempotency, keyed on (Idempotency-Key, call uuid)."""
+    persistence = DynamoDBPersistenceLayer(
+        table_name=svc.config.idempotency_table, boto3_client=svc.idempotency_client
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[key, call_uuid]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=24 * 3600,
+    )
+
+    def run(payload: dict[str, Any]) -> dict[str, Any]:
+        request = StartStreamRequest.model_validate(payload["request"])
+        return start_stream(svc, payload["call_uuid"], request)
+
+    wrapped: Callable[..., dict[str, Any]] = idempotent_function(
+        data_keyword_argument="payload", persistence_store=persistence, config=config
+    )(run)
+    return wrapped, config
+
+
+def start_stream_once(
+    svc: Services,
+    call_uuid: str,
+    request: StartStreamRequest,
+    idempotency_key: str | None,
+    lambda_context: Any = None,
+) -> dict[str, Any]:
+    """:func:`start_stream`; with an ``Idempotency-Key``, retries return the same stream.
+
+    Raises:
+        RequestError: a key that is not 1-128 printable characters.
+        ConflictError: the key was used for a different request body, or is still in progress.
+    """
+    if not idempotency_key:
+        return start_stream(svc, call_uuid, request)
+    if len(idempotency_key) > 128 or not idempotency_key.isprintable():
+        raise RequestError("Idempotency-Key must be 1-128 printable characters")
+    payload = {
+        "key": idempotency_key,
+        "call_uuid": check_id(call_uuid, "call_uuid"),
+        "request": request.model_dump(mode="json"),
+    }
+    run, config = _idempotent_start(svc)
+    if lambda_context is not None:  # lets Powertools expire a stuck in-progress record
+        config.register_lambda_context(lambda_context)
+    try:
+        return run(payload=payload)
+    except IdempotencyValidationError:
+        raise ConflictError("Idempotency-Key was already used with a different body") from None
+    except IdempotencyAlreadyInProgressError:
+        raise ConflictError("a request with this Idempotency-Key is in progress") from None
+
+
+def parse_json(body: str | None) -> Any:
+    """A request body as JSON (empty → None).
+
+    Raises:
+        RequestError: not valid JSON.
+    """
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise RequestError(f"body is not valid JSON: {error}") from None
 
 
 def _item(svc: Services, stream_id: str) -> StreamItem:
@@ -349,17 +431,6 @@ def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dic
 
 
 # ---------------------------------------------------------------------------- Vobiz-facing
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """A Vobiz request as the handler received it, with what the signature needs."""
-
-    method: str
-    url: str
-    params: dict[str, str | list[str]]
-    nonce: str
-    signatures: str
 
 
 def verify(svc: Services, request: SignedRequest) -> None:

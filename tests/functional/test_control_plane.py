@@ -1,0 +1,422 @@
+"""The control-plane handlers, invoked with the events in events/, on moto and a Vobiz stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+import boto3
+import pytest
+from websockets.asyncio.client import connect
+
+from callstream import credentials, settings, streams
+from callstream.adapters import clients
+from callstream.adapters.dynamodb import DynamoRegistry
+from callstream.tokens import TokenClaims, new_jti, sign_token, verify_token
+from local.vobiz_api import Fault, VobizApi
+from local.vobiz_frames import CallAudio, messages
+from stream_server.protection import LocalProtection
+from stream_server.wiring import build_server
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+KEY = "control-plane-token-key-0123456789"
+CALL = "3f1c8a2e-5b7d-4e3a-9c1f-0a2b3c4d5e6f"
+STREAM = "9d8c7b6a-1234-4abc-8def-0123456789ab"
+
+
+@dataclass
+class Context:
+    """The parts of a Lambda context Powertools reads."""
+
+    function_name: str = "test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def handler(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{name}", ROOT / "functions" / name / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+def load(path: str) -> dict:
+    return json.loads((EVENTS / path).read_text())
+
+
+def invoke(name: str, event: dict) -> tuple[int, dict | str]:
+    answer = handler(name)(event, Context())
+    body = answer.get("body") or ""
+    try:
+        return answer["statusCode"], json.loads(body)
+    except ValueError:
+        return answer["statusCode"], body
+
+
+class Api:
+    def __init__(self, aws, vobiz: VobizApi, queue_url: str):
+        self.aws = aws
+        self.vobiz = vobiz
+        self.queue_url = queue_url
+        self.registry = DynamoRegistry(aws["dynamodb"], "Registry")
+
+    def events(self) -> list[dict]:
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        found = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                return found
+            found += [json.loads(m["Body"]) for m in batch]
+            for m in batch:
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def api(aws, monkeypatch):
+    dynamodb = aws["dynamodb"]
+    dynamodb.create_table(
+        TableName="Idempotency",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    events = boto3.client("events", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    events.create_event_bus(Name="callstream")
+    queue_url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="tap", EventBusName="callstream", EventPattern=json.dumps({"source": ["callstream"]})
+    )
+    events.put_targets(Rule="tap", EventBusName="callstream", Targets=[{"Id": "q", "Arn": arn}])
+    vobiz = VobizApi("MA_TEST", "test-auth-token-callstream").start()
+    env = {
+        "REGISTRY_TABLE": "Registry",
+        "NONCE_TABLE": "Nonces",
+        "IDEMPOTENCY_TABLE": "Idempotency",
+        "EVENT_BUS": "callstream",
+        "WS_BASE_URL": "wss://ws.example.test",
+        "PUBLIC_BASE_URL": "https://abc123.execute-api.us-east-1.amazonaws.com",
+        "RECORDINGS_BUCKET": "recordings",
+        "VOBIZ_API_URL": vobiz.url,
+        "VOBIZ_AUTH_ID": "MA_TEST",
+        "VOBIZ_AUTH_TOKEN": "test-auth-token-callstream",
+        "TOKEN_KEY": KEY,
+        "VOBIZ_TIMEOUT_S": "0.5",
+        "CONTROL_TIMEOUT_S": "5",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(f"CALLSTREAM_{name}", value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "control")
+    for reset in (
+        settings.reset,
+        credentials.reset,
+        clients.reset,
+        streams.services.cache_clear,
+        streams._idempotent_start.cache_clear,
+    ):
+        reset()
+    yield Api(aws, vobiz, queue_url)
+    vobiz.stop()
+
+
+# ----------------------------------------------------------------------------- start / stop
+
+
+def test_start_stream_calls_vobiz_with_a_signed_service_url(api):
+    status, body = invoke("start_stream", load("api/start_stream.json"))
+    assert status == 201, body
+    ((method, path, sent),) = api.vobiz.requests
+    assert (method, path) == ("POST", f"/api/v1/Account/MA_TEST/Call/{CALL}/Stream/")
+    assert sent["audio_track"] == "both" and sent["content_type"] == "audio/x-mulaw;rate=8000"
+    assert (
+        sent["status_callback_url"]
+        == "https://abc123.execute-api.us-east-1.amazonaws.com/vobiz/stream-status"
+    )
+    assert sent["extra_headers"] == "tenant=acme"
+    assert sent["service_url"].startswith("wss://ws.example.test/v1/audio/")
+    claims = verify_token(sent["service_url"].rsplit("/", 1)[1], KEY.encode(), time.time())
+    assert claims.call_uuid == CALL and not claims.bidirectional
+    assert body["stream_id"] in api.vobiz.streams and body["state"] == "requested"
+    item = api.registry.get(body["stream_id"])
+    assert item is not None and (item.state, item.codec, item.audio_track) == (
+        "requested",
+        "mulaw",
+        "both",
+    )
+    (event,) = api.events()
+    assert (
+        event["detail-type"] == "Stream Requested"
+        and event["detail"]["stream_id"] == body["stream_id"]
+    )
+
+
+def test_idempotency_key_returns_the_same_stream(api):
+    first = invoke("start_stream", load("api/start_stream.json"))
+    second = invoke("start_stream", load("api/start_stream.json"))
+    assert first == second and first[0] == 201
+    assert len(api.vobiz.requests) == 1
+    changed = load("api/start_stream.json")
+    changed["body"] = json.dumps({"audio_track": "inbound"})
+    status, body = invoke("start_stream", changed)
+    assert status == 409 and "Idempotency-Key" in body["message"]
+
+
+def test_bad_bodies_get_400_naming_the_field(api):
+    status, body = invoke("start_stream", load("api/start_stream_bad_body.json"))
+    assert status == 400 and "audio_track" in body["message"] and "content_type" in body["message"]
+    status, body = invoke("start_stream", load("api/start_stream_not_json.json"))
+    assert status == 400 and "JSON" in body["message"]
+    assert api.vobiz.requests == []
+
+
+@pytest.mark.parametrize(
+    ("faults", "status", "requests", "needle"),
+    [
+        (
+            [Fault(400, {"message": "audio_track both not allowed"})],
+            400,
+            1,
+            "audio_track both not allowed",
+        ),
+        ([Fault(404, {"message": "call not found"})], 404, 1, "call not found"),
+        ([Fault(500, {"message": "boom"})], 502, 1, "boom"),  # a POST is never retried on 5xx
+        ([Fault(429, {"message": "slow down"})], 201, 2, None),  # 429 is retried
+        ([Fault(401, {"message": "authentication failed"})], 502, 1, "authentication"),
+        ([Fault(200, {"message": "garbage, no stream id"})], 502, 1, "stream_id"),
+        ([Fault(201, {"stream_id": "ok"}, delay_s=1.0)], 504, 1, "in time"),
+    ],
+)
+def test_vobiz_errors_reach_the_caller_precisely(api, faults, status, requests, needle):
+    api.vobiz.fail_next(*faults)
+    event = load("api/start_stream.json")
+    del event["headers"]["idempotency-key"]
+    got, body = invoke("start_stream", event)
+    assert got == status, body
+    assert len(api.vobiz.requests) == requests
+    if needle:
+        assert needle in body["message"] and "Traceback" not in body["message"]
+
+
+def test_get_list_and_stop(api):
+    status, started = invoke("start_stream", load("api/start_stream.json"))
+    stream_id = started["stream_id"]
+    event = load("api/get_stream.json")
+    event["pathParameters"]["stream_id"] = stream_id
+    event["rawPath"] = f"/v1/streams/{stream_id}"
+    status, body = invoke("get_stream", event)
+    assert (
+        status == 200
+        and body["state"] == "requested"
+        and body["links"]["self"] == f"/v1/streams/{stream_id}"
+    )
+    status, body = invoke("list_streams", load("api/list_streams.json"))
+    assert status == 200 and [s["stream_id"] for s in body["streams"]] == [stream_id]
+    stop = load("api/stop_stream.json")
+    stop["pathParameters"]["stream_id"] = stream_id
+    stop["rawPath"] = f"/v1/streams/{stream_id}"
+    status, body = invoke("stop_stream", stop)
+    assert status == 200 and body["stop_requested"] is True
+    assert api.vobiz.requests[-1][0] == "DELETE" and api.vobiz.streams[stream_id].state == "stopped"
+    api.registry.mark_ended(stream_id, CALL, state="stopped", end_reason="stop", at="t")
+    status, body = invoke("stop_stream", stop)
+    assert status == 200 and body["stop_requested"] is False
+    assert [r[0] for r in api.vobiz.requests].count("DELETE") == 1
+
+
+def test_unknown_and_invalid_ids(api):
+    status, body = invoke("get_stream", load("api/get_stream_unknown.json"))
+    assert status == 404 and body["error"] == "not_found"
+    status, body = invoke("get_stream", load("api/get_stream_bad_id.json"))
+    assert status == 400 and "stream_id" in body["message"]
+    status, _ = invoke("stop_stream", load("api/stop_stream.json"))
+    assert status == 404
+
+
+# ---------------------------------------------------------------------------------- callbacks
+
+
+def test_callbacks_move_the_state_machine_in_every_encoding(api):
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    item = api.registry.get(STREAM)
+    assert item is not None and item.state == "started" and item.extra_headers == {"tenant": "acme"}
+    assert (
+        invoke("stream_callback", load("callbacks/start_json.json"))[0] == 200
+    )  # a duplicate, new nonce
+    assert invoke("stream_callback", load("callbacks/played_form.json"))[0] == 200
+    assert invoke("stream_callback", load("callbacks/stop_get.json"))[0] == 200
+    item = api.registry.get(STREAM)
+    assert item is not None and (item.state, item.last_checkpoint) == ("stopped", "turn-1")
+    kinds = [e["detail-type"] for e in api.events()]
+    assert sorted(kinds) == [
+        "Played Stream",
+        "Stream Started",
+        "Stream Stopped",
+    ]  # the duplicate published once
+
+
+def test_stop_before_start_ends_stopped(api):
+    assert invoke("stream_callback", load("callbacks/stop_get.json"))[0] == 200
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    item = api.registry.get(STREAM)
+    assert item is not None and item.state == "stopped"
+
+
+@pytest.mark.parametrize("name", ["start_form_forged.json", "stop_form_unsigned.json"])
+def test_forged_and_unsigned_callbacks_get_403_and_record_nothing(api, name):
+    status, body = invoke("stream_callback", load(f"callbacks/{name}"))
+    assert status == 403 and body["error"] == "bad_signature"
+    assert api.registry.get(STREAM) is None and api.events() == []
+
+
+def test_replayed_callback_gets_403(api):
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    status, body = invoke("stream_callback", load("callbacks/start_form_replayed.json"))
+    assert status == 403 and "replayed" in body["message"]
+
+
+def test_a_callback_for_an_unknown_stream_is_recorded(api):
+    event = load("callbacks/played_form.json")
+    status, _ = invoke("stream_callback", event)
+    assert status == 200
+    item = api.registry.get(STREAM)
+    assert item is not None and item.last_checkpoint == "turn-1"
+
+
+# ------------------------------------------------------------------------------------- answer
+
+
+def test_answer_returns_stream_xml_with_a_signed_token(api):
+    status, xml = invoke("answer_call", load("callbacks/answer_get.json"))
+    assert status == 200
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert stream is not None
+    assert stream.attrib["keepCallAlive"] == "true" and stream.attrib["bidirectional"] == "true"
+    assert (
+        stream.attrib["audioTrack"] == "inbound"
+        and stream.attrib["contentType"] == "audio/x-mulaw;rate=8000"
+    )
+    assert stream.attrib["statusCallbackUrl"].endswith("/vobiz/stream-status")
+    claims = verify_token(
+        urlsplit(stream.text or "").path.rsplit("/", 1)[1], KEY.encode(), time.time()
+    )
+    assert (claims.call_uuid, claims.agent, claims.bidirectional) == (CALL, "prompt", True)
+    status, xml = invoke("answer_call", load("callbacks/answer_post.json"))
+    assert status == 200 and "<Stream " in xml
+
+
+def test_answer_never_generates_both_with_bidirectional(api):
+    # re-sign the GET answer event with audio_track=both in its (signed) query
+    spec = importlib.util.spec_from_file_location(
+        "make_events", ROOT / "scripts" / "make_events.py"
+    )
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    event = make.vobiz(
+        "GET",
+        "/vobiz/answer",
+        "GET /vobiz/answer",
+        {},
+        "nonce-both",
+        query=f"CallUUID={CALL}&audio_track=both&bidirectional=true",
+    )
+    status, xml = invoke("answer_call", event)
+    assert status == 200 and 'audioTrack="inbound"' in xml
+
+
+def test_forged_answer_gets_403(api):
+    event = load("callbacks/answer_get.json")
+    event["headers"]["x-vobiz-signature-v3"] = "AAAA"
+    status, _ = invoke("answer_call", event)
+    assert status == 403
+
+
+# ------------------------------------------------------------------------------------ control
+
+
+async def test_control_reaches_the_task_that_holds_the_stream(api, aws):
+    server = build_server(
+        settings.ServerSettings(
+            audio_stream="AudioStream",
+            utterance_stream="UtteranceStream",
+            registry_table="Registry",
+            nonce_table="Nonces",
+            host="127.0.0.1",
+            port=0,
+            control_port=0,
+            metrics_interval_s=3600,
+        ),
+        kinesis=aws["kinesis"],
+        dynamodb=aws["dynamodb"],
+        token_key=KEY.encode(),
+        protect=LocalProtection(),
+    )
+    await server.start()
+    try:
+        tok = sign_token(
+            TokenClaims(
+                jti=new_jti(), call_uuid=CALL, exp=int(time.time()) + 60, bidirectional=True
+            ),
+            KEY.encode(),
+        )
+        audio = CallAudio(
+            tracks={"inbound": bytes(16000)}, sample_rate=8000, stream_id=STREAM, call_id=CALL
+        )
+        lines = list(messages(audio, "mulaw", with_stop=False))
+        async with connect(f"ws://127.0.0.1:{server.port}/v1/audio/{tok}") as ws:
+            for line in lines:
+                await ws.send(line)
+            deadline = time.monotonic() + 5
+            while (item := api.registry.get(STREAM)) is None or not item.live:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            status, body = await asyncio.to_thread(
+                invoke, "control_stream", load("api/control_stream_play.json")
+            )
+            assert status == 200 and body["played_ms"] == 200
+            frame = json.loads(await ws.recv())
+            assert frame["event"] == "playAudio" and frame["streamId"] == STREAM
+            status, body = await asyncio.to_thread(
+                invoke, "control_stream", load("api/control_stream_clear.json")
+            )
+            assert status == 200 and body["cleared"] is True
+            bad = load("api/control_stream_clear.json")
+            bad["pathParameters"]["action"] = "explode"
+            bad["rawPath"] = f"/v1/streams/{STREAM}/explode"
+            status, body = await asyncio.to_thread(invoke, "control_stream", bad)
+            assert status == 400
+    finally:
+        await server.close()
+
+
+def test_control_of_a_stream_that_is_not_live_is_409(api):
+    api.registry.create_requested(STREAM, CALL, bidirectional=True, at="t")
+    status, body = invoke("control_stream", load("api/control_stream_clear.json"))
+    assert status == 409 and "not live" in body["message"]
+    api.registry.mark_started(
+        STREAM, CALL, task_address="http://127.0.0.1:9", bidirectional=False, at="t"
+    )
+    status, body = invoke("control_stream", load("api/control_stream_clear.json"))
+    assert status == 409 and "not bidirectional" in body["message"]
