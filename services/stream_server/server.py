@@ -32,6 +32,7 @@ from websockets.http11 import Request, Response
 from callstream.assembler import Assembler, SegmenterFactory
 from callstream.exceptions import TokenError
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
+from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.control import ControlServer
 from stream_server.metrics import MetricsEmitter, ServerCounters
@@ -107,6 +108,7 @@ class StreamServer:
         self._metrics = MetricsEmitter()
         self._ws: Server | None = None
         self._control: ControlServer | None = None
+        self._task_address: str | None = None
 
     def _writer(self, stream: str) -> KinesisWriter:
         return KinesisWriter(
@@ -142,6 +144,9 @@ class StreamServer:
             asyncio.get_running_loop(),
         )
         self._control.start()
+        self._task_address = self.settings.task_address or await asyncio.to_thread(
+            ecs.control_address, self.control_port
+        )
         self._spawn(self._ticker())
         self._spawn(self._metrics_loop())
         log.info(
@@ -163,7 +168,11 @@ class StreamServer:
     @property
     def task_address(self) -> str:
         """Where the control API reaches this task (recorded in the registry)."""
-        return self.settings.task_address or f"http://127.0.0.1:{self.control_port}"
+        if self._task_address is None:
+            self._task_address = self.settings.task_address or ecs.control_address(
+                self.control_port
+            )
+        return self._task_address
 
     async def drain(self, deadline_s: float | None = None) -> int:
         """Stop accepting, wait for live calls up to the deadline, end the rest, flush.
