@@ -10,8 +10,9 @@ SAM_VERSION := 1.170.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools that talk to AWS APIs get a region and never real credentials from this Makefile.
 export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate build demo up bench tape clean
+.PHONY: help venv test unit lint typecheck validate build demo up bench tape events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,12 +40,11 @@ validate: $(STAMP) $(SAM)  ## cfn-lint and sam validate --lint on template.yaml
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
 
-build: $(SAM)  ## sam build (no Docker needed: makefile build methods)
-	$(SAM) build --template template.yaml
+build: $(SAM)  ## sam build (no Docker, no local python3.13: makefile build methods)
+	set -o pipefail; $(SAM) build --template template.yaml 2>&1 | { grep -v "WARNING: Location" || true; }
 
-test: $(STAMP)  ## lint, typecheck, validate, then the whole test suite
-	$(MAKE) lint typecheck
-	@if [ -f template.yaml ]; then $(MAKE) validate; fi
+test: $(STAMP)  ## lint, typecheck, validate and build the template, then the whole test suite
+	$(MAKE) lint typecheck validate build
 	$(BIN)/pytest
 
 unit: $(STAMP)  ## unit tests only
@@ -52,6 +52,9 @@ unit: $(STAMP)  ## unit tests only
 
 tape: $(STAMP)  ## regenerate the session tapes in events/tapes from ../shared/audio
 	$(BIN)/python scripts/make_tapes.py
+
+events: $(STAMP)  ## regenerate events/api and events/callbacks (signed with the test credentials)
+	$(BIN)/python scripts/make_events.py
 
 demo: $(STAMP)  ## run a simulated call end to end on this machine (ARGS="--help" for options)
 	$(BIN)/python -m local.demo $(ARGS)

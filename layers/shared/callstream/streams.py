@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Literal, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
@@ -57,37 +57,46 @@ FORMATS: dict[str, tuple[str, int]] = {
 
 @dataclass(eq=False)  # hashable by identity: idempotency wrappers are cached per Services
 class Services:
-    """Everything the operations talk to (built by :func:`services`, or by tests)."""
+    """Everything the operations talk to (built by :func:`services`, or by tests).
+
+    The Vobiz client and the token key read Secrets Manager, so they are built on first use:
+    read-only routes never need (nor are granted) the secrets.
+    """
 
     registry: Registry
     once: OnceStore
     events: EventPublisher
-    vobiz: VobizClient
-    token_key: bytes
     config: settings.ApiSettings
     http: urllib3.PoolManager
     idempotency_client: Any = None
+
+    @cached_property
+    def vobiz(self) -> VobizClient:
+        """The Vobiz REST client (reads the Vobiz credentials)."""
+        return VobizClient(
+            self.config.vobiz_api_url,
+            credentials.vobiz_credentials(),
+            pool=self.http,
+            timeout_s=self.config.vobiz_timeout_s,
+        )
+
+    @cached_property
+    def token_key(self) -> bytes:
+        """The key that signs tokens and control credentials."""
+        return credentials.token_key()
 
 
 @cache
 def services() -> Services:
     """The process's services, from settings and cached clients (warm starts reuse them)."""
     cfg = settings.load(settings.ApiSettings)
-    http = urllib3.PoolManager()
     dynamodb = client("dynamodb")
     return Services(
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
         once=DynamoOnceStore(dynamodb, cfg.nonce_table),
         events=EventPublisher(client("events"), cfg.event_bus),
-        vobiz=VobizClient(
-            cfg.vobiz_api_url,
-            credentials.vobiz_credentials(),
-            pool=http,
-            timeout_s=cfg.vobiz_timeout_s,
-        ),
-        token_key=credentials.token_key(),
         config=cfg,
-        http=http,
+        http=urllib3.PoolManager(),
         idempotency_client=dynamodb,
     )
 
