@@ -1,0 +1,78 @@
+"""EMF metrics lines and structured JSON logs of the stream server."""
+
+import io
+import json
+import logging
+from contextlib import redirect_stdout
+
+from stream_server.logs import configure_logging
+from stream_server.metrics import MetricsEmitter, ServerCounters, percentile
+
+
+def test_emf_line_has_the_metrics_as_deltas():
+    emitter = MetricsEmitter()
+    counters = ServerCounters(sessions=3, frames=500, gaps=1, auth_failures=2)
+    counters.errors.update({"invalid_audio": 4})
+    out = io.StringIO()
+    with redirect_stdout(out):
+        emitter.emit(
+            counters,
+            active_streams=3,
+            buffered_records=7,
+            put_latencies_ms=[5, 10, 50],
+            retries=1,
+            backpressure_s=0.5,
+        )
+        counters.frames += 100
+        emitter.emit(
+            counters,
+            active_streams=2,
+            buffered_records=0,
+            put_latencies_ms=[],
+            retries=0,
+            backpressure_s=0,
+        )
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    names = {m["Name"] for m in first["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {
+        "ActiveStreams",
+        "FramesIn",
+        "Gaps",
+        "AuthFailures",
+        "DecodeErrors",
+        "PutLatencyP99",
+        "BackpressureSeconds",
+    } <= names
+    assert first["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "callstream"
+    assert (
+        first["FramesIn"] == [500.0]
+        and first["DecodeErrors"] == [4.0]
+        and first["PutLatencyP99"] == [50.0]
+    )
+    assert (
+        second["FramesIn"] == [100.0]
+        and second["ActiveStreams"] == [2.0]
+        and "PutLatencyP99" not in second
+    )
+    assert second["service"] == "stream_server"
+
+
+def test_percentile():
+    assert percentile([], 0.99) == 0.0
+    assert percentile([3, 1, 2], 0.5) == 2
+    assert percentile(list(range(101)), 0.99) == 99
+
+
+def test_log_lines_are_json_with_call_and_stream_ids():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        configure_logging("INFO")
+        logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
+        adapter = logging.LoggerAdapter(
+            logging.getLogger("callstream.session"), {"call_uuid": "c-1", "stream_id": "s-1"}
+        )
+        adapter.info("stream started: %s", "mulaw")
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["message"] == "stream started: mulaw"
+    assert (line["call_uuid"], line["stream_id"], line["level"]) == ("c-1", "s-1", "INFO")
+    logging.getLogger().handlers.clear()
