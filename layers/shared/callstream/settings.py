@@ -140,6 +140,21 @@ class ApiSettings(_Base):
     nonce_ttl_s: int = Field(86_400, ge=60, description="How long a callback nonce is remembered.")
 
 
+class ConsumerSettings(_Base):
+    """The analytics consumers (Kinesis and EventBridge Lambda functions)."""
+
+    recordings_bucket: str = Field(description="S3 bucket of segments, events, recordings.")
+    registry_table: str = Field(description="DynamoDB stream registry table.")
+    transcripts_table: str = Field(description="DynamoDB transcripts and sentiment table.")
+    event_bus: str = Field(description="EventBridge bus name.")
+    transcriber: str = Field("aws", description="Speech recogniser: aws (Transcribe) or local.")
+    sentiment: str = Field("aws", description="Sentiment model: aws (Comprehend) or local.")
+    language: str = Field("en-US", description="Transcription and sentiment language.")
+    alert_negative_score: float = Field(
+        0.6, ge=0, le=1, description="Caller negative score (rolling) that raises an alert."
+    )
+
+
 class SecretsSettings(_Base):
     """Where the secrets come from (``callstream.credentials`` reads them)."""
 

@@ -1,0 +1,151 @@
+"""The store_recording consumer's domain: audio records → S3 segments → one WAV per stream.
+
+Each AudioStream record is handled on its own and idempotently (keys derive from the stream id
+and the record's ``seq``). When the stream's end arrives (a ``stop`` or ``close`` event, or a
+``close`` the sweeper wrote for a task that died), the recording is assembled from the
+segments: one WAV (stereo when both tracks are present: inbound left, outbound right; PCM16
+at the stream's rate; holes filled with silence) and a JSON sidecar, written with bounded
+memory, and the registry links to it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from callstream import codecs, records, settings
+from callstream.adapters.clients import client
+from callstream.adapters.dynamodb import DynamoRegistry
+from callstream.adapters.events import EventPublisher
+from callstream.adapters.s3_recordings import RecordingStore, segment_key
+from callstream.exceptions import RecordError
+from callstream.ports import Registry
+from callstream.wav import Segment, plan, wav_chunks
+
+
+@dataclass(eq=False)
+class RecordingServices:
+    """What the recording consumer talks to."""
+
+    store: RecordingStore
+    registry: Registry
+    events: EventPublisher
+
+
+@cache
+def services() -> RecordingServices:
+    """The process's services, from settings and cached clients."""
+    cfg = settings.load(settings.ConsumerSettings)
+    return RecordingServices(
+        store=RecordingStore(client("s3"), cfg.recordings_bucket),
+        registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+    )
+
+
+def recording_keys(call_uuid: str | None, stream_id: str) -> tuple[str, str]:
+    """Keys of a stream's WAV and sidecar."""
+    base = f"recordings/{call_uuid or 'unknown-call'}/{stream_id}"
+    return f"{base}.wav", f"{base}.json"
+
+
+def handle(svc: RecordingServices, data: bytes) -> str:
+    """Handle one AudioStream record; returns what was done (for logs and tests).
+
+    Raises:
+        RecordError: the bytes are not a callstream record (the batch reports it as failed).
+    """
+    record = records.decode(data)
+    if isinstance(record, records.AudioRecord):
+        key = segment_key(
+            record.stream_id, record.seq, record.track, record.start_sample, record.samples
+        )
+        svc.store.put(key, data)
+        return "segment"
+    if isinstance(record, records.EventRecord):
+        doc = {
+            "seq": record.seq,
+            "name": record.name,
+            "at_ms": record.at_ms,
+            "received_at": record.received_at,
+            "stream_id": record.stream_id,
+            "call_uuid": record.call_uuid,
+            "data": record.data,
+        }
+        svc.store.put(
+            f"events/{record.stream_id}/{record.seq:010d}.json",
+            json.dumps(doc).encode(),
+            "application/json",
+        )
+        if record.name in ("stop", "close"):
+            finalize(svc, record)
+            return "finalized"
+        return "event"
+    raise RecordError(f"{type(record).__name__} does not belong on AudioStream")
+
+
+def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]:
+    """Assemble the stream's WAV and sidecar from its segments; link them in the registry.
+
+    Raises:
+        RecordError: fewer frames are stored than the end event counts (a segment is still
+            on its way: the record fails and is retried after the missing one).
+    """
+    stream_id = end.stream_id
+    events = svc.store.events(stream_id)
+    start = next((e for e in events if e["name"] == "start"), None)
+    if start is None:
+        raise RecordError(f"stream {stream_id}: its start event is not stored yet")
+    rate = int(start["data"]["sample_rate"])
+    codec = str(start["data"]["codec"])
+    segments = svc.store.segments(stream_id)
+    frames = sum(s.samples for s in segments) // (rate // 50)
+    expected = end.data.get("frames")
+    if isinstance(expected, int) and frames < expected:
+        raise RecordError(f"stream {stream_id}: {frames} of {expected} frames stored so far")
+
+    def fetch(segment: Segment) -> bytes:
+        record = records.decode(svc.store.get(segment.key))
+        assert isinstance(record, records.AudioRecord)
+        return codecs.to_pcm16(record.codec, record.payload)
+
+    layout = plan(segments, rate)
+    wav_key, sidecar_key = recording_keys(end.call_uuid, stream_id)
+    size = svc.store.write_streaming(wav_key, wav_chunks(layout, fetch), "audio/wav")
+    gaps = [e["data"] for e in events if e["name"] == "gap"]
+    sidecar = {
+        "stream_id": stream_id,
+        "call_uuid": end.call_uuid,
+        "recording": wav_key,
+        "codec": codec,
+        "sample_rate": rate,
+        "channels": list(layout.channels),
+        "duration_s": layout.duration_s,
+        "bytes": size,
+        "frames": frames,
+        "segments": len(segments),
+        "gaps": gaps,
+        "silence_samples": {t: layout.silence_samples(t) for t in layout.channels},
+        "end": {"name": end.name, **{k: v for k, v in end.data.items() if k == "reason"}},
+    }
+    svc.store.put(sidecar_key, json.dumps(sidecar, indent=2).encode(), "application/json")
+    svc.registry.advance(
+        stream_id,
+        end.call_uuid or "unknown-call",
+        "stopped",
+        recording_key=wav_key,
+        end_reason=end.data.get("reason", end.name) if end.name == "close" else None,
+    )
+    svc.events.publish(
+        "Recording Ready",
+        {
+            "stream_id": stream_id,
+            "call_uuid": end.call_uuid,
+            "recording": wav_key,
+            "sidecar": sidecar_key,
+            "duration_s": layout.duration_s,
+        },
+    )
+    return sidecar
