@@ -484,6 +484,7 @@ class Assembler:
             "frames": self.stats.frames,
             "gaps": self.stats.gaps,
             "lost_frames": self.stats.lost_frames,
+            "utterances": self.stats.utterances,
         }
         self._emit_event(name, now, data)
         self.state = "ended"

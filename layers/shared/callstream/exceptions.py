@@ -23,7 +23,8 @@ HTTP mapping lives here and nowhere else (handlers call :func:`http_status`).
     ├── UpstreamError (502)            Vobiz (or another dependency) answered with an error
     │   │                              (Vobiz's own 400/404/409/422 pass through as they are)
     │   └── UpstreamTimeoutError (504)      ... or did not answer in time
-    └── SinkError (503)                a sink (Kinesis, S3, DynamoDB) failed after its retries
+    ├── SinkError (503)                a sink (Kinesis, S3, DynamoDB) failed after its retries
+    └── NotReadyError (503)            inputs still on their way (a consumer retries later)
 """
 
 from __future__ import annotations
@@ -157,6 +158,13 @@ class SinkError(CallstreamError):
 
 #: Vobiz answers passed through as they are: the caller's request was at fault.
 _PASSTHROUGH = frozenset({400, 404, 409, 422})
+
+
+class NotReadyError(CallstreamError):
+    """What this step needs has not arrived yet (e.g. transcripts of a call being summarised)."""
+
+    status = 503
+    code = "not_ready"
 
 
 def http_status(error: BaseException) -> int:

@@ -151,7 +151,7 @@ class ConsumerSettings(_Base):
     sentiment: str = Field("aws", description="Sentiment model: aws (Comprehend) or local.")
     language: str = Field("en-US", description="Transcription and sentiment language.")
     alert_negative_score: float = Field(
-        0.6, ge=0, le=1, description="Caller negative score (rolling) that raises an alert."
+        0.5, ge=0, le=1, description="Caller rolling negativity (0-1) that raises an alert."
     )
 
 

@@ -178,3 +178,71 @@ class DynamoOnceStore:
                 return False
             raise
         return True
+
+
+class DynamoTranscripts:
+    """Transcripts, sentiment and rolling call sentiment (pk ``stream_id``, sk ``utterance``)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        """Use ``table`` through a boto3 DynamoDB client."""
+        self._client = client
+        self._table = table
+
+    def get(self, stream_id: str, utterance: str) -> dict[str, Any] | None:
+        """One item, or None."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"stream_id": {"S": stream_id}, "utterance": {"S": utterance}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else {k: _plain(_deserialize(v)) for k, v in item.items()}
+
+    def put(self, item: dict[str, Any]) -> None:
+        """Write an item (idempotent: the same utterance key overwrites itself)."""
+        doc = {**item, "ttl": int(time.time()) + TTL_S}
+        self._client.put_item(
+            TableName=self._table,
+            Item={k: _serialize(_dynamo_value(v)) for k, v in doc.items() if v is not None},
+        )
+
+    def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
+        """Set fields of an item."""
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": _serialize(_dynamo_value(v)) for i, v in enumerate(fields.values())}
+        self._client.update_item(
+            TableName=self._table,
+            Key={"stream_id": {"S": stream_id}, "utterance": {"S": utterance}},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
+        """Every item of a stream, in key order."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "stream_id = :s",
+            "ExpressionAttributeValues": {":s": {"S": stream_id}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            items += [{k: _plain(_deserialize(v)) for k, v in i.items()} for i in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _dynamo_value(value: Any) -> Any:
+    """Floats become Decimals (DynamoDB numbers), recursively."""
+    from decimal import Decimal
+
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dynamo_value(v) for v in value]
+    return value

@@ -1,0 +1,119 @@
+"""The transcribe_utterance consumer's domain: an utterance record → text, stored and published.
+
+Idempotent per utterance (``stream_id``, ``track``, ``index``): a redelivered utterance that is
+already transcribed and published costs one read, not a second recognition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from callstream import records, settings
+from callstream.adapters.clients import client
+from callstream.adapters.dynamodb import DynamoTranscripts
+from callstream.adapters.events import EventPublisher
+from callstream.exceptions import ConfigError, RecordError
+from callstream.transcription import Transcriber
+
+ROLES = {"inbound": "caller", "outbound": "agent"}
+
+
+def utterance_key(track: str, index: int) -> str:
+    """The sort key of an utterance in the transcripts table."""
+    return f"{track}#{index:06d}"
+
+
+@dataclass(eq=False)
+class TranscriptServices:
+    """What the transcription consumer talks to."""
+
+    transcriber: Transcriber
+    transcripts: DynamoTranscripts
+    events: EventPublisher
+    language: str
+
+
+def make_transcriber(name: str, region: str | None = None) -> Transcriber:
+    """The transcriber backend called ``name`` (``aws`` or ``local``).
+
+    Raises:
+        ConfigError: an unknown backend.
+    """
+    if name == "local":
+        from callstream.adapters.transcribe_local import PocketSphinxTranscriber
+
+        return PocketSphinxTranscriber()
+    if name == "aws":
+        from callstream.adapters.transcribe_aws import AwsTranscriber
+
+        return AwsTranscriber(region or "us-east-1")
+    raise ConfigError(f"CALLSTREAM_TRANSCRIBER must be aws or local, not {name!r}")
+
+
+@cache
+def services() -> TranscriptServices:
+    """The process's services (the recogniser's model loads here, once)."""
+    import os
+
+    cfg = settings.load(settings.ConsumerSettings)
+    return TranscriptServices(
+        transcriber=make_transcriber(cfg.transcriber, os.environ.get("AWS_REGION")),
+        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+        language=cfg.language,
+    )
+
+
+def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any]:
+    """Transcribe one UtteranceStream record, store it, publish ``Utterance Transcribed``.
+
+    Raises:
+        RecordError: not an utterance record.
+        UpstreamError: the recogniser failed (the record is retried, then dead-lettered).
+    """
+    record = records.decode(data)
+    if not isinstance(record, records.UtteranceRecord):
+        raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
+    key = utterance_key(record.track, record.index)
+    item = svc.transcripts.get(record.stream_id, key)
+    if item is None:
+        transcript = svc.transcriber.transcribe(record.payload, record.sample_rate, svc.language)
+        item = {
+            "stream_id": record.stream_id,
+            "utterance": key,
+            "call_uuid": record.call_uuid or "unknown-call",
+            "track": record.track,
+            "role": ROLES.get(record.track, record.track),
+            "index": record.index,
+            "start_ms": record.start_ms,
+            "end_ms": record.end_ms,
+            "split": record.split,
+            "text": transcript.text,
+            "confidence": transcript.confidence,
+            "language": svc.language,
+            "transcriber": svc.transcriber.name,
+            "published": False,
+        }
+        svc.transcripts.put(item)
+    if not item.get("published"):
+        detail = {
+            k: item.get(k)
+            for k in (
+                "stream_id",
+                "call_uuid",
+                "utterance",
+                "track",
+                "role",
+                "index",
+                "start_ms",
+                "end_ms",
+                "text",
+                "confidence",
+                "language",
+            )
+        }
+        svc.events.publish("Utterance Transcribed", detail)
+        svc.transcripts.update(record.stream_id, key, published=True)
+    return item
