@@ -109,7 +109,9 @@ def test_the_recording_is_the_source_audio_in_stereo(bucket, aws, tape, rate, co
         expected = np.frombuffer(source, dtype="<i2")
         assert np.array_equal(samples[: len(expected), column], expected)
         assert not samples[len(expected) :, column].any()  # the padded last frame is silence
-    assert sidecar["channels"] == ["inbound", "outbound"] and sidecar["frames"] == 2 * 2003  # 40.048 s: the last frame padded
+    assert (
+        sidecar["channels"] == ["inbound", "outbound"] and sidecar["frames"] == 2 * 2003
+    )  # 40.048 s: the last frame padded
     assert sidecar["end"]["name"] == "stop"
     item = DynamoRegistry(aws["dynamodb"], "Registry").get(stream_id)
     assert item is not None and item.recording_key == f"recordings/tape-call/{stream_id}.wav"

@@ -1,0 +1,226 @@
+"""The analytics consumers end to end on moto: tape → records → recording, transcripts,
+sentiment, summary, with real Kinesis and EventBridge event shapes and the local backends."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bench.transcript_accuracy import word_error_rate
+from callstream import recording, records, sentiment, settings, summary, transcripts
+from callstream.adapters import clients
+from callstream.adapters.transcribe_aws import AwsTranscriber
+from callstream.assembler import Assembler
+from callstream.exceptions import NotReadyError, UpstreamError
+from callstream.protocol import parse_message
+from callstream.settings import AudioSettings
+from callstream.vad import Segmenter
+from tests.kinesis_events import kinesis_event
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = json.loads((ROOT.parent / "shared" / "audio" / "support_call.json").read_text())[
+    "utterances"
+]
+
+
+class Ctx:
+    function_name = "consumer"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
+    aws_request_id = "req"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def handler(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_app", ROOT / "functions" / name / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+class Bus:
+    """Reads what was published on the callstream bus (a rule → SQS tap), as Lambda gets it."""
+
+    def __init__(self):
+        events = boto3.client("events", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        events.create_event_bus(Name="callstream")
+        self.url = self.sqs.create_queue(QueueName="tap")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="tap",
+            EventBusName="callstream",
+            EventPattern=json.dumps({"source": ["callstream"]}),
+        )
+        events.put_targets(Rule="tap", EventBusName="callstream", Targets=[{"Id": "q", "Arn": arn}])
+
+    def drain(self) -> list[dict]:
+        out = []
+        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            out += [json.loads(m["Body"]) for m in batch]
+            for m in batch:
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+
+@pytest.fixture
+def stack(aws, monkeypatch):
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="recordings")
+    aws["dynamodb"].create_table(
+        TableName="Transcripts",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "stream_id", "AttributeType": "S"},
+            {"AttributeName": "utterance", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "stream_id", "KeyType": "HASH"},
+            {"AttributeName": "utterance", "KeyType": "RANGE"},
+        ],
+    )
+    bus = Bus()
+    env = {
+        "RECORDINGS_BUCKET": "recordings",
+        "REGISTRY_TABLE": "Registry",
+        "TRANSCRIPTS_TABLE": "Transcripts",
+        "EVENT_BUS": "callstream",
+        "TRANSCRIBER": "local",
+        "SENTIMENT": "local",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(f"CALLSTREAM_{name}", value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
+    settings.reset()
+    clients.reset()
+    for module in (recording, transcripts, sentiment, summary):
+        module.services.cache_clear()
+    return bus
+
+
+def tape_records(name: str):
+    cfg = AudioSettings()
+    asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    audio, utterances = [], []
+    for line in (ROOT / "events" / "tapes" / f"{name}.jsonl").read_text().splitlines():
+        asm.receive(parse_message(line))
+        audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
+        utterances += [(u.stream_id, records.encode(u)) for u in asm.utterances_ready()]
+    return audio, utterances
+
+
+def of_type(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["detail-type"] == kind]
+
+
+@pytest.mark.slow
+def test_tape_to_summary(stack):
+    audio, utterances = tape_records("support_call_l16_16k")
+    assert handler("store_recording")(kinesis_event(audio), Ctx()) == {"batchItemFailures": []}
+    ready = of_type(stack.drain(), "Recording Ready")
+    assert len(ready) == 1
+    with pytest.raises(NotReadyError, match="0 of 8"):  # transcripts are still on their way
+        handler("finalize_call")(ready[0], Ctx())
+
+    transcribe = handler("transcribe_utterance")
+    event = kinesis_event(utterances, stream="UtteranceStream")
+    assert transcribe(event, Ctx()) == {"batchItemFailures": []}
+    transcribed = of_type(stack.drain(), "Utterance Transcribed")
+    assert len(transcribed) == 8
+    assert transcribe(event, Ctx()) == {"batchItemFailures": []}  # redelivered: nothing new
+    assert stack.drain() == []
+
+    analyze = handler("analyze_sentiment")
+    for e in transcribed:
+        analyze(e, Ctx())
+    analyze(transcribed[0], Ctx())  # redelivered: nothing new
+    published = stack.drain()
+    assert len(of_type(published, "Sentiment Scored")) == 8
+    (alert,) = of_type(published, "Sentiment Alert")
+    assert "frustrated" in alert["detail"]["text"]
+
+    result = handler("finalize_call")(ready[0], Ctx())
+    assert [
+        (u["track"], u["start_s"] < s["end_s"] and u["end_s"] > s["start_s"])
+        for u, s in zip(result["utterances"], SCRIPT, strict=True)
+    ] == [(s["track"], True) for s in SCRIPT]
+    wer = word_error_rate([s["text"] for s in SCRIPT], [u["text"] for u in result["utterances"]])
+    assert wer < 0.2, f"WER {wer:.1%} (bench: 13.7 % at 16 kHz)"
+    agree = sum(
+        u["sentiment"] == s["sentiment"] for u, s in zip(result["utterances"], SCRIPT, strict=True)
+    )
+    assert agree >= 5
+    assert set(result["talk_time_s"]) == {"inbound", "outbound"} and result[
+        "duration_s"
+    ] == pytest.approx(40.06, abs=0.05)
+    (completed,) = of_type(stack.drain(), "Call Completed")
+    assert completed["detail"]["utterances"] == 8
+
+
+class FlakyStream:
+    """A Transcribe streaming client that throttles ``fail`` times, then raises or answers."""
+
+    def __init__(self, fail: int, error: str = "LimitExceededException"):
+        self.fail = fail
+        self.calls = 0
+        self.error = type(error, (Exception,), {})
+
+    async def start_stream_transcription(self, **kwargs):
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise self.error("slow down")
+        return _Stream()
+
+
+class _Stream:
+    class input_stream:  # noqa: N801 - the SDK's attribute name
+        sent = b""
+
+        @classmethod
+        async def send_audio_event(cls, audio_chunk):
+            cls.sent += audio_chunk
+
+        @staticmethod
+        async def end_stream():
+            return None
+
+    @property
+    def output_stream(self):
+        async def events():
+            alt = type(
+                "Alt",
+                (),
+                {"transcript": "hello there", "items": [type("I", (), {"confidence": 0.8})()]},
+            )
+            result = type("R", (), {"is_partial": False, "alternatives": [alt]})
+            yield type("E", (), {"transcript": type("T", (), {"results": [result]})})
+
+        return events()
+
+
+def test_aws_transcriber_retries_throttling_then_answers():
+    client = FlakyStream(fail=2)
+    transcript = AwsTranscriber("us-east-1", client=client).transcribe(
+        b"\x00\x00" * 1600, 8000, "en-US"
+    )
+    assert (transcript.text, transcript.confidence, client.calls) == ("hello there", 0.8, 3)
+
+
+def test_aws_transcriber_gives_up_on_other_errors():
+    client = FlakyStream(fail=5, error="BadRequestException")
+    with pytest.raises(UpstreamError, match="BadRequestException"):
+        AwsTranscriber("us-east-1", client=client).transcribe(b"\x00\x00" * 160, 8000, "en-US")
+    assert client.calls == 1
