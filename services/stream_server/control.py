@@ -9,6 +9,7 @@ is enough: each request runs its command on the event loop and waits for the res
 Bodies: ``play`` ``{"audio_b64": <PCM16 LE, base64>, "sample_rate": 8000|16000|24000}``;
 ``checkpoint`` ``{"name": "turn-3", "timeout_s": 30}``; ``clear`` ``{}``. Answers: 200 with a JSON
 result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not bidirectional.
+``GET /internal/health`` answers 200 while the task runs: the sweeper's liveness probe.
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ class ControlServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path == "/internal/health":  # the sweeper's probe: this task is alive
+                    self._reply(200, {"ok": True})
+                else:
+                    self._reply(404, {"error": "not_found", "message": f"no route {self.path!r}"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -200,3 +200,35 @@ def test_long_recordings_are_written_in_parts(bucket, monkeypatch):
         == 12 * 1024 * 1024
     )
     assert store.get("big.bin") == b"".join(chunks)
+
+
+def test_a_swept_stream_is_recorded_from_what_reached_kinesis(bucket):
+    from callstream.sweeper import SWEEP_SEQ
+
+    pcm, _ = read_wav(AUDIO / "support_call_8000_inbound.wav")
+    audio = CallAudio(
+        tracks={"inbound": pcm[: 8000 * 2 * 3]},
+        sample_rate=8000,
+        stream_id="s-crash",
+        call_id="c-crash",
+    )
+    payloads = stream_records(messages(audio, "mulaw"))[
+        :-2
+    ]  # the task died: no last record, no end
+    end = records.EventRecord(
+        stream_id="s-crash",
+        call_uuid="c-crash",
+        seq=SWEEP_SEQ,
+        name="close",
+        at_ms=0.0,
+        data={"reason": "swept"},
+    )
+    assert load_handler()(kinesis_event([*payloads, ("s-crash", records.encode(end))]), Ctx()) == {
+        "batchItemFailures": []
+    }
+    samples, _, sidecar = read_recording(bucket, "s-crash", "c-crash")
+    stored = b"".join(
+        r.payload for _, d in payloads if isinstance(r := records.decode(d), records.AudioRecord)
+    )
+    assert np.array_equal(samples[:, 0], np.frombuffer(codecs.ulaw_decode(stored), dtype="<i2"))
+    assert sidecar["end"] == {"name": "close", "reason": "swept"}

@@ -36,6 +36,9 @@ class Registry(Protocol):
     def list_for_call(self, call_uuid: str) -> list[StreamItem]:
         """A call's streams, oldest first."""
 
+    def live_streams(self) -> list[StreamItem]:
+        """Every stream in state ``started``."""
+
 
 class OnceStore(Protocol):
     """Claims keys once (spent tokens, callback nonces, deduplication)."""

@@ -155,6 +155,13 @@ class ConsumerSettings(_Base):
     )
 
 
+class SweeperSettings(_Base):
+    """The sweeper (ends streams whose task died)."""
+
+    registry_table: str = Field(description="DynamoDB stream registry table.")
+    audio_stream: str = Field(description="Kinesis stream for audio and session events.")
+
+
 class SecretsSettings(_Base):
     """Where the secrets come from (``callstream.credentials`` reads them)."""
 

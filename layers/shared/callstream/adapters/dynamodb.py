@@ -136,6 +136,24 @@ class DynamoRegistry:
             return None
         return from_item({k: _plain(_deserialize(v)) for k, v in item.items()})
 
+    def live_streams(self) -> list[StreamItem]:
+        """Every stream in state ``started`` (a scan: the sweeper runs every few minutes)."""
+        items: list[StreamItem] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "state_rank = :started",
+            "ExpressionAttributeValues": {":started": {"N": str(RANK["started"])}},
+        }
+        while True:
+            response = self._client.scan(**kwargs)
+            items += [
+                from_item({k: _plain(_deserialize(v)) for k, v in i.items()})
+                for i in response.get("Items", [])
+            ]
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def list_for_call(self, call_uuid: str) -> list[StreamItem]:
         """A call's streams, oldest first (GSI ``by_call``)."""
         items: list[StreamItem] = []
