@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate build demo up bench tape events clean
+.PHONY: help venv test unit lint typecheck validate build demo up bench tape events docs clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,9 @@ unit: $(STAMP)  ## unit tests only
 
 tape: $(STAMP)  ## regenerate the session tapes in events/tapes from ../shared/audio
 	$(BIN)/python scripts/make_tapes.py
+
+docs: $(STAMP)  ## regenerate docs/configuration.md from the settings classes
+	$(BIN)/python scripts/settings_doc.py
 
 events: $(STAMP)  ## regenerate events/api and events/callbacks (signed with the test credentials)
 	$(BIN)/python scripts/make_events.py
