@@ -1,50 +1,296 @@
-"""``make demo``: for now, a check that the environment is ready and a pointer to what runs.
+"""``make demo``: a simulated call through callstream's real code, on this machine.
 
-The embedded stack (moto server, HTTP gateway, Kinesis poller, Vobiz simulator, live printing)
-is the next piece of work; until it lands this runs the pipeline's offline check: the session
-tape of the shared call through the real assembler and voice-activity segmenter.
+Starts the embedded stack (moto, the stream server, the HTTP gateway, the consumers, the Vobiz
+simulator), places each call through the public API as a user would
+(``POST /v1/calls/{call_uuid}/streams``), streams the WAVs into it, prints transcript lines with
+speaker and sentiment as they arrive, then a summary, writes the outputs and stops everything.
+
+Outputs per call in ``OUT/<call_uuid>/``: ``recording.wav``, ``played.wav`` (what the caller
+heard, when the stream is bidirectional), ``events.jsonl`` and ``summary.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import threading
 import time
+import urllib.request
+import uuid
+import warnings
+import wave
 from pathlib import Path
+from typing import Any
 
-from callstream.assembler import Assembler
-from callstream.protocol import parse_message
-from callstream.records import AudioRecord
-from callstream.settings import AudioSettings
-from callstream.vad import Segmenter
+from local.stack import Stack
+from local.vobiz_sim import AUDIO, Faults, SimCall
 
-ROOT = Path(__file__).resolve().parents[1]
+CONTENT_TYPES = {
+    "mulaw": "audio/x-mulaw;rate=8000",
+    "l16-8k": "audio/x-l16;rate=8000",
+    "l16-16k": "audio/x-l16;rate=16000",
+}
+ROLE = {"inbound": "caller", "outbound": "agent "}
+COLUMNS = 72
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The demo's options (``make demo ARGS="…"``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--inbound",
+        type=Path,
+        default=AUDIO / "support_call_8000_inbound.wav",
+        help="WAV of the caller (inbound track)",
+    )
+    parser.add_argument(
+        "--outbound",
+        type=Path,
+        default=AUDIO / "support_call_8000_outbound.wav",
+        help="WAV of the agent (outbound track)",
+    )
+    parser.add_argument("--codec", choices=sorted(CONTENT_TYPES), default="mulaw")
+    parser.add_argument(
+        "--speed", type=float, default=4.0, help="play the call N times faster than real time"
+    )
+    parser.add_argument("--agent", choices=["none", "echo", "prompt"], default="none")
+    parser.add_argument("--calls", type=int, default=1, help="simultaneous calls")
+    parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument("--timeout", type=float, default=300)
+    faults = parser.add_argument_group("faults (the Vobiz simulator's switches)")
+    faults.add_argument(
+        "--drop", metavar="FIRST-LAST", help="drop these frames (chunk numbers) on every track"
+    )
+    faults.add_argument(
+        "--disconnect-at",
+        type=int,
+        metavar="FRAME",
+        help="cut the socket abruptly after this frame",
+    )
+    faults.add_argument(
+        "--omit-stop", action="store_true", help="end the call without a stop event"
+    )
+    faults.add_argument(
+        "--duplicate-callbacks", action="store_true", help="send every status callback twice"
+    )
+    return parser.parse_args(argv)
+
+
+def api(
+    stack: Stack, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Call the public API through the gateway, as a user would (bearer token for IAM)."""
+    assert stack.gateway is not None
+    request = urllib.request.Request(  # noqa: S310 - the local gateway
+        stack.gateway.url + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {stack.token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return int(response.status), json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read() or b"{}")
+
+
+def faults_of(args: argparse.Namespace) -> Faults:
+    """The simulator's fault switches from the options."""
+    drop: frozenset[int] = frozenset()
+    if args.drop:
+        first, _, last = args.drop.partition("-")
+        drop = frozenset(range(int(first), int(last or first) + 1))
+    return Faults(
+        drop_chunks=drop,
+        disconnect_at=args.disconnect_at,
+        omit_stop=args.omit_stop,
+        duplicate_callbacks=args.duplicate_callbacks,
+    )
+
+
+def wav_frames(path: Path) -> int:
+    """20 ms frames in a WAV file."""
+    with wave.open(str(path)) as w:
+        return -(-w.getnframes() * 50 // w.getframerate())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Replay a session tape through the assembler and the segmenter; print what came out."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tape", default="support_call_mulaw_8k", help="a tape in events/tapes/")
-    args = parser.parse_args(argv)
-    tape = ROOT / "events" / "tapes" / f"{args.tape}.jsonl"
-    cfg = AudioSettings()
-    asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
-    began = time.perf_counter()
-    audio = 0
-    for line in tape.read_text().splitlines():
-        asm.receive(parse_message(line))
-        audio += sum(1 for r in asm.records_ready() if isinstance(r, AudioRecord))
-        for u in asm.utterances_ready():
-            print(f"  utterance {u.track:8} {u.start_ms / 1000:6.2f}-{u.end_ms / 1000:6.2f} s")
-    elapsed = time.perf_counter() - began
-    stats = asm.stats
+    """Run the demo; 0 when every call completed and its outputs were written."""
+    warnings.filterwarnings("ignore", "No application metrics to publish")  # read-only routes
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    events: dict[str, list[dict[str, Any]]] = {}
+    completed: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    def on_event(event: dict[str, Any]) -> None:
+        detail = event["detail"]
+        call = detail.get("call_uuid") or ""
+        with lock:
+            events.setdefault(call, []).append(event)
+        kind = event["detail-type"]
+        if kind == "Sentiment Scored":
+            role = ROLE.get(detail.get("track", ""), "?")
+            line = (
+                f"  {call[:8]}  {role}  {detail.get('sentiment', ''):8}  {detail.get('text', '')}"
+            )
+            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
+        elif kind == "Sentiment Alert":
+            line = f"  {call[:8]}  ⚠ alert: the caller turned negative"
+            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
+        elif kind == "Call Completed":
+            completed[call] = detail
+
+    log = args.out / "stack.log"
     print(
-        f"{tape.name}: {stats.frames} frames → {audio} audio records, "
-        f"{stats.utterances} utterances in {elapsed:.2f} s"
+        "callstream demo: starting the embedded stack (moto, stream server, gateway, consumers, Vobiz simulator)…",
+        flush=True,
     )
-    print("The full embedded demo (simulated call, transcripts, sentiment) is the next release;")
-    print("`make test` runs the whole pipeline through the real code today.")
+    with Stack(speed=args.speed, log_file=log) as stack:
+        assert stack.poller is not None
+        stack.poller.listeners.append(on_event)
+        for name, value in stack.endpoints().items():
+            if name != "token":
+                print(f"  {name:9} {value}")
+        calls = []
+        tracks = [t for t, p in (("inbound", args.inbound), ("outbound", args.outbound)) if p]
+        audio_track = "both" if len(tracks) == 2 else tracks[0]
+        for _ in range(args.calls):
+            call = stack.sim.add_call(
+                SimCall(
+                    str(uuid.uuid4()),
+                    inbound=args.inbound,
+                    outbound=args.outbound,
+                    faults=faults_of(args),
+                )
+            )
+            status, answer = api(
+                stack,
+                "POST",
+                f"/v1/calls/{call.call_uuid}/streams",
+                {
+                    "audio_track": audio_track,
+                    "content_type": CONTENT_TYPES[args.codec],
+                    "bidirectional": args.agent != "none",
+                    "agent": args.agent,
+                },
+            )
+            if status != 201:
+                print(f"start failed: {status} {answer}", file=sys.stderr)
+                return 1
+            print(
+                f"call {call.call_uuid}: stream {answer['stream_id']} ({args.codec}, {audio_track}, agent {args.agent})"
+            )
+            calls.append(call)
+        total = (
+            max(wav_frames(p) for p in (args.inbound, args.outbound) if p)
+            * len(tracks)
+            * len(calls)
+        )
+        deadline = time.monotonic() + args.timeout
+        tty, shown = sys.stdout.isatty(), -1
+        while len(completed) < len(calls) and time.monotonic() < deadline:
+            percent = min(100, 100 * sum(c.frames_sent for c in calls) // total)
+            bar = "#" * (30 * percent // 100)
+            if tty:
+                print(f"\r  [{bar:30}] {percent:3d}% of the call streamed", end="", flush=True)
+            elif percent // 25 > shown:  # not a terminal: a line per quarter
+                shown = percent // 25
+                print(f"  [{bar:30}] {percent:3d}% of the call streamed", flush=True)
+            time.sleep(0.25)
+        if tty:
+            print()
+        if len(completed) < len(calls):
+            print(
+                f"timed out waiting for {len(calls) - len(completed)} call(s); see {log}",
+                file=sys.stderr,
+            )
+            for error in stack.poller.errors[-5:]:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        for call in calls:
+            write_outputs(
+                stack, args.out, call, completed[call.call_uuid], events.get(call.call_uuid, [])
+            )
+    print(f"done in {time.monotonic() - started:.1f} s; outputs in {args.out}/<call_uuid>/")
     return 0
+
+
+def write_outputs(  # noqa: D103 - documented in the module docstring
+    stack: Stack, out: Path, call: SimCall, completed: dict[str, Any], events: list[dict[str, Any]]
+) -> None:
+    folder = out / call.call_uuid
+    folder.mkdir(parents=True, exist_ok=True)
+    bucket = stack.aws.names["RecordingsBucket"]
+    s3 = stack.aws.client("s3")
+    summary = json.loads(s3.get_object(Bucket=bucket, Key=completed["summary"])["Body"].read())
+    (folder / "recording.wav").write_bytes(
+        s3.get_object(Bucket=bucket, Key=summary["recording"])["Body"].read()
+    )
+    if call.played:
+        with wave.open(str(folder / "played.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(call.played_rate)
+            w.writeframes(bytes(call.played))
+    session = [
+        json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"events/{summary['stream_id']}/").get(
+            "Contents", []
+        )
+    ]
+    with (folder / "events.jsonl").open("w") as f:
+        for item in session:
+            f.write(json.dumps({"source": "session", **item}) + "\n")
+        for event in events:
+            f.write(
+                json.dumps(
+                    {
+                        "source": "bus",
+                        "detail-type": event["detail-type"],
+                        "time": event["time"],
+                        "detail": event["detail"],
+                    }
+                )
+                + "\n"
+            )
+    utterances = [
+        {k: u[k] for k in ("track", "start_s", "end_s", "text", "sentiment")}
+        for u in summary["utterances"]
+    ]
+    doc = {
+        "call_uuid": call.call_uuid,
+        "stream_id": summary["stream_id"],
+        "recording": "recording.wav",
+        "duration_s": summary["duration_s"],
+        "talk_time_s": summary["talk_time_s"],
+        "gaps": summary["gaps"],
+        "utterances": utterances,
+    }
+    if call.played:
+        doc["played"] = "played.wav"
+    (folder / "summary.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(
+        f"\nsummary of call {call.call_uuid} ({summary['duration_s']:.1f} s, {len(utterances)} utterances)"
+    )
+    print(f"  {'start':>6} {'end':>6}  {'who':6}  {'sentiment':9}  text")
+    for u in utterances:
+        print(
+            f"  {u['start_s']:6.1f} {u['end_s']:6.1f}  {ROLE[u['track']]}  {u['sentiment'] or '':9}  {u['text']}"
+        )
+    print(
+        f"  talk time: caller {summary['talk_time_s'].get('inbound', 0):.1f} s, agent {summary['talk_time_s'].get('outbound', 0):.1f} s; outputs: {folder}/"
+    )
 
 
 if __name__ == "__main__":

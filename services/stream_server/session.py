@@ -129,6 +129,7 @@ class Session:
         self._agent_queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._agent_task: asyncio.Task[None] | None = None
         self._urgent: set[asyncio.Task[None]] = set()
+        self._emits: set[asyncio.Task[None]] = set()
         self._stop_reason: str | None = None  # set by the server (drain, shutdown)
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
 
@@ -236,6 +237,7 @@ class Session:
             codec=self.assembler.codec,
             sample_rate=self.assembler.sample_rate,
             bidirectional=self.grant.bidirectional,
+            on_action=self._note_action,
         )
         self._agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{start.stream}")
         info = StreamInfo(
@@ -275,6 +277,15 @@ class Session:
             for utterance in utterances:
                 self._agent_call(self.agent.on_utterance, self.talkback, utterance)
 
+    def _note_action(self, action: str, data: dict[str, str | int | float]) -> None:
+        """Record what we said into the call as an ``agent`` event, in order with the audio."""
+        if not self.live:
+            return
+        self.assembler.note("agent", self._clock(), {"action": action, **data})
+        task = asyncio.create_task(self._emit())  # never cancelled: it carries records
+        self._emits.add(task)
+        task.add_done_callback(self._emits.discard)
+
     async def _send(self, frame: bytes) -> None:
         await self.connection.send(frame.decode())
 
@@ -307,6 +318,8 @@ class Session:
         self.end_reason = self.end_reason or self._stop_reason or "close"
         if self.assembler.state != "ended":
             self.assembler.close(self.end_reason, self._clock())
+        if self._emits:
+            await asyncio.gather(*self._emits)
         try:
             if self.assembler.stream_id is not None:
                 await self._emit()

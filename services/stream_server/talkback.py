@@ -54,6 +54,7 @@ class Talkback:
         checkpoint_timeout_s: float = 30.0,
         clear_backstop_s: float = 1.0,
         clock: Callable[[], float] | None = None,
+        on_action: Callable[[str, dict[str, str | int | float]], None] | None = None,
     ) -> None:
         """Create the controller of one stream.
 
@@ -67,6 +68,8 @@ class Talkback:
             checkpoint_timeout_s: default wait of :meth:`checkpoint`.
             clear_backstop_s: longest hold after ``clearAudio`` without ``clearedAudio``.
             clock: monotonic seconds (the loop's clock by default).
+            on_action: told of every play, checkpoint and clear (the session records them
+                as ``agent`` events in order with the audio).
         """
         self.stream_id = stream_id
         self.codec = codec
@@ -84,6 +87,7 @@ class Talkback:
         self._cleared.set()
         self._checkpoints: dict[str, asyncio.Future[CheckpointResult]] = {}
         self._lock = asyncio.Lock()  # one play at a time, in call order
+        self._on_action = on_action or (lambda action, data: None)
 
     @property
     def queued_ms(self) -> float:
@@ -107,6 +111,8 @@ class Talkback:
         step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
         generation = self._generation
         sent = 0.0
+        planned_ms = len(audio) // step * CHUNK_MS + (CHUNK_MS if len(audio) % step else 0)
+        self._on_action("play", {"ms": planned_ms, "source_rate": sample_rate})
         async with self._lock:
             for offset in range(0, len(audio), step):
                 await self._wait_for_clear()
@@ -144,6 +150,7 @@ class Talkback:
         future: asyncio.Future[CheckpointResult] = asyncio.get_running_loop().create_future()
         self._checkpoints[name] = future
         self.stats.checkpoints += 1
+        self._on_action("checkpoint", {"name": name})
         try:
             async with self._lock:  # after the audio already handed to play()
                 if not future.done():  # a clear while we waited discarded it: send nothing
@@ -166,6 +173,7 @@ class Talkback:
         self._cleared.clear()
         self._queued_until = 0.0
         self.stats.clears += 1
+        self._on_action("clear", {})
         for future in self._checkpoints.values():
             if not future.done():
                 future.set_result("cleared")

@@ -19,7 +19,7 @@ from callstream.exceptions import NotReadyError, UpstreamError
 from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
 from callstream.vad import Segmenter
-from tests.kinesis_events import kinesis_event
+from local.kinesis_events import kinesis_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = json.loads((ROOT.parent / "shared" / "audio" / "support_call.json").read_text())[

@@ -18,8 +18,8 @@ from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.assembler import Assembler
 from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
+from local.kinesis_events import kinesis_event
 from local.vobiz_frames import CallAudio, messages, read_wav
-from tests.kinesis_events import kinesis_event
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = ROOT.parent / "shared" / "audio"

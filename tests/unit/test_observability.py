@@ -68,11 +68,12 @@ def test_log_lines_are_json_with_call_and_stream_ids():
     with redirect_stdout(out):
         configure_logging("INFO")
         logging.getLogger().handlers[0].setStream(out)  # type: ignore[attr-defined]
-        adapter = logging.LoggerAdapter(
-            logging.getLogger("callstream.session"), {"call_uuid": "c-1", "stream_id": "s-1"}
-        )
+        logger = logging.getLogger("callstream.session")
+        logger.setLevel(logging.INFO)  # whatever a Powertools "callstream" logger left behind
+        adapter = logging.LoggerAdapter(logger, {"call_uuid": "c-1", "stream_id": "s-1"})
         adapter.info("stream started: %s", "mulaw")
     line = json.loads(out.getvalue().splitlines()[-1])
     assert line["message"] == "stream started: mulaw"
     assert (line["call_uuid"], line["stream_id"], line["level"]) == ("c-1", "s-1", "INFO")
     logging.getLogger().handlers.clear()
+    logger.setLevel(logging.NOTSET)

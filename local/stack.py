@@ -1,0 +1,178 @@
+"""The embedded stack: everything callstream runs on, on this machine, through the real code.
+
+moto in server mode (resources from template.yaml), the real stream server, the HTTP gateway
+(routes from template.yaml, real API Gateway v2 events), the poller (real Kinesis and
+EventBridge events to the real consumers) and the Vobiz simulator, wired with the settings the
+template gives the functions, plus the local backends (PocketSphinx, VADER) and local secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from callstream import settings
+from callstream.adapters import clients
+from local.aws import LocalAws
+from local.gateway import Gateway
+from local.poller import Poller
+from local.template import Template
+from local.vobiz_sim import VobizSimulator
+
+AUTH_ID = "MA_LOCAL"
+
+
+class Stack:
+    """Start with :meth:`start`, always :meth:`stop` (a ``with`` block does both)."""
+
+    def __init__(self, speed: float = 1.0, log_file: Path | None = None) -> None:
+        """Prepare the stack; ``speed`` makes the simulated calls N times faster."""
+        self.template = Template()
+        self.aws = LocalAws(self.template)
+        self.token = secrets.token_urlsafe(24)  # the bearer token standing in for IAM
+        self.vobiz_token = secrets.token_urlsafe(24)
+        self.sim = VobizSimulator(AUTH_ID, self.vobiz_token, speed)
+        self.log_file = log_file
+        self.gateway: Gateway | None = None
+        self.poller: Poller | None = None
+        self.server: Any = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Stack:
+        """Start every part; returns when all are ready."""
+        self._saved_env = dict(os.environ)
+        self._saved_logging = (list(logging.getLogger().handlers), logging.getLogger().level)
+        _reset_caches()
+        self._quiet_logs()
+        self.aws.start()
+        names = self.aws.names
+        self.sim.start()
+        env = self.template.environment(names)
+        env.update(
+            {
+                "CALLSTREAM_TRANSCRIBER": "local",
+                "CALLSTREAM_SENTIMENT": "local",
+                "CALLSTREAM_VOBIZ_API_URL": self.sim.url,
+                "CALLSTREAM_VOBIZ_AUTH_ID": AUTH_ID,
+                "CALLSTREAM_VOBIZ_AUTH_TOKEN": self.vobiz_token,
+                "CALLSTREAM_TOKEN_KEY": secrets.token_hex(32),
+                "POWERTOOLS_TRACE_DISABLED": "1",
+                "POWERTOOLS_METRICS_DISABLED": "1",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        os.environ.update(env)
+        settings.reset()
+        clients.reset()
+        from stream_server.protection import LocalProtection
+        from stream_server.wiring import build_server
+
+        server_settings = settings.ServerSettings(
+            audio_stream=names["AudioStream"],
+            utterance_stream=names["UtteranceStream"],
+            registry_table=names["RegistryTable"],
+            nonce_table=names["NonceTable"],
+            host="127.0.0.1",
+            port=0,
+            control_port=0,
+            metrics_interval_s=3600,
+        )
+        self.server = build_server(server_settings, protect=LocalProtection())
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
+        self.gateway = Gateway(self.template.routes(), self.token).start()
+        os.environ["CALLSTREAM_WS_BASE_URL"] = f"ws://127.0.0.1:{self.server.port}"
+        os.environ["CALLSTREAM_PUBLIC_BASE_URL"] = self.gateway.url
+        settings.reset()
+        self.poller = Poller(
+            self.aws,
+            self.template.sources(),
+            names["EventBus"],
+            {f: self.aws.names.get(q, q) for f, q in self.template.dead_letters().items()},
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every part that was started (safe to call after a partial start)."""
+        if self.poller is not None:
+            self.poller.stop()
+        if self.server is not None and self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(
+                    self.server.drain(deadline_s=10), self._loop
+                ).result(20)
+            except Exception:
+                logging.getLogger("callstream.local").exception("stream server drain failed")
+        stop_loop(self._loop, self._thread)
+        if self.gateway is not None:
+            self.gateway.stop()
+        self.sim.stop()
+        if self.aws.endpoint:
+            self.aws.stop()
+        if hasattr(self, "_saved_env"):  # this process's environment and caches as they were
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+            handlers, level = self._saved_logging
+            for handler in logging.getLogger().handlers:
+                if handler not in handlers:
+                    handler.close()
+            logging.getLogger().handlers[:] = handlers
+            logging.getLogger().setLevel(level)
+        _reset_caches()
+
+    def endpoints(self) -> dict[str, str]:
+        """What a user needs to talk to the stack."""
+        assert self.gateway is not None and self.server is not None
+        return {
+            "api": self.gateway.url,
+            "token": self.token,
+            "websocket": f"ws://127.0.0.1:{self.server.port}/v1/audio/",
+            "vobiz": self.sim.url,
+            "aws": self.aws.endpoint,
+        }
+
+    def _quiet_logs(self) -> None:
+        """Logs go to a file (or nowhere): the demo's terminal shows the call, not the logs."""
+        root = logging.getLogger()
+        root.handlers[:] = [
+            logging.FileHandler(self.log_file) if self.log_file else logging.NullHandler()
+        ]
+        root.setLevel(logging.INFO)
+        for noisy in ("werkzeug", "websockets", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _reset_caches() -> None:
+    """Forget settings, clients, secrets and services cached from another environment."""
+    from callstream import credentials, recording, sentiment, streams, summary, sweeper, transcripts
+
+    settings.reset()
+    clients.reset()
+    credentials.reset()
+    for module in (recording, sentiment, summary, sweeper, transcripts):
+        module.services.cache_clear()
+    streams.services.cache_clear()
+    streams._idempotent_start.cache_clear()
+
+
+def stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop a loop running in ``thread``, then release its executor threads and close it."""
+    if thread.is_alive():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+    if not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
