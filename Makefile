@@ -62,6 +62,9 @@ events: $(STAMP)  ## regenerate events/api and events/callbacks (signed with the
 demo: $(STAMP)  ## run a simulated call end to end on this machine (ARGS="--help" for options)
 	$(BIN)/python -m local.demo $(ARGS)
 
+up: $(STAMP)  ## keep the embedded stack running and print its endpoints and token
+	$(BIN)/python -m local.up $(ARGS)
+
 bench: $(STAMP)  ## run the benchmarks and rewrite bench/RESULTS.md (ARGS="--quick" to shorten)
 	$(BIN)/python -m bench $(ARGS)
 

@@ -28,7 +28,7 @@ _SHAPE: Final = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 AUDIO_PATH_PREFIX: Final = "/v1/audio/"
 
 
-class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """What a token grants.
 
     Attributes:

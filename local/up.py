@@ -1,0 +1,56 @@
+"""``make up``: keep the embedded stack running and print how to talk to it.
+
+Every call you start through the API is a simulated live call: the Vobiz simulator streams the
+shared support call into it in real time (or ``--speed`` times faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import uuid
+import warnings
+from pathlib import Path
+
+from local.stack import Stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until interrupted."""
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    parser = argparse.ArgumentParser(prog="python -m local.up", description=__doc__)
+    parser.add_argument("--speed", type=float, default=1.0)
+    parser.add_argument("--log", type=Path, default=Path("out/stack.log"))
+    args = parser.parse_args(argv)
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    with Stack(speed=args.speed, log_file=args.log) as stack:
+        e = stack.endpoints()
+        call = uuid.uuid4()
+        print(
+            f"""callstream embedded stack is up (logs: {args.log}); Ctrl-C stops it.
+
+  API        {e["api"]}     (Authorization: Bearer $TOKEN)
+  WebSocket  {e["websocket"]}
+  Vobiz sim  {e["vobiz"]}
+  AWS (moto) {e["aws"]}
+
+export API={e["api"]} TOKEN={e["token"]} CALL={call}
+curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
+     -d '{{"audio_track": "both", "bidirectional": true, "agent": "none"}}'
+curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"
+curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
+     -d "{{\\"audio_b64\\": \\"$(head -c 16000 /dev/zero | base64 -w0)\\", \\"sample_rate\\": 8000}}"
+curl -s -X DELETE $API/v1/streams/$STREAM -H "Authorization: Bearer $TOKEN"
+""",
+            flush=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping…")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
