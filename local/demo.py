@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     faults.add_argument(
         "--duplicate-callbacks", action="store_true", help="send every status callback twice"
     )
+    faults.add_argument(
+        "--reorder-callbacks", action="store_true", help="send StopStream before StartStream"
+    )
     return parser.parse_args(argv)
 
 
@@ -114,6 +117,7 @@ def faults_of(args: argparse.Namespace) -> Faults:
         disconnect_at=args.disconnect_at,
         omit_stop=args.omit_stop,
         duplicate_callbacks=args.duplicate_callbacks,
+        reorder_callbacks=args.reorder_callbacks,
     )
 
 

@@ -145,7 +145,8 @@ class VobizSimulator:
         call.played_rate = rate
         callback = body.get("status_callback_url")
         try:
-            await self._callbacks(callback, stream, ["StartStream"], call)
+            if not call.faults.reorder_callbacks:
+                await self._callbacks(callback, stream, ["StartStream"], call)
             async with connect(body["service_url"], max_size=2**20) as ws:
                 queue_until = [0.0]
                 reader = asyncio.create_task(
@@ -188,7 +189,10 @@ class VobizSimulator:
             call.error = str(error)
         finally:
             stream.state = "stopped"
-            await self._callbacks(callback, stream, ["StopStream"], call)
+            ends = (
+                ["StopStream", "StartStream"] if call.faults.reorder_callbacks else ["StopStream"]
+            )
+            await self._callbacks(callback, stream, ends, call)
             call.done.set()
 
     async def _read(

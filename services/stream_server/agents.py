@@ -45,9 +45,14 @@ class Agent:
     """Base agent: every hook does nothing. Subclass and override what you need."""
 
     name = "none"
+    #: Set True to get every frame in ``on_audio`` (costly at scale: off by default).
+    wants_audio = False
 
     async def on_start(self, talk: Talkback, info: StreamInfo) -> None:
         """The stream started (after ``start``)."""
+
+    async def on_audio(self, talk: Talkback, track: str, pcm: bytes, start_sample: int) -> None:
+        """One frame of a track as PCM16 LE (only when ``wants_audio`` is True)."""
 
     async def on_speech(self, talk: Talkback, track: str) -> None:
         """Voice activity began on ``track`` (the moment for barge-in; runs at once)."""

@@ -21,12 +21,14 @@ from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
+from callstream import codecs
 from callstream import records as wire
 from callstream.assembler import Assembler
 from callstream.exceptions import CallstreamError, ProtocolError, TokenError
 from callstream.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
+    MediaMessage,
     Message,
     PlayedStreamMessage,
     StartMessage,
@@ -214,6 +216,8 @@ class Session:
                 self._agent_call(self.agent.on_cleared, self.talkback)
             elif isinstance(message, DtmfMessage):
                 self._agent_call(self.agent.on_dtmf, self.talkback, message.dtmf.digit)
+            elif isinstance(message, MediaMessage) and self.agent.wants_audio:
+                self._agent_audio(message)
         if not isinstance(message, StopMessage):
             self.counters.frames += 1
         await self._emit()
@@ -290,6 +294,20 @@ class Session:
         await self.connection.send(frame.decode())
 
     # -- agent ----------------------------------------------------------------------------
+
+    def _agent_audio(self, message: MediaMessage) -> None:
+        """Hand an agent that asked for audio the frame as PCM16 LE, at its timeline position."""
+        assert self.talkback is not None and self.assembler.codec is not None
+        track = self.assembler.track_state(message.media.track)
+        if track is None:
+            return
+        payload = message.media.payload
+        pcm = (
+            codecs.ulaw_decode(payload)
+            if self.assembler.codec == "mulaw"
+            else codecs.l16_swap(payload)
+        )
+        self._agent_call(self.agent.on_audio, self.talkback, message.media.track, pcm, track)
 
     def _agent_call(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
         self._agent_queue.put_nowait(lambda: hook(*args))

@@ -501,3 +501,26 @@ async def test_talk_back_barge_in_and_checkpoints(harness):
     await harness.settle()
     found = harness.records(key="s-talk")
     assert any(isinstance(r, EventRecord) and r.name == "played_stream" for r in found)
+
+
+async def test_an_agent_that_wants_audio_gets_every_frame_as_pcm(harness, monkeypatch):
+    from stream_server import agents
+
+    heard: list[tuple[str, bytes, int]] = []
+
+    class Listener(agents.Agent):
+        name = "listener"
+        wants_audio = True
+
+        async def on_audio(self, talk, track, pcm, start_sample):
+            heard.append((track, pcm, start_sample))
+
+    monkeypatch.setitem(agents.AGENTS, "listener", Listener)
+    pcm = source(8000, "inbound")[:3200]
+    audio = CallAudio(
+        tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-listen", call_id="call-1"
+    )
+    await play(harness.url(token(agent="listener", bidirectional=True)), messages(audio, "mulaw"))
+    await wait_for(lambda: not harness.server.sessions)
+    assert [s for _, _, s in heard] == [i * 160 for i in range(10)]
+    assert b"".join(p for _, p, _ in heard) == codecs.ulaw_decode(codecs.ulaw_encode(pcm))

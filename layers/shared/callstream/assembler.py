@@ -284,6 +284,11 @@ class Assembler:
         out, self._utterances = self._utterances, []
         return out
 
+    def track_state(self, track: str) -> int | None:
+        """Where ``track``'s last frame started on its timeline (None: no such track yet)."""
+        state = self._tracks.get(track)
+        return None if state is None else state.last_frame_start
+
     def speech_onsets_ready(self) -> list[Track]:
         """Return and forget the tracks on which speech began since the last call (barge-in)."""
         out, self._onsets = self._onsets, []
