@@ -3,7 +3,6 @@ sentiment, summary, with real Kinesis and EventBridge event shapes and the local
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,31 +19,12 @@ from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
 from callstream.vad import Segmenter
 from local.kinesis_events import kinesis_event
+from local.lambdas import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = json.loads((ROOT.parent / "shared" / "audio" / "support_call.json").read_text())[
     "utterances"
 ]
-
-
-class Ctx:
-    function_name = "consumer"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
-    aws_request_id = "req"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def handler(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_app", ROOT / "functions" / name / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
 
 
 class Bus:
@@ -129,30 +109,30 @@ def of_type(events: list[dict], kind: str) -> list[dict]:
 @pytest.mark.slow
 def test_tape_to_summary(stack):
     audio, utterances = tape_records("support_call_l16_16k")
-    assert handler("store_recording")(kinesis_event(audio), Ctx()) == {"batchItemFailures": []}
+    assert invoke("store_recording", kinesis_event(audio)) == {"batchItemFailures": []}
     ready = of_type(stack.drain(), "Recording Ready")
     assert len(ready) == 1
     with pytest.raises(NotReadyError, match="0 of 8"):  # transcripts are still on their way
-        handler("finalize_call")(ready[0], Ctx())
+        invoke("finalize_call", ready[0])
 
-    transcribe = handler("transcribe_utterance")
     event = kinesis_event(utterances, stream="UtteranceStream")
-    assert transcribe(event, Ctx()) == {"batchItemFailures": []}
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
     transcribed = of_type(stack.drain(), "Utterance Transcribed")
     assert len(transcribed) == 8
-    assert transcribe(event, Ctx()) == {"batchItemFailures": []}  # redelivered: nothing new
+    assert invoke("transcribe_utterance", event) == {
+        "batchItemFailures": []
+    }  # redelivered: nothing new
     assert stack.drain() == []
 
-    analyze = handler("analyze_sentiment")
     for e in transcribed:
-        analyze(e, Ctx())
-    analyze(transcribed[0], Ctx())  # redelivered: nothing new
+        invoke("analyze_sentiment", e)
+    invoke("analyze_sentiment", transcribed[0])  # redelivered: nothing new
     published = stack.drain()
     assert len(of_type(published, "Sentiment Scored")) == 8
     (alert,) = of_type(published, "Sentiment Alert")
     assert "frustrated" in alert["detail"]["text"]
 
-    result = handler("finalize_call")(ready[0], Ctx())
+    result = invoke("finalize_call", ready[0])
     assert [
         (u["track"], u["start_s"] < s["end_s"] and u["end_s"] > s["start_s"])
         for u, s in zip(result["utterances"], SCRIPT, strict=True)

@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -19,6 +18,7 @@ from callstream import credentials, settings, streams
 from callstream.adapters import clients
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.tokens import TokenClaims, new_jti, sign_token, verify_token
+from local import lambdas
 from local.vobiz_api import Fault, VobizApi
 from local.vobiz_frames import CallAudio, messages
 from stream_server.protection import LocalProtection
@@ -31,35 +31,12 @@ CALL = "3f1c8a2e-5b7d-4e3a-9c1f-0a2b3c4d5e6f"
 STREAM = "9d8c7b6a-1234-4abc-8def-0123456789ab"
 
 
-@dataclass
-class Context:
-    """The parts of a Lambda context Powertools reads."""
-
-    function_name: str = "test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def handler(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"handler_{name}", ROOT / "functions" / name / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
-
-
 def load(path: str) -> dict:
     return json.loads((EVENTS / path).read_text())
 
 
 def invoke(name: str, event: dict) -> tuple[int, dict | str]:
-    answer = handler(name)(event, Context())
+    answer = lambdas.invoke(name, event)
     body = answer.get("body") or ""
     try:
         return answer["statusCode"], json.loads(body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import wave
@@ -19,31 +18,12 @@ from callstream.assembler import Assembler
 from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
 from local.kinesis_events import kinesis_event
+from local.lambdas import invoke
 from local.vobiz_frames import CallAudio, messages, read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO = ROOT.parent / "shared" / "audio"
 TAPES = ROOT / "events" / "tapes"
-
-
-class Ctx:
-    function_name = "store_recording"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:store_recording"
-    aws_request_id = "req"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-def load_handler():
-    spec = importlib.util.spec_from_file_location(
-        "store_recording_app", ROOT / "functions" / "store_recording" / "app.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
 
 
 @pytest.fixture
@@ -96,9 +76,10 @@ def read_recording(s3, stream_id: str, call: str) -> tuple[np.ndarray, int, dict
 )
 def test_the_recording_is_the_source_audio_in_stereo(bucket, aws, tape, rate, codec):
     payloads = stream_records((TAPES / f"{tape}.jsonl").read_text().splitlines())
-    handler = load_handler()
     for i in range(0, len(payloads), 100):  # batches as Lambda would receive them
-        assert handler(kinesis_event(payloads[i : i + 100]), Ctx()) == {"batchItemFailures": []}
+        assert invoke("store_recording", kinesis_event(payloads[i : i + 100])) == {
+            "batchItemFailures": []
+        }
     stream_id = payloads[0][0]
     samples, found_rate, sidecar = read_recording(bucket, stream_id, "tape-call")
     assert found_rate == rate and samples.shape[1] == 2
@@ -128,7 +109,7 @@ def test_gaps_become_silence_of_the_right_length(bucket):
         drop=frozenset({("inbound", c) for c in range(100, 110)}),
     )
     payloads = stream_records(messages(audio, "mulaw"))
-    assert load_handler()(kinesis_event(payloads), Ctx()) == {"batchItemFailures": []}
+    assert invoke("store_recording", kinesis_event(payloads)) == {"batchItemFailures": []}
     samples, _, sidecar = read_recording(bucket, "s-gap", "c-gap")
     expected = np.frombuffer(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), dtype="<i2").copy()
     expected[99 * 160 : 109 * 160] = 0
@@ -147,11 +128,10 @@ def test_redelivery_changes_nothing(bucket):
         call_id="c-dup",
     )
     payloads = stream_records(messages(audio, "mulaw"))
-    handler = load_handler()
-    handler(kinesis_event(payloads), Ctx())
+    invoke("store_recording", kinesis_event(payloads))
     first = bucket.get_object(Bucket="recordings", Key="recordings/c-dup/s-dup.wav")["Body"].read()
     keys = sorted(o["Key"] for o in bucket.list_objects_v2(Bucket="recordings")["Contents"])
-    handler(kinesis_event(payloads[3:] + payloads), Ctx())  # redelivered, partly twice
+    invoke("store_recording", kinesis_event(payloads[3:] + payloads))  # redelivered, partly twice
     assert (
         bucket.get_object(Bucket="recordings", Key="recordings/c-dup/s-dup.wav")["Body"].read()
         == first
@@ -173,13 +153,13 @@ def test_a_bad_record_fails_alone_and_an_early_end_waits_for_its_audio(bucket):
     missing = payloads[2]
     batch = [payloads[0], payloads[1], garbage, *payloads[3:]]
     event = kinesis_event(batch)
-    answer = load_handler()(event, Ctx())
+    answer = invoke("store_recording", event)
     failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
     ids = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
     assert ids[2] in failed and ids[-1] in failed  # the garbage, and the end waiting for audio
     assert ids[0] not in failed and ids[1] not in failed
     # the redelivery (from the first failure on) with the missing record completes the recording
-    assert load_handler()(kinesis_event([missing, *payloads[3:]]), Ctx()) == {
+    assert invoke("store_recording", kinesis_event([missing, *payloads[3:]])) == {
         "batchItemFailures": []
     }
     samples, _, _ = read_recording(bucket, "s-bad", "c-bad")
@@ -223,9 +203,9 @@ def test_a_swept_stream_is_recorded_from_what_reached_kinesis(bucket):
         at_ms=0.0,
         data={"reason": "swept"},
     )
-    assert load_handler()(kinesis_event([*payloads, ("s-crash", records.encode(end))]), Ctx()) == {
-        "batchItemFailures": []
-    }
+    assert invoke(
+        "store_recording", kinesis_event([*payloads, ("s-crash", records.encode(end))])
+    ) == {"batchItemFailures": []}
     samples, _, sidecar = read_recording(bucket, "s-crash", "c-crash")
     stored = b"".join(
         r.payload for _, d in payloads if isinstance(r := records.decode(d), records.AudioRecord)

@@ -23,6 +23,11 @@ def _conditional_failed(error: ClientError) -> bool:
     return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (typed attribute values) as plain Python values."""
+    return {k: _plain(_deserialize(v)) for k, v in item.items()}
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB numbers come back as Decimal: make them int/float again."""
     from decimal import Decimal
@@ -134,7 +139,7 @@ class DynamoRegistry:
         item = response.get("Item")
         if item is None:
             return None
-        return from_item({k: _plain(_deserialize(v)) for k, v in item.items()})
+        return from_item(_from_dynamo(item))
 
     def live_streams(self) -> list[StreamItem]:
         """Every stream in state ``started`` (a scan: the sweeper runs every few minutes)."""
@@ -146,10 +151,7 @@ class DynamoRegistry:
         }
         while True:
             response = self._client.scan(**kwargs)
-            items += [
-                from_item({k: _plain(_deserialize(v)) for k, v in i.items()})
-                for i in response.get("Items", [])
-            ]
+            items += [from_item(_from_dynamo(i)) for i in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -166,7 +168,7 @@ class DynamoRegistry:
         while True:
             response = self._client.query(**kwargs)
             for item in response.get("Items", []):
-                items.append(from_item({k: _plain(_deserialize(v)) for k, v in item.items()}))
+                items.append(from_item(_from_dynamo(item)))
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -214,7 +216,7 @@ class DynamoTranscripts:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else {k: _plain(_deserialize(v)) for k, v in item.items()}
+        return None if item is None else _from_dynamo(item)
 
     def put(self, item: dict[str, Any]) -> None:
         """Write an item (idempotent: the same utterance key overwrites itself)."""
@@ -247,7 +249,7 @@ class DynamoTranscripts:
         }
         while True:
             response = self._client.query(**kwargs)
-            items += [{k: _plain(_deserialize(v)) for k, v in i.items()} for i in response["Items"]]
+            items += [_from_dynamo(i) for i in response["Items"]]
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
