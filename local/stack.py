@@ -30,8 +30,11 @@ AUTH_ID = "MA_LOCAL"
 class Stack:
     """Start with :meth:`start`, always :meth:`stop` (a ``with`` block does both)."""
 
-    def __init__(self, speed: float = 1.0, log_file: Path | None = None) -> None:
+    def __init__(
+        self, speed: float = 1.0, log_file: Path | None = None, log_level: str = "WARNING"
+    ) -> None:
         """Prepare the stack; ``speed`` makes the simulated calls N times faster."""
+        self.log_level = log_level
         self.template = Template()
         self.aws = LocalAws(self.template)
         self.token = secrets.token_urlsafe(24)  # the bearer token standing in for IAM
@@ -70,8 +73,8 @@ class Stack:
                 "CALLSTREAM_TOKEN_KEY": secrets.token_hex(32),
                 "POWERTOOLS_TRACE_DISABLED": "1",
                 "POWERTOOLS_METRICS_DISABLED": "1",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-                "LOG_LEVEL": "WARNING",
+                "POWERTOOLS_LOG_LEVEL": self.log_level,
+                "LOG_LEVEL": self.log_level,
             }
         )
         os.environ.update(env)
@@ -150,7 +153,7 @@ class Stack:
         root.handlers[:] = [
             logging.FileHandler(self.log_file) if self.log_file else logging.NullHandler()
         ]
-        root.setLevel(logging.INFO)
+        root.setLevel(self.log_level)
         for noisy in ("werkzeug", "websockets", "botocore", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 

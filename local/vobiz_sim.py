@@ -87,6 +87,7 @@ class VobizSimulator:
         self.auth_token = auth_token
         self.speed = speed
         self.calls: dict[str, SimCall] = {}
+        self.signatures: list[str] = []  # every signature sent (tests check none is ever logged)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -286,6 +287,7 @@ class VobizSimulator:
         signature = base64.b64encode(
             hmac.new(self.auth_token.encode(), message.encode(), hashlib.sha256).digest()
         ).decode()
+        self.signatures.append(signature)
         request = urllib.request.Request(  # noqa: S310 - a local URL
             url,
             data=urlencode(params).encode(),
