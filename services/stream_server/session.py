@@ -341,6 +341,8 @@ class Session:
         try:
             if self.assembler.stream_id is not None:
                 await self._emit()
+        except Exception:  # the end is always recorded below, even if a sink refused here
+            self.log.exception("flushing the stream's last records failed")
         finally:
             if self.talkback is not None:
                 self.talkback.close()

@@ -524,3 +524,67 @@ async def test_an_agent_that_wants_audio_gets_every_frame_as_pcm(harness, monkey
     await wait_for(lambda: not harness.server.sessions)
     assert [s for _, _, s in heard] == [i * 160 for i in range(10)]
     assert b"".join(p for _, p, _ in heard) == codecs.ulaw_decode(codecs.ulaw_encode(pcm))
+
+
+def mutations(lines: list[str], count: int, seed: int = 10):
+    """Seeded mutations of real Vobiz messages: fields dropped, retyped, garbled; raw garbage."""
+    import random
+
+    rng = random.Random(seed)
+    junk = [None, 0, -1, 2**70, 3.5, "", "x" * 300, [], {}, [1, {"a": None}], True]
+    for _ in range(count):
+        doc = json.loads(rng.choice(lines))
+        roll = rng.random()
+        if roll < 0.1:
+            yield bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))).decode("latin-1")
+            continue
+        target = doc.get("media") or doc.get("start") or doc
+        if isinstance(target, dict) and target:
+            key = rng.choice(list(target))
+            if roll < 0.4:
+                del target[key]
+            else:
+                target[key] = rng.choice(junk)
+        if rng.random() < 0.2:
+            doc["event"] = rng.choice(
+                ["media", "start", "dtmf", "mark", 7, None]
+            )  # not stop: it ends a call
+        text = json.dumps(doc)
+        if rng.random() < 0.05:
+            text = text[: rng.randint(0, len(text))]
+        yield text
+
+
+async def test_fuzzed_messages_never_crash_a_session_nor_touch_another(harness):
+    pcm = source(8000, "inbound")[: 8000 * 2 * 4]
+    clean = CallAudio(
+        tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-clean", call_id="call-1"
+    )
+    fuzzed = CallAudio(
+        tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-fuzz", call_id="call-1"
+    )
+    fuzz_lines = list(messages(fuzzed, "mulaw"))
+    async with (
+        connect(harness.url(token())) as good,
+        connect(harness.url(token()), max_size=None) as bad,
+    ):
+        clean_lines = list(messages(clean, "mulaw"))
+        await bad.send(fuzz_lines[0])  # a real start, then 3,000 mutated messages
+        sent = 0
+        for i, text in enumerate(mutations(fuzz_lines[1:-1], 3_000)):
+            if i % 15 == 0 and sent < len(clean_lines):
+                await good.send(clean_lines[sent])
+                sent += 1
+            await bad.send(text)
+        for line in clean_lines[sent:]:
+            await good.send(line)
+        await bad.send(json.dumps({"event": "stop", "streamId": "s-fuzz"}))
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-clean"), "s-clean", "inbound")
+    assert got == codecs.ulaw_encode(pcm), "the clean call is untouched"
+    fuzz_records = harness.records(key="s-fuzz")
+    assert fuzz_records[0].name == "start" and fuzz_records[-1].name in ("stop", "close")
+    assert sum(harness.server.counters.errors.values()) > 500, (
+        "the fuzzer produced refused messages"
+    )

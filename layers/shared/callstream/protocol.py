@@ -308,20 +308,27 @@ def _track_list(tracks: list[str]) -> tuple[Track, ...]:
     return tuple(t for t in TRACKS if t in found)
 
 
+#: Counters and timestamps must fit in 63 bits (records and registries store them as int64).
+MAX_COUNTER = 2**63 - 1
+
+
 def as_int(value: int | str | float | None, field: str) -> int | None:
-    """Read an optional integer field sent as a number or a numeric string.
+    """Read an optional non-negative integer field sent as a number or a numeric string.
 
     Raises:
-        InvalidMessageError: the value is a string that is not an integer.
+        InvalidMessageError: not an integer, negative, or beyond 63 bits.
     """
-    if value is None or isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidMessageError(f"{field} must be an integer, got {value!r}")
     try:
-        return int(value)
-    except ValueError:
-        raise InvalidMessageError(f"{field} must be an integer, got {value!r}") from None
+        number = int(value)
+    except (ValueError, OverflowError):  # "abc", float("inf"), float("nan")
+        raise InvalidMessageError(f"{field} must be an integer, got {str(value)[:40]!r}") from None
+    if not 0 <= number <= MAX_COUNTER:
+        raise InvalidMessageError(f"{field} must be between 0 and 2**63-1, got {str(value)[:40]}")
+    return number
 
 
 # ---------------------------------------------------------------------------------------------
