@@ -137,7 +137,16 @@ async def serve_callstream(port: int, ready: Path) -> None:
     ready.write_text("ready")
     cpu0 = time.process_time()
     wall0 = time.monotonic()
+    rss_samples: list[float] = []
+
+    async def sample() -> None:  # memory over time: a soak must stay flat
+        while True:
+            await asyncio.sleep(10)
+            rss_samples.append(round(rss_mb(), 1))
+
+    sampler = asyncio.create_task(sample())
     await stop.wait()
+    sampler.cancel()
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - wall0
     report()
@@ -155,6 +164,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
                 "rss_mb": usage.ru_maxrss / 1024,
                 "rss_idle_mb": rss_idle,
                 "rss_loaded_mb": rss_loaded,
+                "rss_every_10s_mb": rss_samples,
                 "lag_p50_ms": lags[len(lags) // 2] if lags else None,
                 "lag_p99_ms": lags[int(len(lags) * 0.99)] if lags else None,
                 "records": kinesis.records,
@@ -207,6 +217,27 @@ def ws_frame(text: bytes) -> bytes:
     return header + b"\x00\x00\x00\x00" + text
 
 
+async def answer_pings(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read what the server sends; answer its keepalive pings as any WebSocket client does."""
+    try:
+        while True:
+            head = await reader.readexactly(2)
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", await reader.readexactly(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", await reader.readexactly(8))[0]
+            payload = await reader.readexactly(length)
+            if opcode == 0x9:  # ping → pong with the same payload (masked with a zero key)
+                writer.write(
+                    struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\x00\x00\x00\x00" + payload
+                )
+            elif opcode == 0x8:  # close
+                return
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return
+
+
 async def handshake(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -220,8 +251,32 @@ async def handshake(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio
     return reader, writer
 
 
+def call_payloads(codec: str, track: str) -> list[str]:
+    """The shared support call's frames of one track, base64 on the wire format."""
+    from callstream import codecs
+    from local.vobiz_frames import encode_frame, read_wav, to_wire_rate
+
+    rate = 8000 if codec == "mulaw" else 16000
+    audio = ROOT.parent / "shared" / "audio" / f"support_call_{rate}_{track}.wav"
+    pcm, source_rate = read_wav(audio)
+    pcm = to_wire_rate(pcm, source_rate, rate)
+    size = rate // 50 * 2
+    frames = [pcm[i : i + size] for i in range(0, len(pcm) - size + 1, size)]
+    assert codecs.frame_bytes("l16", rate) == size
+    return [
+        base64.b64encode(encode_frame(f, "mulaw" if codec == "mulaw" else "l16")).decode()
+        for f in frames
+    ]
+
+
 async def generate(
-    port: int, streams: int, seconds: float, codec: str, tracks: int, first: int
+    port: int,
+    streams: int,
+    seconds: float,
+    codec: str,
+    tracks: int,
+    first: int,
+    audio: str = "call",
 ) -> None:
     from callstream.tokens import TokenClaims, new_jti, sign_token
 
@@ -230,10 +285,16 @@ async def generate(
     encoding = "audio/x-mulaw" if codec == "mulaw" else "audio/x-l16"
     names = ["inbound", "outbound"][:tracks]
     rng = random.Random(first)
-    payloads = [
-        base64.b64encode(bytes(rng.getrandbits(8) for _ in range(size))).decode() for _ in range(8)
-    ]
+    if audio == "call":  # real speech and pauses: what the VAD and the buffers meet on real calls
+        payloads = {t: call_payloads(codec, t) for t in names}
+    else:  # random bytes: the VAD hears non-stop "speech", the worst case for memory
+        noise = [
+            base64.b64encode(bytes(rng.getrandbits(8) for _ in range(size))).decode()
+            for _ in range(8)
+        ]
+        payloads = {t: noise for t in names}
     conns = []
+    pongs: list[asyncio.Task[None]] = []
     for i in range(first, first + streams):
         tok = sign_token(
             TokenClaims(jti=new_jti(), call_uuid="bench", exp=int(time.time()) + 3600), KEY
@@ -251,6 +312,7 @@ async def generate(
         }
         writer.write(ws_frame(json.dumps(start).encode()))
         conns.append((reader, writer, f"bench-{i}"))
+        pongs.append(asyncio.create_task(answer_pings(reader, writer)))
     sent = 0
     late_ms: list[float] = []
     cpu0 = time.process_time()
@@ -262,11 +324,13 @@ async def generate(
         if delay > 0:
             await asyncio.sleep(delay)
         late_ms.append(max(0.0, time.monotonic() - due) * 1000)
-        for _, writer, sid in conns:
+        for offset, (_, writer, sid) in enumerate(conns):
             for track in names:
+                frames = payloads[track]
+                payload = frames[(n + offset * 37) % len(frames)]  # streams out of step
                 text = (
                     f'{{"event":"media","sequenceNumber":{n},"streamId":"{sid}","media":{{"track":"{track}",'
-                    f'"timestamp":"{n * 20}","chunk":{n},"payload":"{payloads[n % 8]}"}}}}'
+                    f'"timestamp":"{n * 20}","chunk":{n},"payload":"{payload}"}}}}'
                 )
                 writer.write(ws_frame(text.encode()))
                 sent += 1
@@ -277,6 +341,8 @@ async def generate(
         writer.write(ws_frame(json.dumps({"event": "stop", "streamId": sid}).encode()))
         await writer.drain()
     await asyncio.sleep(1)
+    for task in pongs:
+        task.cancel()
     for _, writer, _ in conns:
         writer.close()
     late_ms.sort()
@@ -302,7 +368,13 @@ def python(*args: str, core: int) -> list[str]:
 
 
 def run_step(
-    streams: int, seconds: float, codec: str, tracks: int, baseline: bool, generators: int = 2
+    streams: int,
+    seconds: float,
+    codec: str,
+    tracks: int,
+    baseline: bool,
+    generators: int = 2,
+    audio: str = "call",
 ) -> dict[str, Any]:
     port = 20000 + random.randint(0, 20000)
     ready = Path(f"/tmp/callstream-bench-{os.getpid()}-{port}")
@@ -348,6 +420,8 @@ def run_step(
                 str(tracks),
                 "--first",
                 str(sum(per[:i])),
+                "--audio",
+                audio,
                 core=1,
             ),
             env=env,
@@ -364,6 +438,7 @@ def run_step(
     sent = sum(g["sent"] for g in gen_out)
     return {
         "server": "baseline" if baseline else "callstream",
+        "audio": audio,
         "streams": streams,
         "codec": codec,
         "tracks": tracks,
@@ -377,6 +452,7 @@ def run_step(
         "kb_per_stream": (srv["rss_loaded_mb"] - srv["rss_idle_mb"]) * 1024 / streams
         if "rss_loaded_mb" in srv
         else None,
+        "rss_every_10s_mb": srv.get("rss_every_10s_mb"),
         "gen_cpu": max(g["cpu_share"] for g in gen_out),
         "gen_late_p99_ms": max(g["late_p99_ms"] for g in gen_out),
     }
@@ -398,11 +474,18 @@ def main() -> None:
     g.add_argument("--codec", default="mulaw")
     g.add_argument("--tracks", type=int, default=1)
     g.add_argument("--first", type=int, default=0)
+    g.add_argument("--audio", default="call", choices=["call", "noise"])
     parser.add_argument("--streams", type=int, nargs="+", default=[250, 500, 1000])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--codec", default="mulaw", choices=["mulaw", "l16-16k"])
     parser.add_argument("--tracks", type=int, default=1, choices=[1, 2])
     parser.add_argument("--baseline", action="store_true", help="also measure the bare baseline")
+    parser.add_argument(
+        "--audio",
+        default="call",
+        choices=["call", "noise"],
+        help="frames of the shared call, or random bytes",
+    )
     args = parser.parse_args()
     if args.command == "serve":
         asyncio.run((serve_baseline if args.baseline else serve_callstream)(args.port, args.ready))
@@ -415,6 +498,7 @@ def main() -> None:
                 "mulaw" if args.codec == "mulaw" else "l16",
                 args.tracks,
                 args.first,
+                args.audio,
             )
         )
     else:
@@ -422,7 +506,10 @@ def main() -> None:
         for n in args.streams:
             for baseline in [False, True] if args.baseline else [False]:
                 print(
-                    json.dumps(run_step(n, args.seconds, codec, args.tracks, baseline)), flush=True
+                    json.dumps(
+                        run_step(n, args.seconds, codec, args.tracks, baseline, audio=args.audio)
+                    ),
+                    flush=True,
                 )
 
 
