@@ -133,7 +133,8 @@ class StreamCallback:
     params: dict[str, str] = field(default_factory=dict)
 
 
-def _first(value: str | list[str]) -> str:
+def first_value(value: str | list[str]) -> str:
+    """A parameter's value, or the first of a repeated parameter's values."""
     return value[0] if isinstance(value, list) else value
 
 
@@ -174,7 +175,7 @@ def parse_callback(params: Params) -> StreamCallback:
     Raises:
         RequestError: ``Event`` or ``StreamID`` is missing, or an id is not a valid id.
     """
-    flat = {k: _first(v) for k, v in params.items()}
+    flat = {k: first_value(v) for k, v in params.items()}
     lower = {k.lower(): v for k, v in flat.items()}
     event = lower.get("event", "").strip()
     stream_id = (lower.get("streamid") or lower.get("stream_id") or "").strip()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 import urllib3
@@ -506,7 +507,7 @@ def answer_call(svc: Services, request: SignedRequest) -> str:
         RequestError: no CallUUID, or a bad option.
     """
     verify(svc, request)
-    params = {k.lower(): callbacks._first(v) for k, v in request.params.items()}
+    params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
     query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
     call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
     cfg = svc.config
@@ -552,6 +553,4 @@ class AnswerOptions(BaseModel):
 
 def parse_query(url: str) -> dict[str, list[str]]:
     """The query parameters of a URL."""
-    from urllib.parse import parse_qs, urlsplit
-
     return parse_qs(urlsplit(url).query, keep_blank_values=True)
