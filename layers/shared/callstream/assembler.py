@@ -276,11 +276,15 @@ class Assembler:
 
     def records_ready(self) -> list[AudioRecord | EventRecord]:
         """Return and forget the AudioStream records ready so far, in order."""
+        if not self._out:
+            return []
         out, self._out = self._out, []
         return out
 
     def utterances_ready(self) -> list[UtteranceRecord]:
         """Return and forget the finished utterances (UtteranceStream)."""
+        if not self._utterances:
+            return []
         out, self._utterances = self._utterances, []
         return out
 
@@ -372,7 +376,8 @@ class Assembler:
             payload = codecs.l16_swap(payload)
         if not payload:
             return
-        frame = as_int(body.chunk, "media.chunk")
+        chunk = body.chunk  # the hot path: ints pass straight through, the rest is checked
+        frame = chunk if type(chunk) is int and chunk >= 0 else as_int(chunk, "media.chunk")
         if frame is None and self._single_track:
             frame = as_int(message.sequence_number, "sequenceNumber")
 
@@ -391,33 +396,39 @@ class Assembler:
             if missing:
                 self._gap(track, missing, now)
 
-        samples = len(payload) // track.bytes_per_sample
-        if track.buf and (
-            len(track.buf) + len(payload) > self._max_bytes
-            or track.position != track.buf_start_sample + len(track.buf) // track.bytes_per_sample
-        ):
+        size = len(payload)
+        samples = size // track.bytes_per_sample
+        buf = track.buf
+        # a record holds consecutive frames only: a gap has already flushed it (see _gap)
+        if buf and len(buf) + size > self._max_bytes:
             self._flush(track)
-        if not track.buf:
+            buf = track.buf
+        if not buf:
             track.buf_first_frame = frame if frame is not None else track.stats.frames
             track.buf_start_sample = track.position
             track.buf_timestamp = _timestamp(body.timestamp)
             track.buf_received_at = now
-        track.buf += payload
+        buf += payload
         track.buf_frames += 1
-        track.last_frame_start = track.position
-        track.position += samples
-        track.frame_samples = samples if samples else track.frame_samples
-        track.stats.frames += 1
-        track.stats.bytes += len(payload)
+        start = track.last_frame_start = track.position
+        track.position = start + samples
+        track.frame_samples = samples
+        stats = track.stats
+        stats.frames += 1
+        stats.bytes += size
         if frame is not None:
             track.next_frame = frame + 1
-        if len(track.buf) >= self._max_bytes:
+        if len(buf) >= self._max_bytes:
             self._flush(track)
-        if track.segmenter is not None:
-            pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload
-            track.segmenter.receive(pcm, track.last_frame_start)
-            self._take_utterances(track, track.segmenter.utterances_ready(), now)
-            speaking = track.segmenter.active
+        segmenter = track.segmenter
+        if segmenter is not None:
+            segmenter.receive(
+                codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload, start
+            )
+            found = segmenter.utterances_ready()
+            if found:
+                self._take_utterances(track, found, now)
+            speaking = segmenter.active
             if speaking and not track.speaking:
                 self._onsets.append(track.name)
             track.speaking = speaking

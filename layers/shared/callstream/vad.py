@@ -155,6 +155,8 @@ class Segmenter:
 
     def utterances_ready(self) -> list[Utterance]:
         """Return and forget the utterances finished so far."""
+        if not self._ready:
+            return []
         out, self._ready = self._ready, []
         return out
 
