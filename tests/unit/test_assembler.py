@@ -272,3 +272,25 @@ def test_no_byte_lost_or_duplicated_and_every_gap_reported(plan, max_bytes, max_
         origin = records[0].start_sample - (records[0].first_frame - 1) * 160 if records else 0
         for r in records:
             assert r.start_sample == origin + (r.first_frame - 1) * 160
+
+
+@pytest.mark.parametrize("chunk", [2**70, -1, "12x"])
+def test_out_of_range_frame_numbers_are_refused_and_the_stream_goes_on(chunk):
+    from callstream.exceptions import InvalidMessageError
+
+    asm = make()
+    asm.receive(start())
+    asm.receive(media(b"\x01" * 160, chunk=1))
+    with pytest.raises(InvalidMessageError, match="chunk"):
+        asm.receive(media(b"\x02" * 160, chunk=chunk))
+    asm.receive(media(b"\x03" * 160, chunk=2))
+    asm.receive(stop())
+    out = asm.records_ready()
+    assert audio_of(out) == b"\x01" * 160 + b"\x03" * 160
+    assert records_encode_all(out)
+
+
+def records_encode_all(out) -> bool:
+    from callstream import records
+
+    return all(records.decode(records.encode(r)) == r for r in out)

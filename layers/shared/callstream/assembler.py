@@ -29,6 +29,7 @@ from typing import Protocol
 from callstream import codecs, settings
 from callstream.exceptions import InvalidAudioError, InvalidMessageError, OutOfOrderError
 from callstream.protocol import (
+    MAX_COUNTER,
     ClearedAudioMessage,
     Codec,
     DtmfMessage,
@@ -377,7 +378,10 @@ class Assembler:
         if not payload:
             return
         chunk = body.chunk  # the hot path: ints pass straight through, the rest is checked
-        frame = chunk if type(chunk) is int and chunk >= 0 else as_int(chunk, "media.chunk")
+        if type(chunk) is int and 0 <= chunk <= MAX_COUNTER:
+            frame: int | None = chunk
+        else:
+            frame = as_int(chunk, "media.chunk")
         if frame is None and self._single_track:
             frame = as_int(message.sequence_number, "sequenceNumber")
 
