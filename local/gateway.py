@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local.http_server import LocalHttpServer
 from local.lambdas import invoke
 from local.template import Route
 
@@ -76,23 +75,21 @@ class Gateway:
         """``token`` stands in for IAM on the operator routes."""
         self.routes = routes
         self.token = token
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._httpd.daemon_threads = True
+        self._server = LocalHttpServer(self.handle, port)
 
     @property
     def url(self) -> str:
         """Base URL of the gateway."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self._server.url
 
     def start(self) -> Gateway:
         """Serve in a daemon thread."""
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -119,30 +116,3 @@ class Gateway:
             {"Content-Type": "application/json"},
             json.dumps({"message": "Not Found"}).encode(),
         )
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, data = gateway.handle(
-                    self.command, self.path, dict(self.headers.items()), body
-                )
-                self.send_response(status)
-                for key, value in headers.items():
-                    if key.lower() != "content-length":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _serve  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler

@@ -15,8 +15,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local.http_server import LocalHttpServer
 
 _STREAMS = re.compile(
     r"/api/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[^/]+)/Stream/(?:(?P<stream>[^/]+)/)?"
@@ -56,23 +57,28 @@ class VobizApi:
         self.on_start: Callable[[ApiStream], None] | None = None
         self.on_stop: Callable[[ApiStream], None] | None = None
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._httpd.daemon_threads = True
+        self._server = LocalHttpServer(self._serve, port)
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return self._server.url
 
     def start(self) -> VobizApi:
         """Serve in a daemon thread."""
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
+
+    def _serve(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        status, body = self.handle(method, path, {k.lower(): v for k, v in headers.items()}, raw)
+        data = b"" if body is None else json.dumps(body).encode()
+        return status, {"Content-Type": "application/json"}, data
 
     def fail_next(self, *faults: Fault) -> None:
         """The next requests answer with these faults, in order."""
@@ -151,28 +157,3 @@ class VobizApi:
             "message": "audio streaming started",
             "stream_id": stream.stream_id,
         }
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, body = api.handle(self.command, self.path, headers, raw)
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _serve  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
