@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from callstream import codecs, records
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.records import AudioRecord, EventRecord, UtteranceRecord
-from callstream.settings import ServerSettings
+from callstream.settings import AudioSettings, ServerSettings
 from callstream.tokens import TokenClaims, control_auth, new_jti, sign_token
 from local.vobiz_frames import CallAudio, messages, read_wav
 from stream_server.protection import LocalProtection
@@ -147,7 +147,7 @@ async def test_every_byte_reaches_kinesis_in_order(harness, codec, rate, tracks)
         if codec == "mulaw":
             expected = codecs.ulaw_decode(codecs.ulaw_encode(expected))
         assert codecs.to_pcm16(codec, got)[: len(expected)] == expected
-        assert all(len(p.payload) <= 24_576 for p in parts)
+        assert all(len(p.payload) <= AudioSettings().record_max_bytes for p in parts)
     item = harness.registry.get(audio.stream_id)
     assert item is not None
     assert (item.state, item.end_reason, item.codec, item.sample_rate) == (

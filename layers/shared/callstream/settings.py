@@ -28,11 +28,11 @@ class AudioSettings(_Base):
     """How frames become Kinesis records and utterances (assembler and voice activity)."""
 
     record_max_bytes: int = Field(
-        24_576,
+        25_100,
         ge=320,
         le=1_000_000,
-        description="Largest audio payload in one Kinesis record. 24 KiB keeps a record with "
-        "its header inside one 25 KB PUT payload unit.",
+        description="Largest audio payload in one Kinesis record. 25,100 bytes keeps a record "
+        "with its largest header (463 bytes, 128-character ids) inside one 25 KB PUT payload unit.",
     )
     record_max_ms: int = Field(
         1_000,
