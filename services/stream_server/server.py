@@ -1,10 +1,11 @@
 """The stream server: Vobiz WebSockets in, Kinesis out, many streams per process.
 
-One asyncio process (``websockets``) serves:
+One asyncio process (picows, see :mod:`stream_server.transport` for why) serves:
 
 * ``GET /healthz``: 200 while accepting, 503 while draining (the ALB's health check).
 * ``GET /v1/audio/{token}``: the WebSocket Vobiz connects to. The token is verified *before* the
-  upgrade: a forged, malformed, expired or already used token gets HTTP 403 and no socket.
+  upgrade: a forged, malformed or expired token gets HTTP 403 and no socket; a token already
+  used gets its socket closed with 1008 before any message of it is read.
 * the internal control endpoint on its own port (:mod:`stream_server.control`).
 
 Each connection becomes a :class:`~stream_server.session.Session`; records go to two shared
@@ -20,14 +21,20 @@ import contextlib
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from picows import (
+    WSAutoPingStrategy,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from callstream.assembler import Assembler, SegmenterFactory
 from callstream.exceptions import TokenError
@@ -39,6 +46,7 @@ from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.protection import Protection
 from stream_server.session import Grant, Session
 from stream_server.talkback import Talkback
+from stream_server.transport import AudioListener, PicowsConnection
 from stream_server.writer import KinesisWriter, PutRecords
 
 log = logging.getLogger("callstream.server")
@@ -101,12 +109,12 @@ class StreamServer:
         self.sessions: dict[int, Session] = {}
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
-        self._grants: dict[Any, Grant] = {}
+        self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.audio_writer = self._writer(settings.audio_stream)
         self.utterance_writer = self._writer(settings.utterance_stream)
         self._metrics = MetricsEmitter()
-        self._ws: Server | None = None
+        self._ws: asyncio.Server | None = None
         self._control: ControlServer | None = None
         self._task_address: str | None = None
 
@@ -125,16 +133,16 @@ class StreamServer:
         """Listen on the WebSocket and control ports; start the timers."""
         self.audio_writer.start()
         self.utterance_writer.start()
-        self._ws = await serve(
-            self._handle,
+        self._ws = await ws_create_server(
+            self._route,
             self.settings.host,
             self.settings.port,
-            process_request=self._process_request,
-            max_size=self.protocol_settings.max_message_bytes,
-            compression=None,  # Vobiz sends JSON text; deflate would cost CPU for nothing
-            ping_interval=20,
-            ping_timeout=20,
-            server_header=None,
+            max_frame_size=self.protocol_settings.max_message_bytes,
+            enable_auto_ping=True,  # a silent peer (a dead NAT, a lost Vobiz node) is found
+            auto_ping_idle_timeout=20,
+            auto_ping_reply_timeout=20,
+            auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
+            logger_name="callstream.websocket",
         )
         self._control = ControlServer(
             self.settings.host,
@@ -183,13 +191,12 @@ class StreamServer:
         deadline = time.monotonic() + (deadline_s or self.settings.drain_deadline_s)
         self.draining = True
         if self._ws is not None:
-            self._ws.close(close_connections=False)
+            self._ws.close()  # stops listening; live sockets carry on
         log.info("draining: %d live sessions", len(self.sessions))
         flush_reserve = 5.0  # seconds kept back to flush the writers after the sessions end
         await self._all_ended(deadline - flush_reserve)
         for session in list(self.sessions.values()):
             session.request_stop("drain")
-            self._spawn(session.connection.close(1001, "server draining"))
         await self._all_ended(deadline - 1)
         remaining = max(1.0, deadline - time.monotonic())
         lost = await self.audio_writer.drain(remaining)
@@ -206,10 +213,13 @@ class StreamServer:
         """Release everything (after :meth:`drain`, or in tests)."""
         for task in list(self._tasks):
             task.cancel()
+        for listener in list(self._listeners):
+            listener.close(1001, "server shutting down")
         if self._ws is not None:
             self._ws.close()
             with contextlib.suppress(Exception):
-                await self._ws.wait_closed()
+                async with asyncio.timeout(5):
+                    await self._ws.wait_closed()
         if self._control is not None:
             self._control.stop()
         await self.audio_writer.close()
@@ -218,38 +228,50 @@ class StreamServer:
 
     # -- HTTP before the upgrade ----------------------------------------------------------
 
-    async def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
-        path = request.path.split("?", 1)[0]
+    def _route(self, request: WSUpgradeRequest) -> AudioListener | WSUpgradeResponseWithListener:
+        path = request.path.decode("latin-1").split("?", 1)[0]
         if path == "/healthz":
             if self.draining:
-                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
-            return connection.respond(HTTPStatus.OK, "ok\n")
+                return _respond(HTTPStatus.SERVICE_UNAVAILABLE, b"draining\n")
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_ok_response(b"ok\n"), None
+            )
         if self.draining:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+            return _respond(HTTPStatus.SERVICE_UNAVAILABLE, b"draining\n")
         match = _AUDIO_PATH.fullmatch(path)
         if match is None:
-            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            return _respond(HTTPStatus.NOT_FOUND, b"not found\n")
         try:
             grant = self.backends.verify_token(match["token"], time.time())
+        except TokenError as error:
+            self.counters.auth_failures += 1
+            log.warning("websocket refused: %s", error.message)
+            return _respond(HTTPStatus.FORBIDDEN, f"forbidden: {error.message}\n".encode())
+        listener = AudioListener(
+            lambda: self._claim(grant),
+            lambda connection: self._open(connection, grant),
+            self.protocol_settings.max_message_bytes,
+        )
+        self._listeners.add(listener)
+        return listener
+
+    def _claim(self, grant: Grant) -> asyncio.Future[bool]:
+        """Claim the token's single use (DynamoDB, in a thread); count a replay."""
+
+        async def claim() -> bool:
             first = await asyncio.to_thread(
                 self.backends.claim_once, f"jti#{grant.jti}", TOKEN_ONCE_TTL_S
             )
             if not first:
-                raise TokenError("token already used")
-        except TokenError as error:
-            self.counters.auth_failures += 1
-            log.warning("websocket refused: %s", error.message)
-            return connection.respond(HTTPStatus.FORBIDDEN, f"forbidden: {error.message}\n")
-        self._grants[connection.id] = grant
-        return None
+                self.counters.auth_failures += 1
+                log.warning("websocket refused: token already used (call %s)", grant.call_uuid)
+            return first
+
+        return asyncio.ensure_future(claim())
 
     # -- sessions -------------------------------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
-        grant = self._grants.pop(connection.id)
-        agent = self._agent(grant.agent)
+    def _open(self, connection: PicowsConnection, grant: Grant) -> Session:
         session = Session(
             connection,
             grant,
@@ -260,18 +282,21 @@ class StreamServer:
                 audio_settings=self.audio_settings,
                 segmenter_factory=self.backends.segmenter_factory,
             ),
-            agent=agent,
+            agent=self._agent(grant.agent),
             hooks=self,
             talkback_factory=self._talkback,
         )
-        key = id(session)
-        self.sessions[key] = session
+        self.sessions[id(session)] = session
         self._no_sessions.clear()
         self.counters.sessions += 1
+        self._spawn(self._until_ended(session))
+        return session
+
+    async def _until_ended(self, session: Session) -> None:
         try:
-            await session.run()
+            await session.wait_ended()
         finally:
-            del self.sessions[key]
+            del self.sessions[id(session)]
             if not self.sessions:
                 self._no_sessions.set()
             stats = session.assembler.stats
@@ -357,7 +382,7 @@ class StreamServer:
             await asyncio.sleep(interval)
             now = time.time()
             for session in list(self.sessions.values()):
-                await session.tick(now)
+                session.tick(now)
 
     async def _metrics_loop(self) -> None:
         while True:
@@ -375,6 +400,12 @@ class StreamServer:
             retries=sum(w.stats.retries for w in writers),
             backpressure_s=sum(w.stats.backpressure_s for w in writers),
         )
+
+
+def _respond(status: HTTPStatus, body: bytes) -> WSUpgradeResponseWithListener:
+    return WSUpgradeResponseWithListener(
+        WSUpgradeResponse.create_error_response(status, body), None
+    )
 
 
 def _now_iso() -> str:

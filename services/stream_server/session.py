@@ -1,10 +1,12 @@
 """One Vobiz WebSocket connection: parse, assemble, write to Kinesis, talk back.
 
-The receive loop does only cheap synchronous work per frame (parse, append to the open record,
-voice activity) and awaits only the Kinesis writer, whose back-pressure is the point: when
-Kinesis is slow for this stream, this loop stops reading its socket and TCP pushes back on
-Vobiz, while every other session carries on. Registry updates run in threads; agent hooks run
-in a task of the session's own, in order, so a slow agent never holds up the audio.
+The transport (:mod:`stream_server.transport`) hands each message to :meth:`Session.receive`,
+which does only cheap synchronous work (parse, append to the open record, voice activity) and
+offers finished records to the Kinesis writer without waiting. Only when the writer's buffer
+for this stream is full does the session wait, and then it stops reading its socket, so TCP
+pushes back on Vobiz while every other session carries on; records keep their order through
+the session's outbox. Registry updates run in threads; agent hooks run in a task of the
+session's own, in order, so a slow agent never holds up the audio.
 
 A stream ends with a ``stop`` message or a socket close, whichever comes first, or when the
 server drains or fails it; every path flushes everything to Kinesis and updates the registry.
@@ -15,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from websockets.exceptions import ConnectionClosed
+from typing import Protocol
 
 from callstream import codecs
 from callstream import records as wire
@@ -43,22 +44,28 @@ log = logging.getLogger("callstream.session")
 
 
 class Connection(Protocol):
-    """What a session needs of a websockets ``ServerConnection``."""
+    """What a session needs of its WebSocket (see :mod:`stream_server.transport`)."""
 
-    def __aiter__(self) -> Any:
-        """Iterate over incoming messages until the connection closes."""
+    def send(self, text: bytes) -> None:
+        """Send one text frame (UTF-8 bytes)."""
 
-    async def send(self, message: str | bytes) -> None:
-        """Send one frame."""
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame and disconnect (idempotent)."""
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection."""
+    def pause_reading(self) -> None:
+        """Stop reading the socket (back-pressure)."""
+
+    def resume_reading(self) -> None:
+        """Read the socket again."""
 
 
 class Sink(Protocol):
     """What a session needs of a Kinesis writer."""
 
-    async def put(self, key: str, data: bytes) -> Awaitable[None]:
+    def offer(self, key: str, data: bytes) -> bool:
+        """Queue one record unless the key's buffer is full."""
+
+    async def put(self, key: str, data: bytes) -> None:
         """Queue one record; wait while the key's buffer is full."""
 
 
@@ -98,7 +105,11 @@ class Hooks(Protocol):
 
 
 class Session:
-    """One Vobiz stream on one WebSocket. Create it, then ``await run()``."""
+    """One Vobiz stream on one WebSocket.
+
+    The transport calls :meth:`receive` per message and :meth:`disconnected` once;
+    :meth:`wait_ended` returns when everything is flushed and recorded.
+    """
 
     def __init__(
         self,
@@ -113,7 +124,7 @@ class Session:
         talkback_factory: Callable[..., Talkback],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Wire a session; nothing runs until :meth:`run`."""
+        """Wire a session; it starts with the first message."""
         self.connection = connection
         self.grant = grant
         self.assembler = assembler
@@ -127,12 +138,15 @@ class Session:
         self._hooks = hooks
         self._talkback_factory = talkback_factory
         self._clock = clock
-        self._out = asyncio.Lock()  # keeps records in order between run() and tick()
+        # Records waiting for the writer, in order; a task empties it when the writer is full.
+        self._outbox: deque[tuple[Sink, bytes]] = deque()
+        self._pump: asyncio.Task[None] | None = None
         self._agent_queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._agent_task: asyncio.Task[None] | None = None
+        self._started: asyncio.Task[None] | None = None
         self._urgent: set[asyncio.Task[None]] = set()
-        self._emits: set[asyncio.Task[None]] = set()
-        self._stop_reason: str | None = None  # set by the server (drain, shutdown)
+        self._finish: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
 
     @property
@@ -143,61 +157,72 @@ class Session:
     @property
     def live(self) -> bool:
         """True between ``start`` and the end."""
-        return self.assembler.state == "started"
+        return self.assembler.state == "started" and self._finish is None
 
-    async def run(self) -> str:
-        """Serve the connection until the stream ends; return the end reason."""
-        try:
-            await self._receive_loop()
-        except Exception as error:  # the session fails alone, never the server
-            self.log.exception("session failed: %s", error)
-            self.end_reason = self.end_reason or "error"
-        finally:
-            await self._finish()
+    async def wait_ended(self) -> str:
+        """Wait until the stream ended and everything was flushed; return the end reason."""
+        await self._ended.wait()
         return self.end_reason or "close"
 
-    def request_stop(self, reason: str) -> None:
-        """Ask the session to end (drain, shutdown): it closes its socket with ``reason``."""
-        self._stop_reason = reason
+    def request_stop(self, reason: str, code: int = 1001, message: str = "server draining") -> None:
+        """End the session now (drain, shutdown): close its socket, flush, record ``reason``."""
+        if self._finish is None:
+            self.end_reason = reason
+            self.connection.close(code, message)
+            self._end()
 
-    async def tick(self, now: float) -> None:
+    def tick(self, now: float) -> None:
         """Flush open records older than ``record_max_ms`` (called on a timer)."""
         if self.live:
             self.assembler.flush_due(now)
-            await self._emit()
+            self._emit()
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- what the transport calls ---------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
+    def receive(self, data: bytes, *, binary: bool = False) -> None:
+        """Handle one WebSocket message (a text message's UTF-8 bytes, or a binary message).
+
+        Never raises: a failure ends this session alone.
+        """
+        if self._finish is not None:
+            return  # after stop, refusal or drain nothing more is read
         try:
-            async for raw in self.connection:
-                if isinstance(raw, bytes):
-                    self.counters.binary_frames += 1
-                    self.counters.error("binary_frame")
-                    self.log.warning("binary frame of %d bytes refused: not JSON text", len(raw))
-                    continue
-                now = self._clock()
-                try:
-                    await self._handle(parse_message(raw), now)
-                except ProtocolError as error:
-                    self.counters.error(error.code)
-                    self.log.warning("message refused (%s): %s", error.code, error.message)
-                except TokenError as error:
-                    self.counters.error(error.code)
-                    self.log.warning("stream refused: %s", error.message)
-                    self.end_reason = "refused"
-                    await self.connection.close(1008, "token does not match this stream")
-                    return
-                if self.assembler.state == "ended":
-                    self.end_reason = "stop"
-                    return
-                if self._stop_reason is not None:
-                    break
-        except ConnectionClosed:
-            pass  # an abrupt close is one of the two normal ends of a stream
-        self.end_reason = self._stop_reason or "close"
+            self._receive(data, binary)
+        except Exception as error:
+            self.log.exception("session failed: %s", error)
+            self.end_reason = "error"
+            self.connection.close(1011, "internal error")
+            self._end()
 
-    async def _handle(self, message: Message, now: float) -> None:
+    def disconnected(self) -> None:
+        """The socket closed (by Vobiz, the network or us): end the stream if it is open."""
+        if self._finish is None:
+            self.end_reason = "close"  # an abrupt close is one of the two normal ends
+            self._end()
+
+    def _receive(self, data: bytes, binary: bool) -> None:
+        if binary:
+            self.counters.binary_frames += 1
+            self.counters.error("binary_frame")
+            self.log.warning("binary frame of %d bytes refused: not JSON text", len(data))
+            return
+        try:
+            self._handle(parse_message(data), self._clock())
+        except ProtocolError as error:
+            self.counters.error(error.code)
+            self.log.warning("message refused (%s): %s", error.code, error.message)
+        except TokenError as error:
+            self.counters.error(error.code)
+            self.log.warning("stream refused: %s", error.message)
+            self.end_reason = "refused"
+            self.connection.close(1008, "token does not match this stream")
+            self._end()
+            return
+        if self.assembler.state == "ended":
+            self.end_reason = "stop"
+            self._end()
+
+    def _handle(self, message: Message, now: float) -> None:
         if isinstance(message, StartMessage):
             self._check_grant(message)
         self.assembler.receive(message, now)
@@ -206,7 +231,7 @@ class Session:
             self.log.info("unknown event %r ignored", message.event)
             return
         if isinstance(message, StartMessage):
-            await self._on_start(message)
+            self._on_start(message)
         elif self.talkback is not None:
             if isinstance(message, PlayedStreamMessage):
                 self.talkback.on_played(message.name)
@@ -220,7 +245,7 @@ class Session:
                 self._agent_audio(message)
         if not isinstance(message, StopMessage):
             self.counters.frames += 1
-        await self._emit()
+        self._emit()
 
     def _check_grant(self, start: StartMessage) -> None:
         """A token is for one call (and one stream when known): refuse to mix them up."""
@@ -231,7 +256,7 @@ class Session:
         if self.grant.stream_id and start.stream != self.grant.stream_id:
             raise _GrantMismatchError(f"start.streamId {start.stream!r} is not the token's stream")
 
-    async def _on_start(self, start: StartMessage) -> None:
+    def _on_start(self, start: StartMessage) -> None:
         assert self.assembler.codec is not None and start.stream
         self.started_at = self._clock()
         self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": start.stream}
@@ -259,10 +284,12 @@ class Session:
             info.sample_rate,
             "+".join(info.tracks),
         )
-        await self._hooks.started(self)
+        self._started = asyncio.create_task(self._hooks.started(self))
 
-    async def _emit(self) -> None:
-        """Hand what the assembler made to the sinks, in order."""
+    # -- records out, in order ------------------------------------------------------------
+
+    def _emit(self) -> None:
+        """Hand what the assembler made to the sinks, in order, without waiting if possible."""
         if self.talkback is not None:  # barge-in runs at once, beside any hook in progress
             for track in self.assembler.speech_onsets_ready():
                 self._agent_now(self.agent.on_speech, self.talkback, track)
@@ -270,28 +297,43 @@ class Session:
         utterances = self.assembler.utterances_ready()
         if not records and not utterances:
             return
-        stream_id = self.assembler.stream_id
-        assert stream_id is not None
-        async with self._out:
-            for record in records:
-                await self._audio.put(stream_id, wire.encode(record))
-            for utterance in utterances:
-                await self._utterances.put(stream_id, wire.encode(utterance))
+        outbox = self._outbox
+        for record in records:
+            outbox.append((self._audio, wire.encode(record)))
+        for utterance in utterances:
+            outbox.append((self._utterances, wire.encode(utterance)))
+        if self._pump is None:
+            stream_id = self.assembler.stream_id
+            assert stream_id is not None
+            while outbox and outbox[0][0].offer(stream_id, outbox[0][1]):
+                outbox.popleft()
+            if outbox:  # the writer is full for this stream: wait for it, reading nothing
+                self.connection.pause_reading()
+                self._pump = asyncio.create_task(self._pump_outbox(stream_id))
         if self.talkback is not None:
             for utterance in utterances:
                 self._agent_call(self.agent.on_utterance, self.talkback, utterance)
+
+    async def _pump_outbox(self, stream_id: str) -> None:
+        try:
+            while self._outbox:
+                sink, data = self._outbox[0]
+                await sink.put(stream_id, data)
+                self._outbox.popleft()
+        finally:
+            self._pump = None
+            if self._finish is None:
+                self.connection.resume_reading()
 
     def _note_action(self, action: str, data: dict[str, str | int | float]) -> None:
         """Record what we said into the call as an ``agent`` event, in order with the audio."""
         if not self.live:
             return
         self.assembler.note("agent", self._clock(), {"action": action, **data})
-        task = asyncio.create_task(self._emit())  # never cancelled: it carries records
-        self._emits.add(task)
-        task.add_done_callback(self._emits.discard)
+        self._emit()
 
     async def _send(self, frame: bytes) -> None:
-        await self.connection.send(frame.decode())
+        self.connection.send(frame)
 
     # -- agent ----------------------------------------------------------------------------
 
@@ -332,15 +374,27 @@ class Session:
 
     # -- the end --------------------------------------------------------------------------
 
-    async def _finish(self) -> None:
-        self.end_reason = self.end_reason or self._stop_reason or "close"
+    def _end(self) -> None:
+        if self._finish is None:
+            self._finish = asyncio.create_task(self._finish_up())
+
+    async def _finish_up(self) -> None:
+        try:
+            await self._flush_and_record()
+        except Exception:
+            self.log.exception("ending the stream failed")
+        finally:
+            self._ended.set()
+
+    async def _flush_and_record(self) -> None:
+        self.end_reason = self.end_reason or "close"
         if self.assembler.state != "ended":
             self.assembler.close(self.end_reason, self._clock())
-        if self._emits:
-            await asyncio.gather(*self._emits)
         try:
             if self.assembler.stream_id is not None:
-                await self._emit()
+                self._emit()
+            if self._pump is not None:
+                await self._pump
         except Exception:  # the end is always recorded below, even if a sink refused here
             self.log.exception("flushing the stream's last records failed")
         finally:
@@ -356,7 +410,9 @@ class Session:
                         await self._agent_task
                 except TimeoutError:
                     self._agent_task.cancel()
-            if self.started_at is not None:
+            self.connection.close(1000, "")  # after stop, or a no-op when already closed
+            if self._started is not None:
+                await self._started  # mark_ended must follow mark_started
                 await self._hooks.ended(self)
             self.log.info(
                 "stream ended (%s): %d frames, %d gaps",

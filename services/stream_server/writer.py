@@ -54,11 +54,10 @@ class WriterStats:
         return out
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     key: str
     data: bytes
-    done: asyncio.Future[None]
     attempts: int = 0
 
 
@@ -117,18 +116,21 @@ class KinesisWriter:
         self._space = asyncio.Condition()
         self._task = asyncio.create_task(self._run(), name=f"writer-{self.stream_name}")
 
-    async def put(self, key: str, data: bytes) -> asyncio.Future[None]:
-        """Queue one record; wait first while ``key`` has a full buffer (back-pressure).
+    def offer(self, key: str, data: bytes) -> bool:
+        """Queue one record unless ``key``'s buffer is full (the sessions' synchronous path).
 
         Returns:
-            A future that resolves once the record is in Kinesis (most callers ignore it).
-
-        Raises:
-            ValueError: a record over Kinesis's 1 MiB limit (a programming error upstream).
+            True when queued; False when the caller must wait (``await put``) instead.
         """
-        if len(data) + len(key.encode()) > MAX_RECORD_BYTES:
-            raise ValueError(f"record of {len(data)} bytes is over Kinesis's 1 MiB limit")
-        assert self._space is not None and self._wakeup is not None, "start() first"
+        queue = self._queues.get(key)
+        if queue is not None and len(queue) >= self._buffer:
+            return False
+        self._enqueue(key, data, queue)
+        return True
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Queue one record; wait first while ``key`` has a full buffer (back-pressure)."""
+        assert self._space is not None, "start() first"
         queue = self._queues.get(key)
         if queue is not None and len(queue) >= self._buffer:
             began = time.monotonic()
@@ -136,14 +138,18 @@ class KinesisWriter:
                 await self._space.wait_for(lambda: len(self._queues.get(key, ())) < self._buffer)
             self.stats.backpressure_s += time.monotonic() - began
             queue = self._queues.get(key)
-        entry = _Entry(key, data, asyncio.get_running_loop().create_future())
+        self._enqueue(key, data, queue)
+
+    def _enqueue(self, key: str, data: bytes, queue: deque[_Entry] | None) -> None:
+        if len(data) + len(key.encode()) > MAX_RECORD_BYTES:
+            raise ValueError(f"record of {len(data)} bytes is over Kinesis's 1 MiB limit")
+        assert self._wakeup is not None, "start() first"
         if queue is None:
             queue = self._queues[key] = deque()
             self._ready[key] = None
-        queue.append(entry)
+        queue.append(_Entry(key, data))
         self._pending += 1
         self._wakeup.set()
-        return entry.done
 
     async def drain(self, timeout_s: float) -> int:
         """Wait until every queued record is in Kinesis, or ``timeout_s`` seconds pass.
@@ -232,8 +238,6 @@ class KinesisWriter:
             delivered += 1
             self.stats.records += 1
             self.stats.bytes += len(entry.data)
-            if not entry.done.done():
-                entry.done.set_result(None)
             if queue:
                 self._ready[entry.key] = None
             else:

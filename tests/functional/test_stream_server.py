@@ -218,16 +218,26 @@ async def test_bad_tokens_get_403_before_the_upgrade(harness, bad):
     assert harness.records() == []
 
 
-async def test_a_spent_token_is_refused(harness):
+async def test_a_spent_token_is_refused_before_any_message_is_read(harness):
     tok = token()
     audio = CallAudio(
         tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-once", call_id="call-1"
     )
     await play(harness.url(tok), messages(audio, "mulaw"))
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(harness.url(tok)):
-            pass
-    assert refused.value.response.status_code == 403
+    replay = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-replay", call_id="call-1"
+    )
+    with pytest.raises(ConnectionClosed) as closed:
+        async with connect(harness.url(tok)) as ws:
+            for line in messages(replay, "mulaw"):
+                await ws.send(line)
+            await ws.recv()
+    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.reason == "token already used"
+    await harness.settle()
+    assert harness.records(key="s-replay") == []
+    assert harness.registry.get("s-replay") is None
+    assert harness.server.counters.auth_failures == 1
 
 
 async def test_a_token_for_another_call_cannot_stream(harness):

@@ -132,11 +132,15 @@ async def test_oversized_record_is_refused():
     await writer.close()
 
 
-async def test_delivery_future_resolves_when_the_record_is_in():
-    kinesis = FlakyKinesis(fail_share=0.5, seed=3)
-    writer = writer_for(kinesis)
+async def test_offer_queues_until_the_key_is_full_then_put_waits():
+    kinesis = FlakyKinesis(fail_share=1.0)  # nothing gets in for now
+    writer = writer_for(kinesis, buffer_records=2, backoff_base_s=0.01, backoff_cap_s=0.02)
     writer.start()
-    done = await writer.put("s", b"payload")
-    await asyncio.wait_for(done, 5)
-    assert kinesis.delivered["s"] == [b"payload"]
+    assert writer.offer("s", b"a") and writer.offer("s", b"b")
+    assert not writer.offer("s", b"c"), "a full buffer refuses the synchronous offer"
+    assert writer.offer("other", b"x"), "other keys are not held up"
+    kinesis.fail_share = 0.0
+    await asyncio.wait_for(writer.put("s", b"c"), 5)
+    assert await writer.drain(5) == 0
     await writer.close()
+    assert kinesis.delivered["s"] == [b"a", b"b", b"c"]

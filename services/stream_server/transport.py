@@ -1,0 +1,165 @@
+"""The WebSocket transport: picows frames in, one :class:`~stream_server.session.Session` each.
+
+Why picows rather than ``websockets``: on one core a bare ``websockets`` receive loop spends
+about 18 µs per 20 ms frame, which alone caps a core near 1,000-1,500 streams before callstream
+does any work; picows (a Cython frame parser with synchronous callbacks) spends a few µs, so the
+core goes to the pipeline instead (bench/RESULTS.md, "Ingest capacity"). Its callbacks are
+synchronous, which suits the session: per-frame work never awaits, and back-pressure is
+``pause_reading`` on the socket.
+
+A connection's token is verified before the upgrade (forged, malformed or expired → HTTP 403,
+by :class:`~stream_server.server.StreamServer`). Its single use is then claimed in DynamoDB, a
+network call that must not block the loop, so it runs just after the upgrade while the socket
+is paused and anything already received is held: a replayed token's socket is closed with 1008
+before a single message of it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+if TYPE_CHECKING:
+    from stream_server.session import Session
+
+log = logging.getLogger("callstream.transport")
+
+
+class PicowsConnection:
+    """A session's view of its socket (:class:`stream_server.session.Connection`)."""
+
+    __slots__ = ("_transport", "closed")
+
+    def __init__(self, transport: WSTransport) -> None:
+        """Wrap a connected picows transport."""
+        self._transport = transport
+        self.closed = False
+
+    def send(self, text: bytes) -> None:
+        """Send one text frame (nothing once closed)."""
+        if not self.closed:
+            self._transport.send(WSMsgType.TEXT, text)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame and disconnect once it is written (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._transport.send_close(WSCloseCode(code), reason.encode())
+        self._transport.disconnect()
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket: TCP pushes back on the sender."""
+        if not self.closed:
+            self._transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read the socket again."""
+        if not self.closed:
+            self._transport.underlying_transport.resume_reading()
+
+
+class AudioListener(WSListener):
+    """One Vobiz connection: claims its token, then feeds whole messages to its session.
+
+    Args:
+        claim: awaits the token's single-use claim; True when this is its first use.
+        open_session: makes the session once the claim succeeded.
+        max_message_bytes: longest message; a longer one closes the socket with 1009.
+    """
+
+    def __init__(
+        self,
+        claim: Callable[[], asyncio.Future[bool]],
+        open_session: Callable[[PicowsConnection], Session],
+        max_message_bytes: int,
+    ) -> None:
+        """Prepare for one connection; nothing happens until it is connected."""
+        self._claim = claim
+        self._open_session = open_session
+        self._max = max_message_bytes
+        self.connection: PicowsConnection | None = None
+        self.session: Session | None = None
+        self._held: list[tuple[bytes, bool]] | None = []  # received before the claim ended
+        self._gone = False
+        self._parts: list[bytes] = []  # a fragmented message so far
+        self._parts_size = 0
+        self._parts_binary = False
+        self._claiming: asyncio.Future[bool] | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        """Pause the socket and claim the token."""
+        self.connection = PicowsConnection(transport)
+        self.connection.pause_reading()
+        self._claiming = self._claim()
+        self._claiming.add_done_callback(self._claimed)
+
+    def _claimed(self, claim: asyncio.Future[bool]) -> None:
+        connection = self.connection
+        assert connection is not None
+        held, self._held = self._held or [], None
+        if claim.cancelled() or claim.exception() is not None or not claim.result():
+            if not claim.cancelled() and claim.exception() is None:
+                connection.close(1008, "token already used")
+            else:  # the nonce table is unreachable: refuse rather than risk a replay
+                log.error(
+                    "token claim failed: %s",
+                    claim.exception() if not claim.cancelled() else "cancelled",
+                )
+                connection.close(1011, "try again")
+            return
+        self.session = session = self._open_session(connection)
+        connection.resume_reading()
+        for data, binary in held:
+            session.receive(data, binary=binary)
+        if self._gone:
+            session.disconnected()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """Deliver whole text and binary messages; answer a close."""
+        kind = frame.msg_type
+        if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+            if frame.fin:
+                self._deliver(frame.get_payload_as_bytes(), kind is WSMsgType.BINARY)
+            else:
+                self._parts = [frame.get_payload_as_bytes()]
+                self._parts_size = len(self._parts[0])
+                self._parts_binary = kind is WSMsgType.BINARY
+        elif kind is WSMsgType.CONTINUATION:
+            part = frame.get_payload_as_bytes()
+            self._parts_size += len(part)
+            if self._parts_size > self._max:
+                self._parts = []
+                assert self.connection is not None
+                self.connection.close(1009, f"message over {self._max} bytes")
+                return
+            self._parts.append(part)
+            if frame.fin:
+                message, self._parts = b"".join(self._parts), []
+                self._deliver(message, self._parts_binary)
+        elif kind is WSMsgType.CLOSE:
+            assert self.connection is not None
+            self.connection.close(1000)
+
+    def _deliver(self, data: bytes, binary: bool) -> None:
+        if self.session is not None:
+            self.session.receive(data, binary=binary)
+        elif self._held is not None:
+            self._held.append((data, binary))
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        """End the session (or, if the claim is still out, end it once it is opened)."""
+        self._gone = True
+        if self.connection is not None:
+            self.connection.closed = True
+        if self.session is not None:
+            self.session.disconnected()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket (the server's shutdown)."""
+        if self.connection is not None:
+            self.connection.close(code, reason)
