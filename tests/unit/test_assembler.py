@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from callstream.assembler import MAX_PENDING, Assembler
 from callstream.exceptions import InvalidAudioError, OutOfOrderError
 from callstream.protocol import parse_message
+from callstream import records
 from callstream.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
 
@@ -67,9 +68,11 @@ def test_mulaw_frames_become_one_second_records_with_every_byte():
     assert [r.seq for r in out] == list(range(len(out)))
     assert out[0].name == "start" and out[-1].name == "stop"  # type: ignore[union-attr]
     audio = [r for r in out if isinstance(r, AudioRecord)]
-    assert [r.frames for r in audio] == [50, 50, 20]  # record_max_ms = 1 s of 160-byte frames
-    assert [r.start_sample for r in audio] == [0, 8000, 16000]
-    assert [r.first_frame for r in audio] == [1, 51, 101]
+    n = audio[0].frames  # record_max_ms = 1 s, plus what fits in the KB a record is billed for
+    assert 50 < n <= 57
+    assert [r.frames for r in audio] == [n, n, 120 - 2 * n]
+    assert [r.start_sample for r in audio] == [0, n * 160, 2 * n * 160]
+    assert [r.first_frame for r in audio] == [1, n + 1, 2 * n + 1]
     assert audio_of(out) == b"".join(frames)
     assert out[-1].data["frames"] == 120 and out[-1].data["gaps"] == 0  # type: ignore[union-attr]
 
@@ -217,7 +220,7 @@ def test_flush_due_bounds_how_long_audio_is_held():
     asm.receive(media(b"\x01" * 160, chunk=1), now=100.0)
     asm.flush_due(100.5)
     assert not [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
-    asm.flush_due(101.0)
+    asm.flush_due(101.2)  # 1 s, or the few frames more a record may carry (at most 1 KB)
     (record,) = asm.records_ready()
     assert isinstance(record, AudioRecord) and record.received_at == 100.0
 
@@ -294,3 +297,22 @@ def records_encode_all(out) -> bool:
     from callstream import records
 
     return all(records.decode(records.encode(r)) == r for r in out)
+
+
+@pytest.mark.parametrize(("encoding", "rate"), [("audio/x-mulaw", 8000), ("audio/x-l16", 8000)])
+def test_time_capped_records_fill_the_kilobyte_they_are_billed_for(encoding, rate):
+    stream = "MZ" + "7" * 34  # Vobiz-length ids
+    asm = Assembler(call_uuid="c" * 36)
+    asm.receive(start(encoding=encoding, rate=rate, stream=stream))
+    frame = bytes(160 if encoding == "audio/x-mulaw" else 320)
+    for n in range(1, 500):
+        asm.receive(media(frame, chunk=n))
+    audio = [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    one_second = 50 * len(frame)
+    header = records.audio_header_bytes(stream, "c" * 36)
+    paid_kb = -(-(header + one_second) // 1024)
+    for record in audio:
+        assert record.frames >= 50, "never shorter than the time cap"
+        assert len(records.encode(record)) <= paid_kb * 1024, "never into another KB"
+    if encoding == "audio/x-mulaw":  # 8 KB + header spills into a 9th KB: fill it
+        assert audio[0].frames == (paid_kb * 1024 - header) // len(frame) > 50

@@ -9,7 +9,8 @@ epoch seconds), never read, so the whole thing is deterministic under test.
 What it guarantees:
 
 * Each track's frames are aggregated into :class:`~callstream.records.AudioRecord` s of at most
-  ``record_max_bytes`` and ``record_max_ms`` (settings); a record holds consecutive frames only.
+  ``record_max_bytes`` and ``record_max_ms`` (settings; a time-capped record takes the frames
+  that still fit in the KB it is billed for); a record holds consecutive frames only.
 * Lost frames (a jump in ``chunk``, or in ``sequenceNumber`` on a single-track stream) give a
   ``gap`` event and move the track's timeline on by the missing duration, so ``start_sample``
   stays true. A frame number at or below one already seen is a duplicate: dropped and counted.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from callstream import codecs, settings
+from callstream import codecs, records, settings
 from callstream.exceptions import InvalidAudioError, InvalidMessageError, OutOfOrderError
 from callstream.protocol import (
     MAX_COUNTER,
@@ -195,6 +196,7 @@ class Assembler:
         self._seq = 0
         self._max_bytes = 0
         self._max_samples = 0
+        self._max_s = 0.0
         self._single_track = True
 
     # -- input ----------------------------------------------------------------------------
@@ -268,7 +270,7 @@ class Assembler:
         """
         if self.state != "started":
             return
-        limit = self._settings.record_max_ms / 1000
+        limit = self._max_s
         for track in self._tracks.values():
             if track.buf and now - track.buf_received_at >= limit:
                 self._flush(track)
@@ -323,12 +325,18 @@ class Assembler:
         self.sample_rate = message.sample_rate
         bps = codecs.bytes_per_sample(self.codec)
         frame_samples = self.sample_rate // 50
-        max_samples_by_bytes = self._settings.record_max_bytes // bps
-        self._max_samples = min(
-            max_samples_by_bytes, self.sample_rate * self._settings.record_max_ms // 1000
-        )
-        self._max_samples = max(self._max_samples, frame_samples)
+        by_bytes = self._settings.record_max_bytes // bps // frame_samples * frame_samples
+        by_time = self.sample_rate * self._settings.record_max_ms // 1000
+        if by_time < by_bytes:
+            # On-demand Kinesis bills a record rounded up to 1 KB: a record the time cap
+            # ends part-way into a KB also carries the frames that still fit in that KB
+            # (1 s of μ-law + header is 8.2 KB; 1.12 s fills the 9 KB it pays for anyway).
+            header = records.audio_header_bytes(self.stream_id or "", self.call_uuid)
+            paid = -(-(header + by_time * bps) // 1024) * 1024
+            by_time = max(by_time, (paid - header) // bps // frame_samples * frame_samples)
+        self._max_samples = max(min(by_bytes, by_time), frame_samples)
         self._max_bytes = self._max_samples * bps
+        self._max_s = self._max_samples / self.sample_rate
         for name in message.track_list:
             self._add_track(name)
         self._single_track = len(self._tracks) == 1

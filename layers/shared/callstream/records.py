@@ -145,9 +145,35 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
+MAX_INT = 2**63 - 1
+
+
 def encode(record: Record) -> bytes:
     """Serialise a record: ``MAGIC`` + MessagePack."""
     return MAGIC + _encoder.encode(record)
+
+
+def audio_header_bytes(stream_id: str, call_uuid: str | None) -> int:
+    """Most bytes an audio record of this stream spends on anything but its audio.
+
+    Every number at its widest (MessagePack sizes vary with the value) and the longest track
+    and codec names, so ``audio_header_bytes(...) + len(payload)`` bounds the encoded record.
+    """
+    widest = AudioRecord(
+        stream_id=stream_id,
+        call_uuid=call_uuid,
+        seq=MAX_INT,
+        track="outbound",
+        codec="mulaw",
+        sample_rate=16000,
+        first_frame=MAX_INT,
+        frames=MAX_INT,
+        start_sample=MAX_INT,
+        media_timestamp=MAX_INT,
+        received_at=1.5,
+        payload=b"",
+    )
+    return len(encode(widest)) + 4  # a payload over 255 bytes needs a 4-byte longer length
 
 
 def decode(data: bytes) -> Record:
