@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callstream import records
 from callstream.assembler import MAX_PENDING, Assembler
 from callstream.exceptions import InvalidAudioError, OutOfOrderError
 from callstream.protocol import parse_message
-from callstream import records
 from callstream.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
 
