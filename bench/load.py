@@ -127,7 +127,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
     def report(*_: Any) -> None:
         nonlocal frames_done
         frames_done = server.counters.frames + sum(
-            s.counters.frames for s in server.sessions.values()
+            s.assembler.stats.frames for s in server.sessions.values()
         )
 
     stop = asyncio.Event()
@@ -174,10 +174,43 @@ async def serve_callstream(port: int, ready: Path) -> None:
     )
 
 
+async def serve_baseline_picows(port: int, ready: Path) -> None:
+    """The same bare reference on picows (callstream's transport): what the transport costs."""
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    frames = 0
+
+    class Bare(WSListener):
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            nonlocal frames
+            if frame.msg_type is WSMsgType.TEXT:
+                doc = json.loads(frame.get_payload_as_bytes())
+                if doc.get("event") == "media":
+                    base64.b64decode(doc["media"]["payload"])
+                    frames += 1
+
+    server = await ws_create_server(lambda request: Bare(), "127.0.0.1", port)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ready.write_text("ready")
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    await stop.wait()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    server.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps({"frames": frames, "cpu_share": cpu / wall, "rss_mb": usage.ru_maxrss / 1024}),
+        flush=True,
+    )
+
+
 async def serve_baseline(port: int, ready: Path) -> None:
-    """The reference: receive, JSON-parse, base64-decode, nothing else."""
+    """The reference: receive, JSON-parse, base64-decode, nothing else (``websockets``)."""
+    import logging
+
     from websockets.asyncio.server import serve
 
+    logging.getLogger("websockets").setLevel(logging.CRITICAL)  # generators close abruptly
     frames = 0
 
     async def handler(ws: Any) -> None:
@@ -372,7 +405,7 @@ def run_step(
     seconds: float,
     codec: str,
     tracks: int,
-    baseline: bool,
+    baseline: str,
     generators: int = 2,
     audio: str = "call",
 ) -> dict[str, Any]:
@@ -392,7 +425,7 @@ def run_step(
             str(port),
             "--ready",
             str(ready),
-            *(["--baseline"] if baseline else []),
+            *(["--baseline", baseline] if baseline else []),
             core=0,
         ),
         env=env,
@@ -437,7 +470,7 @@ def run_step(
     ready.unlink(missing_ok=True)
     sent = sum(g["sent"] for g in gen_out)
     return {
-        "server": "baseline" if baseline else "callstream",
+        "server": f"bare {baseline}" if baseline else "callstream",
         "audio": audio,
         "streams": streams,
         "codec": codec,
@@ -458,6 +491,42 @@ def run_step(
     }
 
 
+def table(steps: list[dict[str, Any]], seconds: float) -> str:
+    """The steps as a markdown table, with capacity per core from CPU per stream.
+
+    "Holds" = no frame lost and lag p99 under 50 ms. Per-core capacity is the stream count the
+    measured CPU per stream fits into 90 % of a core; the ratio compares it with the bare
+    websockets server's in the same run.
+    """
+    bare = next((s for s in steps if s["server"] == "bare websockets"), None)
+    bare_cap = bare["streams"] * 0.9 / bare["server_cpu"] if bare else None
+    lines = [
+        f"{seconds:.0f} s per step; codec {steps[0]['codec']}, {steps[0]['tracks']} track(s).",
+        "",
+        "| server | streams | lost | lag p50 / p99 ms | holds | server CPU | ≈ streams per core "
+        "(90 %) | ratio to bare websockets | KB per stream | generator CPU / p99 late ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in steps:
+        cap = s["streams"] * 0.9 / s["server_cpu"]
+        lag = (
+            f"{s['lag_p50_ms']:.0f} / {s['lag_p99_ms']:.0f}" if s["lag_p50_ms"] is not None else "-"
+        )
+        holds = (
+            "-"
+            if s["lag_p99_ms"] is None
+            else ("yes" if s["lost"] == 0 and s["lag_p99_ms"] < 50 else "no")
+        )
+        ratio = f"{cap / bare_cap:.2f}" if bare_cap else "-"
+        kb = f"{s['kb_per_stream']:.0f}" if s["kb_per_stream"] is not None else "-"
+        lines.append(
+            f"| {s['server']} | {s['streams']} | {s['lost']} | {lag} | {holds} "
+            f"| {s['server_cpu']:.0%} | {cap:.0f} | {ratio} | {kb} "
+            f"| {s['gen_cpu']:.0%} / {s['gen_late_p99_ms']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -466,7 +535,7 @@ def main() -> None:
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--ready", type=Path, required=True)
-    s.add_argument("--baseline", action="store_true")
+    s.add_argument("--baseline", choices=["websockets", "picows"])
     g = sub.add_parser("generate")
     g.add_argument("--port", type=int, required=True)
     g.add_argument("--streams", type=int, required=True)
@@ -479,7 +548,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--codec", default="mulaw", choices=["mulaw", "l16-16k"])
     parser.add_argument("--tracks", type=int, default=1, choices=[1, 2])
-    parser.add_argument("--baseline", action="store_true", help="also measure the bare baseline")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also measure the bare baselines (websockets: the issue's reference; picows)",
+    )
     parser.add_argument(
         "--audio",
         default="call",
@@ -488,7 +561,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "serve":
-        asyncio.run((serve_baseline if args.baseline else serve_callstream)(args.port, args.ready))
+        serve = {None: serve_callstream, "websockets": serve_baseline}.get(
+            args.baseline, serve_baseline_picows
+        )
+        asyncio.run(serve(args.port, args.ready))
     elif args.command == "generate":
         asyncio.run(
             generate(
@@ -503,14 +579,18 @@ def main() -> None:
         )
     else:
         codec = "mulaw" if args.codec == "mulaw" else "l16"
-        for n in args.streams:
-            for baseline in [False, True] if args.baseline else [False]:
-                print(
-                    json.dumps(
-                        run_step(n, args.seconds, codec, args.tracks, baseline, audio=args.audio)
-                    ),
-                    flush=True,
-                )
+        steps = [
+            run_step(n, args.seconds, codec, args.tracks, "", audio=args.audio)
+            for n in args.streams
+        ]
+        if args.baseline:  # the references, at the largest step
+            steps += [
+                run_step(max(args.streams), args.seconds, codec, args.tracks, b, audio=args.audio)
+                for b in ("websockets", "picows")
+            ]
+        for step in steps:
+            print(json.dumps(step), file=sys.stderr, flush=True)
+        print(table(steps, args.seconds))
 
 
 if __name__ == "__main__":

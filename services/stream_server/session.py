@@ -147,6 +147,7 @@ class Session:
         self._urgent: set[asyncio.Task[None]] = set()
         self._finish: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
+        self._taps = agent.wants_audio  # the agent gets every frame: not the hot path
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
 
     @property
@@ -207,7 +208,13 @@ class Session:
             self.log.warning("binary frame of %d bytes refused: not JSON text", len(data))
             return
         try:
-            self._handle(parse_message(data), self._clock())
+            message = parse_message(data)
+            if type(message) is MediaMessage and self.talkback is not None and not self._taps:
+                self.assembler.receive(message, self._clock())  # the hot path: plain audio
+                self.counters.frames += 1
+                self._emit()
+            else:
+                self._handle(message, self._clock())
         except ProtocolError as error:
             self.counters.error(error.code)
             self.log.warning("message refused (%s): %s", error.code, error.message)
