@@ -134,7 +134,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     rss_idle = rss_mb()
-    ready.write_text("ready")
+    ready.write_text(str(server.port))
     cpu0 = time.process_time()
     wall0 = time.monotonic()
     rss_samples: list[float] = []
@@ -192,7 +192,7 @@ async def serve_baseline_picows(port: int, ready: Path) -> None:
     server = await ws_create_server(lambda request: Bare(), "127.0.0.1", port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    ready.write_text("ready")
+    ready.write_text(str(server.sockets[0].getsockname()[1]))
     cpu0, wall0 = time.process_time(), time.monotonic()
     await stop.wait()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
@@ -221,10 +221,10 @@ async def serve_baseline(port: int, ready: Path) -> None:
                 base64.b64decode(doc["media"]["payload"])
                 frames += 1
 
-    async with serve(handler, "127.0.0.1", port, compression=None, max_size=2**16):
+    async with serve(handler, "127.0.0.1", port, compression=None, max_size=2**16) as server:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        ready.write_text("ready")
+        ready.write_text(str(next(iter(server.sockets)).getsockname()[1]))
         cpu0, wall0 = time.process_time(), time.monotonic()
         await stop.wait()
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
@@ -409,8 +409,7 @@ def run_step(
     generators: int = 2,
     audio: str = "call",
 ) -> dict[str, Any]:
-    port = 20000 + random.randint(0, 20000)
-    ready = Path(f"/tmp/callstream-bench-{os.getpid()}-{port}")
+    ready = Path(f"/tmp/callstream-bench-{os.getpid()}-{random.getrandbits(32)}")
     ready.unlink(missing_ok=True)
     env = {
         **os.environ,
@@ -422,7 +421,7 @@ def run_step(
         python(
             "serve",
             "--port",
-            str(port),
+            "0",
             "--ready",
             str(ready),
             *(["--baseline", baseline] if baseline else []),
@@ -432,8 +431,9 @@ def run_step(
         stdout=subprocess.PIPE,
         text=True,
     )
-    while not ready.exists():
+    while not (ready.exists() and ready.read_text()):
         time.sleep(0.05)
+    port = int(ready.read_text())
     per = [
         streams // generators + (1 if i < streams % generators else 0) for i in range(generators)
     ]

@@ -141,13 +141,16 @@ class Segmenter:
         """
         if len(pcm) % 2:
             raise InvalidAudioError(f"voice activity: {len(pcm)} bytes is not whole samples")
+        frame_bytes = self._frame_bytes
+        if start_sample == self._position and not self._pending and len(pcm) == frame_bytes:
+            self._step(pcm, self._is_speech(pcm))  # the usual case: one whole 20 ms frame
+            return
         expected = self._position + len(self._pending) // 2
         if start_sample > expected:
             self._gap(start_sample - expected)
         elif start_sample < expected:  # overlap with what we have: keep only the new part
             pcm = pcm[2 * (expected - start_sample) :]
         self._pending += pcm
-        frame_bytes = self._frame_bytes
         while len(self._pending) >= frame_bytes:
             frame = bytes(self._pending[:frame_bytes])
             del self._pending[:frame_bytes]
@@ -191,6 +194,8 @@ class Segmenter:
         self._position += self._frame
         if not self._active:
             self._ring.append((start, frame, voiced))
+            if not voiced:  # only a voiced frame can complete an onset
+                return
             recent = list(self._ring)[-_ONSET_WINDOW:]
             if sum(v for _, _, v in recent) >= self._start_frames:
                 first = next(s for s, _, v in recent if v)
