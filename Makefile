@@ -65,7 +65,7 @@ demo: $(STAMP)  ## run a simulated call end to end on this machine (ARGS="--help
 up: $(STAMP)  ## keep the embedded stack running and print its endpoints and token
 	$(BIN)/python -m local.up $(ARGS)
 
-bench: $(STAMP)  ## run the benchmarks and rewrite bench/RESULTS.md (ARGS="--quick" to shorten)
+bench: $(STAMP)  ## run every benchmark, write bench/LATEST.md (ARGS="--quick" to shorten the load test)
 	$(BIN)/python -m bench $(ARGS)
 
 clean:  ## remove build outputs (keeps .venv)

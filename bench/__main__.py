@@ -1,29 +1,125 @@
-"""``make bench``: run every benchmark and print its table (``--quick`` shortens the load test).
+"""``make bench``: run every benchmark and write every table to bench/LATEST.md.
 
-Results with their dates and machine are kept in bench/RESULTS.md.
+Run: .venv/bin/python -m bench [--quick]
+
+Each suite prints its own table; this runs them in turn on this machine, then builds the cost
+model from the figures the same run measured (capacity, memory, Kinesis bytes and records), and
+writes everything with the date, the machine and the commands to bench/LATEST.md. The curated
+record, with readings and before/after figures, is bench/RESULTS.md. ``--quick`` shortens the
+load test (one step of 250 streams, 10 s) and skips nothing else.
 """
 
+from __future__ import annotations
+
 import argparse
+import json
+import os
+import platform
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-SUITES = ["bench.protocol", "bench.codecs", "bench.vad_accuracy", "bench.transcript_accuracy"]
+ROOT = Path(__file__).resolve().parents[1]
+SIMPLE = [
+    "bench.protocol",
+    "bench.codecs",
+    "bench.vad_accuracy",
+    "bench.transcript_accuracy",
+    "bench.kinesis_efficiency",
+    "bench.latency",
+]
+
+
+def machine() -> str:
+    """CPU model, cores, memory and Python, for the report's header."""
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory_gb:.0f} GB, Python {platform.python_version()}"
+    )
+
+
+def run(module: str, *args: str) -> str:
+    """Run one suite; return its standard output."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "layers" / "shared"), str(ROOT / "services"), str(ROOT)]
+        ),
+    }
+    print(f"running {module} {' '.join(args)}", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def cost_arguments(steps: list[dict], efficiency: str) -> list[str]:
+    """The cost model's inputs from this run's load steps and Kinesis efficiency table."""
+    ours = min((s for s in steps if s["server"] == "callstream"), key=lambda s: s["streams"])
+    bare = next((s for s in steps if s["server"] == "bare websockets"), None)
+    args = [
+        "--streams-per-core",
+        f"{ours['streams'] * 0.9 / ours['server_cpu']:.0f}",
+        "--kb-per-stream",
+        f"{max(s['kb_per_stream'] for s in steps if s['kb_per_stream']):.0f}",
+    ]
+    if bare is not None:
+        args += ["--baseline-streams-per-core", f"{bare['streams'] * 0.9 / bare['server_cpu']:.0f}"]
+    for line in efficiency.splitlines():  # the default-settings μ-law single-track row
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        default_mulaw = cells[:3] == [cells[0], "μ-law 8 kHz", "1"] and "default" in cells[0]
+        if len(cells) == 9 and default_mulaw:
+            args += ["--records-per-track-min", cells[3], "--kinesis-kb-per-track-min", cells[7]]
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="a short load test (250 streams, 10 s)"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--quick", action="store_true", help="a short load test")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "LATEST.md")
     args = parser.parse_args()
-    load = (
-        ["--streams", "250", "--seconds", "10"]
+    sections: list[tuple[str, str]] = []
+    for module in SIMPLE:
+        sections.append((f"python -m {module}", run(module)))
+    load_args = (
+        ["--streams", "250", "--seconds", "10", "--baseline"]
         if args.quick
-        else ["--streams", "250", "500", "1000", "--seconds", "20", "--baseline"]
+        else ["--streams", "250", "500", "750", "1000", "--seconds", "20", "--baseline"]
     )
-    for module, extra in [*((m, []) for m in SUITES), ("bench.load", load)]:
-        print(f"\n## {module}\n", flush=True)
-        subprocess.run([sys.executable, "-m", module, *extra], check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        steps_file = Path(scratch) / "steps.json"
+        table = run("bench.load", *load_args, "--json", str(steps_file))
+        steps = json.loads(steps_file.read_text())
+    sections.append((f"python -m bench.load {' '.join(load_args)}", table))
+    efficiency = dict(sections)["python -m bench.kinesis_efficiency"]
+    cost_args = cost_arguments(steps, efficiency)
+    sections.append((f"python -m bench.cost {' '.join(cost_args)}", run("bench.cost", *cost_args)))
+    lines = [
+        "# Latest benchmark run (generated by `make bench`; see RESULTS.md for the record)",
+        "",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {machine()}.",
+    ]
+    for command, output in sections:
+        if not any(line.startswith("|") for line in output.splitlines()):
+            output = f"```text\n{output}\n```"  # a suite that prints aligned columns
+        lines += ["", f"## `{command}`", "", output]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

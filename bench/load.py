@@ -122,6 +122,10 @@ async def serve_callstream(port: int, ready: Path) -> None:
     )
     server = StreamServer(settings, backends, audio_settings=audio)
     await server.start()
+    if not os.environ.get("BENCH_DEFAULT_GC"):
+        from stream_server.__main__ import tune_gc
+
+        tune_gc()  # as the production entry point does
     frames_done = 0
 
     def report(*_: Any) -> None:
@@ -553,6 +557,7 @@ def main() -> None:
         action="store_true",
         help="also measure the bare baselines (websockets: the issue's reference; picows)",
     )
+    parser.add_argument("--json", type=Path, help="also write the steps here")
     parser.add_argument(
         "--audio",
         default="call",
@@ -583,13 +588,13 @@ def main() -> None:
             run_step(n, args.seconds, codec, args.tracks, "", audio=args.audio)
             for n in args.streams
         ]
-        if args.baseline:  # the references, at the largest step
+        if args.baseline:  # the references, at the smallest step: the generator keeps up there
             steps += [
-                run_step(max(args.streams), args.seconds, codec, args.tracks, b, audio=args.audio)
+                run_step(min(args.streams), args.seconds, codec, args.tracks, b, audio=args.audio)
                 for b in ("websockets", "picows")
             ]
-        for step in steps:
-            print(json.dumps(step), file=sys.stderr, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(steps, indent=1))
         print(table(steps, args.seconds))
 
 

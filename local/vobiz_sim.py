@@ -70,6 +70,8 @@ class SimCall:
     done: threading.Event = field(default_factory=threading.Event)
     stream_id: str | None = None
     error: str | None = None
+    opened_at: float | None = None  # wall clock: the WebSocket is open
+    media_began: float | None = None  # wall clock of media time 0 (benchmarks measure from it)
 
 
 class VobizSimulator:
@@ -149,12 +151,14 @@ class VobizSimulator:
             if not call.faults.reorder_callbacks:
                 await self._callbacks(callback, stream, ["StartStream"], call)
             async with connect(body["service_url"], max_size=2**20) as ws:
+                call.opened_at = time.time()
                 queue_until = [0.0]
                 reader = asyncio.create_task(
                     self._read(ws, stream, call, codec, rate, queue_until, callback)
                 )
                 step = 0.02 / self.speed
                 began = time.monotonic()
+                call.media_began = time.time()
                 n = 0
                 for line in messages(audio, codec, with_stop=False):
                     doc = json.loads(line)

@@ -9,6 +9,7 @@ or a moto server through ``AWS_ENDPOINT_URL``), serves until SIGTERM or SIGINT, 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -19,10 +20,23 @@ from stream_server.wiring import build_server
 log = logging.getLogger("callstream.main")
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections once the server is up.
+
+    Hundreds of sessions allocate a few small objects per frame; the default gen-0 threshold
+    (700) runs a collection every few milliseconds, and each full one walks every long-lived
+    object. Freezing what startup made and collecting less often cut CPU and the lag p99 at 400
+    streams (bench/RESULTS.md). Sessions make no reference cycles that need prompt collection.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 async def serve() -> int:
     """Serve until a stop signal; return the process exit code."""
     server = build_server()
     await server.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
