@@ -26,7 +26,7 @@ def tune_gc() -> None:
     Hundreds of sessions allocate a few small objects per frame; the default gen-0 threshold
     (700) runs a collection every few milliseconds, and each full one walks every long-lived
     object. Freezing what startup made and collecting less often cut CPU and the lag p99 at 400
-    streams (bench/RESULTS.md). Sessions make no reference cycles that need prompt collection.
+    streams (bench/RESULTS.md); cycles are still collected, only less often.
     """
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
