@@ -8,9 +8,11 @@ Run: .venv/bin/python -m bench.load --streams 250 500 1000 --seconds 20 [--codec
   ``PutRecords`` takes a realistic 20-40 ms. ``--baseline`` runs instead a bare ``websockets``
   server that only JSON-parses and base64-decodes each message (DESIGN.md §5's reference).
 * The load generator (``generate``) runs in separate processes pinned to core 1. Each does one
-  WebSocket handshake per stream and then, from a single ticker every 20 ms, writes pre-encoded
-  masked frames straight to the sockets, so it costs far less than the server it measures; it
-  reports its own CPU and how late its ticks ran.
+  WebSocket handshake per stream and then, from a single ticker, writes pre-encoded masked frames
+  straight to the sockets, so it costs far less than the server it measures; it reports its own
+  CPU and how late its ticks ran. Its streams are spread over four 5 ms slots of each 20 ms
+  period, as independent calls are (all in phase, every frame of every call would land in the
+  same millisecond, a burst no real population of calls makes).
 * Reported per step: frames sent and received (lost = the difference), p50/p99 lag from the
   moment a record's last frame was due to the record reaching the sink, server CPU share,
   server RSS and memory per stream.
@@ -37,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 KEY = b"bench-token-key-0123456789abcdef"
 FRAME_S = 0.02
+PHASES = 4
 
 
 # --------------------------------------------------------------------------------- the server
@@ -380,23 +383,28 @@ async def generate(
     cpu0 = time.process_time()
     began = time.monotonic()
     n_frames = int(seconds / FRAME_S)
+    # Independent calls are not in phase: the streams are spread over PHASES slots of each
+    # 20 ms period (a slot every 5 ms), as N calls started at random moments would be.
+    slots = [conns[phase::PHASES] for phase in range(PHASES)]
     for n in range(1, n_frames + 1):
-        due = began + n * FRAME_S
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        late_ms.append(max(0.0, time.monotonic() - due) * 1000)
-        for offset, (_, writer, sid) in enumerate(conns):
-            for track in names:
-                frames = payloads[track]
-                payload = frames[(n + offset * 37) % len(frames)]  # streams out of step
-                text = (
-                    f'{{"event":"media","sequenceNumber":{n},"streamId":"{sid}","media":{{"track":"{track}",'
-                    f'"timestamp":"{n * 20}","chunk":{n},"payload":"{payload}"}}}}'
-                )
-                writer.write(ws_frame(text.encode()))
-                sent += 1
-        await asyncio.gather(*(w.drain() for _, w, _ in conns))
+        for phase, group in enumerate(slots):
+            due = began + n * FRAME_S + phase * FRAME_S / PHASES
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late_ms.append(max(0.0, time.monotonic() - due) * 1000)
+            for _, writer, sid in group:
+                offset = int(sid.rsplit("-", 1)[1])
+                for track in names:
+                    frames = payloads[track]
+                    payload = frames[(n + offset * 37) % len(frames)]  # streams out of step
+                    text = (
+                        f'{{"event":"media","sequenceNumber":{n},"streamId":"{sid}","media":{{"track":"{track}",'
+                        f'"timestamp":"{n * 20}","chunk":{n},"payload":"{payload}"}}}}'
+                    )
+                    writer.write(ws_frame(text.encode()))
+                    sent += 1
+            await asyncio.gather(*(w.drain() for _, w, _ in group))
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - began
     for _, writer, sid in conns:
