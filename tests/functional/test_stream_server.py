@@ -598,3 +598,26 @@ async def test_fuzzed_messages_never_crash_a_session_nor_touch_another(harness):
     assert sum(harness.server.counters.errors.values()) > 500, (
         "the fuzzer produced refused messages"
     )
+
+
+async def test_fragmented_messages_are_reassembled_and_bounded(harness):
+    audio = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[:6400]},
+        sample_rate=8000,
+        stream_id="s-frag",
+        call_id="call-1",
+    )
+    lines = list(messages(audio, "mulaw"))
+    async with connect(harness.url(token())) as ws:
+        for line in lines:  # every message in three fragments
+            third = len(line) // 3
+            await ws.send([line[:third], line[third : 2 * third], line[2 * third :]])
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-frag"), "s-frag", "inbound")
+    assert got == codecs.ulaw_encode(audio.tracks["inbound"])
+    with pytest.raises(ConnectionClosed) as closed:
+        async with connect(harness.url(token()), max_size=None) as ws:
+            await ws.send(["x" * 40_000, "x" * 40_000])  # each part fits, the whole does not
+            await ws.recv()
+    assert closed.value.rcvd.code == 1009
