@@ -1,7 +1,10 @@
 """A stand-in for the Vobiz REST API (PROTOCOL.md §1a) on a local port: the stream endpoints.
 
-Checks ``X-Auth-ID``/``X-Auth-Token``, validates bodies as Vobiz documents them, keeps the
-streams it started, and can be told to misbehave (``fail_next``: a status and message, or a
+Checks ``X-Auth-ID``/``X-Auth-Token``, validates bodies as Vobiz documents them (a
+bidirectional stream must use ``audio_track`` ``inbound``; ``extra_headers`` keys are
+``[A-Za-z0-9]`` and at most 512 bytes in all), keeps the streams it started (``status``
+``in-progress``, ``completed``), lists them with ``limit``/``offset`` paging, stops one or all,
+answers 400 "no active stream" to a stop of a stream that has ended, and can be told to misbehave (``fail_next``: a status and message, or a
 delay longer than the client's timeout). ``on_start`` lets the Vobiz simulator connect to the
 ``service_url`` of each stream it starts. Used by the tests and by the embedded stack.
 """
@@ -22,7 +25,13 @@ from local.http_server import LocalHttpServer
 _STREAMS = re.compile(
     r"/api/v1/Account/(?P<account>[^/]+)/Call/(?P<call>[^/]+)/Stream/(?:(?P<stream>[^/]+)/)?"
 )
-CONTENT_TYPES = {"audio/x-l16;rate=8000", "audio/x-l16;rate=16000", "audio/x-mulaw;rate=8000"}
+CONTENT_TYPES = {
+    "audio/x-l16;rate=8000",
+    "audio/x-l16;rate=16000",
+    "audio/x-l16;rate=24000",
+    "audio/x-mulaw;rate=8000",
+}
+_HEADER_KEY = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass
@@ -41,7 +50,27 @@ class ApiStream:
     stream_id: str
     call_uuid: str
     body: dict[str, Any]
-    state: str = "streaming"
+    state: str = "streaming"  # then "stopped"
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+
+    def view(self) -> dict[str, Any]:
+        """The stream object as Vobiz returns it."""
+        return {
+            "stream_id": self.stream_id,
+            "call_uuid": self.call_uuid,
+            "status": "in-progress" if self.state == "streaming" else "completed",
+            "start_time": _iso(self.started_at),
+            "end_time": _iso(self.ended_at) if self.ended_at else None,
+            "audio_track": self.body.get("audio_track", "both"),
+            "bidirectional": bool(self.body.get("bidirectional", False)),
+            "content_type": self.body.get("content_type", "audio/x-l16;rate=8000"),
+            "service_url": self.body.get("service_url"),
+        }
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
 class VobizApi:
@@ -112,29 +141,47 @@ class VobizApi:
         call, stream_id = match["call"], match["stream"]
         if method == "POST" and stream_id is None:
             return self._start(call, body)
+        mine = [s for s in self.streams.values() if s.call_uuid == call]
         if method == "GET" and stream_id is None:
-            mine = [s for s in self.streams.values() if s.call_uuid == call]
-            return 200, {"objects": [{"stream_id": s.stream_id, "status": s.state} for s in mine]}
+            query = dict(q.split("=", 1) for q in path.partition("?")[2].split("&") if "=" in q)
+            limit = min(int(query.get("limit", "20") or 20), 20)
+            offset = int(query.get("offset", "0") or 0)
+            page = mine[offset : offset + limit]
+            return 200, {
+                "meta": {
+                    "limit": limit,
+                    "offset": offset,
+                    "total_count": len(mine),
+                    "next": f"?limit={limit}&offset={offset + limit}"
+                    if offset + limit < len(mine)
+                    else None,
+                },
+                "objects": [s.view() for s in page],
+            }
         stream = self.streams.get(stream_id or "")
         if method == "GET":
             if stream is None or stream.call_uuid != call:
                 return 404, {"message": "stream not found"}
-            return 200, {"stream_id": stream.stream_id, "status": stream.state, **stream.body}
+            return 200, stream.view()
         if method == "DELETE":
-            targets = (
-                [stream] if stream_id else [s for s in self.streams.values() if s.call_uuid == call]
-            )
-            if stream_id and (
-                stream is None or stream.call_uuid != call or stream.state != "streaming"
-            ):
+            if stream_id is None:  # stop all
+                for target in mine:
+                    self._stop(target)
+                return 204, None
+            if stream is None or stream.call_uuid != call:
                 return 404, {"message": "stream not found"}
-            for target in targets:
-                if target is not None:
-                    target.state = "stopped"
-                    if self.on_stop is not None:
-                        self.on_stop(target)
+            if stream.state != "streaming":
+                return 400, {"error": "no active stream"}
+            self._stop(stream)
             return 204, None
         return 405, {"message": "method not allowed"}
+
+    def _stop(self, stream: ApiStream) -> None:
+        if stream.state == "streaming":
+            stream.state = "stopped"
+            stream.ended_at = time.time()
+            if self.on_stop is not None:
+                self.on_stop(stream)
 
     def _start(self, call: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -142,17 +189,26 @@ class VobizApi:
         url = body.get("service_url")
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             return 400, {"message": "service_url must be a ws:// or wss:// URL"}
-        if body.get("audio_track", "inbound") not in ("inbound", "outbound", "both"):
+        if body.get("audio_track", "both") not in ("inbound", "outbound", "both"):
             return 400, {"message": "audio_track must be inbound, outbound or both"}
         if body.get("content_type", "audio/x-l16;rate=8000") not in CONTENT_TYPES:
             return 400, {"message": "unsupported content_type"}
         if not isinstance(body.get("bidirectional", False), bool):
             return 400, {"message": "bidirectional must be a boolean"}
+        if body.get("bidirectional") and body.get("audio_track", "both") != "inbound":
+            return 400, {"message": "bidirectional streams must use audio_track inbound"}
+        headers = body.get("extra_headers")
+        if headers is not None:
+            pairs = [p.split("=", 1) for p in str(headers).split(",") if p]
+            if len(str(headers).encode()) > 512 or any(
+                len(p) != 2 or not _HEADER_KEY.fullmatch(p[0]) or not p[0].isascii() for p in pairs
+            ):
+                return 400, {"message": "extra_headers: keys [A-Za-z0-9], at most 512 bytes"}
         stream = ApiStream(stream_id=str(uuid.uuid4()), call_uuid=call, body=body)
         self.streams[stream.stream_id] = stream
         if self.on_start is not None:
             self.on_start(stream)
-        return 201, {
+        return 202, {
             "api_id": str(uuid.uuid4()),
             "message": "audio streaming started",
             "stream_id": stream.stream_id,

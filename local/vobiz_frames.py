@@ -1,9 +1,11 @@
 """What Vobiz sends on the WebSocket for a call, built from PCM audio (pure, no I/O).
 
 One generator serves the session tapes in ``events/tapes/``, the tests, the Vobiz simulator
-and the load generator, so they all speak exactly the same protocol as PROTOCOL.md §2: a
-``start``, then 20 ms ``media`` frames per track interleaved in time order (``chunk`` counts a
-track's frames from 1, ``sequenceNumber`` counts every message from 0), then ``stop``.
+and the load generator, so they all speak the protocol of PROTOCOL.md §2 as Vobiz does: a
+``start`` (ids nested in ``start``), then 20 ms ``media`` frames per track interleaved in time
+order (``chunk`` counts a track's frames from 1, ``sequenceNumber`` counts every message from
+0), and then nothing: Vobiz ends a stream by closing the socket (``with_stop`` adds the ``stop``
+event some sources show). Wire code comes from :mod:`local.vobiz_wire`, never from callstream.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from callstream import codecs
+from local.vobiz_wire import ENCODINGS as _ENCODINGS
+from local.vobiz_wire import encode_frame as _encode_frame
+from local.vobiz_wire import resample
 
 WireCodec = Literal["mulaw", "l16"]
 #: Demo/CLI codec names → (codec, sample rate).
@@ -24,8 +28,9 @@ CODECS: dict[str, tuple[WireCodec, int]] = {
     "mulaw": ("mulaw", 8000),
     "l16-8k": ("l16", 8000),
     "l16-16k": ("l16", 16000),
+    "l16-24k": ("l16", 24000),
 }
-ENCODINGS: dict[WireCodec, str] = {"mulaw": "audio/x-mulaw", "l16": "audio/x-l16"}
+ENCODINGS: dict[WireCodec, str] = {"mulaw": _ENCODINGS["mulaw"], "l16": _ENCODINGS["l16"]}
 
 
 def read_wav(path: str | Path) -> tuple[bytes, int]:
@@ -38,12 +43,12 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
 
 def to_wire_rate(pcm: bytes, rate: int, wire_rate: int) -> bytes:
     """Resample PCM16 LE to the rate the wire codec runs at (no-op when equal)."""
-    return pcm if rate == wire_rate else codecs.resample(pcm, rate, wire_rate)
+    return resample(pcm, rate, wire_rate)
 
 
 def encode_frame(pcm: bytes, codec: WireCodec) -> bytes:
     """PCM16 LE → the payload bytes as Vobiz puts them on the wire (L16 big-endian)."""
-    return codecs.ulaw_encode(pcm) if codec == "mulaw" else codecs.l16_swap(pcm)
+    return _encode_frame(pcm, codec)
 
 
 @dataclass
@@ -71,12 +76,22 @@ def frame_count(audio: CallAudio, frame_ms: int = 20) -> int:
 
 
 def messages(
-    audio: CallAudio, codec: WireCodec, *, with_stop: bool = True, frame_ms: int = 20
+    audio: CallAudio,
+    codec: WireCodec,
+    *,
+    with_stop: bool = False,
+    frame_ms: int = 20,
+    first_chunk: int = 1,
+    first_sequence: int = 0,
 ) -> Iterator[str]:
-    """Yield the JSON text frames Vobiz would send for ``audio`` in ``codec``."""
+    """Yield the JSON text frames Vobiz would send for ``audio`` in ``codec``.
+
+    ``first_chunk``/``first_sequence`` start the numbering elsewhere (a reconnect's fresh
+    ``start`` restarts it; tests use them for numbering that jumps).
+    """
     frame_bytes = audio.sample_rate * frame_ms // 1000 * 2
     names = list(audio.tracks)
-    seq = 0
+    seq = first_sequence
     start: dict[str, object] = {
         "event": "start",
         "sequenceNumber": seq,
@@ -92,7 +107,7 @@ def messages(
         start["extra_headers"] = audio.extra_headers
     yield json.dumps(start)
     for index in range(frame_count(audio, frame_ms)):
-        chunk = index + 1
+        chunk = index + first_chunk
         if chunk in audio.dtmf:
             seq += 1
             yield json.dumps(

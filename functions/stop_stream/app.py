@@ -1,4 +1,8 @@
-"""DELETE /v1/streams/{stream_id}: stop a stream through Vobiz REST (idempotent)."""
+"""Stop streams through Vobiz REST (idempotent), and reconcile one with Vobiz.
+
+DELETE /v1/streams/{stream_id}, DELETE /v1/calls/{call_uuid}/streams (stop-all),
+POST /v1/streams/{stream_id}/reconcile.
+"""
 
 from typing import Any
 
@@ -20,6 +24,16 @@ install_error_handlers(app)
 @app.delete("/v1/streams/<stream_id>")
 def stop(stream_id: str) -> Response[str]:
     return json_response(200, streams.stop_stream(streams.services(), stream_id))
+
+
+@app.delete("/v1/calls/<call_uuid>/streams")
+def stop_all(call_uuid: str) -> Response[str]:
+    return json_response(200, streams.stop_call_streams(streams.services(), call_uuid))
+
+
+@app.post("/v1/streams/<stream_id>/reconcile")
+def reconcile(stream_id: str) -> Response[str]:
+    return json_response(200, streams.reconcile_stream(streams.services(), stream_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

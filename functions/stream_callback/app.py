@@ -1,4 +1,4 @@
-"""GET/POST /vobiz/stream-status: Vobiz status callbacks, signature-verified, idempotent."""
+"""GET/POST /vobiz/stream-status and /vobiz/hangup: Vobiz's signed callbacks, idempotent."""
 
 from typing import Any
 
@@ -20,6 +20,12 @@ install_error_handlers(app)
 def status() -> Response[str]:
     request = signed_request(app.current_event.raw_event)
     return json_response(200, streams.handle_callback(streams.services(), request))
+
+
+@app.route("/vobiz/hangup", method=["GET", "POST"])
+def hangup() -> Response[str]:
+    request = signed_request(app.current_event.raw_event)
+    return json_response(200, streams.handle_hangup(streams.services(), request))
 
 
 @logger.inject_lambda_context

@@ -1,13 +1,15 @@
 """The task's internal control endpoint: play, checkpoint and clear on a live stream.
 
-``POST /internal/streams/{stream_id}/{play|checkpoint|clear}`` with a JSON body and
+``POST /internal/streams/{stream_id}/{play|checkpoint|clear|end}`` with a JSON body and
 ``Authorization: Bearer <control token of the stream>``; the control API Lambda calls it on the
 task that holds the socket (its address is in the registry). It listens on its own port, never
 exposed through the ALB. Control traffic is rare, so the standard library's threaded HTTP server
 is enough: each request runs its command on the event loop and waits for the result.
 
 Bodies: ``play`` ``{"audio_b64": <PCM16 LE, base64>, "sample_rate": 8000|16000|24000}``;
-``checkpoint`` ``{"name": "turn-3", "timeout_s": 30}``; ``clear`` ``{}``. Answers: 200 with a JSON
+``checkpoint`` ``{"name": "turn-3", "timeout_s": 30}``; ``clear`` ``{}``; ``end``
+``{"goodbye_b64": <PCM16 LE, base64, optional>, "sample_rate": 8000, "timeout_s": 10}``.
+Answers: 200 with a JSON
 result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not bidirectional.
 ``GET /internal/health`` answers 200 while the task runs: the sweeper's liveness probe.
 """
@@ -38,7 +40,7 @@ from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.control")
 
-_PATH = re.compile(r"/internal/streams/(?P<stream>[^/]+)/(?P<action>play|checkpoint|clear)")
+_PATH = re.compile(r"/internal/streams/(?P<stream>[^/]+)/(?P<action>play|checkpoint|clear|end)")
 MAX_BODY = 8 * 1024 * 1024  # ~4 minutes of 16 kHz PCM16, base64
 
 #: Finds the live talk-back controller of a stream on this task, or None.
@@ -69,6 +71,19 @@ async def run_command(talk: Talkback, action: str, body: dict[str, Any]) -> dict
             raise RequestError("checkpoint: field name (string) is required")
         timeout = float(body.get("timeout_s", 30))
         return {"name": name, "result": await talk.checkpoint(name, timeout)}
+    if action == "end":
+        goodbye = body.get("goodbye_b64")
+        pcm: bytes | None = None
+        if goodbye is not None:
+            try:
+                pcm = base64.b64decode(str(goodbye), validate=True)
+            except ValueError as error:
+                raise RequestError(f"end: goodbye_b64 is not base64: {error}") from None
+        rate = body.get("sample_rate", 8000)
+        timeout = body.get("timeout_s", 10.0)
+        if not isinstance(rate, int) or not isinstance(timeout, int | float):
+            raise RequestError("end: sample_rate must be an integer and timeout_s a number")
+        return {"stopped": True, "goodbye": await talk.end(pcm, rate, float(timeout))}
     await talk.clear()
     return {"cleared": True}
 

@@ -4,8 +4,10 @@ One asyncio process (picows, see :mod:`stream_server.transport` for why) serves:
 
 * ``GET /healthz``: 200 while accepting, 503 while draining (the ALB's health check).
 * ``GET /v1/audio/{token}``: the WebSocket Vobiz connects to. The token is verified *before* the
-  upgrade: a forged, malformed or expired token gets HTTP 403 and no socket; a token already
-  used gets its socket closed with 1008 before any message of it is read.
+  upgrade: a forged, malformed or expired token gets HTTP 403 and no socket. A token is
+  call-scoped: Vobiz reconnects a dropped socket to the same URL (``maxRetries``) and that
+  continues the same call stream (same stream id, the outage a gap); while one socket of a
+  token is open, a second is closed with 1008 before any message of it is read.
 * the internal control endpoint on its own port (:mod:`stream_server.control`).
 
 Each connection becomes a :class:`~stream_server.session.Session`; records go to two shared
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import time
 import weakref
 from collections.abc import Callable
@@ -36,7 +39,8 @@ from picows import (
     ws_create_server,
 )
 
-from callstream.assembler import Assembler, SegmenterFactory
+from callstream.adapters.dynamodb import Lease
+from callstream.assembler import Assembler, Continuation, SegmenterFactory
 from callstream.exceptions import TokenError
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
 from stream_server import ecs
@@ -52,7 +56,12 @@ from stream_server.writer import KinesisWriter, PutRecords
 log = logging.getLogger("callstream.server")
 
 _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
-TOKEN_ONCE_TTL_S = 2 * 24 * 3600  # longer than any token lives
+#: A connection's lease on its token lasts this long unless its task renews it (a task that
+#: died frees its tokens for Vobiz's reconnects after at most this).
+LEASE_HOLD_S = 60.0
+LEASE_RENEW_S = 20.0
+#: How long a reconnect waits for the previous socket of its token to be released.
+LEASE_WAIT_S = 3.0
 
 
 class Registry(Protocol):
@@ -65,6 +74,27 @@ class Registry(Protocol):
         """Record how the stream ended."""
 
 
+class Leases(Protocol):
+    """One live connection per token (sync; run in threads)."""
+
+    def acquire(self, token_id: str, holder: str, hold_s: float) -> Lease | None:
+        """Take the token's lease; None while another connection holds it."""
+
+    def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
+        """Extend a held lease."""
+
+    def release(
+        self,
+        token_id: str,
+        holder: str,
+        *,
+        stream_id: str | None,
+        vobiz_stream_id: str | None,
+        position_ms: float,
+    ) -> None:
+        """Give the lease back with where the call's timeline stands."""
+
+
 @dataclass
 class Backends:
     """Everything the server talks to, injected (boto3-backed in AWS, moto or fakes in tests).
@@ -72,7 +102,7 @@ class Backends:
     Attributes:
         put_records: a Kinesis client's ``put_records``.
         registry: the stream registry.
-        claim_once: ``claim(key, ttl_s) -> bool``: True the first time a key is claimed.
+        leases: the tokens' connection leases.
         verify_token: ``verify(token, now) -> Grant``; raises TokenError.
         authorize_control: ``authorize(stream_id, authorization_header)``; raises AuthError.
         protection: ECS task scale-in protection.
@@ -81,7 +111,7 @@ class Backends:
 
     put_records: PutRecords
     registry: Registry
-    claim_once: Callable[[str, int], bool]
+    leases: Leases
     verify_token: Callable[[str, float], Grant]
     authorize_control: Callable[[str, str], None]
     protection: Protection
@@ -156,6 +186,7 @@ class StreamServer:
             ecs.control_address, self.control_port
         )
         self._spawn(self._ticker())
+        self._spawn(self._lease_loop())
         self._spawn(self._metrics_loop())
         log.info(
             "listening on %s:%d (control %d)", self.settings.host, self.port, self.control_port
@@ -247,31 +278,54 @@ class StreamServer:
             self.counters.auth_failures += 1
             log.warning("websocket refused: %s", error.message)
             return _respond(HTTPStatus.FORBIDDEN, f"forbidden: {error.message}\n".encode())
+        holder = f"{self.settings.task_address or 'task'}#{secrets.token_hex(8)}"
         listener = AudioListener(
-            lambda: self._claim(grant),
-            lambda connection: self._open(connection, grant),
+            lambda: self._acquire(grant, holder),
+            lambda connection, lease: self._open(connection, grant, lease, holder),
             self.protocol_settings.max_message_bytes,
         )
         self._listeners.add(listener)
         return listener
 
-    def _claim(self, grant: Grant) -> asyncio.Future[bool]:
-        """Claim the token's single use (DynamoDB, in a thread); count a replay."""
+    def _acquire(self, grant: Grant, holder: str) -> asyncio.Future[Lease | None]:
+        """Take the token's connection lease (DynamoDB, in a thread).
 
-        async def claim() -> bool:
-            first = await asyncio.to_thread(
-                self.backends.claim_once, f"jti#{grant.jti}", TOKEN_ONCE_TTL_S
-            )
-            if not first:
+        A reconnect can arrive while the previous socket of its token is still being released
+        (Vobiz retries at once), so a held lease is tried again for up to ``LEASE_WAIT_S``;
+        after that the token is in use by another live connection and this one is refused.
+        """
+
+        async def acquire() -> Lease | None:
+            deadline = time.monotonic() + LEASE_WAIT_S
+            while True:
+                lease = await asyncio.to_thread(
+                    self.backends.leases.acquire, grant.jti, holder, LEASE_HOLD_S
+                )
+                if lease is not None or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.1)
+            if lease is None:
                 self.counters.auth_failures += 1
-                log.warning("websocket refused: token already used (call %s)", grant.call_uuid)
-            return first
+                log.warning("websocket refused: token in use (call %s)", grant.call_uuid)
+            return lease
 
-        return asyncio.ensure_future(claim())
+        return asyncio.ensure_future(acquire())
 
     # -- sessions -------------------------------------------------------------------------
 
-    def _open(self, connection: PicowsConnection, grant: Grant) -> Session:
+    def _open(
+        self, connection: PicowsConnection, grant: Grant, lease: Lease, holder: str
+    ) -> Session:
+        continuation = None
+        if lease.generation > 1 and lease.stream_id is not None:
+            outage = max(0.0, time.time() - lease.released_at) if lease.released_at else 0.0
+            continuation = Continuation(
+                stream_id=lease.stream_id,
+                generation=lease.generation,
+                position_ms=lease.position_ms,
+                outage_ms=outage * 1000,
+                previous_stream_id=lease.vobiz_stream_id,
+            )
         session = Session(
             connection,
             grant,
@@ -281,10 +335,14 @@ class StreamServer:
                 call_uuid=grant.call_uuid,
                 audio_settings=self.audio_settings,
                 segmenter_factory=self.backends.segmenter_factory,
+                requested_format=grant.content_type,
+                continuation=continuation,
             ),
             agent=self._agent(grant.agent),
             hooks=self,
             talkback_factory=self._talkback,
+            generation=lease.generation,
+            lease_holder=holder,
         )
         self.sessions[id(session)] = session
         self._no_sessions.clear()
@@ -323,7 +381,8 @@ class StreamServer:
 
     def _talkback_of(self, stream_id: str) -> Talkback | None:
         for session in self.sessions.values():
-            if session.stream_id == stream_id and session.live:
+            ids = (session.stream_id, session.assembler.vobiz_stream_id)
+            if stream_id in ids and session.live:
                 return session.talkback
         return None
 
@@ -333,35 +392,75 @@ class StreamServer:
         """A stream started: record it as ours and hold scale-in protection."""
         await self.backends.protection.set(True)
         assembler = session.assembler
-        await self._registry(
-            "mark_started",
-            session,
-            codec=assembler.codec,
-            sample_rate=assembler.sample_rate,
-            tracks=list(assembler.tracks),
-            task_address=self.task_address,
-            bidirectional=session.grant.bidirectional,
-            agent=session.agent.name,
-            at=_now_iso(),
-        )
+        fields: dict[str, Any] = {
+            "codec": assembler.codec,
+            "sample_rate": assembler.sample_rate,
+            "tracks": list(assembler.tracks),
+            "task_address": self.task_address,
+            "bidirectional": session.grant.bidirectional,
+            "agent": session.agent.name,
+            "generation": session.generation,
+            "vobiz_stream_id": assembler.vobiz_stream_id,
+            "at": _now_iso(),
+        }
+        await self._registry("mark_started", session, session.stream_id, **fields)
+        vobiz = assembler.vobiz_stream_id
+        if vobiz is not None and vobiz != session.stream_id:  # a reconnect: link its own id
+            await self._registry(
+                "mark_started",
+                session,
+                vobiz,
+                continues=session.stream_id,
+                **{k: v for k, v in fields.items() if k != "generation"},
+            )
 
     async def ended(self, session: Session) -> None:
         """A stream ended and was flushed: record how; release protection if it was the last."""
         stats = session.assembler.stats
-        await self._registry(
-            "mark_ended",
-            session,
-            state="failed" if session.end_reason == "error" else "stopped",
-            end_reason=session.end_reason or "close",
-            frames=stats.frames,
-            gaps=stats.gaps,
-            at=_now_iso(),
-        )
+        fields: dict[str, Any] = {
+            "state": "failed" if session.end_reason in ("error", "refused") else "stopped",
+            "end_reason": session.end_reason or "close",
+            "frames": stats.frames,
+            "gaps": stats.gaps,
+            "generation": session.generation,
+            "at": _now_iso(),
+        }
+        await self._registry("mark_ended", session, session.stream_id, **fields)
+        vobiz = session.assembler.vobiz_stream_id
+        if vobiz is not None and vobiz != session.stream_id:
+            await self._registry(
+                "mark_ended",
+                session,
+                vobiz,
+                **{k: v for k, v in fields.items() if k != "generation"},
+            )
         if not any(s.live for s in self.sessions.values() if s is not session):
             await self.backends.protection.set(False)
 
-    async def _registry(self, method: str, session: Session, **fields: Any) -> None:
-        stream_id = session.stream_id
+    def release(self, session: Session) -> None:
+        """The socket is gone: free the token for Vobiz's reconnect, with the call's position."""
+        assembler = session.assembler
+        self._spawn(
+            asyncio.to_thread(
+                self.backends.leases.release,
+                session.grant.jti,
+                session.lease_holder,
+                stream_id=assembler.stream_id,
+                vobiz_stream_id=assembler.vobiz_stream_id,
+                position_ms=assembler.position_ms,
+            )
+        )
+
+    async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
+        """The stream's ``start`` was refused: the registry says so (never a silent loss)."""
+        key = stream_id or f"refused-{session.grant.jti[:16]}"
+        await self._registry(
+            "mark_ended", session, key, state="failed", end_reason=reason[:200], at=_now_iso()
+        )
+
+    async def _registry(
+        self, method: str, session: Session, stream_id: str | None, **fields: Any
+    ) -> None:
         assert stream_id is not None
         try:
             call = getattr(self.backends.registry, method)
@@ -383,6 +482,22 @@ class StreamServer:
             now = time.time()
             for session in list(self.sessions.values()):
                 session.tick(now)
+
+    async def _lease_loop(self) -> None:
+        """Renew the token leases of open sockets (a task that dies frees them by expiry)."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            for session in list(self.sessions.values()):
+                if not session.ending:
+                    try:
+                        await asyncio.to_thread(
+                            self.backends.leases.renew,
+                            session.grant.jti,
+                            session.lease_holder,
+                            LEASE_HOLD_S,
+                        )
+                    except Exception:  # bookkeeping: the call goes on; expiry is the backstop
+                        session.log.exception("lease renewal failed")
 
     async def _metrics_loop(self) -> None:
         while True:

@@ -8,8 +8,11 @@ pushes back on Vobiz while every other session carries on; records keep their or
 the session's outbox. Registry updates run in threads; agent hooks run in a task of the
 session's own, in order, so a slow agent never holds up the audio.
 
-A stream ends with a ``stop`` message or a socket close, whichever comes first, or when the
-server drains or fails it; every path flushes everything to Kinesis and updates the registry.
+A stream ends with a socket close (Vobiz sends no ``stop``: the close is the end), a ``stop``
+message if one comes, or when the server drains or fails it; every path releases the token's
+lease at once (so Vobiz's reconnect can continue the call), flushes everything to Kinesis and
+updates the registry. A ``start`` the stream cannot begin with is refused: the socket closes with
+1003 and the reason, and the registry records the stream failed with it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Protocol
 from callstream import codecs
 from callstream import records as wire
 from callstream.assembler import Assembler
-from callstream.exceptions import CallstreamError, ProtocolError, TokenError
+from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
@@ -78,6 +81,7 @@ class Grant:
     stream_id: str | None
     agent: str
     bidirectional: bool
+    content_type: str | None = None  # what was requested: start's missing format falls back
 
 
 @dataclass
@@ -103,6 +107,12 @@ class Hooks(Protocol):
     async def ended(self, session: Session) -> None:
         """The stream ended and everything was flushed."""
 
+    def release(self, session: Session) -> None:
+        """The socket is gone: free the token's lease (a reconnect may continue the call)."""
+
+    async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
+        """The stream's ``start`` was refused."""
+
 
 class Session:
     """One Vobiz stream on one WebSocket.
@@ -123,9 +133,13 @@ class Session:
         hooks: Hooks,
         talkback_factory: Callable[..., Talkback],
         clock: Callable[[], float] = time.time,
+        generation: int = 1,
+        lease_holder: str = "",
     ) -> None:
         """Wire a session; it starts with the first message."""
         self.connection = connection
+        self.generation = generation  # which connection of its token this is (2+: a reconnect)
+        self.lease_holder = lease_holder
         self.grant = grant
         self.assembler = assembler
         self.agent = agent
@@ -146,6 +160,7 @@ class Session:
         self._started: asyncio.Task[None] | None = None
         self._urgent: set[asyncio.Task[None]] = set()
         self._finish: asyncio.Task[None] | None = None
+        self._refusal: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
         self._taps = agent.wants_audio  # the agent gets every frame: not the hot path
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
@@ -159,6 +174,11 @@ class Session:
     def live(self) -> bool:
         """True between ``start`` and the end."""
         return self.assembler.state == "started" and self._finish is None
+
+    @property
+    def ending(self) -> bool:
+        """True once the session has begun to end."""
+        return self._finish is not None
 
     async def wait_ended(self) -> str:
         """Wait until the stream ended and everything was flushed; return the end reason."""
@@ -198,7 +218,8 @@ class Session:
     def disconnected(self) -> None:
         """The socket closed (by Vobiz, the network or us): end the stream if it is open."""
         if self._finish is None:
-            self.end_reason = "close"  # an abrupt close is one of the two normal ends
+            stopped = self.talkback is not None and self.talkback.stop_sent
+            self.end_reason = "stopped" if stopped else "close"  # the close is the normal end
             self._end()
 
     def _receive(self, data: bytes, binary: bool) -> None:
@@ -215,6 +236,9 @@ class Session:
                 self._emit()
             else:
                 self._handle(message, self._clock())
+        except InvalidStartError as error:
+            self._refuse(error, data)
+            return
         except ProtocolError as error:
             self.counters.error(error.code)
             self.log.warning("message refused (%s): %s", error.code, error.message)
@@ -228,6 +252,23 @@ class Session:
         if self.assembler.state == "ended":
             self.end_reason = "stop"
             self._end()
+
+    def _refuse(self, error: InvalidStartError, data: bytes) -> None:
+        """A start we cannot begin the stream with: close with the reason, record it failed."""
+        self.counters.error(error.code)
+        self.log.warning("stream refused: %s", error.message)
+        self.end_reason = "refused"
+        stream_id = None
+        try:
+            message = parse_message(data)
+            if isinstance(message, StartMessage):
+                stream_id = message.stream
+        except ProtocolError:
+            pass
+        reason = f"start refused: {error.message}"
+        self.connection.close(1003, reason.encode()[:120].decode("utf-8", "ignore"))
+        self._refusal = asyncio.create_task(self._hooks.refused(self, stream_id, reason))
+        self._end()
 
     def _handle(self, message: Message, now: float) -> None:
         if isinstance(message, StartMessage):
@@ -264,12 +305,13 @@ class Session:
             raise _GrantMismatchError(f"start.streamId {start.stream!r} is not the token's stream")
 
     def _on_start(self, start: StartMessage) -> None:
-        assert self.assembler.codec is not None and start.stream
+        stream_id = self.assembler.stream_id
+        assert self.assembler.codec is not None and stream_id is not None
         self.started_at = self._clock()
-        self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": start.stream}
+        self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": stream_id}
         self.talkback = self._talkback_factory(
             self._send,
-            stream_id=start.stream,
+            stream_id=self.assembler.vobiz_stream_id or self.assembler.stream_id,
             codec=self.assembler.codec,
             sample_rate=self.assembler.sample_rate,
             bidirectional=self.grant.bidirectional,
@@ -277,7 +319,7 @@ class Session:
         )
         self._agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{start.stream}")
         info = StreamInfo(
-            stream_id=start.stream,
+            stream_id=stream_id,
             call_uuid=self.grant.call_uuid,
             codec=self.assembler.codec,
             sample_rate=self.assembler.sample_rate,
@@ -387,6 +429,9 @@ class Session:
 
     async def _finish_up(self) -> None:
         try:
+            if self.end_reason != "refused" and self.assembler.state != "ended":
+                self.assembler.close(self.end_reason or "close", self._clock())
+            self._hooks.release(self)  # before the flush: Vobiz may already be reconnecting
             await self._flush_and_record()
         except Exception:
             self.log.exception("ending the stream failed")
@@ -418,6 +463,8 @@ class Session:
                 except TimeoutError:
                     self._agent_task.cancel()
             self.connection.close(1000, "")  # after stop, or a no-op when already closed
+            if self._refusal is not None:
+                await self._refusal
             if self._started is not None:
                 await self._started  # mark_ended must follow mark_started
                 await self._hooks.ended(self)

@@ -11,6 +11,12 @@
   after a timeout (``timeout``).
 * :meth:`Talkback.clear` sends ``clearAudio``, stops any play in progress, and holds new audio
   until ``clearedAudio`` arrives (or a 1 s backstop): audio sent in between may be dropped.
+* :meth:`Talkback.end` ends the stream from our side with ``stop``, optionally after a goodbye
+  (play, checkpoint, wait for ``playedStream`` with a timeout): Vobiz drops anything still
+  queued when ``stop`` arrives, so the goodbye must have played first.
+
+``playAudio`` carries the stream's own format (Vobiz plays anything else as noise); L16 goes
+little-endian, as Vobiz plays it (PROTOCOL.md §2).
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class Talkback:
         self._checkpoints: dict[str, asyncio.Future[CheckpointResult]] = {}
         self._lock = asyncio.Lock()  # one play at a time, in call order
         self._on_action = on_action or (lambda action, data: None)
+        self.stop_sent = False
 
     @property
     def queued_ms(self) -> float:
@@ -178,6 +185,28 @@ class Talkback:
             if not future.done():
                 future.set_result("cleared")
         await self._send(protocol.clear_audio(self.stream_id))
+
+    async def end(
+        self, goodbye: bytes | None = None, sample_rate: int = 8000, timeout_s: float = 10.0
+    ) -> str:
+        """End the stream with ``stop``, after playing ``goodbye`` (PCM16 LE) if given.
+
+        Returns:
+            How the goodbye went (``played``, ``cleared``, ``timeout``), or ``none``.
+
+        Raises:
+            ConflictError: the stream is not bidirectional.
+        """
+        self._require_bidirectional()
+        outcome = "none"
+        if goodbye:
+            await self.play(goodbye, sample_rate)
+            outcome = await self.checkpoint(f"goodbye-{self.stats.checkpoints + 1}", timeout_s)
+        self._on_action("stop", {"goodbye": outcome})
+        async with self._lock:
+            self.stop_sent = True
+            await self._send(protocol.stop(self.stream_id))
+        return outcome
 
     # -- from the socket ------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ synchronous, which suits the session: per-frame work never awaits, and back-pres
 ``pause_reading`` on the socket.
 
 A connection's token is verified before the upgrade (forged, malformed or expired → HTTP 403,
-by :class:`~stream_server.server.StreamServer`). Its single use is then claimed in DynamoDB, a
-network call that must not block the loop, so it runs just after the upgrade while the socket
-is paused and anything already received is held: a replayed token's socket is closed with 1008
-before a single message of it is read.
+by :class:`~stream_server.server.StreamServer`). It then takes the token's connection lease in
+DynamoDB (one live connection per token; a reconnect continues the call), a network call that
+must not block the loop, so it runs just after the upgrade while the socket is paused and
+anything already received is held: a second concurrent socket on the same token is closed with
+1008 before a single message of it is read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
@@ -64,18 +65,18 @@ class PicowsConnection:
 
 
 class AudioListener(WSListener):
-    """One Vobiz connection: claims its token, then feeds whole messages to its session.
+    """One Vobiz connection: takes its token's lease, then feeds whole messages to its session.
 
     Args:
-        claim: awaits the token's single-use claim; True when this is its first use.
-        open_session: makes the session once the claim succeeded.
+        claim: awaits the token's connection lease; None while another socket holds it.
+        open_session: makes the session once the lease is taken, given what the claim found.
         max_message_bytes: longest message; a longer one closes the socket with 1009.
     """
 
     def __init__(
         self,
-        claim: Callable[[], asyncio.Future[bool]],
-        open_session: Callable[[PicowsConnection], Session],
+        claim: Callable[[], asyncio.Future[Any]],
+        open_session: Callable[[PicowsConnection, Any], Session],
         max_message_bytes: int,
     ) -> None:
         """Prepare for one connection; nothing happens until it is connected."""
@@ -89,7 +90,7 @@ class AudioListener(WSListener):
         self._parts: list[bytes] = []  # a fragmented message so far
         self._parts_size = 0
         self._parts_binary = False
-        self._claiming: asyncio.Future[bool] | None = None
+        self._claiming: asyncio.Future[Any] | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         """Pause the socket and claim the token."""
@@ -98,21 +99,21 @@ class AudioListener(WSListener):
         self._claiming = self._claim()
         self._claiming.add_done_callback(self._claimed)
 
-    def _claimed(self, claim: asyncio.Future[bool]) -> None:
+    def _claimed(self, claim: asyncio.Future[Any]) -> None:
         connection = self.connection
         assert connection is not None
         held, self._held = self._held or [], None
-        if claim.cancelled() or claim.exception() is not None or not claim.result():
+        if claim.cancelled() or claim.exception() is not None or claim.result() is None:
             if not claim.cancelled() and claim.exception() is None:
-                connection.close(1008, "token already used")
-            else:  # the nonce table is unreachable: refuse rather than risk a replay
+                connection.close(1008, "token in use by another connection")
+            else:  # the lease table is unreachable: refuse; Vobiz retries (maxRetries)
                 log.error(
-                    "token claim failed: %s",
+                    "token lease failed: %s",
                     claim.exception() if not claim.cancelled() else "cancelled",
                 )
                 connection.close(1011, "try again")
             return
-        self.session = session = self._open_session(connection)
+        self.session = session = self._open_session(connection, claim.result())
         connection.resume_reading()
         for data, binary in held:
             session.receive(data, binary=binary)

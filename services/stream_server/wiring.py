@@ -10,7 +10,7 @@ from typing import Any
 
 from callstream import credentials, settings
 from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
+from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.tokens import check_control_auth, verify_token
 from callstream.vad import Segmenter
 from stream_server import protection
@@ -29,6 +29,7 @@ def grant_verifier(key: bytes) -> Any:
             stream_id=claims.stream_id,
             agent=claims.agent,
             bidirectional=claims.bidirectional,
+            content_type=claims.content_type,
         )
 
     return verify
@@ -48,11 +49,10 @@ def build_server(
     key = token_key or credentials.token_key()
     kinesis = kinesis or client("kinesis")
     dynamodb = dynamodb or client("dynamodb")
-    once = DynamoOnceStore(dynamodb, cfg.nonce_table)
     backends = Backends(
         put_records=kinesis.put_records,
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
-        claim_once=once.claim,
+        leases=DynamoLeases(dynamodb, cfg.nonce_table),
         verify_token=grant_verifier(key),
         authorize_control=lambda stream_id, header: check_control_auth(stream_id, header, key),
         protection=protect or protection.from_environment(),

@@ -13,7 +13,15 @@ What it guarantees:
   that still fit in the KB it is billed for); a record holds consecutive frames only.
 * Lost frames (a jump in ``chunk``, or in ``sequenceNumber`` on a single-track stream) give a
   ``gap`` event and move the track's timeline on by the missing duration, so ``start_sample``
-  stays true. A frame number at or below one already seen is a duplicate: dropped and counted.
+  stays true. A frame that arrives ahead of a missing one is held (at most
+  ``REORDER_FRAMES`` frames, or ``REORDER_WAIT_S``): frames swapped on the way are put back in
+  order rather than counted lost. A number a little below the expected one is a duplicate:
+  dropped and counted; one far below it (more than ``RESTART_FRAMES``) is a restart of the
+  numbering: the audio is kept and a ``renumbered`` event recorded. Non-media messages (DTMF,
+  marks) use ``sequenceNumber`` too, and never count as lost media.
+* A reconnect (Vobiz's ``maxRetries``: a fresh ``start`` with a new ``streamId``) given as a
+  :class:`Continuation` continues the call's stream: same stream id, record numbers after the
+  previous connection's, the timeline moved on by the outage (a ``gap`` of that length).
 * Event records (start, dtmf, playedStream, clearedAudio, agent actions, stop/close) keep arrival
   order with the audio: buffered audio that arrived before an event is emitted before it.
 * Every byte of audio received after ``start`` is in exactly one record. Messages that arrive
@@ -28,7 +36,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from callstream import codecs, records, settings
-from callstream.exceptions import InvalidAudioError, InvalidMessageError, OutOfOrderError
+from callstream.exceptions import (
+    InvalidAudioError,
+    InvalidMessageError,
+    InvalidStartError,
+    OutOfOrderError,
+)
 from callstream.protocol import (
     MAX_COUNTER,
     ClearedAudioMessage,
@@ -38,7 +51,6 @@ from callstream.protocol import (
     Message,
     PlayedStreamMessage,
     StartMessage,
-    StopMessage,
     Track,
     UnknownMessage,
     as_int,
@@ -53,6 +65,33 @@ from callstream.records import (
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
+#: Frames held back, per track, while waiting for a missing one (60 ms of audio).
+REORDER_FRAMES = 3
+#: Longest a frame is held back for a missing one before the gap is declared.
+REORDER_WAIT_S = 0.1
+#: A frame number more than this below the expected one restarts the numbering.
+RESTART_FRAMES = 16
+#: Record numbers of each reconnect start this far after the previous connection's.
+SEQ_STRIDE = 2**32
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where a call's stream stands when Vobiz reconnects it (a new socket, a fresh ``start``).
+
+    Attributes:
+        stream_id: the call stream this connection continues (its first connection's id).
+        generation: 2 for the first reconnect, 3 for the next, …
+        position_ms: media time the previous connection reached.
+        outage_ms: how long the line was down (wall clock between the two sockets).
+        previous_stream_id: Vobiz's stream id of the previous connection.
+    """
+
+    stream_id: str
+    generation: int
+    position_ms: float
+    outage_ms: float
+    previous_stream_id: str | None = None
 
 
 class SegmenterLike(Protocol):
@@ -112,6 +151,8 @@ class TrackStats:
     gaps: int = 0
     lost_frames: int = 0
     duplicates: int = 0
+    reordered: int = 0
+    restarts: int = 0
 
 
 @dataclass
@@ -124,6 +165,8 @@ class _Track:
     next_frame: int | None = None
     started: bool = False
     stats: TrackStats = field(default_factory=TrackStats)
+    # frames that arrived ahead of a missing one: number → (LE payload, timestamp, arrival)
+    held: dict[int, tuple[bytes, int | str | float | None, float]] = field(default_factory=dict)
     # the open record
     buf: bytearray = field(default_factory=bytearray)
     buf_first_frame: int = 0
@@ -170,6 +213,8 @@ class Assembler:
         call_uuid: str | None = None,
         audio_settings: settings.AudioSettings | None = None,
         segmenter_factory: SegmenterFactory | None = None,
+        requested_format: str | None = None,
+        continuation: Continuation | None = None,
     ) -> None:
         """Create the assembler of one stream.
 
@@ -179,8 +224,16 @@ class Assembler:
             audio_settings: record sizes; defaults to ``settings.load(AudioSettings)``.
             segmenter_factory: builds a voice-activity segmenter per track (sample rate,
                 track); None turns utterances off.
+            requested_format: the content type asked for at start (``audio/x-l16;rate=16000``):
+                what ``start`` does not say about the format falls back to it.
+            continuation: this connection continues a call's stream after a reconnect.
         """
         self.stream_id = stream_id
+        self.vobiz_stream_id: str | None = None
+        self._requested = requested_format
+        self._continuation = continuation
+        self._base_position = 0  # where tracks begin on the timeline (after a reconnect)
+        self._nonmedia = 0  # non-media messages numbered by sequenceNumber since start
         self.call_uuid = call_uuid
         self._settings = audio_settings or settings.load(settings.AudioSettings)
         self._segmenter_factory = segmenter_factory
@@ -215,7 +268,8 @@ class Assembler:
             raise OutOfOrderError(f"{_event_name(message)} after the stream ended")
         if isinstance(message, StartMessage):
             self._start(message, now)
-        elif self.state == "new":
+            return
+        if self.state == "new":
             if isinstance(message, UnknownMessage):
                 self.stats.unknown_events += 1
                 return
@@ -224,19 +278,24 @@ class Assembler:
                     f"{_event_name(message)} before start: more than {MAX_PENDING} held"
                 )
             self._pending.append((message, now))
-        elif isinstance(message, MediaMessage):
+            return
+        if isinstance(message, MediaMessage):
             self._media(message, now)
-        elif isinstance(message, DtmfMessage):
+            return
+        if isinstance(message, UnknownMessage):
+            self.stats.unknown_events += 1
+            return
+        if message.sequence_number is not None:
+            self._nonmedia += 1  # numbered like media: never a gap in a track's numbering
+        if isinstance(message, DtmfMessage):
             body = message.dtmf
             self._event("dtmf", now, {"digit": body.digit, "track": body.track})
         elif isinstance(message, PlayedStreamMessage):
             self._event("played_stream", now, {"name": message.name})
         elif isinstance(message, ClearedAudioMessage):
             self._event("cleared_audio", now, {})
-        elif isinstance(message, StopMessage):
-            self._end("stop", now, {})
         else:
-            self.stats.unknown_events += 1
+            self._end("stop", now, {})
 
     def note(self, name: EventName, now: float, data: EventData) -> None:
         """Record something our side did (an ``agent`` action) in order with the audio.
@@ -272,6 +331,8 @@ class Assembler:
             return
         limit = self._max_s
         for track in self._tracks.values():
+            if track.held and now - min(h[2] for h in track.held.values()) >= REORDER_WAIT_S:
+                self._release_held(track, now)
             if track.buf and now - track.buf_received_at >= limit:
                 self._flush(track)
 
@@ -318,11 +379,21 @@ class Assembler:
     def _start(self, message: StartMessage, now: float) -> None:
         if self.state != "new":
             raise OutOfOrderError("a second start on the same stream")
+        codec, rate = message.media_format(self._requested)  # InvalidStartError: refused
+        tracks = message.track_list
+        cont = self._continuation
+        self.vobiz_stream_id = message.stream
+        if cont is not None:
+            self.stream_id = cont.stream_id
+            self._seq = (cont.generation - 1) * SEQ_STRIDE
+        else:
+            self.stream_id = message.stream or self.stream_id
+        if self.stream_id is None:
+            raise InvalidStartError("start: streamId is missing (top level and start.streamId)")
         self.state = "started"
-        self.stream_id = message.stream or self.stream_id
         self.call_uuid = self.call_uuid or message.call
-        self.codec = message.codec
-        self.sample_rate = message.sample_rate
+        self.codec = codec
+        self.sample_rate = rate
         bps = codecs.bytes_per_sample(self.codec)
         frame_samples = self.sample_rate // 50
         by_bytes = self._settings.record_max_bytes // bps // frame_samples * frame_samples
@@ -337,25 +408,57 @@ class Assembler:
         self._max_samples = max(min(by_bytes, by_time), frame_samples)
         self._max_bytes = self._max_samples * bps
         self._max_s = self._max_samples / self.sample_rate
-        for name in message.track_list:
+        for name in tracks:
             self._add_track(name)
         self._single_track = len(self._tracks) == 1
         extra = message.extra_headers
+        fmt = message.start.media_format
         data: EventData = {
             "codec": self.codec,
             "sample_rate": self.sample_rate,
-            "tracks": list(message.track_list),
+            "tracks": list(tracks),
             "account_id": message.start.account_id,
-            "encoding": message.start.media_format.encoding,
+            "encoding": fmt.encoding if fmt is not None else None,
+            "vobiz_stream_id": message.stream,
         }
         if isinstance(extra, dict):
             data["extra_headers"] = extra
         elif extra:
             data["extra_headers"] = {"raw": extra}
+        if cont is not None:
+            data |= {
+                "generation": cont.generation,
+                "continues": cont.previous_stream_id,
+                "outage_ms": round(cont.outage_ms, 1),
+            }
         self._event("start", now, data)
+        if cont is not None:
+            self._resume(cont, now)
         pending, self._pending = self._pending, []
         for held, held_at in pending:
             self.receive(held, held_at)
+
+    def _resume(self, cont: Continuation, now: float) -> None:
+        """Continue the call's timeline after a reconnect: the outage is a gap on each track."""
+        base = round(cont.position_ms * self.sample_rate / 1000)
+        outage = round(cont.outage_ms * self.sample_rate / 1000)
+        frame = self.sample_rate // 50
+        for track in self._tracks.values():
+            track.position = base
+            if outage:
+                track.stats.gaps += 1
+                track.stats.lost_frames += -(-outage // frame)
+                data: EventData = {
+                    "track": track.name,
+                    "frames": -(-outage // frame),
+                    "first_frame": None,
+                    "start_sample": base,
+                    "samples": outage,
+                    "reason": "reconnect",
+                }
+                self._emit_event("gap", now, data)
+            track.position = base + outage
+        self._base_position = base + outage
 
     def _add_track(self, name: Track) -> _Track:
         assert self.codec is not None
@@ -391,7 +494,8 @@ class Assembler:
         else:
             frame = as_int(chunk, "media.chunk")
         if frame is None and self._single_track:
-            frame = as_int(message.sequence_number, "sequenceNumber")
+            number = as_int(message.sequence_number, "sequenceNumber")
+            frame = None if number is None else number - self._nonmedia
 
         if not track.started:
             track.started = True
@@ -399,15 +503,75 @@ class Assembler:
             others = [
                 t.last_frame_start for t in self._tracks.values() if t.started and t is not track
             ]
-            track.position = max(others, default=0)
-        elif frame is not None and track.next_frame is not None:
-            missing = frame - track.next_frame
-            if missing < 0:
-                track.stats.duplicates += 1
-                return
-            if missing:
-                self._gap(track, missing, now)
+            track.position = max(others, default=self._base_position)
+        elif (
+            frame is not None
+            and track.next_frame is not None
+            and frame != track.next_frame
+            and not self._out_of_line(track, frame, payload, body.timestamp, now)
+        ):
+            return
+        self._append(track, frame, payload, body.timestamp, now)
+        if track.held:
+            self._drain_held(track, now)
 
+    def _out_of_line(
+        self,
+        track: _Track,
+        frame: int,
+        payload: bytes,
+        timestamp: int | str | float | None,
+        now: float,
+    ) -> bool:
+        """A frame whose number is not the next one: True when the caller appends it now."""
+        expected = track.next_frame
+        assert expected is not None
+        if frame > expected:  # ahead of a missing frame: hold it a moment, in case it comes
+            track.held[frame] = (payload, timestamp, now)
+            if len(track.held) > REORDER_FRAMES:
+                self._release_held(track, now)
+            return False
+        if expected - frame > RESTART_FRAMES:  # a new numbering: keep the audio
+            self._release_held(track, now)
+            track.stats.restarts += 1
+            self._flush(track)
+            data: EventData = {"track": track.name, "from_frame": expected, "to_frame": frame}
+            self._emit_event("renumbered", now, data)
+            track.next_frame = frame
+            return True
+        track.stats.duplicates += 1
+        return False
+
+    def _drain_held(self, track: _Track, now: float) -> None:
+        """Append held frames that are next in line (a swapped frame came back)."""
+        while track.next_frame in track.held:
+            number = track.next_frame
+            payload, timestamp, _ = track.held.pop(number)
+            track.stats.reordered += 1
+            self._append(track, number, payload, timestamp, now)
+
+    def _release_held(self, track: _Track, now: float) -> None:
+        """Stop waiting: the missing frames are lost (a gap); append what was held, in order."""
+        held, track.held = track.held, {}
+        for number in sorted(held):
+            payload, timestamp, _ = held[number]
+            expected = track.next_frame
+            if expected is not None and number < expected:
+                track.stats.duplicates += 1
+                continue
+            if expected is not None and number > expected:
+                self._gap(track, number - expected, now)
+            self._append(track, number, payload, timestamp, now)
+
+    def _append(
+        self,
+        track: _Track,
+        frame: int | None,
+        payload: bytes,
+        timestamp: int | str | float | None,
+        now: float,
+    ) -> None:
+        """Put one frame on its track's timeline and into the open record."""
         size = len(payload)
         samples = size // track.bytes_per_sample
         buf = track.buf
@@ -418,7 +582,7 @@ class Assembler:
         if not buf:
             track.buf_first_frame = frame if frame is not None else track.stats.frames
             track.buf_start_sample = track.position
-            track.buf_timestamp = _timestamp(body.timestamp)
+            track.buf_timestamp = _timestamp(timestamp)
             track.buf_received_at = now
         buf += payload
         track.buf_frames += 1
@@ -485,6 +649,8 @@ class Assembler:
 
     def _event(self, name: EventName, now: float, data: EventData) -> None:
         for track in self._tracks.values():  # audio that arrived first goes first
+            if track.held:
+                self._release_held(track, now)
             self._flush(track)
         self._emit_event(name, now, data)
 
@@ -504,6 +670,8 @@ class Assembler:
 
     def _end(self, name: EventName, now: float, data: EventData) -> None:
         for track in self._tracks.values():
+            if track.held:
+                self._release_held(track, now)
             self._flush(track)
             if track.segmenter is not None:
                 self._take_utterances(track, track.segmenter.close(), now)

@@ -59,6 +59,11 @@ def _sign(auth_token: str, message: str, nonce: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def _matches(signatures: str, expected: set[str]) -> bool:
+    offered = [s.strip() for s in signatures.split(",") if s.strip()]
+    return any(hmac.compare_digest(s, e) for s in offered for e in expected)
+
+
 def verify_signature(
     method: str,
     url: str,
@@ -66,6 +71,8 @@ def verify_signature(
     nonce: str,
     signatures: str,
     auth_token: str,
+    *,
+    url_only: bool = False,
 ) -> bool:
     """Whether a Vobiz V3 signature is valid for this request.
 
@@ -76,18 +83,28 @@ def verify_signature(
         nonce: ``X-Vobiz-Signature-V3-Nonce``.
         signatures: ``X-Vobiz-Signature-V3``: one or more base64 signatures, comma-separated.
         auth_token: the account's auth token (the HMAC key).
+        url_only: also accept the URL-only form (URL + "." + nonce). For a POST it does not
+            cover the body: a holder of one signed request could send any parameters. Off
+            unless an operator opts in.
 
     Returns:
-        True when any of the signatures matches the SDK's construction or the URL-only form.
+        True when any of the signatures matches the SDK's construction (or, opted in, the
+        URL-only form).
     """
     if not nonce or not signatures:
         return False
-    expected = {
-        _sign(auth_token, signed_string(method, url, params), nonce),
-        _sign(auth_token, url, nonce),  # the URL-only form (Vobiz's reference agent)
-    }
-    offered = [s.strip() for s in signatures.split(",") if s.strip()]
-    return any(hmac.compare_digest(s, e) for s in offered for e in expected)
+    expected = {_sign(auth_token, signed_string(method, url, params), nonce)}
+    if url_only or method.upper() == "GET":  # for a GET the URL carries every parameter
+        expected.add(_sign(auth_token, url, nonce))
+    return _matches(signatures, expected)
+
+
+def verify_signature_v2(url: str, nonce: str, signatures: str, auth_token: str) -> bool:
+    """Whether ``X-Vobiz-Signature-V2`` (base64 HMAC-SHA256 of URL + nonce) is valid."""
+    if not nonce or not signatures:
+        return False
+    digest = hmac.new(auth_token.encode(), f"{url}{nonce}".encode(), hashlib.sha256).digest()
+    return _matches(signatures, {base64.b64encode(digest).decode()})
 
 
 @dataclass(frozen=True)
@@ -99,11 +116,37 @@ class SignedRequest:
     params: dict[str, str | list[str]]
     nonce: str
     signatures: str
+    v2_nonce: str = ""
+    v2_signatures: str = ""
+
+    @property
+    def signed(self) -> bool:
+        """Whether the request carries a V3 or a V2 signature with its nonce."""
+        return bool((self.nonce and self.signatures) or (self.v2_nonce and self.v2_signatures))
+
+    @property
+    def nonce_key(self) -> str:
+        """The nonce that a replay would reuse (V3's, else V2's)."""
+        return self.nonce if self.nonce and self.signatures else f"v2#{self.v2_nonce}"
+
+
+def verify_request(request: SignedRequest, auth_token: str, *, url_only: bool = False) -> bool:
+    """Whether the request's V3 signature (or, without one, its V2 signature) is valid."""
+    if request.nonce and request.signatures:
+        return verify_signature(
+            request.method,
+            request.url,
+            request.params,
+            request.nonce,
+            request.signatures,
+            auth_token,
+            url_only=url_only,
+        )
+    return verify_signature_v2(request.url, request.v2_nonce, request.v2_signatures, auth_token)
 
 
 # --------------------------------------------------------------------------- parsing and state
 
-KNOWN_EVENTS = ("StartStream", "PlayedStream", "ClearedAudio", "StopStream")
 DetailType = Literal[
     "Stream Started", "Stream Stopped", "Stream Failed", "Played Stream", "Cleared Audio",
     "Stream Callback",
@@ -209,16 +252,21 @@ class Transition:
 
 
 def transition(callback: StreamCallback) -> Transition:
-    """Map a callback to its registry change and EventBridge detail type."""
+    """Map a callback to its registry change and EventBridge detail type.
+
+    ``StopStream`` is recorded and published but ends nothing: Vobiz sends it reliably only for
+    stops the app asked for (PROTOCOL.md §3); the socket close and the Hangup webhook end streams.
+    ``DroppedStream`` and other failure events move the stream to ``failed``.
+    """
     event = callback.event
     if event == "StartStream":
         return Transition("started", {}, "Stream Started")
     if event == "StopStream":
-        return Transition("stopped", {}, "Stream Stopped")
+        return Transition(None, {"vobiz_stopped_at": callback.timestamp or ""}, "Stream Stopped")
     if event == "PlayedStream":
         return Transition(None, {"last_checkpoint": callback.name or ""}, "Played Stream")
     if event == "ClearedAudio":
         return Transition(None, {"last_cleared_at": callback.timestamp or ""}, "Cleared Audio")
-    if any(word in event.lower() for word in ("fail", "error", "timeout")):
+    if any(word in event.lower() for word in ("fail", "error", "timeout", "drop")):
         return Transition("failed", {"end_reason": event}, "Stream Failed")
     return Transition(None, {"last_event": event}, "Stream Callback")

@@ -11,13 +11,15 @@ HTTP mapping lives here and nowhere else (handlers call :func:`http_status`).
     ├── ProtocolError (400)            a Vobiz WebSocket message we cannot accept
     │   ├── MalformedMessageError           not UTF-8 JSON, not an object, too large or too deep
     │   ├── InvalidMessageError             valid JSON, but a field is missing or has a wrong value
+    │   │   └── InvalidStartError               a ``start`` the stream cannot begin with (refused)
     │   ├── InvalidAudioError               bad base64, odd-length L16, size not a whole sample
     │   └── OutOfOrderError                 media before start, a second start, media after stop
     ├── RecordError (400)              a Kinesis record that is not a valid callstream record
     ├── RequestError (400)             an API request body, query or path that fails validation
+    │   └── UnprocessableError (422)        well formed, but asks for what Vobiz does not allow
     ├── AuthError (403)                a signature or token that does not verify
     │   ├── SignatureError             Vobiz V3 signature wrong, missing or replayed
-    │   └── TokenError                 WebSocket token forged, malformed, expired or spent
+    │   └── TokenError                 WebSocket token forged, malformed, expired, or in use
     ├── NotFoundError (404)                 no such stream or call
     ├── ConflictError (409)                 the stream is not in a state that allows the request
     ├── UpstreamError (502)            Vobiz (or another dependency) answered with an error
@@ -68,6 +70,16 @@ class InvalidMessageError(ProtocolError):
     code = "invalid_message"
 
 
+class InvalidStartError(InvalidMessageError):
+    """A ``start`` the stream cannot begin with (no readable format, a bad id).
+
+    The stream is refused: its socket closed with 1003 and the reason, and the registry
+    records it failed.
+    """
+
+    code = "invalid_start"
+
+
 class InvalidAudioError(ProtocolError):
     """The audio payload cannot be decoded (bad base64, odd-length L16, ...)."""
 
@@ -92,6 +104,17 @@ class RequestError(CallstreamError):
 
     status = 400
     code = "bad_request"
+
+
+class UnprocessableError(RequestError):
+    """The request is well formed but asks for what Vobiz does not allow.
+
+    For example a bidirectional stream of a track other than ``inbound``: refused before Vobiz
+    is called.
+    """
+
+    status = 422
+    code = "unprocessable"
 
 
 class AuthError(CallstreamError):

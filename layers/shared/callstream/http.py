@@ -88,4 +88,6 @@ def signed_request(event: dict[str, Any]) -> SignedRequest:
         params=params,
         nonce=headers.get("x-vobiz-signature-v3-nonce", ""),
         signatures=headers.get("x-vobiz-signature-v3", ""),
+        v2_nonce=headers.get("x-vobiz-signature-v2-nonce", ""),
+        v2_signatures=headers.get("x-vobiz-signature-v2", ""),
     )

@@ -23,12 +23,30 @@ class Registry(Protocol):
     def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
         """The stream ended: ``state`` (stopped/failed), ``end_reason``, counts, ``at``."""
 
-    def advance(self, stream_id: str, call_uuid: str, state: State, **fields: Any) -> bool:
+    def advance(
+        self, stream_id: str, call_uuid: str, state: State, *, generation: int = 1, **fields: Any
+    ) -> bool:
         """Move to ``state`` if that is forward; write ``fields`` either way.
 
         Returns:
             True if the state changed.
         """
+
+    def apply_callback(
+        self, stream_id: str, call_uuid: str | None, state: State | None, **fields: Any
+    ) -> bool:
+        """A Vobiz status callback: never changes the call a known stream belongs to."""
+
+    def end_by_hangup(
+        self,
+        stream_id: str,
+        call_uuid: str,
+        *,
+        hangup_cause: str | None,
+        call_duration_s: int | None,
+        at: str,
+    ) -> bool:
+        """The call hung up: end the stream if it is not over (True when this ended it)."""
 
     def get(self, stream_id: str) -> StreamItem | None:
         """One stream, or None."""
@@ -45,3 +63,6 @@ class OnceStore(Protocol):
 
     def claim(self, key: str, ttl_s: int) -> bool:
         """True the first time ``key`` is claimed; False ever after (until the TTL)."""
+
+    def release(self, key: str) -> None:
+        """Forget a claim whose work failed, so that a retry may claim it again."""

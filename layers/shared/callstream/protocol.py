@@ -7,10 +7,17 @@ socket or a clock.
 The media message is the hot path (50 per second per track, hundreds of streams per process), so
 parsing uses msgspec: one pass decodes the JSON, validates every field against the typed schema
 and base64-decodes the payload: 0.46 µs per μ-law media message, five times cheaper than pydantic
-and six times cheaper than stdlib json + binascii (``python -m bench.protocol``). Tolerances from
-PROTOCOL.md: ``streamId``/``callId`` at the top level or inside ``start``; ``timestamp`` as a
-string or a number; ``sequenceNumber`` and ``chunk`` may be missing; unknown fields are ignored
-and unknown events parse to :class:`UnknownMessage`, which callers count.
+and six times cheaper than stdlib json + binascii (``python -m bench.protocol``).
+
+Tolerances from PROTOCOL.md §2 (be tolerant in what you accept): a message the strict schema
+refuses is normalised once and parsed again (the slow path, never taken by well-formed frames):
+``streamId``/``callId`` at the top level or inside ``start``; the older flat ``start`` (ids and
+``contentType`` at the top level, no ``mediaFormat``); ``mediaFormat`` without ``sampleRate`` (the
+rate is read from the encoding string, else the caller falls back to the rate requested at
+start); numbers as strings or as integral floats in every numeric field; ``tracks`` as a list or
+a comma-separated string; track names in any case; ``accountId`` any scalar; ``extra_headers`` a
+string or an object of scalars. ``sequenceNumber`` and ``chunk`` may be missing; unknown fields
+are ignored and unknown events parse to :class:`UnknownMessage`, which callers count.
 
 Errors: every rejection is a :class:`~callstream.exceptions.ProtocolError` subclass whose
 message names what was wrong: :class:`~callstream.exceptions.MalformedMessageError` (not a UTF-8
@@ -26,10 +33,10 @@ from typing import Literal, TypeAlias
 
 import msgspec
 
-from callstream.codecs import l16_swap
 from callstream.exceptions import (
     InvalidAudioError,
     InvalidMessageError,
+    InvalidStartError,
     MalformedMessageError,
     ProtocolError,
 )
@@ -50,7 +57,7 @@ _ENCODINGS: dict[str, Codec] = {
 }
 _RATES: dict[Codec, frozenset[int]] = {
     "mulaw": frozenset({8000}),
-    "l16": frozenset({8000, 16000}),
+    "l16": frozenset({8000, 16000, 24000}),
 }
 #: Rates Vobiz accepts in playAudio (PROTOCOL.md §2, app → Vobiz).
 PLAY_RATES: dict[Codec, frozenset[int]] = {
@@ -75,13 +82,13 @@ class MediaFormat(msgspec.Struct, frozen=True, rename="camel"):
     """``start.mediaFormat``: what Vobiz actually sends (authoritative over what was asked)."""
 
     encoding: str
-    sample_rate: int
+    sample_rate: int | None = None
 
 
 class StartBody(msgspec.Struct, frozen=True, rename="camel"):
     """The ``start`` object of a start message."""
 
-    media_format: MediaFormat
+    media_format: MediaFormat | None = None
     tracks: list[str] = msgspec.field(default_factory=lambda: ["inbound"])
     stream_id: str | None = None
     call_id: str | None = None
@@ -91,8 +98,8 @@ class StartBody(msgspec.Struct, frozen=True, rename="camel"):
 class StartMessage(_Msg, frozen=True, tag="start"):
     """``start``: the stream begins; carries ids, tracks and the media format.
 
-    Use :meth:`stream`, :meth:`call`, :attr:`codec`, :attr:`sample_rate` and :attr:`track_list`
-    rather than the raw fields: they apply the tolerances and validation of PROTOCOL.md.
+    Use :meth:`stream`, :meth:`call`, :meth:`media_format` and :attr:`track_list` rather than
+    the raw fields: they apply the tolerances and validation of PROTOCOL.md.
     """
 
     start: StartBody
@@ -103,11 +110,11 @@ class StartMessage(_Msg, frozen=True, tag="start"):
 
     def __post_init__(self) -> None:
         stream = self.stream
-        if not stream:
-            raise InvalidMessageError("start: streamId is missing (top level and start.streamId)")
-        if not ID_PATTERN.fullmatch(stream):
-            raise InvalidMessageError(f"start: streamId {stream[:80]!r} is not a valid id")
-        _media_format(self.start.media_format)
+        if stream is not None and not ID_PATTERN.fullmatch(stream):
+            raise InvalidStartError(f"start: streamId {stream[:80]!r} is not a valid id")
+        fmt = self.start.media_format
+        if fmt is not None and fmt.sample_rate is not None:
+            _media_format(fmt.encoding, fmt.sample_rate)
         _track_list(self.start.tracks)
 
     @property
@@ -120,15 +127,34 @@ class StartMessage(_Msg, frozen=True, tag="start"):
         """The call uuid, from the top level or from ``start`` (may be absent)."""
         return self.call_id or self.start.call_id
 
-    @property
-    def codec(self) -> Codec:
-        """The codec of every media payload of this stream."""
-        return _media_format(self.start.media_format)[0]
+    def media_format(self, requested: str | None = None) -> tuple[Codec, int]:
+        """The codec and rate of every media payload of this stream.
 
-    @property
-    def sample_rate(self) -> int:
-        """The sample rate of every media payload of this stream."""
-        return self.start.media_format.sample_rate
+        ``start.mediaFormat`` is authoritative; what it lacks (the rate, or the whole format)
+        comes from the rate in its encoding string, then from ``requested``, the content type
+        asked for when the stream was started (``audio/x-l16;rate=16000``).
+
+        Raises:
+            InvalidMessageError: the format is unknown or incomplete and nothing was requested.
+        """
+        fmt = self.start.media_format
+        wanted = _content_type(requested) if requested else None
+        if fmt is None:
+            if wanted is None:
+                raise InvalidStartError(
+                    "start: no mediaFormat and no content type was requested to fall back on"
+                )
+            return wanted
+        rate = fmt.sample_rate or _rate_in(fmt.encoding)
+        if rate is None:
+            codec = _codec(fmt.encoding)
+            if wanted is None or wanted[0] != codec:
+                raise InvalidStartError(
+                    f"start.mediaFormat has no sampleRate, {fmt.encoding!r} names none, and "
+                    "no rate was requested for this codec"
+                )
+            rate = wanted[1]
+        return _media_format(fmt.encoding, rate)
 
     @property
     def track_list(self) -> tuple[Track, ...]:
@@ -142,7 +168,7 @@ class MediaBody(msgspec.Struct, frozen=True, rename="camel"):
     payload: bytes
     track: Track = "inbound"
     timestamp: int | str | float | None = None
-    chunk: int | str | None = None
+    chunk: int | str | float | None = None
 
 
 class MediaMessage(_Msg, frozen=True, tag="media"):
@@ -150,7 +176,7 @@ class MediaMessage(_Msg, frozen=True, tag="media"):
 
     media: MediaBody
     stream_id: str | None = None
-    sequence_number: int | str | None = None
+    sequence_number: int | str | float | None = None
 
 
 class DtmfBody(msgspec.Struct, frozen=True, rename="camel"):
@@ -170,7 +196,7 @@ class DtmfMessage(_Msg, frozen=True, tag="dtmf"):
 
     dtmf: DtmfBody
     stream_id: str | None = None
-    sequence_number: int | str | None = None
+    sequence_number: int | str | float | None = None
 
 
 class PlayedStreamMessage(_Msg, frozen=True, tag="playedStream"):
@@ -178,21 +204,21 @@ class PlayedStreamMessage(_Msg, frozen=True, tag="playedStream"):
 
     name: str
     stream_id: str | None = None
-    sequence_number: int | str | None = None
+    sequence_number: int | str | float | None = None
 
 
 class ClearedAudioMessage(_Msg, frozen=True, tag="clearedAudio"):
     """``clearedAudio``: Vobiz dropped its playback queue after our ``clearAudio``."""
 
     stream_id: str | None = None
-    sequence_number: int | str | None = None
+    sequence_number: int | str | float | None = None
 
 
 class StopMessage(_Msg, frozen=True, tag="stop"):
-    """``stop``: the stream ended (it may never come: a socket close also ends a stream)."""
+    """``stop``: the stream ended (Vobiz does not send it: the socket close ends a stream)."""
 
     stream_id: str | None = None
-    sequence_number: int | str | None = None
+    sequence_number: int | str | float | None = None
 
 
 class UnknownMessage(msgspec.Struct, frozen=True):
@@ -252,6 +278,9 @@ def parse_message(data: str | bytes) -> Message:
         try:
             return _decoder.decode(data)
         except msgspec.ValidationError as error:
+            tolerated = _tolerant(data)
+            if tolerated is not None:
+                return tolerated
             outcome = _classify(data, str(error))
     except msgspec.DecodeError as error:
         raise MalformedMessageError(f"not valid JSON: {error}") from None
@@ -260,6 +289,95 @@ def parse_message(data: str | bytes) -> Message:
     if isinstance(outcome, UnknownMessage):
         return outcome
     raise outcome
+
+
+_NUMERIC = ("sequenceNumber", "chunk", "sampleRate", "timestamp")
+
+
+def _tolerant(data: str | bytes) -> _Known | None:
+    """Normalise what Vobiz (or an older Vobiz) may send and parse it again.
+
+    Returns None when it still does not fit: the caller then reports the precise error.
+    """
+    try:
+        doc = _probe.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if doc.get("event") not in EVENTS:
+        return None
+    fixed = _normalise(doc)
+    try:
+        return _decoder.decode(_encoder.encode(fixed))
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def _normalise(doc: dict[str, object]) -> dict[str, object]:
+    out = {k: _number(k, v) for k, v in doc.items()}
+    event = out.get("event")
+    if event == "start":
+        body = out.get("start")
+        start: dict[str, object] = dict(body) if isinstance(body, dict) else {}
+        for key in ("streamId", "callId", "accountId", "tracks"):  # the older flat start
+            if key not in start and key in out:
+                start[key] = out.pop(key)
+        content_type = out.pop("contentType", None) or start.pop("contentType", None)
+        fmt = start.get("mediaFormat")
+        if not isinstance(fmt, dict) and isinstance(content_type, str):
+            fmt = {"encoding": content_type}
+        if isinstance(fmt, dict):
+            fmt = {k: _number(k, v) for k, v in fmt.items()}
+            if fmt.get("sampleRate") is None and isinstance(fmt.get("encoding"), str):
+                fmt["sampleRate"] = _rate_in(str(fmt["encoding"]))
+            start["mediaFormat"] = {k: v for k, v in fmt.items() if v is not None}
+        tracks = start.get("tracks")
+        if isinstance(tracks, str):
+            start["tracks"] = [t for t in tracks.replace(" ", "").split(",") if t]
+        elif isinstance(tracks, list):
+            start["tracks"] = [str(t) for t in tracks]
+        if "accountId" in start and start["accountId"] is not None:
+            start["accountId"] = str(start["accountId"])
+        for key in ("streamId", "callId"):
+            if isinstance(start.get(key), int | float):
+                start[key] = str(start[key])
+        out["start"] = start
+        headers = out.get("extra_headers")
+        if isinstance(headers, dict):
+            out["extra_headers"] = {str(k): _scalar(v) for k, v in headers.items()}
+        elif headers is not None and not isinstance(headers, str):
+            out["extra_headers"] = _scalar(headers)
+    for key in ("media", "dtmf"):
+        body = out.get(key)
+        if isinstance(body, dict):
+            fixed = {k: _number(k, v) for k, v in body.items()}
+            if isinstance(fixed.get("track"), str):
+                fixed["track"] = str(fixed["track"]).strip().lower()
+            if key == "dtmf" and isinstance(fixed.get("digit"), int):
+                fixed["digit"] = str(fixed["digit"])
+            out[key] = fixed
+    return out
+
+
+def _number(key: str, value: object) -> object:
+    """A numeric field sent as a string or an integral float, as an int (else unchanged)."""
+    if key not in _NUMERIC or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            number = float(text)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else value
+    return value
+
+
+def _scalar(value: object) -> str:
+    return value if isinstance(value, str) else _encoder.encode(value).decode()
 
 
 def _classify(data: str | bytes, detail: str) -> ProtocolError | UnknownMessage:
@@ -276,21 +394,49 @@ def _classify(data: str | bytes, detail: str) -> ProtocolError | UnknownMessage:
         return UnknownMessage(event, tuple(sorted(_probe.decode(data))))
     if "base64" in detail:
         return InvalidAudioError(f"{event}: payload is not valid base64 ({detail})")
+    if event == "start":
+        return InvalidStartError(f"start: {detail}")
     return InvalidMessageError(f"{event}: {detail}")
 
 
-def _media_format(fmt: MediaFormat) -> tuple[Codec, int]:
-    codec = _ENCODINGS.get(fmt.encoding.split(";", 1)[0].strip().lower())
+_RATE_IN = re.compile(r"rate\s*=\s*(\d{4,6})", re.IGNORECASE)
+
+
+def _rate_in(encoding: str) -> int | None:
+    """The rate named in an encoding string (``audio/x-l16;rate=16000``), if any."""
+    match = _RATE_IN.search(encoding)
+    return int(match[1]) if match else None
+
+
+def _codec(encoding: str) -> Codec:
+    codec = _ENCODINGS.get(encoding.split(";", 1)[0].strip().lower())
     if codec is None:
-        raise InvalidMessageError(
-            f"start.mediaFormat.encoding {fmt.encoding!r} is not audio/x-mulaw or audio/x-l16"
+        raise InvalidStartError(
+            f"start.mediaFormat.encoding {encoding[:80]!r} is not audio/x-mulaw or audio/x-l16"
         )
-    if fmt.sample_rate not in _RATES[codec]:
-        raise InvalidMessageError(
-            f"start.mediaFormat.sampleRate {fmt.sample_rate} is not valid for {codec} "
+    return codec
+
+
+def _content_type(content_type: str) -> tuple[Codec, int] | None:
+    """A requested content type (``audio/x-mulaw;rate=8000``) as (codec, rate), if valid."""
+    rate = _rate_in(content_type)
+    try:
+        codec = _codec(content_type)
+    except InvalidMessageError:
+        return None
+    if rate is None and codec == "mulaw":
+        rate = 8000
+    return (codec, rate) if rate in _RATES[codec] else None
+
+
+def _media_format(encoding: str, rate: int) -> tuple[Codec, int]:
+    codec = _codec(encoding)
+    if rate not in _RATES[codec]:
+        raise InvalidStartError(
+            f"start.mediaFormat.sampleRate {rate} is not valid for {codec} "
             f"(expected one of {sorted(_RATES[codec])})"
         )
-    return codec, fmt.sample_rate
+    return codec, rate
 
 
 def _track_list(tracks: list[str]) -> tuple[Track, ...]:
@@ -302,9 +448,9 @@ def _track_list(tracks: list[str]) -> tuple[Track, ...]:
         elif name in TRACKS:
             found.add(name)
         else:
-            raise InvalidMessageError(f"start.tracks has unknown track {track!r}")
+            raise InvalidStartError(f"start.tracks has unknown track {track[:40]!r}")
     if not found:
-        raise InvalidMessageError("start.tracks is empty")
+        raise InvalidStartError("start.tracks is empty")
     return tuple(t for t in TRACKS if t in found)
 
 
@@ -313,18 +459,23 @@ MAX_COUNTER = 2**63 - 1
 
 
 def as_int(value: int | str | float | None, field: str) -> int | None:
-    """Read an optional non-negative integer field sent as a number or a numeric string.
+    """Read an optional non-negative integer sent as a number, a string or an integral float.
+
+    ``7``, ``"7"``, ``7.0`` and ``"7.0"`` all read as 7.
 
     Raises:
-        InvalidMessageError: not an integer, negative, or beyond 63 bits.
+        InvalidMessageError: not an integral number, negative, or beyond 63 bits.
     """
     if value is None:
         return None
     if isinstance(value, bool):
         raise InvalidMessageError(f"{field} must be an integer, got {value!r}")
+    normal = _number("chunk", value)
+    if not isinstance(normal, int):
+        raise InvalidMessageError(f"{field} must be an integer, got {str(value)[:40]!r}")
     try:
-        number = int(value)
-    except (ValueError, OverflowError):  # "abc", float("inf"), float("nan")
+        number = int(normal)
+    except (ValueError, OverflowError):  # pragma: no cover - _number returned an int
         raise InvalidMessageError(f"{field} must be an integer, got {str(value)[:40]!r}") from None
     if not 0 <= number <= MAX_COUNTER:
         raise InvalidMessageError(f"{field} must be between 0 and 2**63-1, got {str(value)[:40]}")
@@ -344,7 +495,8 @@ def play_audio(stream_id: str, audio: bytes, codec: Codec, sample_rate: int) -> 
 
     Args:
         stream_id: the Vobiz stream id.
-        audio: μ-law bytes, or L16 as little-endian PCM16 (swapped to the wire's big-endian here).
+        audio: μ-law bytes, or L16 as little-endian PCM16: Vobiz plays ``playAudio`` L16 as
+            little-endian (PROTOCOL.md §2; inbound L16 is big-endian, this is not).
         codec: ``mulaw`` or ``l16``.
         sample_rate: 8000 for μ-law; 8000, 16000 or 24000 for L16.
 
@@ -353,15 +505,15 @@ def play_audio(stream_id: str, audio: bytes, codec: Codec, sample_rate: int) -> 
     """
     if sample_rate not in PLAY_RATES[codec]:
         raise InvalidAudioError(f"playAudio cannot carry {codec} at {sample_rate} Hz")
-    wire = l16_swap(audio) if codec == "l16" else audio
+    if codec == "l16" and len(audio) % 2:
+        raise InvalidAudioError(f"playAudio L16 of {len(audio)} bytes is not whole samples")
     return _encoder.encode(
         {
             "event": "playAudio",
-            "streamId": stream_id,
             "media": {
                 "contentType": _CONTENT_TYPES[codec],
                 "sampleRate": sample_rate,
-                "payload": base64.b64encode(wire).decode("ascii"),
+                "payload": base64.b64encode(audio).decode("ascii"),
             },
         }
     )
@@ -381,3 +533,12 @@ def checkpoint(stream_id: str, name: str) -> bytes:
 def clear_audio(stream_id: str) -> bytes:
     """Build a ``clearAudio`` frame (barge-in: Vobiz drops its playback queue)."""
     return _encoder.encode({"event": "clearAudio", "streamId": stream_id})
+
+
+def stop(stream_id: str) -> bytes:
+    """Build a ``stop`` frame: the app ends the stream.
+
+    Vobiz closes the socket at once, dropping anything still queued, and runs the next XML
+    element or hangs up.
+    """
+    return _encoder.encode({"event": "stop", "streamId": stream_id})

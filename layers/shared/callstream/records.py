@@ -31,6 +31,7 @@ EventName: TypeAlias = Literal[
     "played_stream",  # a checkpoint was reached
     "cleared_audio",  # Vobiz dropped its playback queue
     "gap",  # frames were lost on a track: data has track, frames, start_sample, samples
+    "renumbered",  # a track's frame numbering jumped back: a restart, the audio is kept
     "agent",  # something the talk-back side did: play, checkpoint, clear
 ]
 JsonScalar: TypeAlias = str | int | float | bool | None

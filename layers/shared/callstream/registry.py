@@ -10,7 +10,13 @@ and Vobiz's status callbacks (which may arrive twice, or a ``StopStream`` before
 
 Adapters apply a transition with a condition on the numeric ``state_rank`` (lower than the new
 one), so a duplicate or late event never moves a stream back; the other fields of an update are
-written regardless (a late start still records the format).
+written regardless (a late start still records the format), except ``end_reason``, which goes
+with the state change it explains.
+
+A call stream that Vobiz reconnects (``maxRetries``) lives on: each connection is a
+*generation*, whose ranks lie above the previous one's (:func:`rank`), so a reconnect may move
+a stream that ended with its dropped socket back to ``started``. The ``Hangup`` webhook ends a
+call for good: :data:`FINAL_RANK` is above every generation.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import msgspec
 
 State: TypeAlias = Literal["requested", "started", "stopped", "failed"]
 RANK: Final[dict[str, int]] = {"requested": 0, "started": 1, "stopped": 2, "failed": 2}
+#: The rank of a stream the call's Hangup ended: nothing moves it again.
+FINAL_RANK: Final = 1_000_000
 #: How long a registry item lives after its last update (DynamoDB TTL).
 TTL_S: Final = 30 * 24 * 3600
 
@@ -46,6 +54,11 @@ class StreamItem(msgspec.Struct, kw_only=True):
     frames: int | None = None
     gaps: int | None = None
     end_reason: str | None = None
+    generation: int | None = None
+    vobiz_stream_id: str | None = None
+    continues: str | None = None
+    hangup_cause: str | None = None
+    call_duration_s: int | None = None
     recording_key: str | None = None
     transcript_key: str | None = None
     last_checkpoint: str | None = None
@@ -62,9 +75,9 @@ class StreamItem(msgspec.Struct, kw_only=True):
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
 
 
-def can_advance(current: State | None, new: State) -> bool:
-    """Whether a stream in ``current`` may move to ``new`` (forward only)."""
-    return current is None or RANK[new] > RANK[current]
+def rank(state: State, generation: int = 1) -> int:
+    """The rank of ``state`` in the ``generation``-th connection of a call stream."""
+    return RANK[state] + 3 * (generation - 1)
 
 
 def from_item(item: dict[str, object]) -> StreamItem:

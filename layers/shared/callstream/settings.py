@@ -140,7 +140,29 @@ class ApiSettings(_Base):
         "audio/x-mulaw;rate=8000", description="contentType of the answer XML's <Stream>."
     )
     answer_bidirectional: bool = Field(False, description="bidirectional of the answer <Stream>.")
+    answer_redirect_url: str | None = Field(
+        None,
+        description="A unidirectional answer continues with <Redirect> to this URL (the rest "
+        "of your call flow); the answer URL's redirect_url query overrides it.",
+    )
+    answer_dial: str | None = Field(
+        None,
+        description="A unidirectional answer continues with <Dial> to this number or SIP URI; "
+        "the answer URL's dial query overrides it.",
+    )
+    answer_max_retries: int = Field(
+        3, ge=0, le=10, description="maxRetries of the answer <Stream>: Vobiz's reconnects."
+    )
     nonce_ttl_s: int = Field(86_400, ge=60, description="How long a callback nonce is remembered.")
+    accept_url_only_signatures: bool = Field(
+        False,
+        description="Accept the URL-only V3 signature on POSTs (it does not cover the body).",
+    )
+    allow_unsigned_callbacks: bool = Field(
+        False,
+        description="Accept Vobiz requests without a signature (logged on every request). "
+        "Only for accounts whose URLs have no authentication configured.",
+    )
 
 
 class ConsumerSettings(_Base):

@@ -7,9 +7,12 @@ adapters in ``Services``; :func:`services` builds them once per process from set
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
@@ -36,10 +39,12 @@ from callstream.adapters.events import EventPublisher
 from callstream.adapters.vobiz import VobizClient
 from callstream.callbacks import SignedRequest
 from callstream.exceptions import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     RequestError,
     SignatureError,
+    UnprocessableError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -48,12 +53,22 @@ from callstream.protocol import ID_PATTERN
 from callstream.registry import StreamItem
 from callstream.tokens import TokenClaims, control_auth, new_jti, sign_token, ws_path
 
-ContentType = Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"]
+log = logging.getLogger("callstream.streams")
+
+ContentType = Literal[
+    "audio/x-mulaw;rate=8000",
+    "audio/x-l16;rate=8000",
+    "audio/x-l16;rate=16000",
+    "audio/x-l16;rate=24000",
+]
 FORMATS: dict[str, tuple[str, int]] = {
     "audio/x-mulaw;rate=8000": ("mulaw", 8000),
     "audio/x-l16;rate=8000": ("l16", 8000),
     "audio/x-l16;rate=16000": ("l16", 16000),
+    "audio/x-l16;rate=24000": ("l16", 24000),
 }
+#: Vobiz's limit on ``extra_headers``: keys ASCII letters and digits, 512 bytes in all.
+EXTRA_HEADERS_MAX_BYTES = 512
 
 
 @dataclass(eq=False)  # hashable by identity: idempotency wrappers are cached per Services
@@ -157,20 +172,30 @@ class StartStreamRequest(BaseModel):
     @classmethod
     def _safe_headers(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
-                raise ValueError(f"header name {key[:70]!r} must be 1-64 of [A-Za-z0-9_-]")
+            if not (key.isascii() and key.isalnum()) or len(key) > 64:
+                raise ValueError(f"header name {key[:70]!r} must be 1-64 of [A-Za-z0-9]")
             if any(c in item for c in ",=\r\n") or len(item) > 256:
                 raise ValueError(f"header {key} value must be ≤ 256 chars without , = or newlines")
+        if len(_header_string(value).encode()) > EXTRA_HEADERS_MAX_BYTES:
+            raise ValueError(f"extra_headers must be at most {EXTRA_HEADERS_MAX_BYTES} bytes")
         return value
 
 
-def _service_url(svc: Services, call_uuid: str, agent: str, bidirectional: bool) -> str:
+def _header_string(headers: dict[str, str]) -> str:
+    """``extra_headers`` as Vobiz takes them: ``k=v`` pairs joined with commas."""
+    return ",".join(f"{k}={v}" for k, v in headers.items())
+
+
+def _service_url(
+    svc: Services, call_uuid: str, agent: str, bidirectional: bool, content_type: str
+) -> str:
     claims = TokenClaims(
         jti=new_jti(),
         call_uuid=call_uuid,
         exp=int(time.time()) + svc.config.token_ttl_s,
         agent=agent,
         bidirectional=bidirectional,
+        content_type=content_type,
     )
     return svc.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, svc.token_key))
 
@@ -184,10 +209,19 @@ def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> 
 
     Raises:
         RequestError: a bad call uuid.
+        UnprocessableError: a bidirectional stream of a track other than ``inbound`` (Vobiz
+            allows talk-back on the inbound track only).
         UpstreamError: Vobiz refused (its status and message), or timed out.
     """
     check_id(call_uuid, "call_uuid")
-    service_url = _service_url(svc, call_uuid, request.agent, request.bidirectional)
+    if request.bidirectional and request.audio_track != "inbound":
+        raise UnprocessableError(
+            f"bidirectional streams must use audio_track inbound, not {request.audio_track} "
+            "(Vobiz refuses both/outbound with bidirectional)"
+        )
+    service_url = _service_url(
+        svc, call_uuid, request.agent, request.bidirectional, request.content_type
+    )
     body: dict[str, Any] = {
         "service_url": service_url,
         "bidirectional": request.bidirectional,
@@ -197,7 +231,7 @@ def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> 
         "status_callback_method": request.status_callback_method,
     }
     if request.extra_headers:
-        body["extra_headers"] = ",".join(f"{k}={v}" for k, v in request.extra_headers.items())
+        body["extra_headers"] = _header_string(request.extra_headers)
     if request.stream_timeout is not None:
         body["stream_timeout"] = request.stream_timeout
     answer = svc.vobiz.start_stream(call_uuid, body)
@@ -352,13 +386,65 @@ def stop_stream(svc: Services, stream_id: str) -> dict[str, Any]:
     item = _item(svc, stream_id)
     if item.state in ("stopped", "failed"):
         return {**stream_view(svc, item), "stop_requested": False}
-    svc.vobiz.stop_stream(item.call_uuid, item.stream_id)
+    svc.vobiz.stop_stream(item.call_uuid, item.vobiz_stream_id or item.stream_id)
     return {**stream_view(svc, item), "stop_requested": True}
+
+
+def stop_call_streams(svc: Services, call_uuid: str) -> dict[str, Any]:
+    """Ask Vobiz to stop every stream of a call (its stop-all), then list them.
+
+    Raises:
+        UpstreamError: Vobiz refused (a call with nothing running counts as stopped).
+    """
+    svc.vobiz.stop_all(check_id(call_uuid, "call_uuid"))
+    return {**list_streams(svc, call_uuid), "stop_requested": True}
+
+
+#: Vobiz's stream status → our state.
+_VOBIZ_STATES: dict[str, Literal["started", "stopped", "failed"]] = {
+    "in-progress": "started",
+    "completed": "stopped",
+    "failed": "failed",
+}
+
+
+def reconcile_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+    """Read the stream's status from Vobiz and bring the registry in line with it.
+
+    A stream Vobiz reports ``completed`` or ``failed`` that the registry still has live (a lost
+    socket close, a task that died) ends here, with Vobiz's times; nothing moves backwards.
+
+    Raises:
+        NotFoundError: no such stream here.
+        UpstreamError: Vobiz refused or is unreachable.
+    """
+    item = _item(svc, stream_id)
+    remote = svc.vobiz.get_stream(item.call_uuid, item.vobiz_stream_id or item.stream_id)
+    status = str(remote.get("status", "")).lower()
+    state = _VOBIZ_STATES.get(status)
+    changed = False
+    if state is not None and state != "started":
+        changed = svc.registry.advance(
+            item.stream_id,
+            item.call_uuid,
+            state,
+            generation=item.generation or 1,
+            end_reason=f"vobiz: {status}",
+            vobiz_start_time=remote.get("start_time"),
+            vobiz_end_time=remote.get("end_time"),
+            at=now_iso(),
+        )
+    view = stream_view(svc, _item(svc, stream_id))
+    return {
+        **view,
+        "vobiz": {k: remote.get(k) for k in ("status", "start_time", "end_time")},
+        "reconciled": changed,
+    }
 
 
 # ------------------------------------------------------------------------------------ control
 
-Action = Literal["play", "checkpoint", "clear"]
+Action = Literal["play", "checkpoint", "clear", "end"]
 
 
 class PlayRequest(BaseModel):
@@ -383,15 +469,25 @@ class ClearRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EndRequest(BaseModel):
+    """Body of ``POST /v1/streams/{id}/end``: ``stop``, after an optional goodbye."""
+
+    model_config = ConfigDict(extra="forbid")
+    goodbye_b64: str | None = Field(None, min_length=4, max_length=8 * 1024 * 1024)
+    sample_rate: Literal[8000, 16000, 24000] = 8000
+    timeout_s: float = Field(10, gt=0, le=20)
+
+
 CONTROL_MODELS: dict[str, type[BaseModel]] = {
     "play": PlayRequest,
     "checkpoint": CheckpointRequest,
     "clear": ClearRequest,
+    "end": EndRequest,
 }
 
 
 def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dict[str, Any]:
-    """Send play / checkpoint / clear to the task that holds the stream's socket.
+    """Send play / checkpoint / clear / end to the task that holds the stream's socket.
 
     Raises:
         RequestError: unknown action or a bad body.
@@ -401,7 +497,7 @@ def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dic
     """
     model = CONTROL_MODELS.get(action)
     if model is None:
-        raise RequestError(f"unknown action {action!r}: play, checkpoint or clear")
+        raise RequestError(f"unknown action {action[:40]!r}: play, checkpoint, clear or end")
     request = parse_model(model, body)
     item = _item(svc, stream_id)
     if not item.live or not item.task_address:
@@ -443,46 +539,86 @@ def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dic
 # ---------------------------------------------------------------------------- Vobiz-facing
 
 
-def verify(svc: Services, request: SignedRequest) -> None:
-    """Check the V3 signature and that the nonce is fresh.
+def verify(svc: Services, request: SignedRequest) -> str | None:
+    """Check Vobiz's signature (V3, else V2) and claim the nonce; returns the claimed key.
+
+    The URL-only V3 form (it does not cover a POST's body) counts only when the operator opted
+    in (``CALLSTREAM_ACCEPT_URL_ONLY_SIGNATURES``); an unsigned request only when the operator
+    opted out of signatures altogether (``CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS``, logged each
+    time). Use :func:`verified` so the nonce is given back when handling fails.
 
     Raises:
         SignatureError: missing, wrong, or replayed.
     """
-    if not request.nonce or not request.signatures:
-        raise SignatureError("missing X-Vobiz-Signature-V3 or its nonce")
+    cfg = svc.config
+    if not request.signed:
+        if cfg.allow_unsigned_callbacks:
+            log.warning("accepting an unsigned Vobiz request (CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS)")
+            return None
+        raise SignatureError("missing X-Vobiz-Signature-V3 (or -V2) or its nonce")
     auth_token = credentials.vobiz_credentials().auth_token
-    if not callbacks.verify_signature(
-        request.method, request.url, request.params, request.nonce, request.signatures, auth_token
-    ):
-        raise SignatureError("X-Vobiz-Signature-V3 does not verify")
-    if not svc.once.claim(f"nonce#{request.nonce}", svc.config.nonce_ttl_s):
+    if not callbacks.verify_request(request, auth_token, url_only=cfg.accept_url_only_signatures):
+        raise SignatureError("the Vobiz signature does not verify")
+    key = f"nonce#{request.nonce_key}"
+    if not svc.once.claim(key, cfg.nonce_ttl_s):
         raise SignatureError("replayed nonce")
+    return key
+
+
+@contextmanager
+def verified(svc: Services, request: SignedRequest) -> Iterator[None]:
+    """Verify a Vobiz request; if handling it then fails, give its nonce back.
+
+    A nonce is spent only by a request that was handled: Vobiz's retry of a request that failed
+    on our side succeeds, while a replay of a handled one is still refused.
+    """
+    key = verify(svc, request)
+    try:
+        yield
+    except BaseException:
+        if key is not None:
+            svc.once.release(key)
+        raise
+
+
+def _publish_once(svc: Services, key: str, detail_type: str, detail: dict[str, Any]) -> bool:
+    """Publish an event unless ``key`` was published before; a failed publish frees the key."""
+    if not svc.once.claim(key, svc.config.nonce_ttl_s):
+        return False
+    try:
+        svc.events.publish(detail_type, detail)
+    except BaseException:
+        svc.once.release(key)
+        raise
+    return True
 
 
 def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
     """Verify and apply one status callback; publish it on the bus (once per distinct event).
 
+    A redelivery (the same parameters) is the same event; a second ``ClearedAudio`` or the same
+    checkpoint played again (another ``Timestamp``) is another. A callback never changes the
+    call a known stream belongs to; ``StopStream`` ends nothing (Vobiz sends it reliably only
+    for stops we asked for): the socket close and the ``Hangup`` webhook end streams.
+
     Raises:
         SignatureError: the signature does not verify or the nonce was seen.
         RequestError: Event or StreamID missing or invalid.
     """
-    verify(svc, request)
-    callback = callbacks.parse_callback(request.params)
-    step = callbacks.transition(callback)
-    call_uuid = callback.call_uuid or "unknown"
-    fields: dict[str, Any] = {**step.fields, "last_callback": callback.event}
-    if callback.extra_headers:
-        fields["extra_headers"] = callback.extra_headers
-    at = now_iso()
-    if step.state is not None:
-        changed = svc.registry.advance(callback.stream_id, call_uuid, step.state, at=at, **fields)
-    else:
-        svc.registry.advance(callback.stream_id, call_uuid, "requested", at=at, **fields)
-        changed = False
-    dedupe = f"cb#{callback.stream_id}#{callback.event}#{callback.name or ''}"
-    if svc.once.claim(dedupe, svc.config.nonce_ttl_s):
-        svc.events.publish(
+    with verified(svc, request):
+        callback = callbacks.parse_callback(request.params)
+        step = callbacks.transition(callback)
+        fields: dict[str, Any] = {**step.fields, "last_callback": callback.event}
+        if callback.extra_headers:
+            fields["extra_headers"] = callback.extra_headers
+        changed = svc.registry.apply_callback(
+            callback.stream_id, callback.call_uuid, step.state, at=now_iso(), **fields
+        )
+        identity = json.dumps(sorted(callback.params.items()), separators=(",", ":"))
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        _publish_once(
+            svc,
+            f"cb#{callback.stream_id}#{digest}",
             step.detail_type,
             {
                 "stream_id": callback.stream_id,
@@ -496,50 +632,122 @@ def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
     return {"stream_id": callback.stream_id, "event": callback.event, "state_changed": changed}
 
 
+def handle_hangup(svc: Services, request: SignedRequest) -> dict[str, Any]:
+    """Vobiz's ``hangup_url`` webhook: the authoritative end of a call.
+
+    Every stream of the call that is not over ends (reason ``hangup``, with ``HangupCause`` and
+    ``Duration`` recorded) and "Call Ended" is published once; redeliveries change nothing.
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: no CallUUID, or an event other than Hangup.
+    """
+    with verified(svc, request):
+        params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
+        event = params.get("event", "Hangup")
+        if event.lower() != "hangup":
+            raise RequestError(f"hangup URL: Event {event[:40]!r} is not Hangup")
+        call_uuid = check_id(params.get("calluuid", ""), "CallUUID")
+        cause = params.get("hangupcause", "")[:128] or None
+        duration = params.get("duration")
+        seconds = int(duration) if duration and duration.isdigit() else None
+        at = now_iso()
+        ended = [
+            item.stream_id
+            for item in svc.registry.list_for_call(call_uuid)
+            if svc.registry.end_by_hangup(
+                item.stream_id, call_uuid, hangup_cause=cause, call_duration_s=seconds, at=at
+            )
+        ]
+        _publish_once(
+            svc,
+            f"hangup#{call_uuid}",
+            "Call Ended",
+            {
+                "call_uuid": call_uuid,
+                "hangup_cause": cause,
+                "duration_s": seconds,
+                "streams_ended": ended,
+            },
+        )
+    return {"call_uuid": call_uuid, "streams_ended": ended}
+
+
 def answer_call(svc: Services, request: SignedRequest) -> str:
     """The ``<Response><Stream …>`` XML that streams a call from the moment of answer.
 
-    The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type`` and
-    ``audio_track`` (they are part of the signed URL); settings give the defaults.
+    The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,
+    ``audio_track``, ``max_retries`` and the continuation (``redirect_url`` or ``dial``); they
+    are part of the signed URL. Settings give the defaults. Vobiz's rules (PROTOCOL.md §1b):
+
+    * bidirectional: ``audioTrack="inbound"`` and ``keepCallAlive="true"`` (the stream holds the
+      call until the app sends ``stop``);
+    * unidirectional: no keepCallAlive (it needs bidirectional), and the rest of the call flow
+      follows the ``<Stream>`` (a ``<Redirect>`` to the operator's application, or a
+      ``<Dial>``): a ``<Stream>`` with nothing after it hangs the call up at once, so without a
+      continuation the answer is refused with a precise error rather than sent.
 
     Raises:
         SignatureError: the signature does not verify or the nonce was seen.
         RequestError: no CallUUID, or a bad option.
+        ConfigError: a unidirectional answer with no continuation configured.
     """
-    verify(svc, request)
-    params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
-    query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
-    call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
-    cfg = svc.config
-    options = parse_model(
-        AnswerOptions,
-        {
-            "agent": query.get("agent", cfg.answer_agent),
-            "bidirectional": query.get("bidirectional", str(cfg.answer_bidirectional)).lower()
-            == "true",
-            "content_type": query.get("content_type", cfg.answer_content_type),
-            "audio_track": query.get("audio_track", "inbound"),
-        },
-    )
-    # Vobiz rejects audioTrack="both" with bidirectional="true": never generate it.
-    track = (
-        "inbound"
-        if options.bidirectional and options.audio_track == "both"
-        else options.audio_track
-    )
-    url = _service_url(svc, call_uuid, options.agent, options.bidirectional)
-    attributes = {
-        "bidirectional": "true" if options.bidirectional else "false",
-        "keepCallAlive": "true",
-        "audioTrack": track,
-        "contentType": options.content_type,
-        "streamTimeout": "86400",
-        "statusCallbackUrl": _callback_url(svc),
-        "statusCallbackMethod": "POST",
-    }
-    attrs = " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items())
-    stream = f"<Stream {attrs}>{escape(url)}</Stream>"
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Response>\n  {stream}\n</Response>\n'
+    with verified(svc, request):
+        params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
+        query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
+        call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
+        cfg = svc.config
+        options = parse_model(
+            AnswerOptions,
+            {
+                "agent": query.get("agent", cfg.answer_agent),
+                "bidirectional": query.get("bidirectional", str(cfg.answer_bidirectional)).lower()
+                == "true",
+                "content_type": query.get("content_type", cfg.answer_content_type),
+                "audio_track": query.get("audio_track", "inbound"),
+                "max_retries": query.get("max_retries", cfg.answer_max_retries),
+                "redirect_url": query.get("redirect_url", cfg.answer_redirect_url) or None,
+                "dial": query.get("dial", cfg.answer_dial) or None,
+            },
+        )
+        if options.bidirectional and options.audio_track != "inbound":
+            raise RequestError(
+                f"audio_track {options.audio_track} with bidirectional: Vobiz would hang up "
+                "(End Of XML Instructions); bidirectional streams are inbound only"
+            )
+        after = _continuation(options)
+        if not options.bidirectional and not after:
+            raise ConfigError(
+                "a unidirectional answer needs the rest of the call flow after <Stream> (Vobiz "
+                "hangs up a call whose XML ends there): set CALLSTREAM_ANSWER_REDIRECT_URL or "
+                "CALLSTREAM_ANSWER_DIAL, or redirect_url/dial in the answer URL's query"
+            )
+        url = _service_url(
+            svc, call_uuid, options.agent, options.bidirectional, options.content_type
+        )
+        attributes = {
+            "bidirectional": "true" if options.bidirectional else "false",
+            "audioTrack": options.audio_track,
+            "contentType": options.content_type,
+            "maxRetries": str(options.max_retries),
+            "statusCallbackUrl": _callback_url(svc),
+            "statusCallbackMethod": "POST",
+        }
+        if options.bidirectional:
+            attributes["keepCallAlive"] = "true"
+        attrs = " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items())
+        lines = [f"<Stream {attrs}>{escape(url)}</Stream>", *after]
+    body = "\n  ".join(lines)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Response>\n  {body}\n</Response>\n'
+
+
+def _continuation(options: AnswerOptions) -> list[str]:
+    """The call flow after a unidirectional ``<Stream>``: a Redirect or a Dial."""
+    if options.redirect_url:
+        return [f"<Redirect>{escape(str(options.redirect_url))}</Redirect>"]
+    if options.dial:
+        return [f"<Dial><Number>{escape(options.dial)}</Number></Dial>"]
+    return []
 
 
 class AnswerOptions(BaseModel):
@@ -549,6 +757,9 @@ class AnswerOptions(BaseModel):
     bidirectional: bool
     content_type: ContentType
     audio_track: Literal["inbound", "outbound", "both"]
+    max_retries: int = Field(ge=0, le=10)
+    redirect_url: HttpUrl | None = None
+    dial: str | None = Field(None, pattern=r"^(\+?[0-9]{3,20}|sip:[A-Za-z0-9@._:;=\-]{3,200})$")
 
 
 def parse_query(url: str) -> dict[str, list[str]]:

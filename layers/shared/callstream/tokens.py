@@ -6,8 +6,10 @@ that started the stream has returned, so the server cannot rely on the registry 
 and query strings are not a safe carrier (PROTOCOL.md §1b).
 
 A token is ``base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`` without
-padding. The server verifies it before the upgrade (constant-time), refuses it when expired, and
-claims its ``jti`` once so a spent token cannot be replayed.
+padding. The server verifies it before the upgrade (constant-time) and refuses it when expired.
+A token is **call-scoped, not single-use**: Vobiz reconnects a dropped socket to the same URL
+(``maxRetries``), and that must continue the same call. The server holds a lease on the token's
+``jti`` while a socket is open, so only one connection per token is live at a time.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     """What a token grants.
 
     Attributes:
-        jti: random 128-bit id (hex): the token is single-use.
+        jti: random 128-bit id (hex): the key of the one live connection the token allows.
         call_uuid: the Vobiz call the stream belongs to.
         exp: expiry, epoch seconds.
         agent: the talk-back agent to run (``none``, ``echo``, ``prompt``).
         bidirectional: whether the app may send audio back.
         stream_id: the stream id when known at signing time (None for answer XML).
         tenant: an optional tenant tag carried to the records and events.
+        content_type: the content type requested (what ``start`` lacks falls back to it).
     """
 
     jti: str
@@ -48,6 +51,7 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     bidirectional: bool = False
     stream_id: str | None = None
     tenant: str | None = None
+    content_type: str | None = None
 
 
 _encoder = msgspec.json.Encoder()

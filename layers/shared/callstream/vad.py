@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import webrtcvad
 
 from callstream import settings
@@ -35,7 +36,7 @@ from callstream.exceptions import InvalidAudioError
 _FRAME_MS = 20
 _ONSET_WINDOW = 5  # frames (100 ms) in which vad_start_ms of voice opens an utterance
 _TAIL_MS = 100
-_RATES = frozenset({8000, 16000})
+_RATES = frozenset({8000, 16000, 24000})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,11 @@ class Segmenter:
         audio_settings: settings.AudioSettings | None = None,
         detector: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """Create a segmenter for a track at ``sample_rate`` (8000 or 16000).
+        """Create a segmenter for a track at ``sample_rate`` (8000, 16000 or 24000).
+
+        WebRTC's VAD takes 8, 16, 32 or 48 kHz: a 24 kHz frame is judged on a 3:1 decimation of
+        it (the mean of each three samples, a low-pass enough for a speech/no-speech decision);
+        the utterance keeps the full 24 kHz audio.
 
         ``detector`` replaces WebRTC's VAD with another ``is_speech(frame)`` (benchmarks).
 
@@ -95,15 +100,26 @@ class Segmenter:
             InvalidAudioError: an unsupported sample rate.
         """
         if sample_rate not in _RATES:
-            raise InvalidAudioError(f"voice activity needs 8000 or 16000 Hz, got {sample_rate}")
+            raise InvalidAudioError(
+                f"voice activity needs 8000, 16000 or 24000 Hz, got {sample_rate}"
+            )
         cfg = audio_settings or settings.load(settings.AudioSettings)
         self.sample_rate = sample_rate
         self.track = track
         if detector is None:
             vad = webrtcvad.Vad(cfg.vad_mode)
 
-            def detector(frame: bytes) -> bool:
-                return bool(vad.is_speech(frame, sample_rate))
+            if sample_rate == 24000:
+
+                def detector(frame: bytes) -> bool:
+                    samples = np.frombuffer(frame, dtype="<i2").astype(np.int32)
+                    low = (samples.reshape(-1, 3).sum(axis=1) // 3).astype("<i2")
+                    return bool(vad.is_speech(low.tobytes(), 8000))
+
+            else:
+
+                def detector(frame: bytes) -> bool:
+                    return bool(vad.is_speech(frame, sample_rate))
 
         self._is_speech = detector
         self._frame = sample_rate * _FRAME_MS // 1000  # samples per frame

@@ -1,4 +1,6 @@
-"""DynamoDB adapters: the stream registry and the once-store (spent tokens, nonces).
+"""DynamoDB adapters: the stream registry, the once-store and the WebSocket token leases.
+
+The once-store holds nonces and dedupe keys; a lease allows one live connection per token.
 
 Both take a boto3 DynamoDB *client* and a table name (injected: AWS, or moto locally). Writes
 are single conditional ``UpdateItem``/``PutItem`` calls, so concurrent writers (start API,
@@ -8,12 +10,13 @@ stream server, callbacks) never lose each other's fields and the state never mov
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from callstream.registry import RANK, TTL_S, State, StreamItem, from_item
+from callstream.registry import FINAL_RANK, RANK, TTL_S, State, StreamItem, from_item, rank
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -58,8 +61,9 @@ class DynamoRegistry:
         if_absent: dict[str, Any] | None = None,
         condition: str | None = None,
         condition_values: dict[str, Any] | None = None,
+        extra_names: dict[str, str] | None = None,
     ) -> bool:
-        names: dict[str, str] = {}
+        names: dict[str, str] = dict(extra_names or {})
         values: dict[str, Any] = {}
         parts: list[str] = []
         for i, (field, value) in enumerate({**sets, "ttl": int(time.time()) + TTL_S}.items()):
@@ -107,19 +111,89 @@ class DynamoRegistry:
             },
         )
 
-    def advance(self, stream_id: str, call_uuid: str, state: State, **fields: Any) -> bool:
-        """Move forward to ``state`` (conditional on the rank); write ``fields`` either way."""
+    def advance(
+        self, stream_id: str, call_uuid: str, state: State, *, generation: int = 1, **fields: Any
+    ) -> bool:
+        """Move forward to ``state`` (conditional on the rank); write ``fields`` either way.
+
+        ``end_reason`` is written only with the state change it explains.
+        """
         at = fields.pop("at", None)
+        end_reason = fields.pop("end_reason", None)
         stamp = {"started": "started_at", "stopped": "stopped_at", "failed": "stopped_at"}
         if_absent: dict[str, Any] = {"created_at": at}
-        if state in stamp:
+        if state in stamp and generation == 1:
             if_absent[stamp[state]] = at
         self._update(stream_id, {"call_uuid": call_uuid, **fields}, if_absent=if_absent)
+        target = rank(state, generation)
+        changes: dict[str, Any] = {"state": state, "state_rank": target, "end_reason": end_reason}
+        if generation > 1 and state in stamp:
+            changes[stamp[state]] = at
         return self._update(
             stream_id,
-            {"state": state, "state_rank": RANK[state]},
+            changes,
+            condition="attribute_not_exists(state_rank) OR state_rank < :rank",
+            condition_values={":rank": target},
+        )
+
+    def apply_callback(
+        self, stream_id: str, call_uuid: str | None, state: State | None, **fields: Any
+    ) -> bool:
+        """A Vobiz status callback: its fields, and ``state`` if that is forward.
+
+        It never changes the call a known stream belongs to (``call_uuid`` is written only
+        where there is none).
+        """
+        at = fields.pop("at", None)
+        end_reason = fields.pop("end_reason", None)
+        self._update(
+            stream_id,
+            fields,
+            if_absent={"call_uuid": call_uuid or "unknown-call", "created_at": at},
+        )
+        if state is None:
+            return False
+        stamp = {"started": "started_at", "stopped": "stopped_at", "failed": "stopped_at"}
+        changes: dict[str, Any] = {
+            "state": state,
+            "state_rank": RANK[state],
+            "end_reason": end_reason,
+        }
+        return self._update(
+            stream_id,
+            changes,
+            if_absent={stamp[state]: at} if state in stamp else None,
             condition="attribute_not_exists(state_rank) OR state_rank < :rank",
             condition_values={":rank": RANK[state]},
+        )
+
+    def end_by_hangup(
+        self,
+        stream_id: str,
+        call_uuid: str,
+        *,
+        hangup_cause: str | None,
+        call_duration_s: int | None,
+        at: str,
+    ) -> bool:
+        """The call hung up: end the stream if it is not over (True when this ended it)."""
+        return self._update(
+            stream_id,
+            {
+                "state": "stopped",
+                "state_rank": FINAL_RANK,
+                "end_reason": "hangup",
+                "hangup_cause": hangup_cause,
+                "call_duration_s": call_duration_s,
+                "stopped_at": at,
+            },
+            condition="#st IN (:requested, :started) AND call_uuid = :call",
+            condition_values={
+                ":requested": "requested",
+                ":started": "started",
+                ":call": call_uuid,
+            },
+            extra_names={"#st": "state"},
         )
 
     def mark_started(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
@@ -146,8 +220,9 @@ class DynamoRegistry:
         items: list[StreamItem] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "FilterExpression": "state_rank = :started",
-            "ExpressionAttributeValues": {":started": {"N": str(RANK["started"])}},
+            "FilterExpression": "#st = :started",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ExpressionAttributeValues": {":started": {"S": "started"}},
         }
         while True:
             response = self._client.scan(**kwargs)
@@ -198,6 +273,132 @@ class DynamoOnceStore:
                 return False
             raise
         return True
+
+    def release(self, key: str) -> None:
+        """Forget a claim (the work it guarded failed, so a retry may claim it again)."""
+        self._client.delete_item(TableName=self._table, Key={"pk": {"S": key}})
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A WebSocket token's connection lease, as the connection that took it found it.
+
+    Attributes:
+        generation: 1 for the token's first connection, 2 for the first reconnect, …
+        stream_id: the call stream the token's earlier connections carried (None at first).
+        vobiz_stream_id: Vobiz's stream id of the previous connection.
+        position_ms: media time the previous connection reached.
+        released_at: when the previous connection ended (epoch seconds), if it did.
+    """
+
+    generation: int
+    stream_id: str | None = None
+    vobiz_stream_id: str | None = None
+    position_ms: float = 0.0
+    released_at: float | None = None
+
+
+class DynamoLeases:
+    """One live connection per WebSocket token (items ``lease#<jti>`` in the once-table).
+
+    A connection takes the lease with a conditional update (free, or held past its expiry by a
+    task that died) and bumps the token's generation; while it lives its task renews it; when
+    its socket closes it releases it with where the call's timeline stands, for a reconnect.
+    """
+
+    def __init__(self, client: Any, table: str) -> None:
+        """Use ``table`` (key ``pk``, TTL ``ttl``) through a boto3 DynamoDB client."""
+        self._client = client
+        self._table = table
+
+    def acquire(self, token_id: str, holder: str, hold_s: float) -> Lease | None:
+        """Take the token's lease for ``holder``; None while another connection holds it."""
+        now = time.time()
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{token_id}"}},
+                UpdateExpression="SET holder = :h, held_until = :until, #ttl = :ttl "
+                "ADD generation :one",
+                ConditionExpression="attribute_not_exists(holder) OR holder = :free "
+                "OR held_until < :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":h": {"S": holder},
+                    ":free": {"S": "-"},
+                    ":until": {"N": str(now + hold_s)},
+                    ":now": {"N": str(now)},
+                    ":ttl": {"N": str(int(now) + TTL_S)},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return None
+            raise
+        item = _from_dynamo(answer["Attributes"])
+        return Lease(
+            generation=int(item.get("generation", 1)),
+            stream_id=item.get("stream_id"),
+            vobiz_stream_id=item.get("vobiz_stream_id"),
+            position_ms=float(item.get("position_ms", 0.0)),
+            released_at=item.get("released_at"),
+        )
+
+    def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
+        """Extend ``holder``'s lease (False if it lost it)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{token_id}"}},
+                UpdateExpression="SET held_until = :until",
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues={
+                    ":h": {"S": holder},
+                    ":until": {"N": str(time.time() + hold_s)},
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def release(
+        self,
+        token_id: str,
+        holder: str,
+        *,
+        stream_id: str | None,
+        vobiz_stream_id: str | None,
+        position_ms: float,
+    ) -> None:
+        """Give the lease back, with where the call stands for the next connection."""
+        values: dict[str, Any] = {
+            ":h": {"S": holder},
+            ":free": {"S": "-"},
+            ":at": {"N": str(time.time())},
+            ":pos": {"N": str(round(position_ms, 3))},
+        }
+        sets = ["holder = :free", "released_at = :at", "position_ms = :pos"]
+        if stream_id is not None:
+            values[":s"] = {"S": stream_id}
+            sets.append("stream_id = if_not_exists(stream_id, :s)")
+        if vobiz_stream_id is not None:
+            values[":v"] = {"S": vobiz_stream_id}
+            sets.append("vobiz_stream_id = :v")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"lease#{token_id}"}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):  # lost to expiry: the next holder owns it
+                raise
 
 
 class DynamoTranscripts:

@@ -1,4 +1,6 @@
-"""The Vobiz REST client (PROTOCOL.md §1a): start, read, list and stop audio streams.
+"""The Vobiz REST client (PROTOCOL.md §1a): start, read, list, stop one or all streams.
+
+Listing follows Vobiz's ``limit``/``offset`` paging.
 
 Built on urllib3 (already in boto3's closure, so the Lambda layer carries nothing more), with an
 injectable pool for tests. Every call has explicit connect and read timeouts. Retries are
@@ -62,19 +64,42 @@ class VobizClient:
         return answer
 
     def get_stream(self, call_uuid: str, stream_id: str) -> dict[str, Any]:
-        """GET one stream."""
+        """GET one stream (``status`` in-progress/completed/failed, start and end time)."""
         return self._call("GET", self._url(call_uuid, stream_id))
 
-    def list_streams(self, call_uuid: str) -> dict[str, Any]:
-        """GET a call's streams."""
-        return self._call("GET", self._url(call_uuid))
+    def list_streams(self, call_uuid: str, page_size: int = 20) -> list[dict[str, Any]]:
+        """Every stream of a call, live and stopped, following ``limit``/``offset`` paging."""
+        streams: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._call("GET", f"{self._url(call_uuid)}?limit={page_size}&offset={offset}")
+            objects = page.get("objects") or []
+            if not isinstance(objects, list):
+                raise UpstreamError("Vobiz listed streams without an objects list")
+            streams += [o for o in objects if isinstance(o, dict)]
+            meta = page.get("meta") or {}
+            total = meta.get("total_count") if isinstance(meta, dict) else None
+            offset += len(objects)
+            if not objects or (isinstance(total, int) and offset >= total) or not meta.get("next"):
+                return streams
 
     def stop_stream(self, call_uuid: str, stream_id: str) -> None:
-        """DELETE one stream. A 404 means it is already gone: success (idempotent)."""
+        """DELETE one stream (idempotent).
+
+        A 404, or a 400 "no active stream", means it already ended: success.
+        """
         try:
             self._call("DELETE", self._url(call_uuid, stream_id))
         except UpstreamError as error:
-            if error.upstream_status != 404:
+            if not _already_stopped(error):
+                raise
+
+    def stop_all(self, call_uuid: str) -> None:
+        """DELETE every stream of a call (other apps' forks on the call too)."""
+        try:
+            self._call("DELETE", self._url(call_uuid))
+        except UpstreamError as error:
+            if not _already_stopped(error):
                 raise
 
     def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,6 +149,8 @@ class VobizClient:
             doc = json.loads(data or b"{}")
         except ValueError:
             doc = None
+        if status == 204 or (200 <= status < 300 and not data):
+            return {}
         if 200 <= status < 300:
             if not isinstance(doc, dict):
                 raise UpstreamError(f"Vobiz answered {method} with a body that is not JSON", status)
@@ -131,3 +158,10 @@ class VobizClient:
         message = doc.get("message") or doc.get("error") if isinstance(doc, dict) else None
         text = str(message) if message else data[:200].decode("utf-8", "replace").strip()
         raise UpstreamError(f"Vobiz answered {status}: {text or 'no message'}", status)
+
+
+def _already_stopped(error: UpstreamError) -> bool:
+    """Vobiz's ways of saying a stream is no longer running: 404, or 400 "no active stream"."""
+    if error.upstream_status == 404:
+        return True
+    return error.upstream_status == 400 and "no active stream" in error.message.lower()
