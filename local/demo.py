@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import warnings
@@ -30,6 +31,7 @@ CONTENT_TYPES = {
     "mulaw": "audio/x-mulaw;rate=8000",
     "l16-8k": "audio/x-l16;rate=8000",
     "l16-16k": "audio/x-l16;rate=16000",
+    "l16-24k": "audio/x-l16;rate=24000",
 }
 ROLE = {"inbound": "caller", "outbound": "agent "}
 COLUMNS = 72
@@ -61,19 +63,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--agent", choices=["none", "echo", "prompt"], default="none")
     parser.add_argument("--calls", type=int, default=1, help="simultaneous calls")
     parser.add_argument("--out", type=Path, default=Path("out"))
+    parser.add_argument(
+        "--answer",
+        action="store_true",
+        help="start the call through the answer URL (<Stream> XML, as Vobiz answers a call) "
+        "instead of the REST API",
+    )
     parser.add_argument("--timeout", type=float, default=300)
     faults = parser.add_argument_group("faults (the Vobiz simulator's switches)")
     faults.add_argument(
         "--drop", metavar="FIRST-LAST", help="drop these frames (chunk numbers) on every track"
     )
     faults.add_argument(
+        "--drop-at",
+        type=int,
+        metavar="FRAME",
+        help="drop the socket after this frame: Vobiz reconnects (maxRetries) and the call "
+        "goes on; implies --answer (reconnects are a <Stream> XML feature)",
+    )
+    faults.add_argument(
         "--disconnect-at",
         type=int,
         metavar="FRAME",
-        help="cut the socket abruptly after this frame",
+        help="cut the socket abruptly after this frame, for good",
     )
     faults.add_argument(
-        "--omit-stop", action="store_true", help="end the call without a stop event"
+        "--send-stop",
+        action="store_true",
+        help="send the inbound stop event some sources show (Vobiz just closes the socket)",
     )
     faults.add_argument(
         "--duplicate-callbacks", action="store_true", help="send every status callback twice"
@@ -114,8 +131,9 @@ def faults_of(args: argparse.Namespace) -> Faults:
         drop = frozenset(range(int(first), int(last or first) + 1))
     return Faults(
         drop_chunks=drop,
+        drop_at=args.drop_at,
         disconnect_at=args.disconnect_at,
-        omit_stop=args.omit_stop,
+        send_stop=args.send_stop,
         duplicate_callbacks=args.duplicate_callbacks,
         reorder_callbacks=args.reorder_callbacks,
     )
@@ -134,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     events: dict[str, list[dict[str, Any]]] = {}
-    completed: dict[str, dict[str, Any]] = {}
+    completed: dict[str, list[dict[str, Any]]] = {}
     lock = threading.Lock()
 
     def on_event(event: dict[str, Any]) -> None:
@@ -143,25 +161,29 @@ def main(argv: list[str] | None = None) -> int:
         with lock:
             events.setdefault(call, []).append(event)
         kind = event["detail-type"]
+        line = None
         if kind == "Sentiment Scored":
             role = ROLE.get(detail.get("track", ""), "?")
             line = (
                 f"  {call[:8]}  {role}  {detail.get('sentiment', ''):8}  {detail.get('text', '')}"
             )
-            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
         elif kind == "Sentiment Alert":
             line = f"  {call[:8]}  ⚠ alert: the caller turned negative"
-            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
+        elif kind == "Call Ended":
+            line = f"  {call[:8]}  call ended ({detail.get('hangup_cause')}, Vobiz's Hangup)"
         elif kind == "Call Completed":
-            completed[call] = detail
+            completed.setdefault(call, []).append(detail)
+        if line is not None:
+            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
 
     log = args.out / "stack.log"
     print(
         "callstream demo: starting the embedded stack (moto, stream server, gateway, consumers, Vobiz simulator)…",
         flush=True,
     )
+    via_answer = args.answer or args.drop_at is not None
     with Stack(speed=args.speed, log_file=log) as stack:
-        assert stack.poller is not None
+        assert stack.poller is not None and stack.gateway is not None
         stack.poller.listeners.append(on_event)
         for name, value in stack.endpoints().items():
             if name != "token":
@@ -169,32 +191,55 @@ def main(argv: list[str] | None = None) -> int:
         calls = []
         tracks = [t for t, p in (("inbound", args.inbound), ("outbound", args.outbound)) if p]
         audio_track = "both" if len(tracks) == 2 else tracks[0]
+        bidirectional = args.agent != "none"
+        if bidirectional and audio_track != "inbound":
+            audio_track, args.outbound = "inbound", None  # Vobiz talks back on inbound only
+            tracks = ["inbound"]
+            print("  (an agent talks back: Vobiz allows that on the inbound track only)")
         for _ in range(args.calls):
-            call = stack.sim.add_call(
-                SimCall(
-                    str(uuid.uuid4()),
-                    inbound=args.inbound,
-                    outbound=args.outbound,
-                    faults=faults_of(args),
+            call = SimCall(
+                str(uuid.uuid4()),
+                inbound=args.inbound,
+                outbound=args.outbound,
+                faults=faults_of(args),
+            )
+            if via_answer:
+                query = urllib.parse.urlencode(
+                    {
+                        "content_type": CONTENT_TYPES[args.codec],
+                        "audio_track": audio_track,
+                        "bidirectional": str(bidirectional).lower(),
+                        "agent": args.agent,
+                        **({} if bidirectional else {"dial": "+918000000002"}),
+                    }
                 )
-            )
-            status, answer = api(
-                stack,
-                "POST",
-                f"/v1/calls/{call.call_uuid}/streams",
-                {
-                    "audio_track": audio_track,
-                    "content_type": CONTENT_TYPES[args.codec],
-                    "bidirectional": args.agent != "none",
-                    "agent": args.agent,
-                },
-            )
-            if status != 201:
-                print(f"start failed: {status} {answer}", file=sys.stderr)
-                return 1
-            print(
-                f"call {call.call_uuid}: stream {answer['stream_id']} ({args.codec}, {audio_track}, agent {args.agent})"
-            )
+                plan = stack.sim.answer(call, f"{stack.gateway.url}/vobiz/answer?{query}")
+                if plan.hangup_cause is not None:
+                    print(f"Vobiz hung the call up: {plan.hangup_cause}", file=sys.stderr)
+                    return 1
+                print(
+                    f"call {call.call_uuid}: answered with <Stream> ({args.codec}, {audio_track}, "
+                    f"agent {args.agent}, maxRetries {plan.stream.max_retries if plan.stream else 0})"
+                )
+            else:
+                stack.sim.add_call(call)
+                status, answer = api(
+                    stack,
+                    "POST",
+                    f"/v1/calls/{call.call_uuid}/streams",
+                    {
+                        "audio_track": audio_track,
+                        "content_type": CONTENT_TYPES[args.codec],
+                        "bidirectional": bidirectional,
+                        "agent": args.agent,
+                    },
+                )
+                if status != 201:
+                    print(f"start failed: {status} {answer}", file=sys.stderr)
+                    return 1
+                print(
+                    f"call {call.call_uuid}: stream {answer['stream_id']} ({args.codec}, {audio_track}, agent {args.agent})"
+                )
             calls.append(call)
         total = (
             max(wav_frames(p) for p in (args.inbound, args.outbound) if p)
@@ -203,7 +248,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         deadline = time.monotonic() + args.timeout
         tty, shown = sys.stdout.isatty(), -1
-        while len(completed) < len(calls) and time.monotonic() < deadline:
+        reconnects = {c.call_uuid: 0 for c in calls}
+
+        def finished(call: SimCall) -> bool:  # every connection's recording is in, call over
+            done = len(completed.get(call.call_uuid, [])) >= len(call.stream_ids)
+            return call.done.is_set() and done
+
+        while not all(finished(c) for c in calls) and time.monotonic() < deadline:
+            for c in calls:
+                if c.reconnects > reconnects[c.call_uuid]:
+                    reconnects[c.call_uuid] = c.reconnects
+                    line = (
+                        f"  {c.call_uuid[:8]}  ↺ the socket dropped; Vobiz reconnected as stream "
+                        f"{c.stream_ids[-1][:8]} and the call goes on (same recording)"
+                    )
+                    print(f"\r{line:<{COLUMNS}}" if tty else line, flush=True)
             percent = min(100, 100 * sum(c.frames_sent for c in calls) // total)
             bar = "#" * (30 * percent // 100)
             if tty:
@@ -214,17 +273,19 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.25)
         if tty:
             print()
-        if len(completed) < len(calls):
-            print(
-                f"timed out waiting for {len(calls) - len(completed)} call(s); see {log}",
-                file=sys.stderr,
-            )
+        late = [c for c in calls if not finished(c)]
+        if late:
+            print(f"timed out waiting for {len(late)} call(s); see {log}", file=sys.stderr)
             for error in stack.poller.errors[-5:]:
                 print(f"  {error}", file=sys.stderr)
             return 1
         for call in calls:
             write_outputs(
-                stack, args.out, call, completed[call.call_uuid], events.get(call.call_uuid, [])
+                stack,
+                args.out,
+                call,
+                completed[call.call_uuid][-1],
+                events.get(call.call_uuid, []),
             )
     print(f"done in {time.monotonic() - started:.1f} s; outputs in {args.out}/<call_uuid>/")
     return 0
@@ -279,6 +340,7 @@ def write_outputs(  # noqa: D103 - documented in the module docstring
         "duration_s": summary["duration_s"],
         "talk_time_s": summary["talk_time_s"],
         "gaps": summary["gaps"],
+        "vobiz_stream_ids": call.stream_ids,
         "utterances": utterances,
     }
     if call.played:

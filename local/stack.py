@@ -4,6 +4,12 @@ moto in server mode (resources from template.yaml), the real stream server, the 
 (routes from template.yaml, real API Gateway v2 events), the poller (real Kinesis and
 EventBridge events to the real consumers) and the Vobiz simulator, wired with the settings the
 template gives the functions, plus the local backends (PocketSphinx, VADER) and local secrets.
+
+A real Vobiz from a laptop: Vobiz settings given in the environment are kept, not replaced by
+the simulator's (``CALLSTREAM_VOBIZ_API_URL``, ``CALLSTREAM_VOBIZ_AUTH_ID``,
+``CALLSTREAM_VOBIZ_AUTH_TOKEN``, and the public URLs Vobiz must reach through a tunnel:
+``CALLSTREAM_PUBLIC_BASE_URL`` for the callbacks, ``CALLSTREAM_WS_BASE_URL`` for the WebSocket).
+:attr:`Stack.vobiz` says which Vobiz the stack talks to.
 """
 
 from __future__ import annotations
@@ -20,11 +26,19 @@ from callstream import settings
 from callstream.adapters import clients
 from local.aws import LocalAws
 from local.gateway import Gateway
+from local.loops import stop_loop
 from local.poller import Poller
 from local.template import Template
 from local.vobiz_sim import VobizSimulator
 
 AUTH_ID = "MA_LOCAL"
+_PUBLIC = ("CALLSTREAM_PUBLIC_BASE_URL", "CALLSTREAM_WS_BASE_URL")
+#: Settings that, given in the environment, point the stack at a real Vobiz.
+VOBIZ_SETTINGS = (
+    "CALLSTREAM_VOBIZ_API_URL",
+    "CALLSTREAM_VOBIZ_AUTH_ID",
+    "CALLSTREAM_VOBIZ_AUTH_TOKEN",
+)
 
 
 class Stack:
@@ -35,6 +49,9 @@ class Stack:
     ) -> None:
         """Prepare the stack; ``speed`` makes the simulated calls N times faster."""
         self.log_level = log_level
+        given = {k: os.environ[k] for k in (*VOBIZ_SETTINGS, *_PUBLIC) if os.environ.get(k)}
+        #: The real Vobiz settings given in the environment (empty: the simulator plays Vobiz).
+        self.real_vobiz = given if all(k in given for k in VOBIZ_SETTINGS) else {}
         self.template = Template()
         self.aws = LocalAws(self.template)
         self.token = secrets.token_urlsafe(24)  # the bearer token standing in for IAM
@@ -70,6 +87,7 @@ class Stack:
                 "CALLSTREAM_VOBIZ_API_URL": self.sim.url,
                 "CALLSTREAM_VOBIZ_AUTH_ID": AUTH_ID,
                 "CALLSTREAM_VOBIZ_AUTH_TOKEN": self.vobiz_token,
+                **self.real_vobiz,
                 "CALLSTREAM_TOKEN_KEY": secrets.token_hex(32),
                 "POWERTOOLS_TRACE_DISABLED": "1",
                 "POWERTOOLS_METRICS_DISABLED": "1",
@@ -99,6 +117,8 @@ class Stack:
         self.gateway = Gateway(self.template.routes(), self.token).start()
         os.environ["CALLSTREAM_WS_BASE_URL"] = f"ws://127.0.0.1:{self.server.port}"
         os.environ["CALLSTREAM_PUBLIC_BASE_URL"] = self.gateway.url
+        os.environ.update({k: v for k, v in self.real_vobiz.items() if k in _PUBLIC})
+        self.sim.hangup_url = self.gateway.url + "/vobiz/hangup"
         settings.reset()
         self.poller = Poller(
             self.aws,
@@ -136,14 +156,21 @@ class Stack:
             logging.getLogger().setLevel(level)
         _reset_caches()
 
+    @property
+    def vobiz(self) -> str:
+        """Which Vobiz the stack talks to, in words."""
+        if self.real_vobiz:
+            return f"real Vobiz at {self.real_vobiz['CALLSTREAM_VOBIZ_API_URL']}"
+        return f"the Vobiz simulator at {self.sim.url}"
+
     def endpoints(self) -> dict[str, str]:
         """What a user needs to talk to the stack."""
         assert self.gateway is not None and self.server is not None
         return {
             "api": self.gateway.url,
             "token": self.token,
-            "websocket": f"ws://127.0.0.1:{self.server.port}/v1/audio/",
-            "vobiz": self.sim.url,
+            "websocket": os.environ.get("CALLSTREAM_WS_BASE_URL", "") + "/v1/audio/",
+            "vobiz": self.vobiz,
             "aws": self.aws.endpoint,
         }
 
@@ -169,13 +196,3 @@ def _reset_caches() -> None:
         module.services.cache_clear()
     streams.services.cache_clear()
     streams._idempotent_start.cache_clear()
-
-
-def stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """Stop a loop running in ``thread``, then release its executor threads and close it."""
-    if thread.is_alive():
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-    if not loop.is_closed() and not loop.is_running():
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()

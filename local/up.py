@@ -32,13 +32,14 @@ def main(argv: list[str] | None = None) -> int:
 
   API        {e["api"]}     (Authorization: Bearer $TOKEN)
   WebSocket  {e["websocket"]}
-  Vobiz sim  {e["vobiz"]}
+  Vobiz      {e["vobiz"]}
   AWS (moto) {e["aws"]}
 
 export API={e["api"]} TOKEN={e["token"]} CALL={call}
-curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
-     -d '{{"audio_track": "both", "bidirectional": true, "agent": "none"}}'
-curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"
+STREAM=$(curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
+     -d '{{"audio_track": "inbound", "bidirectional": true, "agent": "none"}}' \\
+     | python3 -c 'import json, sys; print(json.load(sys.stdin)["stream_id"])'); echo $STREAM
+sleep 1; curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"
 curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
      -d "{{\\"audio_b64\\": \\"$(head -c 16000 /dev/zero | base64 -w0)\\", \\"sample_rate\\": 8000}}"
 curl -s -X DELETE $API/v1/streams/$STREAM -H "Authorization: Bearer $TOKEN"

@@ -73,17 +73,17 @@ async def run_command(talk: Talkback, action: str, body: dict[str, Any]) -> dict
         return {"name": name, "result": await talk.checkpoint(name, timeout)}
     if action == "end":
         goodbye = body.get("goodbye_b64")
-        pcm: bytes | None = None
+        goodbye_pcm: bytes | None = None
         if goodbye is not None:
             try:
-                pcm = base64.b64decode(str(goodbye), validate=True)
+                goodbye_pcm = base64.b64decode(str(goodbye), validate=True)
             except ValueError as error:
                 raise RequestError(f"end: goodbye_b64 is not base64: {error}") from None
         rate = body.get("sample_rate", 8000)
         timeout = body.get("timeout_s", 10.0)
         if not isinstance(rate, int) or not isinstance(timeout, int | float):
             raise RequestError("end: sample_rate must be an integer and timeout_s a number")
-        return {"stopped": True, "goodbye": await talk.end(pcm, rate, float(timeout))}
+        return {"stopped": True, "goodbye": await talk.end(goodbye_pcm, rate, float(timeout))}
     await talk.clear()
     return {"cleared": True}
 
