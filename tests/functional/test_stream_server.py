@@ -218,26 +218,66 @@ async def test_bad_tokens_get_403_before_the_upgrade(harness, bad):
     assert harness.records() == []
 
 
-async def test_a_spent_token_is_refused_before_any_message_is_read(harness):
+async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_read(harness):
+    """One live connection per token (DESIGN §4): a copy of the URL cannot join a live call."""
     tok = token()
-    audio = CallAudio(
-        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-once", call_id="call-1"
+    first = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-live", call_id="call-1"
     )
-    await play(harness.url(tok), messages(audio, "mulaw"))
-    replay = CallAudio(
-        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-replay", call_id="call-1"
+    intruder = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-intruder", call_id="call-1"
     )
-    with pytest.raises(ConnectionClosed) as closed:
-        async with connect(harness.url(tok)) as ws:
-            for line in messages(replay, "mulaw"):
-                await ws.send(line)
-            await ws.recv()
-    assert closed.value.rcvd.code == 1008
-    assert closed.value.rcvd.reason == "token already used"
+    async with connect(harness.url(tok)) as live:
+        for line in messages(first, "mulaw"):
+            await live.send(line)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with connect(harness.url(tok)) as ws:
+                for line in messages(intruder, "mulaw"):
+                    await ws.send(line)
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert closed.value.rcvd.reason == "token in use by another connection"
     await harness.settle()
-    assert harness.records(key="s-replay") == []
-    assert harness.registry.get("s-replay") is None
+    assert harness.records(key="s-intruder") == []
+    assert harness.registry.get("s-intruder") is None
     assert harness.server.counters.auth_failures == 1
+    assert len(harness.records(key="s-live")) > 0
+
+
+async def test_a_reconnect_on_the_same_token_continues_the_call_stream(harness):
+    """Vobiz's maxRetries: same URL, a fresh start with a new streamId, the same call."""
+    tok = token()
+    one = CallAudio(
+        tracks={"inbound": bytes(8000)}, sample_rate=8000, stream_id="v-1", call_id="call-1"
+    )
+    two = CallAudio(
+        tracks={"inbound": bytes(8000)}, sample_rate=8000, stream_id="v-2", call_id="call-1"
+    )
+    async with connect(harness.url(tok)) as ws:
+        for line in messages(one, "mulaw"):
+            await ws.send(line)
+        ws.transport.abort()  # the line drops: no close frame
+    await asyncio.sleep(0.3)
+    await play(harness.url(tok), messages(two, "mulaw"))
+    await harness.settle()
+    for _ in range(50):  # the registry is written in threads after the flush
+        item = harness.registry.get("v-1")
+        if item is not None and item.generation == 2 and item.state == "stopped":
+            break
+        await asyncio.sleep(0.1)
+    found = harness.records()
+    assert {r.stream_id for r in found} == {"v-1"}  # one call stream, one recording
+    audio = [r for r in found if isinstance(r, records.AudioRecord)]
+    assert sum(r.frames for r in audio) == 2 * 25  # every frame of both connections
+    gaps = [r for r in found if isinstance(r, records.EventRecord) and r.name == "gap"]
+    (gap,) = gaps
+    assert gap.data["reason"] == "reconnect" and gap.data["start_sample"] == 4000
+    assert 0.25 * 8000 <= gap.data["samples"] <= 5 * 8000  # the outage, by the clock
+    later = [r for r in audio if r.seq >= 2**32]
+    assert later and later[0].start_sample == 4000 + gap.data["samples"]
+    assert item is not None and item.generation == 2 and item.vobiz_stream_id == "v-2"
+    linked = harness.registry.get("v-2")
+    assert linked is not None and linked.continues == "v-1"
 
 
 async def test_a_token_for_another_call_cannot_stream(harness):
