@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "shared")]
+sys.path[:0] = [str(ROOT / "layers" / "shared"), str(ROOT)]
 
-from callstream.callbacks import signed_string  # noqa: E402
+from local.vobiz_wire import sign_v3  # noqa: E402 - Vobiz's signature, not the product's
 
 AUTH_ID = "MA_TEST"
 AUTH_TOKEN = "test-auth-token-callstream"
@@ -90,10 +89,7 @@ def event(
 
 
 def sign(method: str, url: str, params: dict, nonce: str) -> str:
-    message = signed_string(method, url, params) + "." + nonce
-    return base64.b64encode(
-        hmac.new(AUTH_TOKEN.encode(), message.encode(), hashlib.sha256).digest()
-    ).decode()
+    return sign_v3(AUTH_TOKEN, method, url, params, nonce)
 
 
 def vobiz(
@@ -273,6 +269,21 @@ def main() -> None:
             {},
             "nonce-stop-get",
             query=f"CallUUID={CALL}&Event=StopStream&StreamID={STREAM}&Timestamp=2026-11-24+12%3A05%3A00",
+        ),
+        callbacks / "hangup_form.json": vobiz(
+            "POST",
+            "/vobiz/hangup",
+            "POST /vobiz/hangup",
+            {
+                "Event": "Hangup",
+                "CallUUID": CALL,
+                "From": "15550001111",
+                "To": "15550002222",
+                "CallStatus": "completed",
+                "HangupCause": "NORMAL_CLEARING",
+                "Duration": "312",
+            },
+            "nonce-hangup-form",
         ),
         callbacks / "start_form_replayed.json": vobiz(
             "POST",

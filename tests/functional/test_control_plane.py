@@ -21,6 +21,7 @@ from callstream.tokens import TokenClaims, new_jti, sign_token, verify_token
 from local import lambdas
 from local.vobiz_api import Fault, VobizApi
 from local.vobiz_frames import CallAudio, messages
+from local.vobiz_wire import read_answer
 from stream_server.protection import LocalProtection
 from stream_server.wiring import build_server
 
@@ -169,6 +170,37 @@ def test_bad_bodies_get_400_naming_the_field(api):
 
 
 @pytest.mark.parametrize(
+    ("change", "status", "needle"),
+    [
+        ({"bidirectional": True, "audio_track": "both"}, 422, "inbound"),
+        ({"bidirectional": True, "audio_track": "outbound"}, 422, "inbound"),
+        ({"extra_headers": {"ténant²": "x"}}, 400, "A-Za-z0-9"),
+        ({"extra_headers": {"tenant_id": "x"}}, 400, "A-Za-z0-9"),
+        ({"extra_headers": {f"k{i}": "v" * 60 for i in range(9)}}, 400, "512 bytes"),
+    ],
+)
+def test_what_vobiz_refuses_is_refused_before_vobiz_is_called(api, change, status, needle):
+    event = load("api/start_stream.json")
+    event["body"] = json.dumps({**json.loads(event["body"]), **change})
+    event["headers"].pop("idempotency-key", None)
+    got, body = invoke("start_stream", event)
+    assert got == status and needle in body["message"], body
+    assert api.vobiz.requests == []
+
+
+def test_l16_24k_is_accepted_and_stop_all_reaches_vobiz(api):
+    event = load("api/start_stream.json")
+    event["body"] = json.dumps(
+        {**json.loads(event["body"]), "content_type": "audio/x-l16;rate=24000"}
+    )
+    event["headers"].pop("idempotency-key", None)
+    status, body = invoke("start_stream", event)
+    assert status == 201 and body["sample_rate"] == 24000, body
+    posted = api.vobiz.requests[-1][2]
+    assert posted["content_type"] == "audio/x-l16;rate=24000"
+
+
+@pytest.mark.parametrize(
     ("faults", "status", "requests", "needle"),
     [
         (
@@ -240,24 +272,83 @@ def test_callbacks_move_the_state_machine_in_every_encoding(api):
     assert item is not None and item.state == "started" and item.extra_headers == {"tenant": "acme"}
     assert (
         invoke("stream_callback", load("callbacks/start_json.json"))[0] == 200
-    )  # a duplicate, new nonce
+    )  # a redelivery in another encoding, new nonce
     assert invoke("stream_callback", load("callbacks/played_form.json"))[0] == 200
     assert invoke("stream_callback", load("callbacks/stop_get.json"))[0] == 200
     item = api.registry.get(STREAM)
-    assert item is not None and (item.state, item.last_checkpoint) == ("stopped", "turn-1")
+    # StopStream is recorded, never relied on to end a stream (PROTOCOL.md §3)
+    assert item is not None and (item.state, item.last_checkpoint) == ("started", "turn-1")
     kinds = [e["detail-type"] for e in api.events()]
     assert sorted(kinds) == [
         "Played Stream",
         "Stream Started",
         "Stream Stopped",
-    ]  # the duplicate published once
+    ]  # the redelivery published once
 
 
-def test_stop_before_start_ends_stopped(api):
-    assert invoke("stream_callback", load("callbacks/stop_get.json"))[0] == 200
+def test_the_hangup_webhook_ends_every_live_stream_of_the_call_once(api):
     assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    status, body = invoke("stream_callback", load("callbacks/hangup_form.json"))
+    assert status == 200 and body["streams_ended"] == [STREAM]
     item = api.registry.get(STREAM)
-    assert item is not None and item.state == "stopped"
+    assert item is not None
+    assert (item.state, item.end_reason, item.hangup_cause, item.call_duration_s) == (
+        "stopped",
+        "hangup",
+        "NORMAL_CLEARING",
+        312,
+    )
+    # Vobiz redelivers with a new nonce: nothing changes, "Call Ended" stays published once
+    again = load("callbacks/hangup_form.json")
+    again["headers"]["x-vobiz-signature-v3-nonce"] = "another"
+    replay = invoke("stream_callback", again)
+    assert replay[0] == 403  # the signature covers the nonce: a new nonce needs a new signature
+    assert invoke("stream_callback", load("callbacks/hangup_form.json"))[0] == 403  # replayed
+    kinds = [e["detail-type"] for e in api.events()]
+    assert kinds.count("Call Ended") == 1
+    # the stream server's own end arriving later does not undo the hangup
+    api.registry.mark_ended(STREAM, CALL, state="stopped", end_reason="close", at="x")
+    after = api.registry.get(STREAM)
+    assert after is not None and after.end_reason == "hangup"
+
+
+def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
+    from callstream import streams
+
+    calls = {"n": 0}
+    real = streams.EventPublisher.publish
+
+    def flaky(self, detail_type, detail):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("EventBridge is down")
+        return real(self, detail_type, detail)
+
+    monkeypatch.setattr(streams.EventPublisher, "publish", flaky)
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 500
+    # Vobiz retries the same signed request: it is handled now, and published once
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    assert [e["detail-type"] for e in api.events()] == ["Stream Started"]
+    # and a replay of the handled request is refused
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 403
+
+
+def test_a_callback_without_call_uuid_never_moves_a_stream_to_another_call(api):
+    assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
+    event = load("callbacks/played_form.json")
+    event["body"] = event["body"].replace(f"CallUUID={CALL}&", "")
+    # re-sign for the new body with Vobiz's own construction
+    from local.vobiz_wire import sign_v3
+
+    params = dict(p.split("=", 1) for p in event["body"].split("&"))
+    url = f"https://{event['requestContext']['domainName']}/vobiz/stream-status"
+    event["headers"]["x-vobiz-signature-v3"] = sign_v3(
+        "test-auth-token-callstream", "POST", url, params, "nonce-no-call"
+    )
+    event["headers"]["x-vobiz-signature-v3-nonce"] = "nonce-no-call"
+    assert invoke("stream_callback", event)[0] == 200
+    item = api.registry.get(STREAM)
+    assert item is not None and item.call_uuid == CALL and item.last_checkpoint == "turn-1"
 
 
 @pytest.mark.parametrize("name", ["start_form_forged.json", "stop_form_unsigned.json"])
@@ -284,6 +375,21 @@ def test_a_callback_for_an_unknown_stream_is_recorded(api):
 # ------------------------------------------------------------------------------------- answer
 
 
+def make_events():
+    spec = importlib.util.spec_from_file_location(
+        "make_events", ROOT / "scripts" / "make_events.py"
+    )
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    return make
+
+
+def answer(query: str, nonce: str):
+    event = make_events().vobiz("GET", "/vobiz/answer", "GET /vobiz/answer", {}, nonce, query=query)
+    return invoke("answer_call", event)
+
+
 def test_answer_returns_stream_xml_with_a_signed_token(api):
     status, xml = invoke("answer_call", load("callbacks/answer_get.json"))
     assert status == 200
@@ -293,34 +399,46 @@ def test_answer_returns_stream_xml_with_a_signed_token(api):
     assert (
         stream.attrib["audioTrack"] == "inbound"
         and stream.attrib["contentType"] == "audio/x-mulaw;rate=8000"
+        and stream.attrib["maxRetries"] == "3"
     )
     assert stream.attrib["statusCallbackUrl"].endswith("/vobiz/stream-status")
     claims = verify_token(
         urlsplit(stream.text or "").path.rsplit("/", 1)[1], KEY.encode(), time.time()
     )
     assert (claims.call_uuid, claims.agent, claims.bidirectional) == (CALL, "prompt", True)
-    status, xml = invoke("answer_call", load("callbacks/answer_post.json"))
-    assert status == 200 and "<Stream " in xml
+    assert claims.content_type == "audio/x-mulaw;rate=8000"
+    # Vobiz's reading of it (the simulator's own XML rules): the call stays up
+    assert read_answer(xml).hangup_cause is None
+
+
+def test_a_unidirectional_answer_without_a_continuation_is_refused_not_hung_up(api):
+    status, body = invoke("answer_call", load("callbacks/answer_post.json"))
+    assert status == 500 and body["error"] == "config_error"
+    assert "CALLSTREAM_ANSWER_REDIRECT_URL" in body["message"]
+
+
+def test_a_unidirectional_answer_continues_with_the_rest_of_the_call_flow(api):
+    status, xml = answer(
+        f"CallUUID={CALL}&audio_track=both&redirect_url=https://app.example.com/next",
+        "nonce-redirect",
+    )
+    assert status == 200
+    root = ElementTree.fromstring(xml)
+    stream = root.find("Stream")
+    assert stream is not None and "keepCallAlive" not in stream.attrib
+    assert stream.attrib["audioTrack"] == "both" and stream.attrib["bidirectional"] == "false"
+    assert [e.tag for e in root] == ["Stream", "Redirect"]
+    assert root.findtext("Redirect") == "https://app.example.com/next"
+    plan = read_answer(xml)
+    assert plan.hangup_cause is None and plan.after == ["Redirect"]
+    status, xml = answer(f"CallUUID={CALL}&dial=%2B918000000002&max_retries=5", "nonce-dial")
+    assert status == 200 and read_answer(xml).after == ["Dial"]
+    assert 'maxRetries="5"' in xml
 
 
 def test_answer_never_generates_both_with_bidirectional(api):
-    # re-sign the GET answer event with audio_track=both in its (signed) query
-    spec = importlib.util.spec_from_file_location(
-        "make_events", ROOT / "scripts" / "make_events.py"
-    )
-    assert spec is not None and spec.loader is not None
-    make = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make)
-    event = make.vobiz(
-        "GET",
-        "/vobiz/answer",
-        "GET /vobiz/answer",
-        {},
-        "nonce-both",
-        query=f"CallUUID={CALL}&audio_track=both&bidirectional=true",
-    )
-    status, xml = invoke("answer_call", event)
-    assert status == 200 and 'audioTrack="inbound"' in xml
+    status, body = answer(f"CallUUID={CALL}&audio_track=both&bidirectional=true", "nonce-both")
+    assert status == 400 and "inbound" in body["message"]
 
 
 def test_forged_answer_gets_403(api):
@@ -374,7 +492,7 @@ async def test_control_reaches_the_task_that_holds_the_stream(api, aws):
             )
             assert status == 200 and body["played_ms"] == 200
             frame = json.loads(await ws.recv())
-            assert frame["event"] == "playAudio" and frame["streamId"] == STREAM
+            assert frame["event"] == "playAudio" and "streamId" not in frame
             status, body = await asyncio.to_thread(
                 invoke, "control_stream", load("api/control_stream_clear.json")
             )

@@ -70,8 +70,11 @@ def test_a_call_through_the_embedded_stack(tmp_path, codec, rate):
         expected = np.frombuffer(source, dtype="<i2")
         assert np.array_equal(samples[: len(expected), column], expected)
     kinds = [e.get("detail-type") for e in bus_events(folder) if e["source"] == "bus"]
-    assert "Stream Started" in kinds and "Stream Stopped" in kinds  # signed callbacks accepted
+    assert "Stream Started" in kinds  # signed status callbacks accepted
+    assert kinds.count("Call Ended") == 1  # Vobiz's signed Hangup: the authoritative end
     assert "Call Completed" in kinds
+    session = [e for e in bus_events(folder) if e["source"] == "session"]
+    assert session[-1]["name"] == "close"  # no stop event: the socket close ended the stream
 
 
 @pytest.mark.slow
@@ -87,11 +90,30 @@ def test_prompt_agent_barge_in_and_dropped_frames(tmp_path):
     )
     assert any(e["name"] == "cleared_audio" for e in session)
     gaps = [e["data"] for e in session if e["name"] == "gap"]
+    # a talking agent means a bidirectional stream: Vobiz allows the inbound track only
     assert sorted((g["track"], g["first_frame"], g["frames"]) for g in gaps) == [
         ("inbound", 200, 10),
-        ("outbound", 200, 10),
     ]
     samples, _ = recording(folder)
-    assert len(samples) == 2003 * 160, "the timeline keeps its length across the gap"
+    source, _ = read_wav(AUDIO / "support_call_8000_inbound.wav")
+    frames = -(-len(source) // 320)
+    assert len(samples) == frames * 160, "the timeline keeps its length across the gap"
     assert not samples[199 * 160 : 209 * 160].any()
     assert summary["gaps"] and len(summary["utterances"]) >= 7
+
+
+@pytest.mark.slow
+def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_path):
+    summary, folder = run(tmp_path, "--drop-at", "600")
+    assert len(summary["vobiz_stream_ids"]) == 2, "Vobiz reconnected once, with a new streamId"
+    reconnect = [g for g in summary["gaps"] if g.get("reason") == "reconnect"]
+    assert {g["track"] for g in reconnect} == {"inbound", "outbound"}
+    assert all(g["start_sample"] == 600 * 160 and g["samples"] > 0 for g in reconnect)
+    session = [e for e in bus_events(folder) if e["source"] == "session"]
+    starts = [e for e in session if e["name"] == "start"]
+    assert [s["data"].get("generation") for s in starts] == [None, 2]
+    assert {e["stream_id"] for e in session} == {summary["stream_id"]}, "one call stream"
+    samples, _ = recording(folder)
+    assert len(samples) > 600 * 160 + reconnect[0]["samples"], "audio after the reconnect"
+    texts = [u["text"] for u in summary["utterances"] if u["start_s"] > 13]
+    assert texts, "utterances after the reconnect were transcribed"

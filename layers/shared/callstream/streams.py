@@ -596,8 +596,9 @@ def _publish_once(svc: Services, key: str, detail_type: str, detail: dict[str, A
 def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
     """Verify and apply one status callback; publish it on the bus (once per distinct event).
 
-    A redelivery (the same parameters) is the same event; a second ``ClearedAudio`` or the same
-    checkpoint played again (another ``Timestamp``) is another. A callback never changes the
+    A redelivery (the same event, name and ``Timestamp``, in any encoding) is the same event; a
+    second ``ClearedAudio`` or the same checkpoint played again (another ``Timestamp``) is
+    another. A callback never changes the
     call a known stream belongs to; ``StopStream`` ends nothing (Vobiz sends it reliably only
     for stops we asked for): the socket close and the ``Hangup`` webhook end streams.
 
@@ -614,7 +615,9 @@ def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
         changed = svc.registry.apply_callback(
             callback.stream_id, callback.call_uuid, step.state, at=now_iso(), **fields
         )
-        identity = json.dumps(sorted(callback.params.items()), separators=(",", ":"))
+        identity = json.dumps(  # a redelivery repeats these; another event differs in one
+            [callback.event, callback.name, callback.timestamp], separators=(",", ":")
+        )
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
         _publish_once(
             svc,

@@ -124,7 +124,8 @@ class DynamoRegistry:
         if_absent: dict[str, Any] = {"created_at": at}
         if state in stamp and generation == 1:
             if_absent[stamp[state]] = at
-        self._update(stream_id, {"call_uuid": call_uuid, **fields}, if_absent=if_absent)
+        current = {"call_uuid": call_uuid, "generation": generation if generation > 1 else None}
+        self._update(stream_id, {**current, **fields}, if_absent=if_absent)
         target = rank(state, generation)
         changes: dict[str, Any] = {"state": state, "state_rank": target, "end_reason": end_reason}
         if generation > 1 and state in stamp:
