@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack,
                 args.out,
                 call,
-                completed[call.call_uuid][-1],
+                max(completed[call.call_uuid], key=lambda d: float(d["duration_s"])),
                 events.get(call.call_uuid, []),
             )
     print(f"done in {time.monotonic() - started:.1f} s; outputs in {args.out}/<call_uuid>/")

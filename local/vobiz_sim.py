@@ -287,9 +287,11 @@ class VobizSimulator:
                 if outcome == "dropped" and retries > 0 and index < frames:
                     retries -= 1
                     call.reconnects += 1
+                    down = time.monotonic()
                     await asyncio.sleep(self.reconnect_delay_s)
                     # What played while the line was down is lost, as on a real call.
-                    index = max(index, int((time.monotonic() - began) / step))
+                    index += int((time.monotonic() - down) / step)
+                    began = time.monotonic() - index * step  # pace on from here
                     continue
                 break
         except Exception as error:  # the simulator must report, never hang a test

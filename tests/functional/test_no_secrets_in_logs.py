@@ -31,7 +31,7 @@ def test_a_full_call_logs_no_secret(tmp_path, capfd):
             stack,
             "POST",
             f"/v1/calls/{call.call_uuid}/streams",
-            {"audio_track": "both", "bidirectional": True, "agent": "prompt"},
+            {"audio_track": "inbound", "bidirectional": True, "agent": "prompt"},
         )
         assert status == 201
         assert done.wait(120), "the call completed"

@@ -65,11 +65,18 @@ def test_get_vector_with_list_values():
 def test_url_only_form_and_several_signatures():
     url = "https://x.test/cb?x=1"
     url_only = hand_sign(url, "n")
-    assert verify_signature("POST", url, {"Event": "StartStream"}, "n", url_only, TOKEN)
-    assert verify_signature("POST", url, {"Event": "StartStream"}, "n", f"AAAA, {url_only}", TOKEN)
+    # the URL-only form does not cover a POST body: accepted only where an operator opts in
+    assert not verify_signature("POST", url, {"Event": "StartStream"}, "n", url_only, TOKEN)
+    ok = {"url_only": True}
+    assert verify_signature("POST", url, {"Event": "StartStream"}, "n", url_only, TOKEN, **ok)
+    assert verify_signature(
+        "POST", url, {"Event": "StartStream"}, "n", f"AAAA, {url_only}", TOKEN, **ok
+    )
     assert not verify_signature("POST", url, {"Event": "StartStream"}, "n", "AAAA,BBBB", TOKEN)
     assert not verify_signature("POST", url, {"Event": "StartStream"}, "", url_only, TOKEN)
-    assert not verify_signature("POST", url, {"Event": "StartStream"}, "n", url_only, "other-token")
+    assert not verify_signature(
+        "POST", url, {"Event": "StartStream"}, "n", url_only, "other-token", **ok
+    )
 
 
 def test_three_encodings_parse_alike():
@@ -107,7 +114,8 @@ def test_parse_errors_name_the_parameter():
     ("event", "state", "detail"),
     [
         ("StartStream", "started", "Stream Started"),
-        ("StopStream", "stopped", "Stream Stopped"),
+        ("StopStream", None, "Stream Stopped"),  # recorded, never relied on to end a stream
+        ("DroppedStream", "failed", "Stream Failed"),
         ("PlayedStream", None, "Played Stream"),
         ("ClearedAudio", None, "Cleared Audio"),
         ("StreamTimeout", "failed", "Stream Failed"),

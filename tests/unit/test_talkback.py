@@ -43,7 +43,7 @@ async def test_play_sends_40ms_chunks_in_the_stream_format():
     assert media["contentType"] == "audio/x-l16" and media["sampleRate"] == 16000
     wire = base64.b64decode(media["payload"])
     assert len(wire) == 16000 * 2 * CHUNK_MS // 1000
-    assert wire[:4] == b"\x02\x01\x02\x01"  # big-endian on the wire
+    assert wire[:4] == b"\x01\x02\x01\x02"  # little-endian: Vobiz plays playAudio L16 LE
 
 
 async def test_play_is_paced_to_the_lead():

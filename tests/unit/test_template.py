@@ -47,6 +47,9 @@ ROUTES = {
     ("GET", "/v1/calls/{call_uuid}/streams"): ("ListStreamsFunction", True),
     ("GET", "/v1/streams/{stream_id}"): ("GetStreamFunction", True),
     ("DELETE", "/v1/streams/{stream_id}"): ("StopStreamFunction", True),
+    ("DELETE", "/v1/calls/{call_uuid}/streams"): ("StopStreamFunction", True),
+    ("POST", "/v1/streams/{stream_id}/reconcile"): ("StopStreamFunction", True),
+    ("POST", "/v1/streams/{stream_id}/end"): ("ControlStreamFunction", True),
     ("POST", "/v1/streams/{stream_id}/play"): ("ControlStreamFunction", True),
     ("POST", "/v1/streams/{stream_id}/checkpoint"): ("ControlStreamFunction", True),
     ("POST", "/v1/streams/{stream_id}/clear"): ("ControlStreamFunction", True),
@@ -54,6 +57,8 @@ ROUTES = {
     ("POST", "/vobiz/answer"): ("AnswerCallFunction", False),
     ("GET", "/vobiz/stream-status"): ("StreamCallbackFunction", False),
     ("POST", "/vobiz/stream-status"): ("StreamCallbackFunction", False),
+    ("GET", "/vobiz/hangup"): ("StreamCallbackFunction", False),
+    ("POST", "/vobiz/hangup"): ("StreamCallbackFunction", False),
 }
 
 

@@ -366,10 +366,10 @@ def _number(key: str, value: object) -> object:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return int(text)
         try:
-            number = float(text)
+            number = float(text) if text.isascii() else float("nan")
         except ValueError:
             return value
         return int(number) if number.is_integer() else value

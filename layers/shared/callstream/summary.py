@@ -104,6 +104,10 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
         "utterances": utterances,
     }
     key = summary_key(sidecar.get("call_uuid"), stream_id)
+    if key in set(svc.store.keys(key)):  # a reconnected call is finalized once per connection
+        newer = json.loads(svc.store.get(key))
+        if float(newer.get("duration_s", 0)) > summary["duration_s"]:
+            return dict(newer)  # a later connection's summary is already there: keep it
     svc.store.put(key, json.dumps(summary, indent=2).encode(), "application/json")
     svc.registry.advance(
         stream_id, sidecar.get("call_uuid") or "unknown-call", "stopped", transcript_key=key
