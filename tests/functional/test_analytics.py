@@ -99,6 +99,9 @@ def tape_records(name: str):
         asm.receive(parse_message(line))
         audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
         utterances += [(u.stream_id, records.encode(u)) for u in asm.utterances_ready()]
+    asm.close("socket closed")  # Vobiz sends no stop: the socket close ends the stream
+    audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
+    utterances += [(u.stream_id, records.encode(u)) for u in asm.utterances_ready()]
     return audio, utterances
 
 
