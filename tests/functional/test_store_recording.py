@@ -93,7 +93,7 @@ def test_the_recording_is_the_source_audio_in_stereo(bucket, aws, tape, rate, co
     assert (
         sidecar["channels"] == ["inbound", "outbound"] and sidecar["frames"] == 2 * 2003
     )  # 40.048 s: the last frame padded
-    assert sidecar["end"]["name"] == "stop"
+    assert sidecar["end"]["name"] == "close"  # Vobiz ends a stream by closing the socket
     item = DynamoRegistry(aws["dynamodb"], "Registry").get(stream_id)
     assert item is not None and item.recording_key == f"recordings/tape-call/{stream_id}.wav"
 
@@ -108,7 +108,7 @@ def test_gaps_become_silence_of_the_right_length(bucket):
         call_id="c-gap",
         drop=frozenset({("inbound", c) for c in range(100, 110)}),
     )
-    payloads = stream_records(messages(audio, "mulaw", with_stop=True))
+    payloads = stream_records(messages(audio, "mulaw"))
     assert invoke("store_recording", kinesis_event(payloads)) == {"batchItemFailures": []}
     samples, _, sidecar = read_recording(bucket, "s-gap", "c-gap")
     expected = np.frombuffer(codecs.ulaw_decode(codecs.ulaw_encode(pcm)), dtype="<i2").copy()
@@ -127,7 +127,7 @@ def test_redelivery_changes_nothing(bucket):
         stream_id="s-dup",
         call_id="c-dup",
     )
-    payloads = stream_records(messages(audio, "mulaw", with_stop=True))
+    payloads = stream_records(messages(audio, "mulaw"))
     invoke("store_recording", kinesis_event(payloads))
     first = bucket.get_object(Bucket="recordings", Key="recordings/c-dup/s-dup.wav")["Body"].read()
     keys = sorted(o["Key"] for o in bucket.list_objects_v2(Bucket="recordings")["Contents"])
@@ -147,7 +147,7 @@ def test_a_bad_record_fails_alone_and_an_early_end_waits_for_its_audio(bucket):
         stream_id="s-bad",
         call_id="c-bad",
     )
-    payloads = stream_records(messages(audio, "mulaw", with_stop=True))
+    payloads = stream_records(messages(audio, "mulaw"))
     garbage = ("s-bad", b"not a callstream record")
     # the stop arrives while one audio record is missing (it failed earlier): the end must fail too
     missing = payloads[2]
@@ -192,7 +192,7 @@ def test_a_swept_stream_is_recorded_from_what_reached_kinesis(bucket):
         stream_id="s-crash",
         call_id="c-crash",
     )
-    payloads = stream_records(messages(audio, "mulaw", with_stop=True))[
+    payloads = stream_records(messages(audio, "mulaw"))[
         :-2
     ]  # the task died: no last record, no end
     end = records.EventRecord(
