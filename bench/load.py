@@ -89,6 +89,25 @@ def rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+class MemoryLeases:
+    """Token leases in memory (the bench's one server is the only holder)."""
+
+    def __init__(self) -> None:
+        self.generations: dict[str, int] = {}
+
+    def acquire(self, token_id: str, holder: str, hold_s: float) -> Any:
+        from callstream.ports import Lease
+
+        self.generations[token_id] = self.generations.get(token_id, 0) + 1
+        return Lease(generation=self.generations[token_id])
+
+    def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
+        return True
+
+    def release(self, token_id: str, holder: str, **where: Any) -> None:
+        pass
+
+
 class NullRegistry:
     def mark_started(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -106,18 +125,10 @@ async def serve_callstream(port: int, ready: Path) -> None:
 
     kinesis = FakeKinesis()
     audio = AudioSettings()
-    seen: set[str] = set()
-
-    def claim(key: str, ttl: int) -> bool:
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
     backends = Backends(
         put_records=kinesis.put_records,
         registry=NullRegistry(),
-        claim_once=claim,
+        leases=MemoryLeases(),
         verify_token=grant_verifier(KEY),
         authorize_control=lambda s, h: None,
         protection=LocalProtection(),

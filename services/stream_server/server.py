@@ -39,9 +39,9 @@ from picows import (
     ws_create_server,
 )
 
-from callstream.adapters.dynamodb import Lease
 from callstream.assembler import Assembler, Continuation, SegmenterFactory
 from callstream.exceptions import TokenError
+from callstream.ports import Lease, Leases
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
@@ -72,27 +72,6 @@ class Registry(Protocol):
 
     def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
         """Record how the stream ended."""
-
-
-class Leases(Protocol):
-    """One live connection per token (sync; run in threads)."""
-
-    def acquire(self, token_id: str, holder: str, hold_s: float) -> Lease | None:
-        """Take the token's lease; None while another connection holds it."""
-
-    def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
-        """Extend a held lease."""
-
-    def release(
-        self,
-        token_id: str,
-        holder: str,
-        *,
-        stream_id: str | None,
-        vobiz_stream_id: str | None,
-        position_ms: float,
-    ) -> None:
-        """Give the lease back with where the call's timeline stands."""
 
 
 @dataclass

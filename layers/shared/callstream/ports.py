@@ -6,6 +6,7 @@ the embedded stack inject those same adapters with moto-backed clients.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from callstream.registry import State, StreamItem
@@ -66,3 +67,43 @@ class OnceStore(Protocol):
 
     def release(self, key: str) -> None:
         """Forget a claim whose work failed, so that a retry may claim it again."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A WebSocket token's connection lease, as the connection that took it found it.
+
+    Attributes:
+        generation: 1 for the token's first connection, 2 for the first reconnect, …
+        stream_id: the call stream the token's earlier connections carried (None at first).
+        vobiz_stream_id: Vobiz's stream id of the previous connection.
+        position_ms: media time the previous connection reached.
+        released_at: when the previous connection ended (epoch seconds), if it did.
+    """
+
+    generation: int
+    stream_id: str | None = None
+    vobiz_stream_id: str | None = None
+    position_ms: float = 0.0
+    released_at: float | None = None
+
+
+class Leases(Protocol):
+    """One live connection per WebSocket token (sync; the server runs it in threads)."""
+
+    def acquire(self, token_id: str, holder: str, hold_s: float) -> Lease | None:
+        """Take the token's lease; None while another connection holds it."""
+
+    def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
+        """Extend a held lease (False if it was lost)."""
+
+    def release(
+        self,
+        token_id: str,
+        holder: str,
+        *,
+        stream_id: str | None,
+        vobiz_stream_id: str | None,
+        position_ms: float,
+    ) -> None:
+        """Give the lease back with where the call's timeline stands."""

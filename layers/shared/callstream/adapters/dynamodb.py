@@ -10,12 +10,12 @@ stream server, callbacks) never lose each other's fields and the state never mov
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from callstream.ports import Lease
 from callstream.registry import FINAL_RANK, RANK, TTL_S, State, StreamItem, from_item, rank
 
 _serialize = TypeSerializer().serialize
@@ -278,25 +278,6 @@ class DynamoOnceStore:
     def release(self, key: str) -> None:
         """Forget a claim (the work it guarded failed, so a retry may claim it again)."""
         self._client.delete_item(TableName=self._table, Key={"pk": {"S": key}})
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A WebSocket token's connection lease, as the connection that took it found it.
-
-    Attributes:
-        generation: 1 for the token's first connection, 2 for the first reconnect, …
-        stream_id: the call stream the token's earlier connections carried (None at first).
-        vobiz_stream_id: Vobiz's stream id of the previous connection.
-        position_ms: media time the previous connection reached.
-        released_at: when the previous connection ended (epoch seconds), if it did.
-    """
-
-    generation: int
-    stream_id: str | None = None
-    vobiz_stream_id: str | None = None
-    position_ms: float = 0.0
-    released_at: float | None = None
 
 
 class DynamoLeases:
