@@ -228,6 +228,7 @@ class Session:
             self.counters.error("binary_frame")
             self.log.warning("binary frame of %d bytes refused: not JSON text", len(data))
             return
+        message: Message | None = None
         try:
             message = parse_message(data)
             if type(message) is MediaMessage and self.talkback is not None and not self._taps:
@@ -237,7 +238,7 @@ class Session:
             else:
                 self._handle(message, self._clock())
         except InvalidStartError as error:
-            self._refuse(error, data)
+            self._refuse(error, message.stream if isinstance(message, StartMessage) else None)
             return
         except ProtocolError as error:
             self.counters.error(error.code)
@@ -253,18 +254,11 @@ class Session:
             self.end_reason = "stop"
             self._end()
 
-    def _refuse(self, error: InvalidStartError, data: bytes) -> None:
+    def _refuse(self, error: InvalidStartError, stream_id: str | None) -> None:
         """A start we cannot begin the stream with: close with the reason, record it failed."""
         self.counters.error(error.code)
         self.log.warning("stream refused: %s", error.message)
         self.end_reason = "refused"
-        stream_id = None
-        try:
-            message = parse_message(data)
-            if isinstance(message, StartMessage):
-                stream_id = message.stream
-        except ProtocolError:
-            pass
         reason = f"start refused: {error.message}"
         self.connection.close(1003, reason.encode()[:120].decode("utf-8", "ignore"))
         self._refusal = asyncio.create_task(self._hooks.refused(self, stream_id, reason))
@@ -429,9 +423,6 @@ class Session:
 
     async def _finish_up(self) -> None:
         try:
-            if self.end_reason != "refused" and self.assembler.state != "ended":
-                self.assembler.close(self.end_reason or "close", self._clock())
-            self._hooks.release(self)  # before the flush: Vobiz may already be reconnecting
             await self._flush_and_record()
         except Exception:
             self.log.exception("ending the stream failed")
@@ -442,6 +433,7 @@ class Session:
         self.end_reason = self.end_reason or "close"
         if self.assembler.state != "ended":
             self.assembler.close(self.end_reason, self._clock())
+        self._hooks.release(self)  # before the flush: Vobiz may already be reconnecting
         try:
             if self.assembler.stream_id is not None:
                 self._emit()
