@@ -26,6 +26,11 @@ def _conditional_failed(error: ClientError) -> bool:
     return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def _ended_at(state: State, at: str | None) -> dict[str, Any]:
+    """``stopped_at`` for a state that ends a stream (written with the change that ends it)."""
+    return {"stopped_at": at} if state in ("stopped", "failed") else {}
+
+
 def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item (typed attribute values) as plain Python values."""
     return {k: _plain(_deserialize(v)) for k, v in item.items()}
@@ -120,19 +125,20 @@ class DynamoRegistry:
         """
         at = fields.pop("at", None)
         end_reason = fields.pop("end_reason", None)
-        stamp = {"started": "started_at", "stopped": "stopped_at", "failed": "stopped_at"}
         if_absent: dict[str, Any] = {"created_at": at}
-        if state in stamp and generation == 1:
-            if_absent[stamp[state]] = at
+        if state == "started":
+            if_absent["started_at"] = at  # the call stream's first start, whatever follows
         current = {"call_uuid": call_uuid, "generation": generation if generation > 1 else None}
         self._update(stream_id, {**current, **fields}, if_absent=if_absent)
         target = rank(state, generation)
-        changes: dict[str, Any] = {"state": state, "state_rank": target, "end_reason": end_reason}
-        if generation > 1 and state in stamp:
-            changes[stamp[state]] = at
         return self._update(
             stream_id,
-            changes,
+            {
+                "state": state,
+                "state_rank": target,
+                "end_reason": end_reason,
+                **_ended_at(state, at),
+            },
             condition="attribute_not_exists(state_rank) OR state_rank < :rank",
             condition_values={":rank": target},
         )
@@ -154,16 +160,10 @@ class DynamoRegistry:
         )
         if state is None:
             return False
-        stamp = {"started": "started_at", "stopped": "stopped_at", "failed": "stopped_at"}
-        changes: dict[str, Any] = {
-            "state": state,
-            "state_rank": RANK[state],
-            "end_reason": end_reason,
-        }
         return self._update(
             stream_id,
-            changes,
-            if_absent={stamp[state]: at} if state in stamp else None,
+            {"state": state, "state_rank": RANK[state], "end_reason": end_reason},
+            if_absent={"started_at": at} if state == "started" else _ended_at(state, at),
             condition="attribute_not_exists(state_rank) OR state_rank < :rank",
             condition_values={":rank": RANK[state]},
         )
