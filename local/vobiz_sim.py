@@ -120,6 +120,11 @@ class StreamSpec:
         return wire.CONTENT_TYPES[self.content_type][1]
 
     @property
+    def frame_bytes(self) -> int:
+        """Bytes of 20 ms of PCM16 at the wire's rate."""
+        return self.rate // 50 * 2
+
+    @property
     def tracks(self) -> list[str]:
         """The tracks Vobiz sends."""
         return ["inbound", "outbound"] if self.audio_track == "both" else [self.audio_track]
@@ -265,8 +270,7 @@ class VobizSimulator:
         try:
             tracks = self._tracks(spec, call)
             call.played_rate = spec.rate
-            frame_bytes = spec.rate // 50 * 2
-            frames = max((-(-len(p) // frame_bytes) for p in tracks.values()), default=0)
+            frames = max((-(-len(p) // spec.frame_bytes) for p in tracks.values()), default=0)
             duration = frames * 0.02 / self.speed
             step = 0.02 / self.speed
             began = time.monotonic()
@@ -361,10 +365,8 @@ class VobizSimulator:
                     seq += 1
                     if number in faults.drop_chunks:
                         continue
-                    frame_bytes = spec.rate // 50 * 2
-                    frame = pcm[index * frame_bytes : (index + 1) * frame_bytes].ljust(
-                        frame_bytes, b"\x00"
-                    )
+                    size = spec.frame_bytes
+                    frame = pcm[index * size : (index + 1) * size].ljust(size, b"\x00")
                     media = {
                         "event": "media",
                         "sequenceNumber": seq,
