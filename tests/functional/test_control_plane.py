@@ -515,3 +515,108 @@ def test_control_of_a_stream_that_is_not_live_is_409(api):
     )
     status, body = invoke("control_stream", load("api/control_stream_clear.json"))
     assert status == 409 and "not bidirectional" in body["message"]
+
+
+def route(base: str, method: str, path: str, route_key: str, params: dict) -> dict:
+    """An API Gateway v2 event for another route, from a stored one."""
+    event = load(base)
+    event["routeKey"] = event["requestContext"]["routeKey"] = route_key
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["pathParameters"] = params
+    event.pop("body", None)
+    return event
+
+
+def started_stream(api) -> str:
+    event = load("api/start_stream.json")
+    event["headers"].pop("idempotency-key", None)
+    status, body = invoke("start_stream", event)
+    assert status == 201, body
+    stream_id = body["stream_id"]
+    api.registry.mark_started(stream_id, CALL, task_address="http://127.0.0.1:9", at="t")
+    return stream_id
+
+
+def test_stop_all_stops_every_stream_of_the_call_at_vobiz(api):
+    first, second = started_stream(api), started_stream(api)
+    status, body = invoke(
+        "stop_stream",
+        route(
+            "api/stop_stream.json",
+            "DELETE",
+            f"/v1/calls/{CALL}/streams",
+            "DELETE /v1/calls/{call_uuid}/streams",
+            {"call_uuid": CALL},
+        ),
+    )
+    assert status == 200 and body["stop_requested"] is True
+    assert [r[:2] for r in api.vobiz.requests[-1:]] == [
+        ("DELETE", f"/api/v1/Account/MA_TEST/Call/{CALL}/Stream/")
+    ]
+    assert {api.vobiz.streams[s].state for s in (first, second)} == {"stopped"}
+
+
+def test_a_stop_of_a_stream_vobiz_already_ended_counts_as_stopped(api):
+    stream_id = started_stream(api)
+    api.vobiz.streams[stream_id].state = "stopped"  # the caller hung up; no callback came
+    event = route(
+        "api/stop_stream.json",
+        "DELETE",
+        f"/v1/streams/{stream_id}",
+        "DELETE /v1/streams/{stream_id}",
+        {"stream_id": stream_id},
+    )
+    status, body = invoke("stop_stream", event)
+    assert status == 200 and body["stop_requested"] is True, body
+    method, _path, _body = api.vobiz.requests[-1]
+    assert method == "DELETE"  # Vobiz answered 400 "no active stream": already stopped
+
+
+def test_reconcile_ends_a_stream_vobiz_reports_completed(api):
+    stream_id = started_stream(api)
+    api.vobiz.streams[stream_id].state = "stopped"
+    api.vobiz.streams[stream_id].ended_at = time.time()
+    status, body = invoke(
+        "stop_stream",
+        route(
+            "api/stop_stream.json",
+            "POST",
+            f"/v1/streams/{stream_id}/reconcile",
+            "POST /v1/streams/{stream_id}/reconcile",
+            {"stream_id": stream_id},
+        ),
+    )
+    assert status == 200, body
+    assert body["reconciled"] is True and body["vobiz"]["status"] == "completed"
+    item = api.registry.get(stream_id)
+    assert item is not None and (item.state, item.end_reason) == ("stopped", "vobiz: completed")
+    # a second reconcile changes nothing: the state only moves forward
+    status, body = invoke(
+        "stop_stream",
+        route(
+            "api/stop_stream.json",
+            "POST",
+            f"/v1/streams/{stream_id}/reconcile",
+            "POST /v1/streams/{stream_id}/reconcile",
+            {"stream_id": stream_id},
+        ),
+    )
+    assert status == 200 and body["reconciled"] is False
+
+
+def test_listing_a_calls_streams_at_vobiz_follows_its_paging(api):
+    from callstream.adapters.vobiz import VobizClient
+    from callstream.credentials import VobizCredentials
+
+    for _ in range(25):
+        started_stream(api)
+    client = VobizClient(api.vobiz.url, VobizCredentials("MA_TEST", "test-auth-token-callstream"))
+    listed = client.list_streams(CALL, page_size=10)
+    assert len(listed) == 25 and len({s["stream_id"] for s in listed}) == 25
+    pages = [p for m, p, _ in api.vobiz.requests if m == "GET"]
+    assert [p.split("?")[1] for p in pages] == [
+        "limit=10&offset=0",
+        "limit=10&offset=10",
+        "limit=10&offset=20",
+    ]

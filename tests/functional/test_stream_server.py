@@ -667,3 +667,53 @@ async def test_fragmented_messages_are_reassembled_and_bounded(harness):
             await ws.send(["x" * 40_000, "x" * 40_000])  # each part fits, the whole does not
             await ws.recv()
     assert closed.value.rcvd.code == 1009
+
+
+async def test_a_start_the_stream_cannot_begin_with_is_refused_precisely_never_silently(harness):
+    start = {
+        "event": "start",
+        "start": {
+            "streamId": "s-opus",
+            "callId": "call-1",
+            "mediaFormat": {"encoding": "audio/opus", "sampleRate": 48000},
+        },
+    }
+    with pytest.raises(ConnectionClosed) as closed:
+        async with connect(harness.url(token())) as ws:
+            await ws.send(json.dumps(start))
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    assert "audio/opus" in closed.value.rcvd.reason
+    for _ in range(50):
+        item = harness.registry.get("s-opus")
+        if item is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert item is not None and item.state == "failed"
+    assert item.end_reason is not None and item.end_reason.startswith("start refused")
+    await harness.settle()
+    assert harness.records(key="s-opus") == []
+
+
+async def test_a_start_without_a_rate_falls_back_to_what_was_requested(harness):
+    start = {
+        "event": "start",
+        "start": {
+            "streamId": "s-norate",
+            "callId": "call-1",
+            "tracks": "INBOUND",
+            "mediaFormat": {"encoding": "audio/x-l16"},
+        },
+    }
+    frame = base64.b64encode(bytes(960)).decode()
+    async with connect(harness.url(token(content_type="audio/x-l16;rate=24000"))) as ws:
+        await ws.send(json.dumps(start))
+        for chunk in range(1, 51):
+            media = {"track": "Inbound", "chunk": str(chunk), "payload": frame}
+            await ws.send(
+                json.dumps({"event": "media", "sequenceNumber": f"{chunk}.0", "media": media})
+            )
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    audio = [r for r in harness.records(key="s-norate") if isinstance(r, records.AudioRecord)]
+    assert {r.sample_rate for r in audio} == {24000} and sum(r.frames for r in audio) == 50

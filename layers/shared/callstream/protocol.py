@@ -109,13 +109,11 @@ class StartMessage(_Msg, frozen=True, tag="start"):
     extra_headers: str | dict[str, str] | None = msgspec.field(default=None, name="extra_headers")
 
     def __post_init__(self) -> None:
+        # Only the id is checked here: a format or track list the stream cannot begin with is
+        # refused by the assembler (media_format, track_list), which knows the stream to mark.
         stream = self.stream
         if stream is not None and not ID_PATTERN.fullmatch(stream):
             raise InvalidStartError(f"start: streamId {stream[:80]!r} is not a valid id")
-        fmt = self.start.media_format
-        if fmt is not None and fmt.sample_rate is not None:
-            _media_format(fmt.encoding, fmt.sample_rate)
-        _track_list(self.start.tracks)
 
     @property
     def stream(self) -> str | None:
