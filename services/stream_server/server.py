@@ -270,25 +270,35 @@ class StreamServer:
         """Take the token's connection lease (DynamoDB, in a thread).
 
         A reconnect can arrive while the previous socket of its token is still being released
-        (Vobiz retries at once), so a held lease is tried again for up to ``LEASE_WAIT_S``;
-        after that the token is in use by another live connection and this one is refused.
+        (Vobiz retries at once), so a held lease is tried again, backing off, for up to
+        ``LEASE_WAIT_S``; after that the token is in use by another live connection and this
+        one is refused. A token whose live socket is on this task is refused at once, without a
+        DynamoDB call: a copied URL opened many times costs one lookup in memory per socket.
         """
 
         async def acquire() -> Lease | None:
-            deadline = time.monotonic() + LEASE_WAIT_S
-            while True:
-                lease = await asyncio.to_thread(
-                    self.backends.leases.acquire, grant.jti, holder, LEASE_HOLD_S
-                )
-                if lease is not None or time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(0.1)
+            lease = None
+            if not self._live_here(grant.jti):
+                deadline = time.monotonic() + LEASE_WAIT_S
+                pause = 0.05
+                while True:
+                    lease = await asyncio.to_thread(
+                        self.backends.leases.acquire, grant.jti, holder, LEASE_HOLD_S
+                    )
+                    if lease is not None or time.monotonic() + pause >= deadline:
+                        break
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.8)
             if lease is None:
                 self.counters.auth_failures += 1
                 log.warning("websocket refused: token in use (call %s)", grant.call_uuid)
             return lease
 
         return asyncio.ensure_future(acquire())
+
+    def _live_here(self, token_id: str) -> bool:
+        """Whether a socket of this token is open on this task and not ending."""
+        return any(s.grant.jti == token_id and not s.ending for s in self.sessions.values())
 
     # -- sessions -------------------------------------------------------------------------
 

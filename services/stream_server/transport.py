@@ -28,16 +28,19 @@ if TYPE_CHECKING:
     from stream_server.session import Session
 
 log = logging.getLogger("callstream.transport")
+#: How long a close we began waits for the peer's answer before disconnecting.
+CLOSE_WAIT_S = 1.0
 
 
 class PicowsConnection:
     """A session's view of its socket (:class:`stream_server.session.Connection`)."""
 
-    __slots__ = ("_transport", "closed")
+    __slots__ = ("_timer", "_transport", "closed")
 
     def __init__(self, transport: WSTransport) -> None:
         """Wrap a connected picows transport."""
         self._transport = transport
+        self._timer: asyncio.TimerHandle | None = None
         self.closed = False
 
     def send(self, text: bytes) -> None:
@@ -46,11 +49,26 @@ class PicowsConnection:
             self._transport.send(WSMsgType.TEXT, text)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame and disconnect once it is written (idempotent)."""
+        """Send a close frame; disconnect when the peer answers it, or after ``CLOSE_WAIT_S``.
+
+        The closing handshake of RFC 6455 §7.1.1: disconnecting at once, with the peer's
+        messages still unread, makes the kernel reset the connection, and the peer never reads
+        our close frame (its code and reason are lost). What arrives meanwhile is read and
+        dropped, so the wait costs no memory. Idempotent.
+        """
         if self.closed:
             return
         self.closed = True
         self._transport.send_close(WSCloseCode(code), reason.encode())
+        self._transport.underlying_transport.resume_reading()
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_WAIT_S, self.finish)
+
+    def finish(self) -> None:
+        """Disconnect now (the peer answered our close, closed first, or is gone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.closed = True
         self._transport.disconnect()
 
     def pause_reading(self) -> None:
@@ -123,6 +141,9 @@ class AudioListener(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """Deliver whole text and binary messages; answer a close."""
         kind = frame.msg_type
+        connection = self.connection
+        if connection is not None and connection.closed and kind is not WSMsgType.CLOSE:
+            return  # closing: what the peer still sends is read and dropped
         if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
             if frame.fin:
                 self._deliver(frame.get_payload_as_bytes(), kind is WSMsgType.BINARY)
@@ -144,7 +165,8 @@ class AudioListener(WSListener):
                 self._deliver(message, self._parts_binary)
         elif kind is WSMsgType.CLOSE:
             assert self.connection is not None
-            self.connection.close(1000)
+            self.connection.close(1000)  # answer a close the peer began (no-op if we began)
+            self.connection.finish()
 
     def _deliver(self, data: bytes, binary: bool) -> None:
         if self.session is not None:
@@ -156,7 +178,7 @@ class AudioListener(WSListener):
         """End the session (or, if the claim is still out, end it once it is opened)."""
         self._gone = True
         if self.connection is not None:
-            self.connection.closed = True
+            self.connection.finish()  # cancels a pending close timer
         if self.session is not None:
             self.session.disconnected()
 

@@ -233,20 +233,31 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
     intruder = CallAudio(
         tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-intruder", call_id="call-1"
     )
+    leases = harness.server.backends.leases
+    acquired = []
+    real_acquire = leases.acquire
+
+    def counted(*args):
+        acquired.append(args[0])
+        return real_acquire(*args)
+
+    leases.acquire = counted
     async with connect(harness.url(tok)) as live:
         for line in messages(first, "mulaw"):
             await live.send(line)
-        with pytest.raises(ConnectionClosed) as closed:
-            async with connect(harness.url(tok)) as ws:
-                for line in messages(intruder, "mulaw"):
-                    await ws.send(line)
-                await ws.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-        assert closed.value.rcvd.reason == "token in use by another connection"
+        for _ in range(20):  # a copied URL opened again and again
+            with pytest.raises(ConnectionClosed) as closed:
+                async with connect(harness.url(tok)) as ws:
+                    for line in messages(intruder, "mulaw"):
+                        await ws.send(line)
+                    await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert closed.value.rcvd.reason == "token in use by another connection"
+    assert len(acquired) == 1, "refused from memory: no DynamoDB write per intruding socket"
     await harness.settle()
     assert harness.records(key="s-intruder") == []
     assert harness.registry.get("s-intruder") is None
-    assert harness.server.counters.auth_failures == 1
+    assert harness.server.counters.auth_failures == 20
     assert len(harness.records(key="s-live")) > 0
 
 
