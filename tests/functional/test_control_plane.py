@@ -510,6 +510,9 @@ def test_control_of_a_stream_that_is_not_live_is_409(api):
     api.registry.create_requested(STREAM, CALL, bidirectional=True, at="t")
     status, body = invoke("control_stream", load("api/control_stream_clear.json"))
     assert status == 409 and "not live" in body["message"]
+    api.registry.apply_callback(STREAM, CALL, "started", at="t")  # Vobiz's StartStream first
+    status, body = invoke("control_stream", load("api/control_stream_clear.json"))
+    assert status == 409 and "no task holds its socket yet" in body["message"]
     api.registry.mark_started(
         STREAM, CALL, task_address="http://127.0.0.1:9", bidirectional=False, at="t"
     )

@@ -42,7 +42,7 @@ def test_the_app_ends_a_stream_after_a_goodbye_that_vobiz_played(tmp_path):
         )
         assert status == 201, started
         stream_id = started["stream_id"]
-        wait(lambda: (api(stack, "GET", f"/v1/streams/{stream_id}")[1].get("state")) == "started")
+        wait(lambda: api(stack, "GET", f"/v1/streams/{stream_id}")[1].get("task_address"))
         tone = (np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440) * 8000).astype("<i2")
         status, ended = api(
             stack,

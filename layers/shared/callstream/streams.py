@@ -500,8 +500,10 @@ def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dic
         raise RequestError(f"unknown action {action[:40]!r}: play, checkpoint, clear or end")
     request = parse_model(model, body)
     item = _item(svc, stream_id)
-    if not item.live or not item.task_address:
+    if not item.live:
         raise ConflictError(f"stream {stream_id} is not live (state {item.state})")
+    if not item.task_address:  # Vobiz's StartStream callback can come before the task's word
+        raise ConflictError(f"stream {stream_id} is starting: no task holds its socket yet")
     if not item.bidirectional:
         raise ConflictError(f"stream {stream_id} is not bidirectional")
     url = f"{item.task_address.rstrip('/')}/internal/streams/{item.stream_id}/{action}"
