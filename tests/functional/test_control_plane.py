@@ -623,3 +623,49 @@ def test_listing_a_calls_streams_at_vobiz_follows_its_paging(api):
         "limit=10&offset=10",
         "limit=10&offset=20",
     ]
+
+
+def status_callback(event: str, timestamp: str, nonce: str, **extra: str) -> dict:
+    params = {"Event": event, "StreamID": STREAM, "CallUUID": CALL, "Timestamp": timestamp, **extra}
+    return make_events().vobiz(
+        "POST", "/vobiz/stream-status", "POST /vobiz/stream-status", params, nonce
+    )
+
+
+def test_a_second_barge_in_is_another_event_a_redelivery_is_not(api):
+    for nonce, timestamp in (("n1", "12:00:01"), ("n2", "12:00:01"), ("n3", "12:00:09")):
+        assert (
+            invoke("stream_callback", status_callback("ClearedAudio", timestamp, nonce))[0] == 200
+        )
+    for nonce in ("p1", "p2"):  # the same checkpoint played twice, at two times
+        event = status_callback("PlayedStream", f"12:01:0{nonce[1]}", nonce, Name="turn-1")
+        assert invoke("stream_callback", event)[0] == 200
+    kinds = [e["detail-type"] for e in api.events()]
+    assert kinds.count("Cleared Audio") == 2 and kinds.count("Played Stream") == 2
+
+
+def test_a_v2_signed_callback_is_accepted_and_a_wrong_one_refused(api):
+    from local.vobiz_wire import sign_v2
+
+    event = status_callback("StartStream", "12:00:00", "unused")
+    url = f"https://{event['requestContext']['domainName']}/vobiz/stream-status"
+    headers = {k: v for k, v in event["headers"].items() if not k.startswith("x-vobiz")}
+    event["headers"] = headers | {
+        "x-vobiz-signature-v2": sign_v2("test-auth-token-callstream", url, "v2-nonce"),
+        "x-vobiz-signature-v2-nonce": "v2-nonce",
+    }
+    assert invoke("stream_callback", event)[0] == 200
+    assert invoke("stream_callback", event)[0] == 403  # replayed
+    event["headers"]["x-vobiz-signature-v2-nonce"] = "another"
+    assert invoke("stream_callback", event)[0] == 403  # the signature covers the nonce
+
+
+def test_unsigned_requests_only_with_the_explicit_logged_opt_out(api, monkeypatch, caplog):
+    event = load("callbacks/stop_form_unsigned.json")
+    assert invoke("stream_callback", event)[0] == 403
+    monkeypatch.setenv("CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS", "true")
+    settings.reset()
+    streams.services.cache_clear()
+    with caplog.at_level("WARNING"):
+        assert invoke("stream_callback", load("callbacks/stop_form_unsigned.json"))[0] == 200
+    assert "CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS" in caplog.text

@@ -107,3 +107,17 @@ async def test_one_way_stream_refuses_talk_back():
         await talk.clear()
     with pytest.raises(ConflictError):
         await talk.checkpoint("x")
+
+
+async def test_play_and_end_on_a_24k_l16_stream_carry_its_format_little_endian():
+    socket = Socket()
+    talk = controller(socket, codec="l16", rate=24000, lead_ms=10_000, checkpoint_timeout_s=0.05)
+    pcm = b"\x01\x02" * 8000  # 1 s at 8 kHz: resampled to the stream's 24 kHz
+    assert await talk.end(pcm, 8000, timeout_s=0.05) == "timeout"  # no playedStream came
+    plays = [f for f in socket.frames if f["event"] == "playAudio"]
+    assert {(p["media"]["contentType"], p["media"]["sampleRate"]) for p in plays} == {
+        ("audio/x-l16", 24000)
+    }
+    assert all(len(base64.b64decode(p["media"]["payload"])) == 24 * 2 * CHUNK_MS for p in plays)
+    assert socket.events()[-2:] == ["checkpoint", "stop"]  # stop only after the goodbye
+    assert socket.frames[-1] == {"event": "stop", "streamId": "s-1"} and talk.stop_sent
