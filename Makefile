@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 SAM_VERSION := 1.170.0
+# The SAM translator that SAM CLI $(SAM_VERSION) transforms with, pinned: make validate lints what it makes.
+SAM_TRANSLATOR_VERSION := 1.115.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools that talk to AWS APIs get a region and never real credentials from this Makefile.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -27,7 +29,7 @@ venv: $(STAMP)  ## create .venv and install everything pinned
 
 $(SAM):
 	test -x $(TOOLS)/sam/bin/python || $(PYTHON) -m venv $(TOOLS)/sam
-	$(TOOLS)/sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION)
+	$(TOOLS)/sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION) aws-sam-translator==$(SAM_TRANSLATOR_VERSION)
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
@@ -36,8 +38,10 @@ lint: $(STAMP)  ## ruff check and format check
 typecheck: $(STAMP)  ## mypy --strict on layers/ and services/
 	$(BIN)/mypy
 
-validate: $(STAMP) $(SAM)  ## cfn-lint and sam validate --lint on template.yaml
+validate: $(STAMP) $(SAM)  ## cfn-lint on template.yaml and on what the SAM transform makes of it; sam validate --lint
 	$(BIN)/cfn-lint template.yaml
+	$(TOOLS)/sam/bin/python scripts/transform_template.py template.yaml .aws-sam/transformed.json
+	$(BIN)/cfn-lint .aws-sam/transformed.json
 	$(SAM) validate --lint --template template.yaml
 
 build: $(SAM)  ## sam build (no Docker, no local python3.13: makefile build methods)

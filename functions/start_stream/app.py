@@ -8,7 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callstream import streams
-from callstream.http import install_error_handlers, json_response
+from callstream.http import install_error_handlers, json_response, public_base
 
 logger = Logger()
 tracer = Tracer()
@@ -23,8 +23,9 @@ def start(call_uuid: str) -> Response[str]:
         streams.StartStreamRequest, streams.parse_json(app.current_event.body)
     )
     key = app.current_event.headers.get("idempotency-key")
+    base = public_base(app.current_event.raw_event)
     view = streams.start_stream_once(
-        streams.services(), call_uuid, request, key, app.lambda_context
+        streams.services(), call_uuid, request, key, base, app.lambda_context
     )
     return json_response(201, view, {"Location": f"/v1/streams/{view['stream_id']}"})
 

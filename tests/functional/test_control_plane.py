@@ -669,3 +669,24 @@ def test_unsigned_requests_only_with_the_explicit_logged_opt_out(api, monkeypatc
     with caplog.at_level("WARNING"):
         assert invoke("stream_callback", load("callbacks/stop_form_unsigned.json"))[0] == 200
     assert "CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS" in caplog.text
+
+
+def test_without_a_configured_public_url_vobiz_calls_back_where_the_request_came_in(
+    api, monkeypatch
+):
+    """The template gives the functions no URL of their API (that reference is a cycle)."""
+    monkeypatch.delenv("CALLSTREAM_PUBLIC_BASE_URL")
+    settings.reset()
+    streams.services.cache_clear()
+    streams._idempotent_start.cache_clear()
+    host = load("api/start_stream.json")["requestContext"]["domainName"]
+    status, xml = invoke("answer_call", load("callbacks/answer_get.json"))
+    assert status == 200
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert stream is not None
+    assert stream.attrib["statusCallbackUrl"] == f"https://{host}/vobiz/stream-status"
+    status, body = invoke("start_stream", load("api/start_stream.json"))
+    assert status == 201, body
+    assert api.vobiz.requests[-1][2]["status_callback_url"] == (
+        f"https://{host}/vobiz/stream-status"
+    )

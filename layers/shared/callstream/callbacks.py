@@ -39,6 +39,12 @@ def _body_string(params: Params) -> str:
     return "".join(f"{k}{v}" for k in sorted(params) for v in _values(params[k]))
 
 
+def origin(url: str) -> str:
+    """``scheme://host`` of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def signed_string(method: str, url: str, params: Params) -> str:
     """The string Vobiz's SDK signs (before ``"." + nonce``), for GET and POST."""
     parts = urlsplit(url)

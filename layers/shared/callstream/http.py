@@ -72,6 +72,11 @@ def public_url(event: dict[str, Any]) -> str:
     return f"{scheme}://{host}{event.get('rawPath', '/')}" + (f"?{query}" if query else "")
 
 
+def public_base(event: dict[str, Any]) -> str:
+    """``scheme://host`` the request came in on (the API's public base URL)."""
+    return callbacks.origin(public_url(event))
+
+
 def signed_request(event: dict[str, Any]) -> SignedRequest:
     """A Vobiz request from an API Gateway v2 event: method, public URL, params, signature."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -129,7 +129,11 @@ class ApiSettings(_Base):
     idempotency_table: str = Field(description="DynamoDB table of Powertools idempotency.")
     event_bus: str = Field(description="EventBridge bus name.")
     ws_base_url: str = Field(description="wss:// base URL of the stream servers (the ALB).")
-    public_base_url: str = Field(description="https:// base URL of the HttpApi (callbacks).")
+    public_base_url: str | None = Field(
+        None,
+        description="https:// base URL Vobiz calls back (a custom domain); empty: the URL each "
+        "request came in on.",
+    )
     recordings_bucket: str | None = Field(None, description="S3 bucket of recordings (links).")
     vobiz_api_url: str = Field("https://api.vobiz.ai", description="Vobiz REST base URL.")
     vobiz_timeout_s: float = Field(5.0, gt=0, le=25, description="Vobiz REST read timeout.")

@@ -200,11 +200,18 @@ def _service_url(
     return svc.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, svc.token_key))
 
 
-def _callback_url(svc: Services) -> str:
-    return svc.config.public_base_url.rstrip("/") + "/vobiz/stream-status"
+def _callback_url(svc: Services, public_base: str) -> str:
+    """Where Vobiz posts stream status: the configured public URL, else the request's own.
+
+    The template cannot give the API's own URL to its functions: that reference closes a
+    dependency cycle between the API and its functions.
+    """
+    return (svc.config.public_base_url or public_base).rstrip("/") + "/vobiz/stream-status"
 
 
-def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> dict[str, Any]:
+def start_stream(
+    svc: Services, call_uuid: str, request: StartStreamRequest, public_base: str
+) -> dict[str, Any]:
     """Start a stream on a live call through Vobiz and register it as ``requested``.
 
     Raises:
@@ -227,7 +234,7 @@ def start_stream(svc: Services, call_uuid: str, request: StartStreamRequest) -> 
         "bidirectional": request.bidirectional,
         "audio_track": request.audio_track,
         "content_type": request.content_type,
-        "status_callback_url": str(request.status_callback_url or _callback_url(svc)),
+        "status_callback_url": str(request.status_callback_url or _callback_url(svc, public_base)),
         "status_callback_method": request.status_callback_method,
     }
     if request.extra_headers:
@@ -281,7 +288,7 @@ def _idempotent_start(svc: Services) -> tuple[Callable[..., dict[str, Any]], Ide
 
     def run(payload: dict[str, Any]) -> dict[str, Any]:
         request = StartStreamRequest.model_validate(payload["request"])
-        return start_stream(svc, payload["call_uuid"], request)
+        return start_stream(svc, payload["call_uuid"], request, payload["public_base"])
 
     wrapped: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="payload", persistence_store=persistence, config=config
@@ -294,6 +301,7 @@ def start_stream_once(
     call_uuid: str,
     request: StartStreamRequest,
     idempotency_key: str | None,
+    public_base: str,
     lambda_context: Any = None,
 ) -> dict[str, Any]:
     """:func:`start_stream`; with an ``Idempotency-Key``, retries return the same stream.
@@ -303,13 +311,14 @@ def start_stream_once(
         ConflictError: the key was used for a different request body, or is still in progress.
     """
     if not idempotency_key:
-        return start_stream(svc, call_uuid, request)
+        return start_stream(svc, call_uuid, request, public_base)
     if len(idempotency_key) > 128 or not idempotency_key.isprintable():
         raise RequestError("Idempotency-Key must be 1-128 printable characters")
     payload = {
         "key": idempotency_key,
         "call_uuid": check_id(call_uuid, "call_uuid"),
         "request": request.model_dump(mode="json"),
+        "public_base": public_base,  # not part of the key: the same API, however reached
     }
     run, config = _idempotent_start(svc)
     if lambda_context is not None:  # lets Powertools expire a stuck in-progress record
@@ -735,7 +744,7 @@ def answer_call(svc: Services, request: SignedRequest) -> str:
             "audioTrack": options.audio_track,
             "contentType": options.content_type,
             "maxRetries": str(options.max_retries),
-            "statusCallbackUrl": _callback_url(svc),
+            "statusCallbackUrl": _callback_url(svc, callbacks.origin(request.url)),
             "statusCallbackMethod": "POST",
         }
         if options.bidirectional:
