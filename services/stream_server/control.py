@@ -136,6 +136,8 @@ class ControlServer:
             self._authorize(stream_id, authorization)
             try:
                 body = json.loads(raw or b"{}")
+            except RecursionError:
+                raise RequestError("body is JSON nested too deeply") from None
             except ValueError as error:
                 raise RequestError(f"body is not JSON: {error}") from None
             if not isinstance(body, dict):

@@ -690,3 +690,20 @@ def test_without_a_configured_public_url_vobiz_calls_back_where_the_request_came
     assert api.vobiz.requests[-1][2]["status_callback_url"] == (
         f"https://{host}/vobiz/stream-status"
     )
+
+
+def test_an_unknown_route_is_a_404_json_answer_not_a_500(api, caplog):
+    event = route("api/stop_stream.json", "DELETE", "/v1/nowhere", "DELETE /v1/nowhere", {})
+    status, body = invoke("stop_stream", event)
+    assert status == 404 and body["error"] == "not_found" and "/v1/nowhere" in body["message"]
+    assert "NoneType: None" not in caplog.text
+
+
+@pytest.mark.parametrize("depth", [100_000, 5_000])
+def test_a_deeply_nested_json_body_is_a_400(api, depth):
+    event = load("api/start_stream.json")
+    event["body"] = "[" * depth + "]" * depth
+    event["headers"].pop("idempotency-key", None)
+    status, body = invoke("start_stream", event)
+    assert status == 400 and body["error"] == "bad_request", body
+    assert api.vobiz.requests == []

@@ -125,3 +125,10 @@ def test_parse_errors_name_the_parameter():
 def test_transitions(event, state, detail):
     step = transition(parse_callback({"Event": event, "StreamID": "s1", "Name": "n"}))
     assert (step.state, step.detail_type) == (state, detail)
+
+
+def test_a_deeply_nested_json_callback_is_a_precise_400():
+    from callstream.exceptions import RequestError
+
+    with pytest.raises(RequestError, match="nested too deeply"):
+        parse_params("POST", "application/json", "[" * 100_000 + "]" * 100_000, "")

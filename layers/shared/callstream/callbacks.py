@@ -212,6 +212,8 @@ def parse_params(
             doc = json.loads(body or "{}")
         except ValueError as error:
             raise RequestError(f"callback body is not JSON: {error}") from None
+        except RecursionError:
+            raise RequestError("callback body is JSON nested too deeply") from None
         if not isinstance(doc, dict):
             raise RequestError("callback JSON body must be an object")
         return {str(k): _json_value(v) for k, v in doc.items() if v is not None}

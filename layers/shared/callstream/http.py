@@ -53,7 +53,15 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
         log.exception("unexpected error")
         return json_response(500, {"error": "internal_error", "message": "internal error"})
 
+    def _no_route(error: Exception) -> Response[str]:
+        event = app.current_event
+        where = f"{event.request_context.http.method} {event.raw_path}"
+        return json_response(404, {"error": "not_found", "message": f"no route {where[:200]}"})
+
     app.exception_handler(CallstreamError)(_known)
+    # Powertools raises its NotFoundError for an unknown route; the catch-all below would
+    # otherwise make it a 500 ("NoneType: None" in the log).
+    app.not_found(_no_route)
     app.exception_handler(Exception)(_unexpected)
 
 

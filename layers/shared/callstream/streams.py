@@ -335,7 +335,7 @@ def parse_json(body: str | None) -> Any:
     """A request body as JSON (empty → None).
 
     Raises:
-        RequestError: not valid JSON.
+        RequestError: not valid JSON, or nested too deeply to parse.
     """
     if not body:
         return None
@@ -343,6 +343,8 @@ def parse_json(body: str | None) -> Any:
         return json.loads(body)
     except ValueError as error:
         raise RequestError(f"body is not valid JSON: {error}") from None
+    except RecursionError:  # [[[[…]]]] thousands deep: the parser's limit, not a server fault
+        raise RequestError("body is JSON nested too deeply") from None
 
 
 def _item(svc: Services, stream_id: str) -> StreamItem:
