@@ -16,6 +16,22 @@ from pathlib import Path
 from local.stack import Stack
 
 
+def walkthrough(endpoints: dict[str, str], call: str) -> str:
+    """Commands to paste: start a talk-back stream on a simulated call, list the call's
+    streams, play a second of silence into it, stop it (tests run them as printed)."""
+    e = endpoints
+    silence = "$(head -c 16000 /dev/zero | base64 -w0)"
+    return f"""export API={e["api"]} TOKEN={e["token"]} CALL={call}
+STREAM=$(curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
+     -d '{{"audio_track": "inbound", "bidirectional": true, "agent": "none"}}' \\
+     | python3 -c 'import json, sys; print(json.load(sys.stdin)["stream_id"])'); echo $STREAM
+sleep 2; curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"; echo
+curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
+     -d "{{\\"audio_b64\\": \\"{silence}\\", \\"sample_rate\\": 8000}}"; echo
+curl -s -X DELETE $API/v1/streams/$STREAM -H "Authorization: Bearer $TOKEN"; echo
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until interrupted."""
     warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -28,22 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         e = stack.endpoints()
         call = uuid.uuid4()
         print(
-            f"""callstream embedded stack is up (logs: {args.log}); Ctrl-C stops it.
-
-  API        {e["api"]}     (Authorization: Bearer $TOKEN)
-  WebSocket  {e["websocket"]}
-  Vobiz      {e["vobiz"]}
-  AWS (moto) {e["aws"]}
-
-export API={e["api"]} TOKEN={e["token"]} CALL={call}
-STREAM=$(curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
-     -d '{{"audio_track": "inbound", "bidirectional": true, "agent": "none"}}' \\
-     | python3 -c 'import json, sys; print(json.load(sys.stdin)["stream_id"])'); echo $STREAM
-sleep 1; curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"
-curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
-     -d "{{\\"audio_b64\\": \\"$(head -c 16000 /dev/zero | base64 -w0)\\", \\"sample_rate\\": 8000}}"
-curl -s -X DELETE $API/v1/streams/$STREAM -H "Authorization: Bearer $TOKEN"
-""",
+            f"callstream embedded stack is up (logs: {args.log}); Ctrl-C stops it.\n\n"
+            f"  API        {e['api']}     (Authorization: Bearer $TOKEN)\n"
+            f"  WebSocket  {e['websocket']}\n"
+            f"  Vobiz      {e['vobiz']}\n"
+            f"  AWS (moto) {e['aws']}\n\n" + walkthrough(e, str(uuid.uuid4())),
             flush=True,
         )
         try:

@@ -84,3 +84,25 @@ def test_the_stack_keeps_a_real_vobizs_settings(tmp_path, monkeypatch):
     monkeypatch.delenv("CALLSTREAM_VOBIZ_AUTH_TOKEN")  # not all three given: the simulator
     with Stack(log_file=tmp_path / "stack.log") as simulated:
         assert simulated.vobiz.startswith("the Vobiz simulator at http://127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_the_make_up_walkthrough_works_when_pasted(tmp_path):
+    import json
+    import subprocess
+
+    from local.up import walkthrough
+
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    with Stack(speed=1, log_file=tmp_path / "stack.log") as stack:
+        call = str(uuid.uuid4())
+        script = walkthrough(stack.endpoints(), call)
+        done = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, timeout=120, check=True
+        )
+    lines = [line for line in done.stdout.splitlines() if line]
+    stream_id, listed, played, stopped = lines
+    assert [s["stream_id"] for s in json.loads(listed)["streams"]] == [stream_id]
+    assert json.loads(played)["played_ms"] == 1000, played
+    assert json.loads(stopped)["stop_requested"] is True, stopped
+    assert done.stderr == ""
