@@ -17,8 +17,11 @@ from local.stack import Stack
 
 
 def walkthrough(endpoints: dict[str, str], call: str) -> str:
-    """Commands to paste: start a talk-back stream on a simulated call, list the call's
-    streams, play a second of silence into it, stop it (tests run them as printed)."""
+    """Commands to paste into a shell, which a test runs as printed.
+
+    They start a talk-back stream on a simulated call, list the call's streams, play a second
+    of silence into it and stop it.
+    """
     e = endpoints
     silence = "$(head -c 16000 /dev/zero | base64 -w0)"
     return f"""export API={e["api"]} TOKEN={e["token"]} CALL={call}
