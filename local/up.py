@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     args.log.parent.mkdir(parents=True, exist_ok=True)
     with Stack(speed=args.speed, log_file=args.log) as stack:
         e = stack.endpoints()
-        call = uuid.uuid4()
         print(
             f"callstream embedded stack is up (logs: {args.log}); Ctrl-C stops it.\n\n"
             f"  API        {e['api']}     (Authorization: Bearer $TOKEN)\n"
