@@ -9,12 +9,15 @@ SAM := $(TOOLS)/sam/bin/sam
 SAM_VERSION := 1.170.0
 # The SAM translator that SAM CLI $(SAM_VERSION) transforms with, pinned: make validate lints what it makes.
 SAM_TRANSLATOR_VERSION := 1.115.0
+UV := $(TOOLS)/uv/bin/uv
+UV_VERSION := 0.13.9
+IMAGE_LOCK := services/stream_server/requirements.lock
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools that talk to AWS APIs get a region and never real credentials from this Makefile.
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate build demo up bench tape events docs clean
+.PHONY: help venv test unit lint typecheck validate build demo up bench tape events docs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,6 +33,15 @@ venv: $(STAMP)  ## create .venv and install everything pinned
 $(SAM):
 	test -x $(TOOLS)/sam/bin/python || $(PYTHON) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION) aws-sam-translator==$(SAM_TRANSLATOR_VERSION)
+
+$(UV):
+	test -x $(TOOLS)/uv/bin/python || $(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/python -m pip install -q uv==$(UV_VERSION)
+
+lock: $(STAMP) $(UV)  ## the stream-server image's hashed lock, resolved for linux/amd64 Python 3.13
+	$(BIN)/python scripts/image_requirements.py > $(TOOLS)/image.in
+	$(UV) pip compile $(TOOLS)/image.in --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --no-header --quiet --output-file $(IMAGE_LOCK)
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
