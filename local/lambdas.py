@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,6 +21,8 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     invoked_function_arn: str = ""
+    timeout_ms: int = 60_000
+    started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.invoked_function_arn = (
@@ -27,8 +30,8 @@ class LambdaContext:
         )
 
     def get_remaining_time_in_millis(self) -> int:
-        """Time left of the invocation (a fixed minute locally)."""
-        return 60_000
+        """Time left of the invocation, by the clock, as in Lambda."""
+        return max(0, int(self.timeout_ms - (time.monotonic() - self.started) * 1000))
 
 
 _locks: dict[str, threading.Lock] = {}
@@ -46,8 +49,19 @@ def handler(folder: str) -> Any:
     return module.lambda_handler
 
 
-def invoke(folder: str, event: dict[str, Any]) -> Any:
-    """Invoke a function like Lambda does: one invocation of each function at a time."""
+@cache
+def _timeouts_ms() -> dict[str, int]:
+    from local.template import Template
+
+    return Template().timeouts_ms()
+
+
+def invoke(folder: str, event: dict[str, Any], timeout_ms: int | None = None) -> Any:
+    """Invoke a function like Lambda does: one invocation of each function at a time.
+
+    It gets the time the template gives it (or ``timeout_ms``), counted by the clock.
+    """
     fn = handler(folder)
+    limit = timeout_ms or _timeouts_ms()[folder]
     with _locks.setdefault(folder, threading.Lock()):
-        return fn(event, LambdaContext(function_name=folder))
+        return fn(event, LambdaContext(function_name=folder, timeout_ms=limit))

@@ -93,6 +93,14 @@ class Template:
             for k, p in self.of_type("AWS::Serverless::Function").items()
         }
 
+    def timeouts_ms(self) -> dict[str, int]:
+        """Function folder → its timeout in ms (its own, else the Globals one), as in Lambda."""
+        default = self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+        return {
+            str(p["CodeUri"]).split("/", 1)[1]: int(p.get("Timeout", default)) * 1000
+            for p in self.of_type("AWS::Serverless::Function").values()
+        }
+
     def routes(self) -> list[Route]:
         """Every HttpApi route."""
         routes = []

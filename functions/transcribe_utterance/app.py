@@ -16,10 +16,15 @@ from callstream import transcripts
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+# Records deferred for want of time are reported, not raised, even when all of them are: an
+# error would make Lambda bisect the batch instead of resuming at the first deferred record.
+processor = BatchProcessor(
+    event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False
+)
 
 
-def record_handler(record: KinesisStreamRecord) -> dict[str, Any]:
+def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> dict[str, Any]:
+    transcripts.check_time_left(lambda_context.get_remaining_time_in_millis() / 1000)
     return transcripts.handle(transcripts.services(), record.kinesis.data_as_bytes())
 
 

@@ -207,3 +207,15 @@ def test_aws_transcriber_gives_up_on_other_errors():
     with pytest.raises(UpstreamError, match="BadRequestException"):
         AwsTranscriber("us-east-1", client=client).transcribe(b"\x00\x00" * 160, 8000, "en-US")
     assert client.calls == 1
+
+
+def test_transcription_defers_what_it_has_no_time_for(stack):
+    """With less time left than one utterance may take, the records are handed back as batch
+    item failures (Lambda retries them) rather than the invocation timing out mid-batch."""
+    _, utterances = tape_records("support_call_mulaw_8k")
+    event = kinesis_event(utterances[:3], stream="UtteranceStream")
+    answer = invoke("transcribe_utterance", event, timeout_ms=20_000)
+    assert len(answer["batchItemFailures"]) == 3
+    assert of_type(stack.drain(), "Utterance Transcribed") == []
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}  # 120 s: all done
+    assert len(of_type(stack.drain(), "Utterance Transcribed")) == 3

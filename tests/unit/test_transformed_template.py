@@ -154,3 +154,21 @@ def test_data_survives_a_stack_change(resources, kind):
             "Retain",
             "Retain",
         ), name
+
+
+def test_a_worst_case_transcription_batch_fits_the_timeout(resources):
+    """4 utterances of the longest default length at real-time speed, plus setup, fit the
+    function's timeout with the handler's reserve kept back; past that it defers records."""
+    from callstream.settings import AudioSettings
+    from callstream.transcripts import UTTERANCE_WORST_S
+
+    (mapping,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and references(r["Properties"]["FunctionName"]) == {"TranscribeUtteranceFunction"}
+    ]
+    timeout = resources["TranscribeUtteranceFunction"]["Properties"]["Timeout"]
+    worst_default = AudioSettings().utterance_max_ms / 1000 + 5
+    assert mapping["BatchSize"] * worst_default <= timeout - UTTERANCE_WORST_S
+    assert UTTERANCE_WORST_S >= 30 + 5  # the longest utterance the settings allow, and setup

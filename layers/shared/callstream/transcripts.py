@@ -14,10 +14,28 @@ from callstream import records, settings
 from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoTranscripts
 from callstream.adapters.events import EventPublisher
-from callstream.exceptions import ConfigError, RecordError
+from callstream.exceptions import ConfigError, NotReadyError, RecordError
 from callstream.transcription import Transcriber
 
 ROLES = {"inbound": "caller", "outbound": "agent"}
+#: The longest one utterance may take: the longest allowed (``CALLSTREAM_UTTERANCE_MAX_MS``
+#: at most 30 s) at real-time speed, plus Transcribe's setup and finalisation.
+UTTERANCE_WORST_S = 30.0 + 5.0
+
+
+def check_time_left(remaining_s: float) -> None:
+    """Refuse to start an utterance the invocation may not have time to finish.
+
+    The record is reported as a batch item failure, so Lambda hands it (and what follows it on
+    the shard) to the next invocation instead of the whole batch timing out and being retried.
+
+    Raises:
+        NotReadyError: less than :data:`UTTERANCE_WORST_S` left.
+    """
+    if remaining_s < UTTERANCE_WORST_S:
+        raise NotReadyError(
+            f"{remaining_s:.1f} s left, an utterance may take {UTTERANCE_WORST_S:.0f} s: deferred"
+        )
 
 
 def utterance_key(track: str, index: int) -> str:
