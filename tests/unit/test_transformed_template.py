@@ -172,3 +172,20 @@ def test_a_worst_case_transcription_batch_fits_the_timeout(resources):
     worst_default = AudioSettings().utterance_max_ms / 1000 + 5
     assert mapping["BatchSize"] * worst_default <= timeout - UTTERANCE_WORST_S
     assert UTTERANCE_WORST_S >= 30 + 5  # the longest utterance the settings allow, and setup
+
+
+def test_live_calls_keep_their_sockets_through_deployments_and_scale_in(resources):
+    """ECS deregisters the ALB target (live sockets kept for the deregistration delay) before it
+    sends SIGTERM: the delay is what a call gets, the drain after SIGTERM is the remainder."""
+    (group,) = [
+        r for r in resources.values() if r["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
+    ]
+    attributes = {a["Key"]: a["Value"] for a in group["Properties"]["TargetGroupAttributes"]}
+    assert attributes["deregistration_delay.timeout_seconds"] == "3600"  # the ALB's maximum
+    (task,) = [r for r in resources.values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert container["StopTimeout"] == 120  # Fargate's maximum
+    assert float(env["CALLSTREAM_DRAIN_DEADLINE_S"]) + 10 <= container["StopTimeout"]
+    role = json.dumps(resources["TaskRole"])
+    assert "ecs:UpdateTaskProtection" in role  # scale-in protection while a task holds calls
