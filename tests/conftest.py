@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -10,6 +13,25 @@ import pytest
 from moto import mock_aws
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[1]
+SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """template.yaml as CloudFormation receives it: after the SAM transform (the translator SAM
+    CLI uses, in SAM CLI's own environment, which make installs)."""
+    if not SAM_PYTHON.exists():
+        pytest.fail("the SAM translator is installed by make (make test or make validate)")
+    out = tmp_path_factory.mktemp("sam") / "transformed.json"
+    subprocess.run(
+        [str(SAM_PYTHON), str(ROOT / "scripts" / "transform_template.py"), "template.yaml", out],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    document: dict[str, Any] = json.loads(out.read_text())
+    return document
 
 
 @pytest.fixture

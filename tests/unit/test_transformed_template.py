@@ -4,28 +4,14 @@ SAM's own resources (queues, permissions, invoke configs, the API's routes) appe
 
 import json
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
-
 
 @pytest.fixture(scope="module")
-def resources(tmp_path_factory) -> dict:
-    if not SAM_PYTHON.exists():
-        pytest.fail("the SAM translator is installed by make (make test or make validate)")
-    out = tmp_path_factory.mktemp("sam") / "transformed.json"
-    subprocess.run(
-        [str(SAM_PYTHON), str(ROOT / "scripts" / "transform_template.py"), "template.yaml", out],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    return json.loads(out.read_text())["Resources"]
+def resources(transformed) -> dict:
+    return transformed["Resources"]
 
 
 def references(value) -> set[str]:
