@@ -497,6 +497,11 @@ async def test_control_reaches_the_task_that_holds_the_stream(api, aws):
                 invoke, "control_stream", load("api/control_stream_clear.json")
             )
             assert status == 200 and body["cleared"] is True
+            # the task itself refuses a body the API let through: still the caller's 400, not a 502
+            bad_audio = load("api/control_stream_play.json")
+            bad_audio["body"] = json.dumps({"audio_b64": "!!!!", "sample_rate": 8000})
+            status, body = await asyncio.to_thread(invoke, "control_stream", bad_audio)
+            assert status == 400 and "audio_b64" in body["message"], body
             bad = load("api/control_stream_clear.json")
             bad["pathParameters"]["action"] = "explode"
             bad["rawPath"] = f"/v1/streams/{STREAM}/explode"

@@ -542,6 +542,8 @@ def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dic
         raise ConflictError(f"stream {stream_id} is no longer live on its task")
     if response.status == 409:
         raise ConflictError(str(answer.get("message", "conflict")))
+    if response.status in (400, 422):  # the task refused the command itself: the caller's fault
+        raise RequestError(f"{action}: {str(answer.get('message', 'refused'))[:300]}")
     if response.status >= 300:
         raise UpstreamError(
             f"the stream's task answered {response.status}: {answer.get('message')}"
