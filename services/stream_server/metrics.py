@@ -32,6 +32,8 @@ class ServerCounters:
     gaps: int = 0
     lost_frames: int = 0
     auth_failures: int = 0
+    kinesis_retries: int = 0  # running totals of the writers, set before each line
+    backpressure_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
 
 
@@ -50,8 +52,6 @@ class MetricsEmitter:
         active_streams: int,
         buffered_records: int,
         put_latencies_ms: list[float],
-        retries: int,
-        backpressure_s: float,
     ) -> None:
         """Print one EMF line (to stdout, where the awslogs driver sends it to CloudWatch)."""
         last = self._last
@@ -65,8 +65,12 @@ class MetricsEmitter:
             ("LostFrames", count, counters.lost_frames - last.lost_frames),
             ("AuthFailures", count, counters.auth_failures - last.auth_failures),
             ("DecodeErrors", count, counters.errors.total() - last.errors.total()),
-            ("KinesisRetries", count, retries),
-            ("BackpressureSeconds", MetricUnit.Seconds, backpressure_s),
+            ("KinesisRetries", count, counters.kinesis_retries - last.kinesis_retries),
+            (
+                "BackpressureSeconds",
+                MetricUnit.Seconds,
+                counters.backpressure_s - last.backpressure_s,
+            ),
         ]
         if put_latencies_ms:
             values.append(("PutLatencyP50", ms, percentile(put_latencies_ms, 0.5)))
@@ -80,5 +84,7 @@ class MetricsEmitter:
             gaps=counters.gaps,
             lost_frames=counters.lost_frames,
             auth_failures=counters.auth_failures,
+            kinesis_retries=counters.kinesis_retries,
+            backpressure_s=counters.backpressure_s,
             errors=Counter(counters.errors),
         )

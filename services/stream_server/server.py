@@ -496,13 +496,13 @@ class StreamServer:
     def emit_metrics(self) -> None:
         """Print one EMF metrics line now."""
         writers = (self.audio_writer, self.utterance_writer)
+        self.counters.kinesis_retries = sum(w.stats.retries for w in writers)
+        self.counters.backpressure_s = sum(w.stats.backpressure_s for w in writers)
         self._metrics.emit(
             self.counters,
             active_streams=sum(1 for s in self.sessions.values() if s.live),
             buffered_records=sum(w.pending for w in writers),
             put_latencies_ms=[v for w in writers for v in w.stats.take_latencies()],
-            retries=sum(w.stats.retries for w in writers),
-            backpressure_s=sum(w.stats.backpressure_s for w in writers),
         )
 
 

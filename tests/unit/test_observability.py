@@ -11,7 +11,9 @@ from stream_server.metrics import MetricsEmitter, ServerCounters, percentile
 
 def test_emf_line_has_the_metrics_as_deltas():
     emitter = MetricsEmitter()
-    counters = ServerCounters(sessions=3, frames=500, gaps=1, auth_failures=2)
+    counters = ServerCounters(
+        sessions=3, frames=500, gaps=1, auth_failures=2, kinesis_retries=1, backpressure_s=0.5
+    )
     counters.errors.update({"invalid_audio": 4})
     out = io.StringIO()
     with redirect_stdout(out):
@@ -20,17 +22,15 @@ def test_emf_line_has_the_metrics_as_deltas():
             active_streams=3,
             buffered_records=7,
             put_latencies_ms=[5, 10, 50],
-            retries=1,
-            backpressure_s=0.5,
         )
         counters.frames += 100
+        counters.kinesis_retries += 2  # the writers' running totals grow: lines carry the change
+        counters.backpressure_s += 1.25
         emitter.emit(
             counters,
             active_streams=2,
             buffered_records=0,
             put_latencies_ms=[],
-            retries=0,
-            backpressure_s=0,
         )
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     names = {m["Name"] for m in first["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
@@ -54,6 +54,8 @@ def test_emf_line_has_the_metrics_as_deltas():
         and second["ActiveStreams"] == [2.0]
         and "PutLatencyP99" not in second
     )
+    assert (first["KinesisRetries"], second["KinesisRetries"]) == ([1.0], [2.0])
+    assert (first["BackpressureSeconds"], second["BackpressureSeconds"]) == ([0.5], [1.25])
     assert second["service"] == "stream_server"
 
 
