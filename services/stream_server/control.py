@@ -88,6 +88,19 @@ async def run_command(talk: Talkback, action: str, body: dict[str, Any]) -> dict
     return {"cleared": True}
 
 
+def _length_problem(
+    length: str | None, transfer_encoding: str | None
+) -> tuple[int, dict[str, Any]] | None:
+    """Why a body's framing is refused (411, 400, 413), or None."""
+    if transfer_encoding is not None or length is None:
+        return 411, {"error": "length_required", "message": "a Content-Length is required"}
+    if not length.isdigit():
+        return 400, {"error": "bad_request", "message": "Content-Length is not a length"}
+    if int(length) > MAX_BODY:
+        return 413, {"error": "too_large", "message": f"body over {MAX_BODY} bytes"}
+    return None
+
+
 class ControlServer:
     """Runs the control endpoint in a thread, dispatching commands to the event loop."""
 
@@ -124,16 +137,32 @@ class ControlServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def handle(self, path: str, authorization: str, raw: bytes) -> tuple[int, dict[str, Any]]:
-        """Handle one request (in a server thread); return (status, JSON body)."""
+    def admit(self, path: str, authorization: str) -> tuple[int, dict[str, Any]] | None:
+        """Check the route and the credential, before any of the body is read.
+
+        Returns:
+            None when the request may go on; else the (status, JSON body) to refuse it with.
+        """
         match = _PATH.fullmatch(path)
         try:
             if match is None:
-                raise NotFoundError(f"no route {path!r}")
-            stream_id, action = match["stream"], match["action"]
+                raise NotFoundError(f"no route {path[:200]!r}")
+            stream_id = match["stream"]
             if not ID_PATTERN.fullmatch(stream_id):
                 raise RequestError(f"invalid stream id {stream_id[:80]!r}")
             self._authorize(stream_id, authorization)
+        except CallstreamError as error:
+            if isinstance(error, AuthError):
+                log.warning("control request refused: %s", error.message)
+            return http_status(error), {"error": error.code, "message": error.message}
+        return None
+
+    def handle(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Handle a request :meth:`admit` let in (in a server thread): (status, JSON body)."""
+        match = _PATH.fullmatch(path)
+        assert match is not None  # admitted
+        stream_id, action = match["stream"], match["action"]
+        try:
             try:
                 body = json.loads(raw or b"{}")
             except RecursionError:
@@ -168,12 +197,18 @@ class ControlServer:
                     self._reply(404, {"error": "not_found", "message": f"no route {self.path!r}"})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self._reply(413, {"error": "too_large", "message": f"body over {MAX_BODY}"})
+                # The credential first, the length next, the body last: nothing a peer sends is
+                # read before it is authenticated, and never more than MAX_BODY.
+                authorization = self.headers.get("Authorization", "")
+                refused = server.admit(self.path, authorization) or _length_problem(
+                    self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding")
+                )
+                if refused is not None:
+                    self.close_connection = True  # the unread body must not become a request
+                    self._reply(*refused)
                     return
-                raw = self.rfile.read(length)
-                status, body = server.handle(self.path, self.headers.get("Authorization", ""), raw)
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                status, body = server.handle(self.path, raw)
                 self._reply(status, body)
 
             def _reply(self, status: int, body: dict[str, Any]) -> None:

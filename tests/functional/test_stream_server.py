@@ -728,3 +728,53 @@ async def test_a_start_without_a_rate_falls_back_to_what_was_requested(harness):
     await harness.settle()
     audio = [r for r in harness.records(key="s-norate") if isinstance(r, records.AudioRecord)]
     assert {r.sample_rate for r in audio} == {24000} and sum(r.frames for r in audio) == 50
+
+
+def raw_post(port: int, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
+    """A request written by hand: headers a well-behaved client would never send."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: task\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        sock.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer
+
+
+@pytest.mark.parametrize(
+    ("length", "authorized", "status"),
+    [
+        ("-1", False, 403),  # credential first: nothing is read for a stranger
+        ("300000000", False, 403),
+        (None, False, 403),
+        ("-1", True, 400),
+        ("12abc", True, 400),
+        ("300000000", True, 413),
+        (None, True, 411),
+    ],
+)
+async def test_the_control_endpoint_reads_no_body_before_the_credential_and_its_length(
+    harness, length, authorized, status
+):
+    headers = {"Content-Type": "application/json"}
+    if length is not None:
+        headers["Content-Length"] = length
+    if authorized:
+        headers["Authorization"] = "Bearer " + control_auth("s-any", KEY)
+    # a body that never ends: a server reading it to EOF (or to its length) would hang here
+    got, _ = await asyncio.to_thread(
+        raw_post,
+        harness.server.control_port,
+        "/internal/streams/s-any/clear",
+        headers,
+        b"{" * 1000,
+    )
+    assert got == status
