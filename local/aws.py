@@ -85,7 +85,8 @@ class LocalAws:
         for name in t.of_type("AWS::SQS::Queue"):
             sqs.create_queue(QueueName=name)
             self.names[name] = name
-        for name in t.of_type("AWS::SecretsManager::Secret"):
-            self.names[name] = ""  # secrets come from local variables instead
+        secretsmanager = self.client("secretsmanager")
+        for name in t.of_type("AWS::SecretsManager::Secret"):  # the stack puts their values
+            self.names[name] = secretsmanager.create_secret(Name=name, SecretString="{}")["ARN"]
         for kinesis_name in t.of_type("AWS::Kinesis::Stream"):
             kinesis.get_waiter("stream_exists").wait(StreamName=kinesis_name)

@@ -15,6 +15,7 @@ the simulator's (``CALLSTREAM_VOBIZ_API_URL``, ``CALLSTREAM_VOBIZ_AUTH_ID``,
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -22,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callstream import settings
+from callstream import logsafety, settings
 from callstream.adapters import clients
 from local.aws import LocalAws
 from local.gateway import Gateway
@@ -56,6 +57,7 @@ class Stack:
         self.aws = LocalAws(self.template)
         self.token = secrets.token_urlsafe(24)  # the bearer token standing in for IAM
         self.vobiz_token = secrets.token_urlsafe(24)
+        self.token_key = secrets.token_hex(32)  # signs WebSocket tokens and control credentials
         self.sim = VobizSimulator(AUTH_ID, self.vobiz_token, speed)
         self.log_file = log_file
         self.gateway: Gateway | None = None
@@ -85,19 +87,28 @@ class Stack:
                 "CALLSTREAM_TRANSCRIBER": "local",
                 "CALLSTREAM_SENTIMENT": "local",
                 "CALLSTREAM_VOBIZ_API_URL": self.sim.url,
-                "CALLSTREAM_VOBIZ_AUTH_ID": AUTH_ID,
-                "CALLSTREAM_VOBIZ_AUTH_TOKEN": self.vobiz_token,
                 **self.real_vobiz,
-                "CALLSTREAM_TOKEN_KEY": secrets.token_hex(32),
                 "POWERTOOLS_TRACE_DISABLED": "1",
                 "POWERTOOLS_METRICS_DISABLED": "1",
                 "POWERTOOLS_LOG_LEVEL": self.log_level,
                 "LOG_LEVEL": self.log_level,
             }
         )
+        if self.real_vobiz:  # the given credentials, not a secret of ours
+            env.pop("CALLSTREAM_VOBIZ_SECRET_ARN", None)
         os.environ.update(env)
         settings.reset()
         clients.reset()
+        # The secrets live in (moto's) Secrets Manager and are read through their ARNs, as
+        # deployed: the process never sees them in its environment.
+        secretsmanager = clients.client("secretsmanager")
+        secretsmanager.put_secret_value(
+            SecretId=names["TokenSecret"], SecretString=json.dumps({"key": self.token_key})
+        )
+        secretsmanager.put_secret_value(
+            SecretId=names["VobizSecret"],
+            SecretString=json.dumps({"auth_id": AUTH_ID, "auth_token": self.vobiz_token}),
+        )
         from stream_server.protection import LocalProtection
         from stream_server.wiring import build_server
 
@@ -181,8 +192,8 @@ class Stack:
             logging.FileHandler(self.log_file) if self.log_file else logging.NullHandler()
         ]
         root.setLevel(self.log_level)
-        for noisy in ("werkzeug", "websockets", "botocore", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request lines
+        logsafety.install()  # the product's own protection, as in AWS: not a stack-only quiet
 
 
 def _reset_caches() -> None:

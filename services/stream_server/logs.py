@@ -12,6 +12,8 @@ import sys
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from callstream import logsafety
+
 
 def configure_logging(level: str | None = None) -> None:
     """Send JSON log lines to stdout at ``LOG_LEVEL`` (INFO by default)."""
@@ -20,4 +22,4 @@ def configure_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logsafety.install()  # library DEBUG (bodies, frames) capped; secrets and audio redacted

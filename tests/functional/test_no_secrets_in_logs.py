@@ -1,9 +1,12 @@
-"""No secret (Vobiz auth token, token key, signatures, WebSocket tokens) in any log line of a
-full call through the embedded stack, with every logger at DEBUG."""
+"""No secret (Vobiz auth token, token key, signatures, WebSocket tokens, control credentials)
+and no call audio in any log line of a full call through the embedded stack, every logger at
+DEBUG, the secrets read from Secrets Manager as deployed. The stack quiets no library itself:
+what protects the logs is the product's own (callstream.logsafety)."""
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -11,6 +14,7 @@ import warnings
 
 import pytest
 
+from callstream.tokens import control_auth
 from local.demo import api
 from local.stack import Stack
 from local.vobiz_sim import SimCall
@@ -37,7 +41,8 @@ def test_a_full_call_logs_no_secret(tmp_path, capfd):
         assert done.wait(120), "the call completed"
         secrets = {
             "vobiz auth token": stack.vobiz_token,
-            "token key": os.environ["CALLSTREAM_TOKEN_KEY"],
+            "token key": stack.token_key,
+            "control credential": control_auth(answer["stream_id"], stack.token_key.encode()),
             "websocket token": answer["service_url"].rsplit("/", 1)[1],
             **{f"signature {i}": s for i, s in enumerate(stack.sim.signatures)},
         }
@@ -48,3 +53,7 @@ def test_a_full_call_logs_no_secret(tmp_path, capfd):
     assert len(stack.sim.signatures) >= 2
     leaked = [name for name, value in secrets.items() if value and value in logs]
     assert leaked == []
+    assert "CALLSTREAM_TOKEN_KEY" not in os.environ, "the key came from Secrets Manager"
+    audio = re.findall(r"[A-Za-z0-9+/]{192,}={0,2}", logs)
+    assert audio == [], f"base64 audio in the logs: {audio[0][:60]}…"
+    assert "GetSecretValue" not in logs or "SecretString" not in logs

@@ -79,3 +79,38 @@ def test_log_lines_are_json_with_call_and_stream_ids():
     assert (line["call_uuid"], line["stream_id"], line["level"]) == ("c-1", "s-1", "INFO")
     logging.getLogger().handlers.clear()
     logger.setLevel(logging.NOTSET)
+
+
+def test_the_redactor_hides_registered_secrets_and_audio_but_not_ids(caplog):
+    import base64 as b64
+
+    from callstream import logsafety
+
+    redactor = logsafety.Redactor()
+    redactor.register("s3cr3t-token-value")
+    redactor.register("short")  # too short to be worth matching: ids would be mangled
+    audio = b64.b64encode(bytes(range(256)) * 2).decode()
+    record = logging.LogRecord(
+        "botocore",
+        logging.DEBUG,
+        __file__,
+        1,
+        "body %s key=%s id=%s",
+        (audio, "s3cr3t-token-value", "short-id-42"),
+        None,
+    )
+    assert redactor.filter(record) is True
+    message = record.getMessage()
+    assert "s3cr3t-token-value" not in message and audio not in message
+    assert "[redacted]" in message and f"[base64: {len(audio)} chars]" in message
+    assert "short-id-42" in message
+
+
+def test_library_loggers_are_capped_whatever_the_root_level():
+    from callstream import logsafety
+
+    logging.getLogger().setLevel(logging.DEBUG)
+    logging.getLogger("botocore").setLevel(logging.NOTSET)
+    logsafety.cap_libraries()
+    assert not logging.getLogger("botocore").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("botocore.endpoint").isEnabledFor(logging.DEBUG)

@@ -4,7 +4,9 @@ In AWS they live in Secrets Manager (``CALLSTREAM_VOBIZ_SECRET_ARN``: JSON ``{"a
 "auth_token"}``; ``CALLSTREAM_TOKEN_SECRET_ARN``: JSON ``{"key"}``), read once per process and
 cached. Locally (the embedded stack, tests) they may come straight from
 ``CALLSTREAM_VOBIZ_AUTH_ID``/``CALLSTREAM_VOBIZ_AUTH_TOKEN``/``CALLSTREAM_TOKEN_KEY``; an ARN,
-when set, wins. Values never reach a log line: only their names do.
+when set, wins. Values never reach a log line: only their names do. Library loggers are capped
+before a secret is fetched (botocore logs the answer's body at DEBUG), and every value loaded is
+registered with :mod:`callstream.logsafety` for redaction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from callstream import settings
+from callstream import logsafety, settings
 from callstream.adapters.clients import client
 from callstream.exceptions import ConfigError
 
@@ -49,6 +51,7 @@ def token_key() -> bytes:
             the key is shorter than 16 bytes.
     """
     cfg = settings.load(settings.SecretsSettings)
+    logsafety.install()  # before the fetch: its answer carries the secret
     if cfg.token_secret_arn:
         key = str(_secret_json(cfg.token_secret_arn, client("secretsmanager")).get("key", ""))
     elif cfg.token_key is not None:
@@ -59,6 +62,7 @@ def token_key() -> bytes:
         )
     if len(key) < 16:
         raise ConfigError("the token key must be at least 16 characters")
+    logsafety.protect_secret(key)
     return key.encode()
 
 
@@ -70,18 +74,22 @@ def vobiz_credentials() -> VobizCredentials:
         ConfigError: no source is configured, or the secret lacks a field.
     """
     cfg = settings.load(settings.SecretsSettings)
+    logsafety.install()  # before the fetch: its answer carries the secret
     if cfg.vobiz_secret_arn:
         value = _secret_json(cfg.vobiz_secret_arn, client("secretsmanager"))
         try:
-            return VobizCredentials(str(value["auth_id"]), str(value["auth_token"]))
+            found = VobizCredentials(str(value["auth_id"]), str(value["auth_token"]))
         except KeyError as missing:
             raise ConfigError(f"secret {cfg.vobiz_secret_arn} lacks {missing}") from None
-    if cfg.vobiz_auth_id and cfg.vobiz_auth_token is not None:
-        return VobizCredentials(cfg.vobiz_auth_id, cfg.vobiz_auth_token.get_secret_value())
-    raise ConfigError(
-        "CALLSTREAM_VOBIZ_SECRET_ARN (or CALLSTREAM_VOBIZ_AUTH_ID and "
-        "CALLSTREAM_VOBIZ_AUTH_TOKEN locally) is required"
-    )
+    elif cfg.vobiz_auth_id and cfg.vobiz_auth_token is not None:
+        found = VobizCredentials(cfg.vobiz_auth_id, cfg.vobiz_auth_token.get_secret_value())
+    else:
+        raise ConfigError(
+            "CALLSTREAM_VOBIZ_SECRET_ARN (or CALLSTREAM_VOBIZ_AUTH_ID and "
+            "CALLSTREAM_VOBIZ_AUTH_TOKEN locally) is required"
+        )
+    logsafety.protect_secret(found.auth_token)
+    return found
 
 
 def reset() -> None:
