@@ -39,8 +39,10 @@ from picows import (
     ws_create_server,
 )
 
+from callstream import logsafety
 from callstream.assembler import Assembler, Continuation, SegmenterFactory
 from callstream.exceptions import TokenError
+from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
 from stream_server import ecs
@@ -114,6 +116,8 @@ class StreamServer:
         self.audio_settings = audio_settings or load(AudioSettings)
         self.protocol_settings = protocol_settings or load(ProtocolSettings)
         self.counters = ServerCounters()
+        # Unauthenticated upgrades cost a count, not a line each (they are counted in metrics).
+        self._refusals = Throttle(log)
         self.draining = False
         self.sessions: dict[int, Session] = {}
         self._no_sessions = asyncio.Event()
@@ -140,6 +144,7 @@ class StreamServer:
 
     async def start(self) -> None:
         """Listen on the WebSocket and control ports; start the timers."""
+        logsafety.cap_libraries()  # picows logs every connection below INFO: not per peer
         self.audio_writer.start()
         self.utterance_writer.start()
         self._ws = await ws_create_server(
@@ -255,7 +260,7 @@ class StreamServer:
             grant = self.backends.verify_token(match["token"], time.time())
         except TokenError as error:
             self.counters.auth_failures += 1
-            log.warning("websocket refused: %s", error.message)
+            self._refusals.warning(error.code, "websocket refused: %s", error.message)
             return _respond(HTTPStatus.FORBIDDEN, f"forbidden: {error.message}\n".encode())
         holder = f"{self.settings.task_address or 'task'}#{secrets.token_hex(8)}"
         listener = AudioListener(
@@ -291,7 +296,9 @@ class StreamServer:
                     pause = min(pause * 2, 0.8)
             if lease is None:
                 self.counters.auth_failures += 1
-                log.warning("websocket refused: token in use (call %s)", grant.call_uuid)
+                self._refusals.warning(
+                    "token_in_use", "websocket refused: token in use (call %s)", grant.call_uuid
+                )
             return lease
 
         return asyncio.ensure_future(acquire())

@@ -29,6 +29,7 @@ from callstream import codecs
 from callstream import records as wire
 from callstream.assembler import Assembler
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
+from callstream.logsafety import Throttle
 from callstream.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
@@ -164,6 +165,8 @@ class Session:
         self._ended = asyncio.Event()
         self._taps = agent.wants_audio  # the agent gets every frame: not the hot path
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
+        # What a peer repeats (refused messages, binary frames) costs a count, not a line each.
+        self._throttle = Throttle(self.log)
 
     @property
     def stream_id(self) -> str | None:
@@ -226,7 +229,9 @@ class Session:
         if binary:
             self.counters.binary_frames += 1
             self.counters.error("binary_frame")
-            self.log.warning("binary frame of %d bytes refused: not JSON text", len(data))
+            self._throttle.warning(
+                "binary_frame", "binary frame of %d bytes refused: not JSON text", len(data)
+            )
             return
         message: Message | None = None
         try:
@@ -242,7 +247,9 @@ class Session:
             return
         except ProtocolError as error:
             self.counters.error(error.code)
-            self.log.warning("message refused (%s): %s", error.code, error.message)
+            self._throttle.warning(
+                error.code, "message refused (%s): %s", error.code, error.message[:300]
+            )
         except TokenError as error:
             self.counters.error(error.code)
             self.log.warning("stream refused: %s", error.message)
@@ -270,7 +277,9 @@ class Session:
         self.assembler.receive(message, now)
         if isinstance(message, UnknownMessage):
             self.counters.unknown_events += 1
-            self.log.info("unknown event %r ignored", message.event)
+            self._throttle.log(
+                logging.INFO, "unknown_event", "unknown event %r ignored", message.event[:80]
+            )
             return
         if isinstance(message, StartMessage):
             self._on_start(message)
@@ -460,6 +469,7 @@ class Session:
             if self._started is not None:
                 await self._started  # mark_ended must follow mark_started
                 await self._hooks.ended(self)
+            self._throttle.flush()
             self.log.info(
                 "stream ended (%s): %d frames, %d gaps",
                 self.end_reason,

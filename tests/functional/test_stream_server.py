@@ -778,3 +778,51 @@ async def test_the_control_endpoint_reads_no_body_before_the_credential_and_its_
         b"{" * 1000,
     )
     assert got == status
+
+
+async def test_a_flood_of_refused_messages_costs_log_lines_per_interval_not_per_message(
+    harness, caplog
+):
+    caplog.set_level("DEBUG")
+    audio = CallAudio(tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-flood")
+    lines = list(messages(audio, "mulaw"))
+    sent = 0
+    async with connect(harness.url(token(call="call-0001"))) as ws:
+        await ws.send(lines[0])
+        for i in range(20_000):  # one-byte invalid messages, binary frames, unknown events
+            junk: str | bytes = ("x", b"\x00", '{"event":"mark"}')[i % 3]
+            await ws.send(junk)
+            sent += len(junk)
+        for line in lines[1:]:
+            await ws.send(line)
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    ours = [r for r in caplog.records if not r.name.startswith("moto")]  # moto: the stand-in
+    logged = sum(len(r.getMessage()) for r in ours)
+    assert logged < 0.01 * sent, [r.getMessage()[:120] for r in ours]
+    assert sum(r.frames for r in harness.records(key="s-flood") if isinstance(r, AudioRecord)) == 10
+    refused = [r.getMessage() for r in ours if "more" in r.getMessage()]
+    assert refused, "the counts are logged: what was held back is not lost"
+
+
+async def test_forged_upgrades_cost_at_most_a_line_each_library_lines_included(harness, caplog):
+    caplog.set_level("DEBUG")
+    forged = token()[:-4] + "AAAA"
+
+    def hammer() -> int:
+        for _ in range(200):
+            conn = http.client.HTTPConnection("127.0.0.1", harness.server.port, timeout=5)
+            conn.request(
+                "GET",
+                f"/v1/audio/{forged}",
+                headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
+            )  # fmt: skip
+            assert conn.getresponse().status == 403
+            conn.close()
+        return 200
+
+    await asyncio.to_thread(hammer)
+    await asyncio.sleep(0.2)
+    assert harness.server.counters.auth_failures == 200  # every one counted in the metrics
+    assert len(caplog.records) <= 10, [r.getMessage() for r in caplog.records][:12]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Final
 
 #: Loggers of libraries that can log bodies, headers or frames at DEBUG.
@@ -71,7 +73,7 @@ class Redactor(logging.Filter):
 REDACTOR: Final = Redactor()
 
 
-def cap_libraries(level: int = logging.INFO) -> None:
+def cap_libraries(level: int = logging.WARNING) -> None:
     """Keep library loggers at ``level`` or above, whatever the root level is."""
     for name in LIBRARIES:
         library = logging.getLogger(name)
@@ -97,3 +99,49 @@ def protect_secret(secret: str) -> None:
     """Register a secret this process now holds, and make sure logging is protected."""
     REDACTOR.register(secret)
     install()
+
+
+class Throttle:
+    """At most one log line per kind per interval: what a peer repeats costs a count, not a line.
+
+    The first occurrence of a kind is logged at once; later ones within ``interval_s`` are
+    counted, and the next line of that kind (or :meth:`flush`) says how many there were. A
+    flood of refused messages thus writes a few lines per interval, whatever its size.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Log through ``logger``."""
+        self._log = logger
+        self._interval = interval_s
+        self._clock = clock
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` (a %-format) now, or count it under ``kind`` until the interval ends.
+
+        ``kind`` is one of our own codes (never text from the peer), so the counts stay few.
+        """
+        self.log(logging.WARNING, kind, message, *args)
+
+    def log(self, level: int, kind: str, message: str, *args: object) -> None:
+        """:meth:`warning` at another level."""
+        now = self._clock()
+        if now < self._next.get(kind, 0.0):
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._next[kind] = now + self._interval
+        held = self._held.pop(kind, 0)
+        suffix = f" (and {held} more {kind} since the last line)" if held else ""
+        self._log.log(level, message + suffix, *args)
+
+    def flush(self) -> None:
+        """Log the counts still held (at the end of a connection)."""
+        for kind, held in sorted(self._held.items()):
+            self._log.warning("%d more %s not logged one by one", held, kind)
+        self._held.clear()
