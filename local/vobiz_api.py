@@ -41,6 +41,8 @@ class Fault:
     status: int = 500
     body: Any = field(default_factory=lambda: {"message": "internal error"})
     delay_s: float = 0.0
+    #: Do the work, then answer only after ``delay_s`` (the caller times out, the stream exists).
+    done_anyway: bool = False
 
 
 @dataclass
@@ -127,9 +129,18 @@ class VobizApi:
         with self._lock:
             self.requests.append((method, path, body))
             fault = self.faults.pop(0) if self.faults else None
-        if fault is not None:
+        if fault is not None and not fault.done_anyway:
             time.sleep(fault.delay_s)
             return fault.status, fault.body
+        if fault is not None:
+            answer = self._handle(method, path, headers, body)
+            time.sleep(fault.delay_s)
+            return answer
+        return self._handle(method, path, headers, body)
+
+    def _handle(
+        self, method: str, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         if (
             headers.get("x-auth-id") != self.auth_id
             or headers.get("x-auth-token") != self.auth_token

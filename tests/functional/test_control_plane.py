@@ -712,3 +712,28 @@ def test_a_deeply_nested_json_body_is_a_400(api, depth):
     status, body = invoke("start_stream", event)
     assert status == 400 and body["error"] == "bad_request", body
     assert api.vobiz.requests == []
+
+
+def test_a_retry_after_a_vobiz_timeout_adopts_the_stream_vobiz_made(api):
+    """Vobiz made the stream but answered too late (504): the retry with the same key finds it
+    at Vobiz by its service URL and adopts it. One Idempotency-Key, one stream."""
+    api.vobiz.fail_next(Fault(201, delay_s=1.0, done_anyway=True))  # the client waits 0.5 s
+    status, _ = invoke("start_stream", load("api/start_stream.json"))
+    assert status == 504
+    (made,) = api.vobiz.streams.values()
+    status, body = invoke("start_stream", load("api/start_stream.json"))
+    assert status == 201 and body["stream_id"] == made.stream_id, body
+    assert len(api.vobiz.streams) == 1
+    assert [m for m, _, _ in api.vobiz.requests].count("POST") == 1
+    assert api.registry.get(made.stream_id) is not None
+
+
+def test_a_retry_after_a_timeout_before_vobiz_made_anything_starts_it_with_the_same_url(api):
+    api.vobiz.fail_next(Fault(504, delay_s=1.0))  # nothing made
+    assert invoke("start_stream", load("api/start_stream.json"))[0] == 504
+    assert api.vobiz.streams == {}
+    status, body = invoke("start_stream", load("api/start_stream.json"))
+    assert status == 201, body
+    posts = [b for m, _, b in api.vobiz.requests if m == "POST"]
+    assert len(posts) == 2 and posts[0]["service_url"] == posts[1]["service_url"]
+    assert len(api.vobiz.streams) == 1

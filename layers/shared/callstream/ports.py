@@ -68,6 +68,12 @@ class OnceStore(Protocol):
     def release(self, key: str) -> None:
         """Forget a claim whose work failed, so that a retry may claim it again."""
 
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        """Keep a value under ``key`` for ``ttl_s``."""
+
+    def recall(self, key: str) -> str | None:
+        """The value kept under ``key``, if it has not expired."""
+
 
 @dataclass(frozen=True)
 class Lease:

@@ -210,9 +210,18 @@ def _callback_url(svc: Services, public_base: str) -> str:
 
 
 def start_stream(
-    svc: Services, call_uuid: str, request: StartStreamRequest, public_base: str
+    svc: Services,
+    call_uuid: str,
+    request: StartStreamRequest,
+    public_base: str,
+    attempt: str | None = None,
 ) -> dict[str, Any]:
     """Start a stream on a live call through Vobiz and register it as ``requested``.
+
+    With ``attempt`` (a key of the once-store, per Idempotency-Key and call), the stream's
+    service URL is remembered before Vobiz is called. A retry after Vobiz did not answer in
+    time first looks for a stream Vobiz made with that URL (listing the call's streams) and
+    adopts it; otherwise it starts the stream again with the same URL. One key, one stream.
 
     Raises:
         RequestError: a bad call uuid.
@@ -226,9 +235,19 @@ def start_stream(
             f"bidirectional streams must use audio_track inbound, not {request.audio_track} "
             "(Vobiz refuses both/outbound with bidirectional)"
         )
-    service_url = _service_url(
-        svc, call_uuid, request.agent, request.bidirectional, request.content_type
-    )
+    service_url = svc.once.recall(attempt) if attempt else None
+    adopted = None
+    if service_url is not None:  # a retry: did Vobiz make the stream the last time?
+        adopted = next(
+            (s for s in svc.vobiz.list_streams(call_uuid) if s.get("service_url") == service_url),
+            None,
+        )
+    else:
+        service_url = _service_url(
+            svc, call_uuid, request.agent, request.bidirectional, request.content_type
+        )
+        if attempt:
+            svc.once.remember(attempt, service_url, svc.config.token_ttl_s)
     body: dict[str, Any] = {
         "service_url": service_url,
         "bidirectional": request.bidirectional,
@@ -241,7 +260,7 @@ def start_stream(
         body["extra_headers"] = _header_string(request.extra_headers)
     if request.stream_timeout is not None:
         body["stream_timeout"] = request.stream_timeout
-    answer = svc.vobiz.start_stream(call_uuid, body)
+    answer = adopted or svc.vobiz.start_stream(call_uuid, body)
     stream_id = check_id(str(answer["stream_id"]), "Vobiz's stream_id")
     codec, rate = FORMATS[request.content_type]
     at = now_iso()
@@ -288,7 +307,8 @@ def _idempotent_start(svc: Services) -> tuple[Callable[..., dict[str, Any]], Ide
 
     def run(payload: dict[str, Any]) -> dict[str, Any]:
         request = StartStreamRequest.model_validate(payload["request"])
-        return start_stream(svc, payload["call_uuid"], request, payload["public_base"])
+        attempt = f"start#{payload['key']}#{payload['call_uuid']}"
+        return start_stream(svc, payload["call_uuid"], request, payload["public_base"], attempt)
 
     wrapped: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="payload", persistence_store=persistence, config=config

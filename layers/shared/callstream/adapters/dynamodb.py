@@ -279,6 +279,26 @@ class DynamoOnceStore:
         """Forget a claim (the work it guarded failed, so a retry may claim it again)."""
         self._client.delete_item(TableName=self._table, Key={"pk": {"S": key}})
 
+    def remember(self, key: str, value: str, ttl_s: int) -> None:
+        """Keep a value under ``key`` for ``ttl_s`` (what a retry must find again)."""
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": key},
+                "value": {"S": value},
+                "ttl": {"N": str(int(time.time()) + ttl_s)},
+            },
+        )
+
+    def recall(self, key: str) -> str | None:
+        """The value kept under ``key``, if it has not expired."""
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": key}}, ConsistentRead=True
+        ).get("Item")
+        if item is None or int(item["ttl"]["N"]) < time.time() or "value" not in item:
+            return None
+        return str(item["value"]["S"])
+
 
 class DynamoLeases:
     """One live connection per WebSocket token (items ``lease#<jti>`` in the once-table).
