@@ -156,6 +156,7 @@ class StreamServer:
             auto_ping_idle_timeout=20,
             auto_ping_reply_timeout=20,
             auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
+            enable_auto_pong=False,  # the listener answers pings, within a bound (transport)
             logger_name="callstream.websocket",
         )
         self._control = ControlServer(

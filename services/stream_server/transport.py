@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("callstream.transport")
 #: How long a close we began waits for the peer's answer before disconnecting.
 CLOSE_WAIT_S = 1.0
+#: Most bytes queued for a peer that does not read them (pongs, talk-back): 4 s of L16 24 kHz
+#: talk-back as base64 JSON; a peer past it is not reading and is closed.
+MAX_UNSENT_BYTES = 1_000_000
 
 
 class PicowsConnection:
@@ -44,9 +47,24 @@ class PicowsConnection:
         self.closed = False
 
     def send(self, text: bytes) -> None:
-        """Send one text frame (nothing once closed)."""
-        if not self.closed:
+        """Send one text frame (nothing once closed); a peer that stopped reading is dropped."""
+        if not self.closed and self._room():
             self._transport.send(WSMsgType.TEXT, text)
+
+    def pong(self, payload: bytes) -> None:
+        """Answer a ping, unless the peer lets our answers pile up unread."""
+        if not self.closed and self._room():
+            self._transport.send_pong(payload)
+
+    def _room(self) -> bool:
+        """Whether the peer reads what we send: past ``MAX_UNSENT_BYTES`` it is closed (1008)."""
+        if self._transport.underlying_transport.get_write_buffer_size() <= MAX_UNSENT_BYTES:
+            return True
+        # No closing handshake with a peer that reads nothing: drop it now, unsent data too.
+        log.warning("dropped a peer that does not read: over %d bytes unsent", MAX_UNSENT_BYTES)
+        self.closed = True
+        self._transport.disconnect(graceful=False)
+        return False
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame; disconnect when the peer answers it, or after ``CLOSE_WAIT_S``.
@@ -163,6 +181,9 @@ class AudioListener(WSListener):
             if frame.fin:
                 message, self._parts = b"".join(self._parts), []
                 self._deliver(message, self._parts_binary)
+        elif kind is WSMsgType.PING:  # answered here, not by picows: the answer is bounded
+            assert self.connection is not None
+            self.connection.pong(frame.get_payload_as_bytes())
         elif kind is WSMsgType.CLOSE:
             assert self.connection is not None
             self.connection.close(1000)  # answer a close the peer began (no-op if we began)

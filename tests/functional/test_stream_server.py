@@ -826,3 +826,77 @@ async def test_forged_upgrades_cost_at_most_a_line_each_library_lines_included(h
     await asyncio.sleep(0.2)
     assert harness.server.counters.auth_failures == 200  # every one counted in the metrics
     assert len(caplog.records) <= 10, [r.getMessage() for r in caplog.records][:12]
+
+
+def rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+def ping_flood(port: int, path: str, seconds: float = 3.0) -> tuple[int, bool]:
+    """Upgrade by hand, then send pings as fast as the socket takes them, never reading.
+
+    Returns how many bytes of pings went out and whether the server then hung up on us.
+    """
+    import base64 as b64
+    import os
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and read nothing
+    key = b64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0]
+    mask = b"\x01\x02\x03\x04"
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"p" * 125))
+    ping = b"\x89" + bytes([0x80 | 125]) + mask + payload
+    burst = ping * 64
+    sent = 0
+    sock.settimeout(0.5)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.sendall(burst)
+            sent += len(burst)
+    except OSError:
+        pass  # the server stopped reading us (closing) or reset us
+    sock.settimeout(5)
+    hung_up = False
+    try:
+        while sock.recv(65536):  # drain what it sent; the end must come
+            pass
+        hung_up = True
+    except OSError:
+        hung_up = True  # reset: hung up all the same
+    sock.close()
+    return sent, hung_up
+
+
+async def test_a_peer_that_never_reads_its_pongs_is_cut_off_with_bounded_memory(
+    harness, caplog
+):
+    from stream_server.transport import MAX_UNSENT_BYTES
+
+    audio = CallAudio(tracks={"inbound": bytes(16000)}, sample_rate=8000, stream_id="s-ok")
+    before = rss_bytes()
+    flood = asyncio.create_task(
+        asyncio.to_thread(ping_flood, harness.server.port, f"/v1/audio/{token()}")
+    )
+    await play(harness.url(token(call="call-0001")), messages(audio, "mulaw"))  # another call
+    sent, hung_up = await flood
+    grown = rss_bytes() - before
+    assert hung_up, "the server hung up on a peer that does not read"
+    assert "dropped a peer that does not read" in caplog.text
+    assert sent > 4 * MAX_UNSENT_BYTES, "the flood went past the bound"
+    assert grown < 60_000_000, f"the process grew by {grown / 1e6:.0f} MB"
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    ok = [r for r in harness.records(key="s-ok") if isinstance(r, AudioRecord)]
+    assert sum(r.frames for r in ok) == 50, "the other call lost nothing"
