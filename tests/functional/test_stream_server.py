@@ -879,9 +879,7 @@ def ping_flood(port: int, path: str, seconds: float = 3.0) -> tuple[int, bool]:
     return sent, hung_up
 
 
-async def test_a_peer_that_never_reads_its_pongs_is_cut_off_with_bounded_memory(
-    harness, caplog
-):
+async def test_a_peer_that_never_reads_its_pongs_is_cut_off_with_bounded_memory(harness, caplog):
     from stream_server.transport import MAX_UNSENT_BYTES
 
     audio = CallAudio(tracks={"inbound": bytes(16000)}, sample_rate=8000, stream_id="s-ok")
