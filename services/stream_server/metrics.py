@@ -52,6 +52,7 @@ class MetricsEmitter:
         active_streams: int,
         buffered_records: int,
         put_latencies_ms: list[float],
+        unacked_audio_s: float = 0.0,
     ) -> None:
         """Print one EMF line (to stdout, where the awslogs driver sends it to CloudWatch)."""
         last = self._last
@@ -59,6 +60,8 @@ class MetricsEmitter:
         values: list[tuple[str, MetricUnit, float]] = [
             ("ActiveStreams", count, active_streams),
             ("BufferedRecords", count, buffered_records),
+            # the most audio one stream has not yet in Kinesis: what a crash would lose now
+            ("UnackedAudioSeconds", MetricUnit.Seconds, unacked_audio_s),
             ("StreamsStarted", count, counters.sessions - last.sessions),
             ("FramesIn", count, counters.frames - last.frames),
             ("Gaps", count, counters.gaps - last.gaps),

@@ -124,18 +124,19 @@ class StreamServer:
         self._no_sessions.set()
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.audio_writer = self._writer(settings.audio_stream)
-        self.utterance_writer = self._writer(settings.utterance_stream)
+        self.audio_writer = self._writer(settings.audio_stream, settings.max_unacked_ms)
+        self.utterance_writer = self._writer(settings.utterance_stream, None)
         self._metrics = MetricsEmitter()
         self._ws: asyncio.Server | None = None
         self._control: ControlServer | None = None
         self._task_address: str | None = None
 
-    def _writer(self, stream: str) -> KinesisWriter:
+    def _writer(self, stream: str, max_unacked_ms: float | None) -> KinesisWriter:
         return KinesisWriter(
             self.backends.put_records,
             stream,
             buffer_records=self.settings.sink_buffer_records,
+            max_unacked_ms=max_unacked_ms,
             max_in_flight=self.settings.kinesis_max_in_flight,
             linger_s=self.settings.kinesis_linger_ms / 1000,
         )
@@ -511,6 +512,7 @@ class StreamServer:
             active_streams=sum(1 for s in self.sessions.values() if s.live),
             buffered_records=sum(w.pending for w in writers),
             put_latencies_ms=[v for w in writers for v in w.stats.take_latencies()],
+            unacked_audio_s=self.audio_writer.unacked_ms / 1000,
         )
 
 

@@ -41,6 +41,7 @@ from callstream.protocol import (
     UnknownMessage,
     parse_message,
 )
+from callstream.records import AudioRecord
 from stream_server.agents import Agent, StreamInfo
 from stream_server.talkback import Talkback
 
@@ -66,11 +67,11 @@ class Connection(Protocol):
 class Sink(Protocol):
     """What a session needs of a Kinesis writer."""
 
-    def offer(self, key: str, data: bytes) -> bool:
-        """Queue one record unless the key's buffer is full."""
+    def offer(self, key: str, data: bytes, ms: float = 0.0) -> bool:
+        """Queue one record (of ``ms`` of audio) unless the key is full."""
 
-    async def put(self, key: str, data: bytes) -> None:
-        """Queue one record; wait while the key's buffer is full."""
+    async def put(self, key: str, data: bytes, ms: float = 0.0) -> None:
+        """Queue one record; wait while the key is full."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Session:
         self._talkback_factory = talkback_factory
         self._clock = clock
         # Records waiting for the writer, in order; a task empties it when the writer is full.
-        self._outbox: deque[tuple[Sink, bytes]] = deque()
+        self._outbox: deque[tuple[Sink, bytes, float]] = deque()  # (sink, record, audio ms)
         self._pump: asyncio.Task[None] | None = None
         self._agent_queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._agent_task: asyncio.Task[None] | None = None
@@ -351,13 +352,14 @@ class Session:
             return
         outbox = self._outbox
         for record in records:
-            outbox.append((self._audio, wire.encode(record)))
+            ms = record.samples * 1000 / record.sample_rate if type(record) is AudioRecord else 0.0
+            outbox.append((self._audio, wire.encode(record), ms))
         for utterance in utterances:
-            outbox.append((self._utterances, wire.encode(utterance)))
+            outbox.append((self._utterances, wire.encode(utterance), 0.0))
         if self._pump is None:
             stream_id = self.assembler.stream_id
             assert stream_id is not None
-            while outbox and outbox[0][0].offer(stream_id, outbox[0][1]):
+            while outbox and outbox[0][0].offer(stream_id, outbox[0][1], outbox[0][2]):
                 outbox.popleft()
             if outbox:  # the writer is full for this stream: wait for it, reading nothing
                 self.connection.pause_reading()
@@ -369,8 +371,8 @@ class Session:
     async def _pump_outbox(self, stream_id: str) -> None:
         try:
             while self._outbox:
-                sink, data = self._outbox[0]
-                await sink.put(stream_id, data)
+                sink, data, ms = self._outbox[0]
+                await sink.put(stream_id, data, ms)
                 self._outbox.popleft()
         finally:
             self._pump = None

@@ -8,8 +8,10 @@ One :class:`KinesisWriter` per Kinesis stream serves every session of the proces
   failure, an exception) stays at the head of its key's queue and is retried alone with
   exponential backoff and full jitter, so a stream's records reach Kinesis in order.
 * **Back-pressure**: :meth:`KinesisWriter.put` waits while its key already has
-  ``buffer_records`` records waiting, so a slow sink slows only the sessions it is slow for
-  (they stop reading their sockets). Nothing is ever dropped: records stay queued until
+  ``buffer_records`` records waiting, or ``max_unacked_ms`` of audio not yet acknowledged by
+  Kinesis (queued or in flight), so a slow sink slows only the sessions it is slow for (they stop
+  reading their sockets), and what a crash loses stays bounded whatever Kinesis does.
+  Nothing is ever dropped: records stay queued until
   delivered, and :meth:`KinesisWriter.drain` reports whatever a deadline left undelivered.
 * **Never on the event loop**: boto3 runs in the writer's own small thread pool.
 """
@@ -58,6 +60,7 @@ class WriterStats:
 class _Entry:
     key: str
     data: bytes
+    ms: float = 0.0  # the audio it carries
     attempts: int = 0
 
 
@@ -70,6 +73,7 @@ class KinesisWriter:
         stream_name: str,
         *,
         buffer_records: int = 64,
+        max_unacked_ms: float | None = None,
         max_in_flight: int = 4,
         linger_s: float = 0.05,
         backoff_base_s: float = 0.05,
@@ -81,6 +85,8 @@ class KinesisWriter:
             put_records: a boto3 Kinesis client's ``put_records`` (called in a thread).
             stream_name: the Kinesis stream.
             buffer_records: records one key may have waiting before ``put`` blocks.
+            max_unacked_ms: audio one key may have unacknowledged (queued or in flight)
+                before ``put`` blocks; a first record is always taken. None: no cap.
             max_in_flight: concurrent ``PutRecords`` calls.
             linger_s: how long a batch may wait to fill before it is sent.
             backoff_base_s: first retry delay of a failed record (doubles per attempt).
@@ -90,6 +96,8 @@ class KinesisWriter:
         self.stats = WriterStats()
         self._put_records = put_records
         self._buffer = buffer_records
+        self._max_unacked_ms = max_unacked_ms
+        self._unacked_ms: dict[str, float] = {}
         self._max_in_flight = max_in_flight
         self._linger = linger_s
         self._backoff_base = backoff_base_s
@@ -116,38 +124,53 @@ class KinesisWriter:
         self._space = asyncio.Condition()
         self._task = asyncio.create_task(self._run(), name=f"writer-{self.stream_name}")
 
-    def offer(self, key: str, data: bytes) -> bool:
-        """Queue one record unless ``key``'s buffer is full (the sessions' synchronous path).
+    @property
+    def unacked_ms(self) -> float:
+        """The most audio any one key has unacknowledged now (what a crash would lose)."""
+        return max(self._unacked_ms.values(), default=0.0)
+
+    def _full(self, key: str, ms: float) -> bool:
+        queue = self._queues.get(key)
+        if queue is None:
+            return False
+        unacked = self._unacked_ms.get(key, 0.0)
+        cap = self._max_unacked_ms
+        return len(queue) >= self._buffer or (
+            cap is not None and unacked > 0 and unacked + ms > cap
+        )
+
+    def offer(self, key: str, data: bytes, ms: float = 0.0) -> bool:
+        """Queue one record of ``ms`` of audio unless ``key`` is full (the synchronous path).
 
         Returns:
             True when queued; False when the caller must wait (``await put``) instead.
         """
-        queue = self._queues.get(key)
-        if queue is not None and len(queue) >= self._buffer:
+        if self._full(key, ms):
             return False
-        self._enqueue(key, data, queue)
+        self._enqueue(key, data, ms)
         return True
 
-    async def put(self, key: str, data: bytes) -> None:
-        """Queue one record; wait first while ``key`` has a full buffer (back-pressure)."""
+    async def put(self, key: str, data: bytes, ms: float = 0.0) -> None:
+        """Queue one record; wait first while ``key`` is full (back-pressure)."""
         assert self._space is not None, "start() first"
-        queue = self._queues.get(key)
-        if queue is not None and len(queue) >= self._buffer:
+        if self._full(key, ms):
             began = time.monotonic()
             async with self._space:
-                await self._space.wait_for(lambda: len(self._queues.get(key, ())) < self._buffer)
+                await self._space.wait_for(lambda: not self._full(key, ms))
             self.stats.backpressure_s += time.monotonic() - began
-            queue = self._queues.get(key)
-        self._enqueue(key, data, queue)
+        self._enqueue(key, data, ms)
 
-    def _enqueue(self, key: str, data: bytes, queue: deque[_Entry] | None) -> None:
+    def _enqueue(self, key: str, data: bytes, ms: float) -> None:
+        queue = self._queues.get(key)
         if len(data) + len(key.encode()) > MAX_RECORD_BYTES:
             raise ValueError(f"record of {len(data)} bytes is over Kinesis's 1 MiB limit")
         assert self._wakeup is not None, "start() first"
         if queue is None:
             queue = self._queues[key] = deque()
             self._ready[key] = None
-        queue.append(_Entry(key, data))
+        queue.append(_Entry(key, data, ms))
+        if ms:
+            self._unacked_ms[key] = self._unacked_ms.get(key, 0.0) + ms
         self._pending += 1
         self._wakeup.set()
 
@@ -235,6 +258,12 @@ class KinesisWriter:
                 continue
             queue = self._queues[entry.key]
             queue.popleft()
+            if entry.ms:
+                left = self._unacked_ms[entry.key] - entry.ms
+                if left > 0.001:
+                    self._unacked_ms[entry.key] = left
+                else:
+                    del self._unacked_ms[entry.key]
             delivered += 1
             self.stats.records += 1
             self.stats.bytes += len(entry.data)

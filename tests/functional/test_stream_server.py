@@ -898,3 +898,75 @@ async def test_a_peer_that_never_reads_its_pongs_is_cut_off_with_bounded_memory(
     await harness.settle()
     ok = [r for r in harness.records(key="s-ok") if isinstance(r, AudioRecord)]
     assert sum(r.frames for r in ok) == 50, "the other call lost nothing"
+
+
+class Throttled:
+    """A Kinesis client whose PutRecords throttles a share of records, as Kinesis does."""
+
+    def __init__(self, client, share: float, seed: int = 3):
+        import random
+
+        self.client = client
+        self.share = share
+        self.random = random.Random(seed)
+
+    def put_records(self, StreamName, Records):  # noqa: N803 - boto3's names
+        keep = [self.random.random() >= self.share for _ in Records]
+        passed = [r for r, k in zip(Records, keep, strict=True) if k]
+        answers = iter(
+            self.client.put_records(StreamName=StreamName, Records=passed)["Records"]
+            if passed
+            else []
+        )
+        results = [
+            next(answers) if k else {"ErrorCode": "ProvisionedThroughputExceededException"}
+            for k in keep
+        ]
+        return {"FailedRecordCount": keep.count(False), "Records": results}
+
+
+async def test_under_sustained_throttling_a_stream_holds_at_most_the_cap_outside_kinesis(aws):
+    """80 % of records throttled while a call streams as fast as the socket allows: the audio
+    a kill would lose (accepted, not yet in Kinesis) stays within CALLSTREAM_MAX_UNACKED_MS,
+    because the session stops reading its socket; nothing is lost in the end."""
+    server = build_server(
+        settings(),
+        kinesis=Throttled(aws["kinesis"], share=0.8),
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=LocalProtection(),
+    )
+    await server.start()
+    peak = 0.0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, server.audio_writer.unacked_ms)
+            await asyncio.sleep(0.002)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        audio = CallAudio(
+            tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 20]},  # 20 s
+            sample_rate=8000,
+            stream_id="s-throttled",
+            call_id="call-1",
+        )
+        await play(f"ws://127.0.0.1:{server.port}/v1/audio/{token()}", messages(audio, "mulaw"))
+        await wait_for(lambda: not server.sessions, limit_s=60)
+        assert await server.audio_writer.drain(60) == 0
+    finally:
+        stop.set()
+        await sampler
+        await server.close()
+    cap = ServerSettings.model_fields["max_unacked_ms"].default
+    assert 0 < peak <= cap, f"peak unacknowledged audio {peak} ms"
+    assert server.audio_writer.stats.retries > 0 and server.audio_writer.stats.backpressure_s > 0
+    found = [
+        r
+        for r in (records.decode(d) for _, d in read_stream(aws["kinesis"], "AudioStream"))
+        if isinstance(r, AudioRecord) and r.stream_id == "s-throttled"
+    ]
+    assert sum(r.frames for r in found) == 1000, "every frame in Kinesis in the end"

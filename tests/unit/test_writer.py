@@ -144,3 +144,41 @@ async def test_offer_queues_until_the_key_is_full_then_put_waits():
     assert await writer.drain(5) == 0
     await writer.close()
     assert kinesis.delivered["s"] == [b"a", b"b", b"c"]
+
+
+async def test_unacknowledged_audio_is_capped_whatever_kinesis_does():
+    """With every PutRecords throttled for a while, a stream never holds more than the cap of
+    audio outside Kinesis (what a crash would lose); when Kinesis recovers, all of it lands."""
+    sink = FlakyKinesis(fail_share=1.0)  # every record throttled
+    writer = KinesisWriter(
+        sink.put_records, "s", buffer_records=64, max_unacked_ms=3000, linger_s=0, backoff_base_s=0.01,
+        backoff_cap_s=0.02,
+    )  # fmt: skip
+    writer.start()
+    accepted = 0
+    for n in range(30):  # 30 one-second records offered while nothing gets in
+        if not writer.offer("k", f"r{n}".encode(), ms=1000):
+            break
+        accepted += 1
+        assert writer.unacked_ms <= 3000
+    assert accepted == 3, "the fourth second waits: the session stops reading its socket"
+    blocked = asyncio.create_task(writer.put("k", b"r3", ms=1000))
+    await asyncio.sleep(0.2)
+    assert not blocked.done() and writer.unacked_ms == 3000
+    sink.fail_share = 0.0
+    await asyncio.wait_for(blocked, 5)
+    assert await writer.drain(5) == 0 and writer.unacked_ms == 0
+    assert sink.delivered["k"] == [b"r0", b"r1", b"r2", b"r3"]
+    await writer.close()
+
+
+async def test_a_first_record_is_taken_even_when_it_is_longer_than_the_cap():
+    sink = FlakyKinesis()
+    sink.gate.clear()  # Kinesis holds the first call: the record stays unacknowledged
+    writer = KinesisWriter(sink.put_records, "s", max_unacked_ms=500, linger_s=0)
+    writer.start()
+    assert writer.offer("k", b"long", ms=1120)  # never a deadlock on a record bigger than the cap
+    assert not writer.offer("k", b"next", ms=20)
+    sink.gate.set()
+    assert await writer.drain(5) == 0
+    await writer.close()

@@ -99,6 +99,14 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
+    max_unacked_ms: int = Field(
+        3000,
+        ge=500,
+        le=60_000,
+        description="Audio a stream may have not yet acknowledged by Kinesis (queued or in "
+        "flight) before its socket is paused: what a crashed task can lose, whatever Kinesis "
+        "does (plus the record still open, at most CALLSTREAM_RECORD_MAX_MS per track).",
+    )
     sink_buffer_records: int = Field(
         64, ge=2, description="Records a stream may have waiting for Kinesis before back-pressure."
     )
