@@ -585,31 +585,20 @@ def test_reconcile_ends_a_stream_vobiz_reports_completed(api):
     stream_id = started_stream(api)
     api.vobiz.streams[stream_id].state = "stopped"
     api.vobiz.streams[stream_id].ended_at = time.time()
-    status, body = invoke(
-        "stop_stream",
-        route(
-            "api/stop_stream.json",
-            "POST",
-            f"/v1/streams/{stream_id}/reconcile",
-            "POST /v1/streams/{stream_id}/reconcile",
-            {"stream_id": stream_id},
-        ),
+    reconcile = route(
+        "api/stop_stream.json",
+        "POST",
+        f"/v1/streams/{stream_id}/reconcile",
+        "POST /v1/streams/{stream_id}/reconcile",
+        {"stream_id": stream_id},
     )
+    status, body = invoke("stop_stream", reconcile)
     assert status == 200, body
     assert body["reconciled"] is True and body["vobiz"]["status"] == "completed"
     item = api.registry.get(stream_id)
     assert item is not None and (item.state, item.end_reason) == ("stopped", "vobiz: completed")
     # a second reconcile changes nothing: the state only moves forward
-    status, body = invoke(
-        "stop_stream",
-        route(
-            "api/stop_stream.json",
-            "POST",
-            f"/v1/streams/{stream_id}/reconcile",
-            "POST /v1/streams/{stream_id}/reconcile",
-            {"stream_id": stream_id},
-        ),
-    )
+    status, body = invoke("stop_stream", reconcile)
     assert status == 200 and body["reconciled"] is False
 
 
