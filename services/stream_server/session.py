@@ -46,6 +46,8 @@ from stream_server.agents import Agent, StreamInfo
 from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.session")
+#: Agent hooks a session may have waiting (the end-of-stream hook always gets in).
+MAX_AGENT_BACKLOG = 256
 
 
 class Connection(Protocol):
@@ -406,6 +408,14 @@ class Session:
         self._agent_call(self.agent.on_audio, self.talkback, message.media.track, pcm, track)
 
     def _agent_call(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
+        # An agent slower than what the peer sends (a DTMF flood, say) gets a bounded backlog:
+        # past it, hooks are dropped and counted; the audio and the stream never wait for it.
+        if self._agent_queue.qsize() >= MAX_AGENT_BACKLOG:
+            self.counters.error("agent_backlog")
+            self._throttle.warning(
+                "agent_backlog", "agent %s is behind: hook dropped", self.agent.name
+            )
+            return
         self._agent_queue.put_nowait(lambda: hook(*args))
 
     def _agent_now(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
@@ -455,7 +465,8 @@ class Session:
         finally:
             if self.talkback is not None:
                 self.talkback.close()
-                self._agent_call(self.agent.on_stop, self.talkback, self.end_reason)
+                talk, reason = self.talkback, self.end_reason
+                self._agent_queue.put_nowait(lambda: self.agent.on_stop(talk, reason))
             self._agent_queue.put_nowait(None)
             for task in self._urgent:
                 task.cancel()

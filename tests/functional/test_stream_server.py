@@ -970,3 +970,50 @@ async def test_under_sustained_throttling_a_stream_holds_at_most_the_cap_outside
         if isinstance(r, AudioRecord) and r.stream_id == "s-throttled"
     ]
     assert sum(r.frames for r in found) == 1000, "every frame in Kinesis in the end"
+
+
+async def test_a_dtmf_flood_on_a_slow_agent_keeps_a_bounded_backlog(harness, monkeypatch):
+    """Every key press queues an agent hook; an agent slower than the peer gets at most
+    MAX_AGENT_BACKLOG of them (the rest counted), and its end-of-stream hook still runs."""
+    from stream_server import agents
+    from stream_server.session import MAX_AGENT_BACKLOG
+
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    class Slow(agents.Agent):
+        name = "slow"
+
+        async def on_dtmf(self, talk, digit):
+            await gate.wait()
+            seen.append(digit)
+
+        async def on_stop(self, talk, reason):
+            seen.append(f"stop:{reason}")
+
+    monkeypatch.setitem(agents.AGENTS, "slow", Slow)
+    audio = CallAudio(
+        tracks={"inbound": bytes(320)}, sample_rate=8000, stream_id="s-dtmf", call_id="call-1"
+    )
+    lines = list(messages(audio, "mulaw"))
+    async with connect(harness.url(token(agent="slow", bidirectional=True))) as ws:
+        await ws.send(lines[0])
+        for _ in range(800):  # each is also an event record on Kinesis, in order
+            await ws.send('{"event":"dtmf","dtmf":{"digit":"5"}}')
+        await wait_for(
+            lambda: any(
+                s.counters.errors.get("agent_backlog") for s in harness.server.sessions.values()
+            )
+        )
+        (session,) = harness.server.sessions.values()
+        peak = session._agent_queue.qsize()
+        gate.set()
+    deadline = time.monotonic() + 60
+    while harness.server.sessions:  # what arrives later is bounded the same way
+        assert time.monotonic() < deadline, "the session ended"
+        peak = max(peak, session._agent_queue.qsize())
+        await asyncio.sleep(0.005)
+    assert peak <= MAX_AGENT_BACKLOG + 1  # + the end-of-stream hook
+    assert [s for s in seen if s == "5"], "the agent got key presses"
+    assert seen[-1] == "stop:close", "the end-of-stream hook is never dropped"
+    assert harness.server.counters.errors["agent_backlog"] > 0
