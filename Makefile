@@ -12,12 +12,13 @@ SAM_TRANSLATOR_VERSION := 1.115.0
 UV := $(TOOLS)/uv/bin/uv
 UV_VERSION := 0.13.9
 IMAGE_LOCK := services/stream_server/requirements.lock
+TRANSFORMED := local/template.transformed.json
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools that talk to AWS APIs get a region and never real credentials from this Makefile.
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate build demo up bench tape events docs lock clean
+.PHONY: help venv test unit lint typecheck validate transform build demo up bench tape events docs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,7 +55,12 @@ validate: $(STAMP) $(SAM)  ## cfn-lint on template.yaml and on what the SAM tran
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/sam/bin/python scripts/transform_template.py template.yaml .aws-sam/transformed.json
 	$(BIN)/cfn-lint .aws-sam/transformed.json
+	@cmp -s .aws-sam/transformed.json $(TRANSFORMED) || { \
+		echo "$(TRANSFORMED) is not what template.yaml transforms to: run make transform"; exit 1; }
 	$(SAM) validate --lint --template template.yaml
+
+transform: $(SAM)  ## write what CloudFormation gets ($(TRANSFORMED)): the embedded stack is wired from it
+	$(TOOLS)/sam/bin/python scripts/transform_template.py template.yaml $(TRANSFORMED)
 
 build: $(SAM)  ## sam build (no Docker, no local python3.13: makefile build methods)
 	set -o pipefail; $(SAM) build --template template.yaml 2>&1 | { grep -v "WARNING: Location" || true; }

@@ -1,6 +1,6 @@
 """The AWS stand-in: a moto server on a local port with callstream's resources.
 
-They are created from the resource properties in template.yaml, each named by its logical id.
+They are created from their properties in the transformed template, each named by its logical id.
 """
 
 from __future__ import annotations

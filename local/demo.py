@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "instead of the REST API",
     )
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING"],
+        default="WARNING",
+        help="what the stack writes to <out>/stack.log",
+    )
     faults = parser.add_argument_group("faults (the Vobiz simulator's switches)")
     faults.add_argument(
         "--drop", metavar="FIRST-LAST", help="drop these frames (chunk numbers) on every track"
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     via_answer = args.answer or args.drop_at is not None
-    with Stack(speed=args.speed, log_file=log) as stack:
+    with Stack(speed=args.speed, log_file=log, log_level=args.log_level) as stack:
         assert stack.poller is not None and stack.gateway is not None
         stack.poller.listeners.append(on_event)
         for name, value in stack.endpoints().items():
@@ -250,9 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         tty, shown = sys.stdout.isatty(), -1
         reconnects = {c.call_uuid: 0 for c in calls}
 
-        def finished(call: SimCall) -> bool:  # every connection's recording is in, call over
-            done = len(completed.get(call.call_uuid, [])) >= len(call.stream_ids)
-            return call.done.is_set() and done
+        def finished(call: SimCall) -> bool:  # the call is over and its last connection's
+            # summary is in (an earlier connection's may come later, or never: it is superseded)
+            last = max(
+                (int(d.get("generation", 1)) for d in completed.get(call.call_uuid, [])), default=0
+            )
+            return call.done.is_set() and last >= len(call.stream_ids)
 
         while not all(finished(c) for c in calls) and time.monotonic() < deadline:
             for c in calls:
@@ -284,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 stack,
                 args.out,
                 call,
-                max(completed[call.call_uuid], key=lambda d: float(d["duration_s"])),
+                max(completed[call.call_uuid], key=lambda d: int(d.get("generation", 1))),
                 events.get(call.call_uuid, []),
             )
     print(f"done in {time.monotonic() - started:.1f} s; outputs in {args.out}/<call_uuid>/")

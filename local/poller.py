@@ -1,58 +1,81 @@
-"""Feeds the consumers like Lambda's event sources do: Kinesis batches and EventBridge rules.
+"""Feeds the consumers as Lambda does, with Lambda's own failure semantics, from the template.
 
-* Kinesis: one thread per event source polls its stream and invokes the function with a real
-  Kinesis event of up to ``BatchSize`` records. A partial batch response re-delivers from the
-  first failed record, with backoff; after the source's retries the record goes to its
-  dead-letter queue, as ``DestinationConfig.OnFailure`` does in AWS.
-* EventBridge: a rule on the bus sends every ``callstream`` event to a local SQS queue; each is
-  invoked on the functions whose rule pattern matches its detail-type, retried on failure, and
-  dead-lettered after the attempts run out. Listeners see every event (the demo prints them).
+* Kinesis (an event source mapping): one thread per mapping polls its stream and invokes the
+  function with a real Kinesis event of up to ``BatchSize`` records. A partial batch response
+  resumes from the first failed record; a raised error splits the batch in two when
+  ``BisectBatchOnFunctionError`` is on (a split does not count as a retry). After
+  ``MaximumRetryAttempts`` retries the batch is given up on: its description goes to the
+  mapping's ``OnFailure`` queue and the shard moves on.
+  (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html)
+* EventBridge (a rule → a function, invoked asynchronously): a tap on the bus hands each
+  ``callstream`` event to every function whose rule matches its detail-type. A function that
+  raises is retried as Lambda retries an asynchronous invocation — ``MaximumRetryAttempts`` of
+  its ``EventInvokeConfig`` (default 2), about 1 and then 2 minutes later — and then the
+  invocation record goes to its ``OnFailure`` destination.
+  (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
+  The delays are divided by ``time_scale`` (the stack's speed): the count is Lambda's, the
+  clock is the demo's.
+
+Listeners see every bus event once (the demo prints them).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
-from local.template import Source
+from local.template import AsyncConfig, Source
 
 Listener = Callable[[dict[str, Any]], None]
+#: Lambda's waits before the retries of an asynchronous invocation (about 1, then 2 minutes).
+ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:{}"
 
 
 class Poller:
-    """Runs the event sources of template.yaml against the local AWS."""
+    """Runs the event sources of the transformed template against the local AWS."""
 
     def __init__(
         self,
         aws: Any,
         sources: list[Source],
         bus: str,
-        dead_letters: dict[str, str],
-        attempts: int = 5,
+        async_configs: dict[str, AsyncConfig],
+        names: dict[str, str],
+        time_scale: float = 1.0,
     ) -> None:
-        """``dead_letters`` maps a function folder to its DLQ name."""
+        """``names`` maps the template's logical ids to the local resources' names."""
         self.aws = aws
         self.sources = sources
         self.bus = bus
-        self.dead_letters = dead_letters
-        self.attempts = attempts
+        self.async_configs = async_configs
+        self.names = names
+        self.time_scale = time_scale
         self.listeners: list[Listener] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._lock = threading.Lock()
+        self._retries: list[tuple[float, int, str, dict[str, Any], int]] = []
+        self._order = itertools.count()
 
     def start(self) -> Poller:
-        """Start a thread per Kinesis source and one for the bus."""
+        """Start a thread per Kinesis source, one for the bus and one for async retries."""
         for source in self.sources:
             if source.kind == "kinesis":
                 self._spawn(self._kinesis, source)
-        self._spawn(self._events)
+        self._spawn(self._events, self._tap())  # the tap first: no event goes unseen
+        self._spawn(self._retry_async)
         return self
 
     def stop(self) -> None:
@@ -79,16 +102,25 @@ class Poller:
             with self._lock:
                 self._busy -= 1
 
+    def _send(self, queue: str | None, body: dict[str, Any], what: str) -> None:
+        """Put a failure record on ``queue`` (a logical id); note it in :attr:`errors`."""
+        if queue:
+            sqs = self.aws.client("sqs")
+            url = sqs.get_queue_url(QueueName=self.names.get(queue, queue))["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body, default=str))
+        self.errors.append(f"{what} → {queue or 'dropped (no destination)'}")
+
     # -- Kinesis --------------------------------------------------------------------------
 
     def _kinesis(self, source: Source) -> None:
         kinesis = self.aws.client("kinesis")
-        shard = kinesis.list_shards(StreamName=source.stream)["Shards"][0]["ShardId"]
+        name = self.names.get(source.stream or "", source.stream or "")
+        shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
         iterator = kinesis.get_shard_iterator(
-            StreamName=source.stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         pending: list[tuple[str, bytes]] = []
-        attempts = 0
+        size, retries = source.batch_size, 0
         while not self._stop.is_set():
             if len(pending) < source.batch_size:
                 response = kinesis.get_records(
@@ -99,36 +131,58 @@ class Poller:
             if not pending:
                 self._stop.wait(0.2)
                 continue
-            batch = pending[: source.batch_size]
-            event = kinesis_event(batch, stream=source.stream or "")
+            batch = pending[:size]
+            event = kinesis_event(batch, stream=name)
+            numbers = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
             try:
                 answer = self._invoke(source.function, event) or {}
-                failed = [f["itemIdentifier"] for f in answer.get("batchItemFailures", [])]
-            except Exception as error:  # the whole batch failed: retry it
-                failed = [event["Records"][0]["kinesis"]["sequenceNumber"]]
-                self.errors.append(f"{source.function}: {error}")
-            if not failed:
-                pending, attempts = pending[len(batch) :], 0
-                continue
-            numbers = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
-            first = min(numbers.index(f) for f in failed if f in numbers)
-            pending = pending[first:]
-            attempts += 1
-            if attempts > self.attempts:  # dead-letter the first failed record and move on
-                self._dead_letter(
-                    source.function, {"record": numbers[first], "stream": source.stream}
-                )
-                pending, attempts = pending[1:], 0
+            except Exception as error:
+                self.errors.append(f"{source.function}: {type(error).__name__}: {error}")
+                if source.bisect and len(batch) > 1:
+                    size = max(1, len(batch) // 2)  # a split is not a retry
+                    continue
+                first = 0
             else:
-                self._stop.wait(min(2.0, 0.1 * 2**attempts))
+                failed = [f["itemIdentifier"] for f in answer.get("batchItemFailures", [])]
+                if not failed:
+                    pending, size, retries = pending[len(batch) :], source.batch_size, 0
+                    continue
+                first = min(numbers.index(f) for f in failed if f in numbers)
+                pending = pending[first:]  # resume from the first failure
+                batch, numbers = batch[first:], numbers[first:]
+            retries += 1
+            if source.max_retries < 0 or retries <= source.max_retries:
+                self._stop.wait(min(2.0, 0.1 * 2**retries))
+                continue
+            self._send(
+                source.on_failure,
+                {
+                    "requestContext": {
+                        "requestId": str(uuid.uuid4()),
+                        "functionArn": ARN.format(source.function),
+                        "condition": "RetryAttemptsExhausted",
+                        "approximateInvokeCount": retries,
+                    },
+                    "version": "1.0",
+                    "timestamp": _now(),
+                    "KinesisBatchInfo": {
+                        "shardId": shard,
+                        "startSequenceNumber": numbers[0],
+                        "endSequenceNumber": numbers[-1],
+                        "batchSize": len(batch),
+                        "streamArn": f"arn:aws:kinesis:us-east-1:000000000000:stream/{name}",
+                    },
+                },
+                f"{source.function}: gave up on {len(batch)} record(s) of {name}",
+            )
+            pending, size, retries = pending[len(batch) :], source.batch_size, 0
 
-    # -- EventBridge ----------------------------------------------------------------------
+    # -- EventBridge → asynchronous invocations --------------------------------------------
 
-    def _events(self) -> None:
+    def _tap(self) -> str:
+        """A rule sending every ``callstream`` event on the bus to a queue; its URL."""
         sqs, events = self.aws.client("sqs"), self.aws.client("events")
-        url = sqs.create_queue(QueueName="local-bus-tap", Attributes={"VisibilityTimeout": "1"})[
-            "QueueUrl"
-        ]
+        url: str = sqs.create_queue(QueueName="local-bus-tap")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
@@ -140,48 +194,81 @@ class Poller:
         events.put_targets(
             Rule="local-bus-tap", EventBusName=self.bus, Targets=[{"Id": "tap", "Arn": arn}]
         )
+        return url
+
+    def _events(self, url: str) -> None:
+        sqs = self.aws.client("sqs")
         rules = [s for s in self.sources if s.kind == "rule"]
-        done: dict[str, set[str]] = {}
         while not self._stop.is_set():
             messages = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
-                AttributeNames=["ApproximateReceiveCount"],
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
             ).get("Messages", [])
             if not messages:
                 self._stop.wait(0.1)
                 continue
             for message in messages:
                 event = json.loads(message["Body"])
-                first_time = message["MessageId"] not in done
-                finished = done.setdefault(message["MessageId"], set())
-                if first_time:
-                    for listener in self.listeners:
-                        listener(event)
-                ok = True
+                for listener in self.listeners:
+                    listener(event)
                 for rule in rules:
-                    if event["detail-type"] in rule.detail_types and rule.function not in finished:
-                        try:
-                            self._invoke(rule.function, event)
-                            finished.add(rule.function)
-                        except Exception as error:
-                            ok = False
-                            if (
-                                int(message["Attributes"]["ApproximateReceiveCount"]) >= 60
-                            ):  # ~1 min of retries
-                                self._dead_letter(rule.function, event)
-                                finished.add(rule.function)
-                                ok = True
-                            else:
-                                self.errors.append(f"{rule.function}: {error}")
-                if ok:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    if event["detail-type"] in rule.detail_types:
+                        self._attempt(rule.function, event, 0)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _dead_letter(self, function: str, payload: dict[str, Any]) -> None:
-        queue = self.dead_letters.get(function)
-        if queue:
-            sqs = self.aws.client("sqs")
-            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(payload, default=str))
-        self.errors.append(f"{function}: dead-lettered {str(payload)[:120]}")
+    def _attempt(self, function: str, event: dict[str, Any], retries: int) -> None:
+        """One asynchronous invocation; on an error, a retry is scheduled or it is given up."""
+        try:
+            self._invoke(function, event)
+        except Exception as error:
+            config = self.async_configs.get(function, AsyncConfig())
+            self.errors.append(f"{function}: {type(error).__name__}: {error}")
+            if retries < config.max_retries:
+                delay = ASYNC_RETRY_DELAYS_S[min(retries, len(ASYNC_RETRY_DELAYS_S) - 1)]
+                due = time.monotonic() + delay / self.time_scale
+                with self._lock:
+                    heapq.heappush(
+                        self._retries, (due, next(self._order), function, event, retries + 1)
+                    )
+                return
+            self._send(
+                config.on_failure,
+                {
+                    "version": "1.0",
+                    "timestamp": _now(),
+                    "requestContext": {
+                        "requestId": str(uuid.uuid4()),
+                        "functionArn": ARN.format(function) + ":$LATEST",
+                        "condition": "RetriesExhausted",
+                        "approximateInvokeCount": retries + 1,
+                    },
+                    "requestPayload": event,
+                    "responseContext": {
+                        "statusCode": 200,
+                        "executedVersion": "$LATEST",
+                        "functionError": "Unhandled",
+                    },
+                    "responsePayload": {
+                        "errorMessage": str(error),
+                        "errorType": type(error).__name__,
+                    },
+                },
+                f"{function}: gave up on {event.get('detail-type')} after {retries + 1} tries",
+            )
+
+    def _retry_async(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                due = self._retries[0] if self._retries else None
+                if due is not None and due[0] <= time.monotonic():
+                    heapq.heappop(self._retries)
+                else:
+                    due = None
+            if due is None:
+                self._stop.wait(0.05)
+                continue
+            _, _, function, event, retries = due
+            self._attempt(function, event, retries)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

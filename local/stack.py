@@ -1,9 +1,11 @@
 """The embedded stack: everything callstream runs on, on this machine, through the real code.
 
-moto in server mode (resources from template.yaml), the real stream server, the HTTP gateway
-(routes from template.yaml, real API Gateway v2 events), the poller (real Kinesis and
-EventBridge events to the real consumers) and the Vobiz simulator, wired with the settings the
-template gives the functions, plus the local backends (PocketSphinx, VADER) and local secrets.
+moto in server mode, the real stream server, the HTTP gateway (real API Gateway v2 events), the
+poller (real Kinesis and EventBridge events to the real consumers, with Lambda's retry and
+on-failure semantics) and the Vobiz simulator, all wired from what CloudFormation receives (the
+transformed template, :mod:`local.template`): resources, routes, event sources, retries,
+failure queues and the functions' settings; plus the local backends (PocketSphinx, VADER) and
+secrets kept in (moto's) Secrets Manager.
 
 A real Vobiz from a laptop: Vobiz settings given in the environment are kept, not replaced by
 the simulator's (``CALLSTREAM_VOBIZ_API_URL``, ``CALLSTREAM_VOBIZ_AUTH_ID``,
@@ -48,7 +50,8 @@ class Stack:
     def __init__(
         self, speed: float = 1.0, log_file: Path | None = None, log_level: str = "WARNING"
     ) -> None:
-        """Prepare the stack; ``speed`` makes the simulated calls N times faster."""
+        """Prepare; ``speed`` makes the simulated calls and Lambda's retry waits N times faster."""
+        self.speed = speed
         self.log_level = log_level
         given = {k: os.environ[k] for k in (*VOBIZ_SETTINGS, *_PUBLIC) if os.environ.get(k)}
         #: The real Vobiz settings given in the environment (empty: the simulator plays Vobiz).
@@ -135,7 +138,9 @@ class Stack:
             self.aws,
             self.template.sources(),
             names["EventBus"],
-            {f: self.aws.names.get(q, q) for f, q in self.template.dead_letters().items()},
+            self.template.async_configs(),
+            names,
+            time_scale=self.speed,
         ).start()
         return self
 

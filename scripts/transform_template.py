@@ -25,11 +25,13 @@ PSEUDO = {"AWS::Region": "us-east-1", "AWS::Partition": "aws", "AWS::URLSuffix":
 
 def transform(template: dict) -> dict:
     """The CloudFormation template SAM makes of ``template`` (code locations on S3)."""
-    for name, resource in template.get("Resources", {}).items():
+    for resource in template.get("Resources", {}).values():
         properties = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):
             if isinstance(properties.get(key), str):  # a local folder: sam package uploads it
-                properties[key] = f"s3://callstream-artifacts/{name}.zip"
+                # the key keeps the folder's name: the embedded stack finds each code by it
+                folder = properties[key].strip("/")
+                properties[key] = f"s3://callstream-artifacts/{folder}.zip"
     os.environ.setdefault("AWS_DEFAULT_REGION", PSEUDO["AWS::Region"])
     return dict(
         Translator(None, Parser()).translate(sam_template=template, parameter_values=PSEUDO)

@@ -1,4 +1,4 @@
-"""EventBridge "Recording Ready" → the stream's summary JSON in S3 and "Call Completed"."""
+"""The later of "Recording Ready" and the last "Sentiment Scored" → summary, "Call Completed"."""
 
 from typing import Any
 

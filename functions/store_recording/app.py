@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import recording
+from callstream import quarantine, recording
 
 logger = Logger()
 tracer = Tracer()
@@ -20,7 +21,15 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
 def record_handler(record: KinesisStreamRecord) -> str:
-    return recording.handle(recording.services(), record.kinesis.data_as_bytes())
+    svc = recording.services()
+    return quarantine.or_put_aside(
+        lambda data: recording.handle(svc, data),
+        record.kinesis.data_as_bytes(),
+        store=svc.store,
+        stream_arn=record.event_source_arn,
+        sequence=record.kinesis.sequence_number,
+        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
+    )
 
 
 @logger.inject_lambda_context

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -11,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import transcripts
+from callstream import quarantine, transcripts
 
 logger = Logger()
 tracer = Tracer()
@@ -23,9 +24,17 @@ processor = BatchProcessor(
 )
 
 
-def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> dict[str, Any]:
+def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> Any:
     transcripts.check_time_left(lambda_context.get_remaining_time_in_millis() / 1000)
-    return transcripts.handle(transcripts.services(), record.kinesis.data_as_bytes())
+    svc = transcripts.services()
+    return quarantine.or_put_aside(
+        lambda data: transcripts.handle(svc, data),
+        record.kinesis.data_as_bytes(),
+        store=svc.quarantine,
+        stream_arn=record.event_source_arn,
+        sequence=record.kinesis.sequence_number,
+        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
+    )
 
 
 @logger.inject_lambda_context

@@ -323,6 +323,8 @@ class StreamServer:
                 position_ms=lease.position_ms,
                 outage_ms=outage * 1000,
                 previous_stream_id=lease.vobiz_stream_id,
+                frames=lease.frames,
+                utterances=lease.utterances,
             )
         session = Session(
             connection,
@@ -446,6 +448,11 @@ class StreamServer:
                 stream_id=assembler.stream_id,
                 vobiz_stream_id=assembler.vobiz_stream_id,
                 position_ms=assembler.position_ms,
+                frames=assembler.stream_totals.frames,
+                utterances=assembler.stream_totals.utterances,
+                # the line dropped now, not when a busy thread pool gets to the write: the
+                # reconnect's gap is the outage, measured from here
+                released_at=time.time(),
             )
         )
 

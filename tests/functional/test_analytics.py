@@ -13,8 +13,8 @@ from bench.transcript_accuracy import word_error_rate
 from callstream import recording, records, sentiment, settings, summary, transcripts
 from callstream.adapters import clients
 from callstream.adapters.transcribe_aws import AwsTranscriber
-from callstream.assembler import Assembler
-from callstream.exceptions import NotReadyError, UpstreamError
+from callstream.assembler import UTTERANCE_STRIDE, Assembler, Continuation
+from callstream.exceptions import UpstreamError
 from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
 from callstream.vad import Segmenter
@@ -115,8 +115,8 @@ def test_tape_to_summary(stack):
     assert invoke("store_recording", kinesis_event(audio)) == {"batchItemFailures": []}
     ready = of_type(stack.drain(), "Recording Ready")
     assert len(ready) == 1
-    with pytest.raises(NotReadyError, match="0 of 8"):  # transcripts are still on their way
-        invoke("finalize_call", ready[0])
+    waiting = invoke("finalize_call", ready[0])  # transcripts are still on their way
+    assert waiting["waiting"] == "0 of 8 utterances scored"
 
     event = kinesis_event(utterances, stream="UtteranceStream")
     assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
@@ -127,15 +127,24 @@ def test_tape_to_summary(stack):
     }  # redelivered: nothing new
     assert stack.drain() == []
 
+    # As the bus delivers them: each score, then finalize_call on its Sentiment Scored. The
+    # last one completes the call, with no retry of the Recording Ready waited for.
+    published, results = [], []
     for e in transcribed:
         invoke("analyze_sentiment", e)
+        new = stack.drain()
+        published += new
+        results += [invoke("finalize_call", s) for s in of_type(new, "Sentiment Scored")]
+    after = stack.drain()  # what the last finalize_call published
     invoke("analyze_sentiment", transcribed[0])  # redelivered: nothing new
-    published = stack.drain()
+    assert stack.drain() == []
     assert len(of_type(published, "Sentiment Scored")) == 8
     (alert,) = of_type(published, "Sentiment Alert")
     assert "frustrated" in alert["detail"]["text"]
-
-    result = invoke("finalize_call", ready[0])
+    assert [r.get("waiting") for r in results[:-1]] == [
+        f"{n} of 8 utterances scored" for n in range(1, 8)
+    ]
+    result = results[-1]
     assert [
         (u["track"], u["start_s"] < s["end_s"] and u["end_s"] > s["start_s"])
         for u, s in zip(result["utterances"], SCRIPT, strict=True)
@@ -149,8 +158,105 @@ def test_tape_to_summary(stack):
     assert set(result["talk_time_s"]) == {"inbound", "outbound"} and result[
         "duration_s"
     ] == pytest.approx(40.06, abs=0.05)
-    (completed,) = of_type(stack.drain(), "Call Completed")
+    (completed,) = of_type(after, "Call Completed")
     assert completed["detail"]["utterances"] == 8
+    assert invoke("finalize_call", ready[0]) == result  # a retry: the same summary
+
+
+def reconnected_tape_records(name: str, cut: int):
+    """The tape as Vobiz reconnecting after line ``cut``: two connections, one call stream.
+
+    The second connection has its own ``start`` (a new streamId) and numbers its media from 1,
+    as Vobiz does; it continues the first's timeline with no outage.
+    """
+    cfg = AudioSettings()
+    lines = (ROOT / "events" / "tapes" / f"{name}.jsonl").read_text().splitlines()
+    out: list[tuple[str, bytes]] = []
+    said: list[tuple[str, bytes]] = []
+
+    def play(asm: Assembler, messages: list[str]) -> None:
+        for line in messages:
+            asm.receive(parse_message(line))
+        asm.close("socket closed")
+        out.extend((r.stream_id, records.encode(r)) for r in asm.records_ready())
+        said.extend((u.stream_id, records.encode(u)) for u in asm.utterances_ready())
+
+    first = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    play(first, lines[:cut])
+    totals = first.stream_totals
+    start = json.loads(lines[0])
+    start["start"]["streamId"] = "vobiz-second"
+    again = [json.dumps(start)]
+    for n, line in enumerate(lines[cut:], start=1):
+        media = json.loads(line)
+        media["sequenceNumber"], media["streamId"] = n, "vobiz-second"
+        media["media"]["chunk"] = (n + 1) // 2  # two tracks a chunk, from 1 again
+        again.append(json.dumps(media))
+    second = Assembler(
+        audio_settings=cfg,
+        segmenter_factory=lambda r, t: Segmenter(r, t, cfg),
+        continuation=Continuation(
+            stream_id=str(first.stream_id),
+            generation=2,
+            position_ms=first.position_ms,
+            outage_ms=0.0,
+            previous_stream_id=first.vobiz_stream_id,
+            frames=totals.frames,
+            utterances=totals.utterances,
+        ),
+    )
+    play(second, again)
+    return out, said, totals.utterances
+
+
+@pytest.mark.slow
+def test_a_reconnected_call_is_transcribed_and_summarised_whole(stack):
+    """Vobiz's reconnect is one call stream: its utterances are not taken for the first
+    connection's (they used to share numbers, and the transcriber skipped them as done), and
+    the summary waits for every connection's utterances, not the last connection's count."""
+    audio, said, before = reconnected_tape_records("support_call_l16_16k", cut=2001)
+    assert 0 < before < len(said), "utterances on both sides of the reconnect"
+    assert invoke("store_recording", kinesis_event(audio)) == {"batchItemFailures": []}
+    ready = of_type(stack.drain(), "Recording Ready")
+    assert [r["detail"]["generation"] for r in ready] == [1, 2]
+
+    event = kinesis_event(said, stream="UtteranceStream")
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    transcribed = of_type(stack.drain(), "Utterance Transcribed")
+    assert len(transcribed) == len(said), "every utterance of both connections is transcribed"
+    keys = sorted(e["detail"]["index"] for e in transcribed)
+    assert keys[before:] == [k for k in keys if k >= UTTERANCE_STRIDE]
+
+    late = [e for e in transcribed if e["detail"]["index"] < UTTERANCE_STRIDE]
+    for e in transcribed:
+        if e not in late:
+            invoke("analyze_sentiment", e)
+    stack.drain()
+    waiting = invoke("finalize_call", ready[1])  # the first connection's are not scored yet
+    assert waiting["waiting"] == f"{len(said) - before} of {len(said)} utterances scored"
+    for e in late:
+        invoke("analyze_sentiment", e)
+    stack.drain()
+    whole = invoke("finalize_call", ready[1])
+    assert len(whole["utterances"]) == len(said) and whole["generation"] == 2
+    assert whole["duration_s"] == pytest.approx(40.06, abs=0.05)
+    (completed,) = of_type(stack.drain(), "Call Completed")
+    assert completed["detail"]["generation"] == 2
+    # The first connection's end, redelivered late, neither shortens the recording nor
+    # announces the call a second time.
+    assert invoke("finalize_call", ready[0])["superseded_by_generation"] == 2
+    first_end = next(
+        (key, data)
+        for key, data in audio
+        if isinstance(r := records.decode(data), records.EventRecord) and r.name == "close"
+    )
+    assert invoke("store_recording", kinesis_event([first_end])) == {"batchItemFailures": []}
+    assert stack.drain() == []
+    s3 = boto3.client("s3", region_name="us-east-1")
+    sidecar = json.loads(
+        s3.get_object(Bucket="recordings", Key=ready[1]["detail"]["sidecar"])["Body"].read()
+    )
+    assert (sidecar["generation"], sidecar["duration_s"]) == (2, whole["duration_s"])
 
 
 class FlakyStream:

@@ -832,10 +832,12 @@ def rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
 
-def ping_flood(port: int, path: str, seconds: float = 3.0) -> tuple[int, bool]:
+def ping_flood(port: int, path: str, seconds: float = 30.0) -> tuple[int, bool]:
     """Upgrade by hand, then send pings as fast as the socket takes them, never reading.
 
-    Returns how many bytes of pings went out and whether the server then hung up on us.
+    Goes on until the server hangs up (reset or closed), or ``seconds`` pass. A send that
+    times out only means the server reads slower than we write (a slow machine): we keep on.
+    Returns how many bytes of pings went out and whether the server hung up on us.
     """
     import base64 as b64
     import os
@@ -861,20 +863,24 @@ def ping_flood(port: int, path: str, seconds: float = 3.0) -> tuple[int, bool]:
     sent = 0
     sock.settimeout(0.5)
     deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            sock.sendall(burst)
-            sent += len(burst)
-    except OSError:
-        pass  # the server stopped reading us (closing) or reset us
-    sock.settimeout(5)
     hung_up = False
-    try:
-        while sock.recv(65536):  # drain what it sent; the end must come
-            pass
-        hung_up = True
-    except OSError:
-        hung_up = True  # reset: hung up all the same
+    while time.monotonic() < deadline and not hung_up:
+        try:
+            sent += sock.send(burst)
+        except TimeoutError:
+            continue  # the server is behind on reading: still pinging
+        except OSError:
+            hung_up = True  # reset or broken pipe: it hung up on us
+    if not hung_up:  # did it close? read what it sent until the end (or give up)
+        sock.settimeout(5)
+        try:
+            while sock.recv(65536):
+                pass
+            hung_up = True
+        except TimeoutError:
+            hung_up = False  # still open: it never hung up
+        except OSError:
+            hung_up = True
     sock.close()
     return sent, hung_up
 

@@ -73,6 +73,11 @@ REORDER_WAIT_S = 0.1
 RESTART_FRAMES = 16
 #: Record numbers of each reconnect start this far after the previous connection's.
 SEQ_STRIDE = 2**32
+#: Utterance numbers of each reconnect start this far after the previous connection's: the
+#: transcripts are keyed on them, and a reconnect's first utterance must not pass for the
+#: first connection's (it would be taken as transcribed already). The generation is bumped
+#: when the lease is taken, so this holds even when the previous task died without a word.
+UTTERANCE_STRIDE = 10**6
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Continuation:
         position_ms: media time the previous connection reached.
         outage_ms: how long the line was down (wall clock between the two sockets).
         previous_stream_id: Vobiz's stream id of the previous connection.
+        frames: frames the earlier connections received (the end event counts the whole
+            call stream, so that its recording and summary wait for all of it).
+        utterances: utterances the earlier connections found.
     """
 
     stream_id: str
@@ -92,6 +100,8 @@ class Continuation:
     position_ms: float
     outage_ms: float
     previous_stream_id: str | None = None
+    frames: int = 0
+    utterances: int = 0
 
 
 class SegmenterLike(Protocol):
@@ -178,6 +188,15 @@ class _Track:
     speaking: bool = False
 
 
+@dataclass(frozen=True)
+class StreamTotals:
+    """A call stream's counts over all its connections (Vobiz reconnects continue one stream)."""
+
+    generation: int
+    frames: int
+    utterances: int
+
+
 @dataclass
 class AssemblerStats:
     """Counters of one stream, for the registry and metrics."""
@@ -247,6 +266,7 @@ class Assembler:
         self._onsets: list[Track] = []
         self._pending: list[tuple[Message, float]] = []
         self._seq = 0
+        self._utterance_base = 0  # a reconnect numbers its utterances after the earlier ones
         self._max_bytes = 0
         self._max_samples = 0
         self._max_s = 0.0
@@ -368,6 +388,16 @@ class Assembler:
         return tuple(self._tracks)
 
     @property
+    def stream_totals(self) -> StreamTotals:
+        """The call stream's counts so far: this connection's and its earlier ones' together."""
+        cont = self._continuation
+        return StreamTotals(
+            generation=cont.generation if cont is not None else 1,
+            frames=self.stats.frames + (cont.frames if cont is not None else 0),
+            utterances=self.stats.utterances + (cont.utterances if cont is not None else 0),
+        )
+
+    @property
     def position_ms(self) -> float:
         """Media time reached: the furthest track's position, in ms from stream start."""
         if not self._tracks or not self.sample_rate:
@@ -386,6 +416,7 @@ class Assembler:
         if cont is not None:
             self.stream_id = cont.stream_id
             self._seq = (cont.generation - 1) * SEQ_STRIDE
+            self._utterance_base = (cont.generation - 1) * UTTERANCE_STRIDE
         else:
             self.stream_id = message.stream or self.stream_id
         if self.stream_id is None:
@@ -675,12 +706,18 @@ class Assembler:
             self._flush(track)
             if track.segmenter is not None:
                 self._take_utterances(track, track.segmenter.close(), now)
+        totals = self.stream_totals
         data = {
             **data,
             "frames": self.stats.frames,
             "gaps": self.stats.gaps,
             "lost_frames": self.stats.lost_frames,
             "utterances": self.stats.utterances,
+            # What the call stream's recording and summary must wait for: after a reconnect,
+            # the earlier connections' frames and utterances too.
+            "generation": totals.generation,
+            "stream_frames": totals.frames,
+            "stream_utterances": totals.utterances,
         }
         self._emit_event(name, now, data)
         self.state = "ended"
@@ -693,7 +730,7 @@ class Assembler:
                     stream_id=self.stream_id,
                     call_uuid=self.call_uuid,
                     track=track.name,
-                    index=utterance.index,
+                    index=self._utterance_base + utterance.index,
                     sample_rate=self.sample_rate,
                     start_sample=utterance.start_sample,
                     end_sample=utterance.end_sample,

@@ -85,6 +85,8 @@ class Lease:
         vobiz_stream_id: Vobiz's stream id of the previous connection.
         position_ms: media time the previous connection reached.
         released_at: when the previous connection ended (epoch seconds), if it did.
+        frames: frames the call stream's earlier connections received, all together.
+        utterances: utterances they found, all together.
     """
 
     generation: int
@@ -92,6 +94,8 @@ class Lease:
     vobiz_stream_id: str | None = None
     position_ms: float = 0.0
     released_at: float | None = None
+    frames: int = 0
+    utterances: int = 0
 
 
 class Leases(Protocol):
@@ -111,5 +115,11 @@ class Leases(Protocol):
         stream_id: str | None,
         vobiz_stream_id: str | None,
         position_ms: float,
+        frames: int = 0,
+        utterances: int = 0,
+        released_at: float | None = None,
     ) -> None:
-        """Give the lease back with where the call's timeline stands."""
+        """Give the lease back with where the call stands: its timeline and totals so far.
+
+        ``released_at`` is when the socket closed (epoch seconds; now if not given).
+        """

@@ -20,7 +20,7 @@ from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.adapters.events import EventPublisher
 from callstream.adapters.s3_recordings import RecordingStore, segment_key
-from callstream.exceptions import RecordError
+from callstream.exceptions import NotReadyError, RecordError
 from callstream.ports import Registry
 from callstream.wav import Segment, plan, wav_chunks
 
@@ -55,7 +55,8 @@ def handle(svc: RecordingServices, data: bytes) -> str:
     """Handle one AudioStream record; returns what was done (for logs and tests).
 
     Raises:
-        RecordError: the bytes are not a callstream record (the batch reports it as failed).
+        RecordError: the bytes are not a callstream record (:mod:`callstream.quarantine`).
+        NotReadyError: the stream's end came before some of its records (see :func:`finalize`).
     """
     record = records.decode(data)
     if isinstance(record, records.AudioRecord):
@@ -86,25 +87,44 @@ def handle(svc: RecordingServices, data: bytes) -> str:
     raise RecordError(f"{type(record).__name__} does not belong on AudioStream")
 
 
+def superseding(store: RecordingStore, key: str, generation: int) -> dict[str, Any] | None:
+    """The document at ``key`` if a later connection of the call stream wrote it, else None.
+
+    After Vobiz reconnects a call, each connection's end finalizes the one call stream; the
+    later connection's covers the earlier's, so an earlier one arriving late (a retry, another
+    shard iterator) must not overwrite it, nor announce it a second time.
+    """
+    if key not in set(store.keys(key)):
+        return None
+    doc: dict[str, Any] = json.loads(store.get(key))
+    return doc if int(doc.get("generation", 1)) > generation else None
+
+
 def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]:
     """Assemble the stream's WAV and sidecar from its segments; link them in the registry.
 
     Raises:
-        RecordError: fewer frames are stored than the end event counts (a segment is still
-            on its way: the record fails and is retried after the missing one).
+        NotReadyError: the start, or fewer frames than the end event counts, is stored (a
+            record is still on its way: the end fails and is retried after it).
     """
     stream_id = end.stream_id
+    generation = _first_int(end.data, ("generation",), 1)
+    wav_key, sidecar_key = recording_keys(end.call_uuid, stream_id)
+    newer = superseding(svc.store, sidecar_key, generation)
+    if newer is not None:  # a later connection's end came first: its recording is the whole
+        return newer
     events = svc.store.events(stream_id)
     start = next((e for e in events if e["name"] == "start"), None)
     if start is None:
-        raise RecordError(f"stream {stream_id}: its start event is not stored yet")
+        raise NotReadyError(f"stream {stream_id}: its start event is not stored yet")
     rate = int(start["data"]["sample_rate"])
     codec = str(start["data"]["codec"])
     segments = svc.store.segments(stream_id)
     frames = sum(s.samples for s in segments) // (rate // 50)
-    expected = end.data.get("frames")
-    if isinstance(expected, int) and frames < expected:
-        raise RecordError(f"stream {stream_id}: {frames} of {expected} frames stored so far")
+    # The whole call stream's count (after a reconnect, every connection's frames).
+    expected = _first_int(end.data, ("stream_frames", "frames"), 0)
+    if frames < expected:
+        raise NotReadyError(f"stream {stream_id}: {frames} of {expected} frames stored so far")
 
     def fetch(segment: Segment) -> bytes:
         record = records.decode(svc.store.get(segment.key))
@@ -112,9 +132,9 @@ def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]
         return codecs.to_pcm16(record.codec, record.payload)
 
     layout = plan(segments, rate)
-    wav_key, sidecar_key = recording_keys(end.call_uuid, stream_id)
     size = svc.store.write_streaming(wav_key, wav_chunks(layout, fetch), "audio/wav")
     gaps = [e["data"] for e in events if e["name"] == "gap"]
+    utterances = _first_int(end.data, ("stream_utterances", "utterances"), 0)
     sidecar = {
         "stream_id": stream_id,
         "call_uuid": end.call_uuid,
@@ -129,6 +149,8 @@ def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]
         "gaps": gaps,
         "silence_samples": {t: layout.silence_samples(t) for t in layout.channels},
         "end": {"name": end.name, **{k: v for k, v in end.data.items() if k == "reason"}},
+        "generation": generation,
+        "utterances": utterances,
     }
     svc.store.put(sidecar_key, json.dumps(sidecar, indent=2).encode(), "application/json")
     svc.registry.advance(
@@ -146,6 +168,19 @@ def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]
             "recording": wav_key,
             "sidecar": sidecar_key,
             "duration_s": layout.duration_s,
+            "generation": generation,
         },
     )
     return sidecar
+
+
+def _first_int(data: records.EventData, names: tuple[str, ...], default: int) -> int:
+    """The first of ``names`` in an end event's data that holds an int.
+
+    Records written before the call-stream totals existed carry only the connection's.
+    """
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, int):
+            return value
+    return default

@@ -50,7 +50,7 @@ class AudioRecord(_Record, frozen=True, tag="audio", kw_only=True):
         seq: position of this record in the stream's AudioStream sequence.
         track: ``inbound`` (the far end) or ``outbound``.
         codec: ``mulaw`` (8-bit G.711) or ``l16`` (little-endian PCM16).
-        sample_rate: 8000 or 16000.
+        sample_rate: 8000, 16000 or 24000.
         first_frame: sequence number of the first frame (Vobiz ``chunk``, or our own count).
         frames: number of frames in the record.
         start_sample: first sample's position on the track's timeline (0 = stream start).
@@ -109,8 +109,8 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
 
     Attributes:
         track: ``inbound`` or ``outbound``.
-        index: 0, 1, 2, … per track.
-        sample_rate: 8000 or 16000.
+        index: 0, 1, 2, … per track; a reconnect's from ``(generation - 1) * 10**6`` on.
+        sample_rate: 8000, 16000 or 24000.
         start_sample: first sample's position on the track's timeline.
         end_sample: one past the last sample.
         split: True when the utterance was cut at the maximum length and the next continues it.

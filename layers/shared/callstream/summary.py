@@ -1,8 +1,8 @@
 """The finalize_call consumer's domain: one JSON summary per stream, and ``Call Completed``.
 
-Runs on ``Recording Ready``. It needs every utterance transcribed and scored: the stream's end
-event says how many utterances there were; until they are all in, it raises
-:class:`~callstream.exceptions.NotReadyError` and EventBridge retries it.
+Runs on ``Recording Ready`` and on ``Sentiment Scored``: it needs the recording and every
+utterance scored (the recording's sidecar says how many the call stream had, over all its
+connections), and the event that comes last finds them all (:func:`handle`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoRegistry, DynamoTranscripts
 from callstream.adapters.events import EventPublisher
 from callstream.adapters.s3_recordings import RecordingStore
-from callstream.exceptions import NotReadyError, RequestError
+from callstream.exceptions import RequestError
 from callstream.ports import Registry
+from callstream.recording import recording_keys
 from callstream.sentiment import ROLLING_KEY
 
 
@@ -51,27 +52,43 @@ def summary_key(call_uuid: str | None, stream_id: str) -> str:
 
 
 def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
-    """Build and store a stream's summary; publish ``Call Completed``.
+    """Build and store a stream's summary and publish ``Call Completed``, once all is in.
+
+    Runs on ``Recording Ready`` and on every ``Sentiment Scored``: whichever of the two comes
+    last finds the recording and every utterance scored, and completes the call. Neither
+    waits on a retry (Lambda retries an asynchronous invocation twice, over ~3 minutes: a
+    summary must not depend on transcripts beating that). Both read strongly consistent
+    state written before their event was published, so the last one always sees all of it;
+    when both do, ``Call Completed`` goes out twice, with the same content (EventBridge
+    delivers at least once anyway: consumers key on ``stream_id`` and ``generation``).
+
+    Returns:
+        The summary; or ``{"waiting": …}`` while the recording or some scores are not in;
+        or ``{"superseded_by_generation": …}`` for an earlier connection's late event.
 
     Raises:
-        RequestError: the event lacks ``stream_id`` or ``sidecar``.
-        NotReadyError: some utterances are not transcribed and scored yet.
+        RequestError: the event lacks ``stream_id``.
     """
     try:
-        stream_id, sidecar_key = str(detail["stream_id"]), str(detail["sidecar"])
+        stream_id = str(detail["stream_id"])
     except KeyError as missing:
-        raise RequestError(f"Recording Ready event without {missing}") from None
-    sidecar = json.loads(svc.store.get(sidecar_key))
-    end = next(
-        (e for e in reversed(svc.store.events(stream_id)) if e["name"] in ("stop", "close")), None
+        raise RequestError(f"event without {missing}") from None
+    sidecar_key = str(
+        detail.get("sidecar") or recording_keys(detail.get("call_uuid"), stream_id)[1]
     )
-    expected = int(end["data"].get("utterances", 0)) if end else 0
+    if "sidecar" not in detail and sidecar_key not in set(svc.store.keys(sidecar_key)):
+        return {"stream_id": stream_id, "waiting": "the recording"}
+    sidecar = json.loads(svc.store.get(sidecar_key))
+    generation = int(sidecar.get("generation", 1))
+    if generation > int(detail.get("generation", generation)):
+        # A later connection of the call stream has ended since: its own Recording Ready
+        # makes the summary of the whole; this one would announce the call twice.
+        return {"stream_id": stream_id, "superseded_by_generation": generation}
+    expected = int(sidecar.get("utterances", 0))  # the whole call stream's, all connections
     items = [i for i in svc.transcripts.for_stream(stream_id) if i["utterance"] != ROLLING_KEY]
     done = [i for i in items if i.get("sentiment")]
-    if len(done) < expected:
-        raise NotReadyError(
-            f"stream {stream_id}: {len(done)} of {expected} utterances scored so far"
-        )
+    if len(done) < expected:  # the last Sentiment Scored completes it
+        return {"stream_id": stream_id, "waiting": f"{len(done)} of {expected} utterances scored"}
     utterances = sorted(
         (
             {
@@ -101,13 +118,10 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
         "duration_s": round(float(sidecar["duration_s"]), 3),
         "talk_time_s": talk,
         "gaps": sidecar["gaps"],
+        "generation": generation,
         "utterances": utterances,
     }
     key = summary_key(sidecar.get("call_uuid"), stream_id)
-    if key in set(svc.store.keys(key)):  # a reconnected call is finalized once per connection
-        newer = json.loads(svc.store.get(key))
-        if float(newer.get("duration_s", 0)) > summary["duration_s"]:
-            return dict(newer)  # a later connection's summary is already there: keep it
     svc.store.put(key, json.dumps(summary, indent=2).encode(), "application/json")
     svc.registry.advance(
         stream_id, sidecar.get("call_uuid") or "unknown-call", "stopped", transcript_key=key
@@ -116,7 +130,14 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
         "Call Completed",
         {
             k: summary[k]
-            for k in ("stream_id", "call_uuid", "recording", "duration_s", "talk_time_s")
+            for k in (
+                "stream_id",
+                "call_uuid",
+                "recording",
+                "duration_s",
+                "talk_time_s",
+                "generation",
+            )
         }
         | {"summary": key, "utterances": len(utterances)},
     )

@@ -14,6 +14,7 @@ from callstream import records, settings
 from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoTranscripts
 from callstream.adapters.events import EventPublisher
+from callstream.adapters.s3_recordings import RecordingStore
 from callstream.exceptions import ConfigError, NotReadyError, RecordError
 from callstream.transcription import Transcriber
 
@@ -40,7 +41,7 @@ def check_time_left(remaining_s: float) -> None:
 
 def utterance_key(track: str, index: int) -> str:
     """The sort key of an utterance in the transcripts table."""
-    return f"{track}#{index:06d}"
+    return f"{track}#{index:09d}"  # 9 digits: a reconnect's numbers start at 10**6
 
 
 @dataclass(eq=False)
@@ -51,6 +52,7 @@ class TranscriptServices:
     transcripts: DynamoTranscripts
     events: EventPublisher
     language: str
+    quarantine: RecordingStore  # where records that are not utterances are kept
 
 
 def make_transcriber(name: str, region: str | None = None) -> Transcriber:
@@ -81,6 +83,7 @@ def services() -> TranscriptServices:
         transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
         events=EventPublisher(client("events"), cfg.event_bus),
         language=cfg.language,
+        quarantine=RecordingStore(client("s3"), cfg.recordings_bucket),
     )
 
 

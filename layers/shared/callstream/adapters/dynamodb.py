@@ -346,6 +346,8 @@ class DynamoLeases:
             vobiz_stream_id=item.get("vobiz_stream_id"),
             position_ms=float(item.get("position_ms", 0.0)),
             released_at=item.get("released_at"),
+            frames=int(item.get("frames", 0)),
+            utterances=int(item.get("utterances", 0)),
         )
 
     def renew(self, token_id: str, holder: str, hold_s: float) -> bool:
@@ -375,15 +377,26 @@ class DynamoLeases:
         stream_id: str | None,
         vobiz_stream_id: str | None,
         position_ms: float,
+        frames: int = 0,
+        utterances: int = 0,
+        released_at: float | None = None,
     ) -> None:
         """Give the lease back, with where the call stands for the next connection."""
         values: dict[str, Any] = {
             ":h": {"S": holder},
             ":free": {"S": "-"},
-            ":at": {"N": str(time.time())},
+            ":at": {"N": str(released_at if released_at is not None else time.time())},
             ":pos": {"N": str(round(position_ms, 3))},
+            ":f": {"N": str(int(frames))},
+            ":u": {"N": str(int(utterances))},
         }
-        sets = ["holder = :free", "released_at = :at", "position_ms = :pos"]
+        sets = [
+            "holder = :free",
+            "released_at = :at",
+            "position_ms = :pos",
+            "frames = :f",
+            "utterances = :u",
+        ]
         if stream_id is not None:
             values[":s"] = {"S": stream_id}
             sets.append("stream_id = if_not_exists(stream_id, :s)")
