@@ -23,6 +23,7 @@ import contextlib
 import logging
 import re
 import secrets
+import socket
 import time
 import weakref
 from collections.abc import Callable
@@ -160,6 +161,10 @@ class StreamServer:
             enable_auto_pong=False,  # the listener answers pings, within a bound (transport)
             logger_name="callstream.websocket",
         )
+        for listening in self._ws.sockets:  # accepted sockets inherit it (Linux)
+            listening.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes
+            )
         self._control = ControlServer(
             self.settings.host,
             self.settings.control_port,

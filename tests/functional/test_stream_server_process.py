@@ -54,7 +54,9 @@ def moto_server(aws_env):
     server.stop()
 
 
-def start_server(endpoint: str, drain_deadline_s: str = "8") -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    endpoint: str, drain_deadline_s: str = "8", **settings: str
+) -> tuple[subprocess.Popen[str], int]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -71,6 +73,7 @@ def start_server(endpoint: str, drain_deadline_s: str = "8") -> tuple[subprocess
         "CALLSTREAM_CONTROL_PORT": "0",
         "CALLSTREAM_DRAIN_DEADLINE_S": drain_deadline_s,
         "LOG_LEVEL": "WARNING",
+        **{f"CALLSTREAM_{k.upper()}": v for k, v in settings.items()},
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "stream_server"],
@@ -233,3 +236,93 @@ async def test_sigkill_loses_at_most_the_unwritten_second_and_the_sweeper_record
     print(
         f"SIGKILL loss per call (frames of 20 ms): max {max(lost)}, mean {sum(lost) / len(lost):.1f}"
     )
+
+
+async def paced_caller(port: int, audio: CallAudio, seconds: float) -> int:
+    """Send frames at 50/s for ``seconds`` (or until the socket dies). Returns frames sent.
+
+    Its socket's send buffer is small (8 KB, ~25 frames), so "sent" means handed to the
+    server's side of the connection, not parked in this process's kernel buffer.
+    """
+    import socket
+
+    tok = sign_token(
+        TokenClaims(jti=new_jti(), call_uuid="call-1", exp=int(time.time()) + 600), KEY.encode()
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    lines = list(messages(audio, "mulaw", with_stop=False))
+    sent = 0
+    began = time.monotonic()
+    try:
+        # write_limit: websockets' own buffer, drained before send returns past 512 bytes
+        async with connect(
+            f"ws://127.0.0.1:{port}/v1/audio/{tok}", sock=sock, write_limit=512
+        ) as ws:
+            await ws.send(lines[0])
+            for n, line in enumerate(lines[1:]):
+                if time.monotonic() - began > seconds:
+                    break
+                await ws.send(line)
+                sent += 1
+                await asyncio.sleep(max(0.0, began + (n + 1) * 0.02 - time.monotonic()))
+    except (ConnectionClosed, OSError):
+        pass
+    return sent
+
+
+async def sigkill_under_throttling(cap_ms: int, moto_server) -> tuple[list[int], list[int]]:
+    """10 calls at real time through a proxy that throttles 80 % of Kinesis records; SIGKILL
+    after 18 s. Returns the frames each call sent and the frames each lost."""
+    from tests.throttling_proxy import ThrottlingProxy
+
+    endpoint, kinesis = moto_server
+    proxy = ThrottlingProxy(endpoint, share=0.8).start()
+    try:
+        process, port = await asyncio.to_thread(start_server, proxy.url, max_unacked_ms=str(cap_ms))
+        calls = [
+            CallAudio(
+                tracks={"inbound": TONE * 6}, sample_rate=8000, stream_id=f"t-{i}", call_id="call-1"
+            )
+            for i in range(10)
+        ]
+        tasks = [asyncio.create_task(paced_caller(port, c, 20.0)) for c in calls]
+        await asyncio.sleep(18.0)
+        process.kill()  # SIGKILL: what was not in Kinesis is gone
+        sent = await asyncio.gather(*tasks)
+        await asyncio.to_thread(process.wait, 10)
+        assert process.stdout is not None
+        process.stdout.close()
+    finally:
+        proxy.stop()
+    assert proxy.throttled > 3 * proxy.forwarded, "Kinesis was throttling most records"
+    data = read_stream(kinesis, "AudioStream")
+    lost = []
+    for call, frames_sent in zip(calls, sent, strict=True):
+        stored = sum(
+            r.frames
+            for _, d in data
+            if isinstance(r := records.decode(d), AudioRecord) and r.stream_id == call.stream_id
+        )
+        lost.append(frames_sent - stored)
+    return list(sent), lost
+
+
+@pytest.mark.slow
+async def test_sigkill_while_kinesis_throttles_loses_a_bounded_tail(moto_server):
+    """80 % of records throttled, as Kinesis does (per record), for 18 s of 10 calls, then
+    SIGKILL. A stream may have CALLSTREAM_MAX_UNACKED_MS of audio outside Kinesis (plus the
+    record it is filling); past that its socket is not read, and what waits unread is bounded
+    by the socket buffers (CALLSTREAM_RECEIVE_BUFFER_BYTES here, 8 KB at the caller). Without
+    the cap the server read on and kept it all in memory (the issue measured 6 s of 6 s)."""
+    sent, lost = await sigkill_under_throttling(1000, moto_server)
+    print(f"SIGKILL under 80 % throttling, loss per call (frames of 20 ms): {lost}, sent {sent}")
+    frame_json = len(list(messages(CallAudio({"inbound": TONE}, 8000), "mulaw"))[1])
+    # Unread audio sits in the server's socket buffer (the kernel doubles SO_RCVBUF) and, at
+    # most one read of it, in the session's outbox; and in the caller's 8 KB send buffer.
+    unread = (2 * (2 * 32_768) + 2 * 8192) // frame_json
+    bound = 1000 // 20 + 1120 // 20 + unread  # the cap, the record being filled, unread
+    assert sum(s > bound + 100 for s in sent) >= 5, "most calls went on past the bound"
+    assert max(lost) <= bound, f"lost frames per call {lost}, bound {bound}"

@@ -99,6 +99,14 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
+    receive_buffer_bytes: int = Field(
+        32_768,
+        ge=4096,
+        le=4_194_304,
+        description="Kernel receive buffer of each audio socket (SO_RCVBUF). While a stream's "
+        "socket is paused (Kinesis behind), the audio waiting here is unread: this bounds it "
+        "(about 2 s of μ-law, 0.5 s of L16 24 kHz). 32 KB carries 70 KB/s at 400 ms round trip.",
+    )
     max_unacked_ms: int = Field(
         3000,
         ge=500,
