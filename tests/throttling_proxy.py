@@ -113,3 +113,4 @@ class ThrottlingProxy:
     def stop(self) -> None:
         """Stop serving."""
         self.server.shutdown()
+        self.server.server_close()

@@ -124,6 +124,9 @@ class StreamServer:
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
+        #: Leases being given back by this task, per token: a reconnect landing here awaits
+        #: its token's release instead of racing it (a busy thread pool may delay the write).
+        self._releases: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.audio_writer = self._writer(settings.audio_stream, settings.max_unacked_ms)
         self.utterance_writer = self._writer(settings.utterance_stream, None)
@@ -290,6 +293,9 @@ class StreamServer:
 
         async def acquire() -> Lease | None:
             lease = None
+            releasing = self._releases.get(grant.jti)
+            if releasing is not None:  # its previous socket was on this task: let it finish
+                await asyncio.wait({releasing}, timeout=LEASE_HOLD_S / 2)
             if not self._live_here(grant.jti):
                 deadline = time.monotonic() + LEASE_WAIT_S
                 pause = 0.05
@@ -445,7 +451,8 @@ class StreamServer:
     def release(self, session: Session) -> None:
         """The socket is gone: free the token for Vobiz's reconnect, with the call's position."""
         assembler = session.assembler
-        self._spawn(
+        jti = session.grant.jti
+        releasing = asyncio.create_task(
             asyncio.to_thread(
                 self.backends.leases.release,
                 session.grant.jti,
@@ -460,6 +467,15 @@ class StreamServer:
                 released_at=time.time(),
             )
         )
+        self._releases[jti] = releasing
+        self._tasks.add(releasing)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            if self._releases.get(jti) is task:
+                del self._releases[jti]
+
+        releasing.add_done_callback(done)
 
     async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
         """The stream's ``start`` was refused: the registry says so (never a silent loss)."""

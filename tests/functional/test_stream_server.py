@@ -261,6 +261,39 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
     assert len(harness.records(key="s-live")) > 0
 
 
+async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, monkeypatch):
+    """Vobiz reconnects at once; giving the lease back is a DynamoDB write in a thread, and a
+    busy task may get to it seconds later (CI saw the reconnect refused as "token in use"). A
+    reconnect landing on the task that is releasing its token awaits that release."""
+    from stream_server import server as server_module
+
+    leases = harness.server.backends.leases
+    real_release = leases.release
+
+    def slow_release(*args, **kwargs):
+        time.sleep(server_module.LEASE_WAIT_S + 1.0)  # longer than a reconnect polls for
+        return real_release(*args, **kwargs)
+
+    monkeypatch.setattr(leases, "release", slow_release)
+    tok = token()
+    one = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="v-a", call_id="call-1"
+    )
+    two = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="v-b", call_id="call-1"
+    )
+    async with connect(harness.url(tok)) as ws:
+        for line in messages(one, "mulaw"):
+            await ws.send(line)
+        ws.transport.abort()
+    await asyncio.sleep(0.05)
+    await play(harness.url(tok), messages(two, "mulaw"))  # refused, this raised ConnectionClosed
+    await harness.settle()
+    audio = [r for r in harness.records(key="v-a") if isinstance(r, records.AudioRecord)]
+    assert sum(r.frames for r in audio) == 2 * 10, "both connections' frames, one call stream"
+    assert harness.server.counters.auth_failures == 0
+
+
 async def test_a_reconnect_on_the_same_token_continues_the_call_stream(harness):
     """Vobiz's maxRetries: same URL, a fresh start with a new streamId, the same call."""
     tok = token()
