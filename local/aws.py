@@ -23,6 +23,19 @@ FAKE_CREDENTIALS = {
 }
 
 
+def table_request(name: str, props: dict[str, Any]) -> dict[str, Any]:
+    """``CreateTable`` arguments for a template's table, under ``name``."""
+    table: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    return table
+
+
 class LocalAws:
     """Starts moto in server mode and builds the template's data resources in it."""
 
@@ -62,15 +75,7 @@ class LocalAws:
             kinesis.create_stream(StreamName=name, ShardCount=1)
             self.names[name] = name
         for name, props in t.of_type("AWS::DynamoDB::Table").items():
-            table: dict[str, Any] = {
-                "TableName": name,
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "KeySchema": props["KeySchema"],
-                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-            dynamodb.create_table(**table)
+            dynamodb.create_table(**table_request(name, props))
             self.names[name] = name
         for name in t.of_type("AWS::S3::Bucket"):
             bucket = name.lower()

@@ -28,9 +28,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from callstream.clock import now_iso
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
 from local.template import AsyncConfig, Source
@@ -164,7 +164,7 @@ class Poller:
                         "approximateInvokeCount": retries,
                     },
                     "version": "1.0",
-                    "timestamp": _now(),
+                    "timestamp": now_iso(),
                     "KinesisBatchInfo": {
                         "shardId": shard,
                         "startSequenceNumber": numbers[0],
@@ -234,7 +234,7 @@ class Poller:
                 config.on_failure,
                 {
                     "version": "1.0",
-                    "timestamp": _now(),
+                    "timestamp": now_iso(),
                     "requestContext": {
                         "requestId": str(uuid.uuid4()),
                         "functionArn": ARN.format(function) + ":$LATEST",
@@ -268,7 +268,3 @@ class Poller:
                 continue
             _, _, function, event, retries = due
             self._attempt(function, event, retries)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -211,4 +211,3 @@ def _reset_caches() -> None:
     for module in (recording, sentiment, summary, sweeper, transcripts):
         module.services.cache_clear()
     streams.services.cache_clear()
-    streams._idempotent_start.cache_clear()

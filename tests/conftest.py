@@ -12,6 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.aws import table_request
+from local.template import Template
+
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[1]
 SAM_PYTHON = ROOT / ".tools" / "sam" / "bin" / "python"
@@ -49,6 +52,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+#: The template's tables as CloudFormation gets them: tests make them under short names.
+TABLES = Template().of_type("AWS::DynamoDB::Table")
+
+
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[dict[str, Any]]:
     """moto in-process with the streams and tables callstream uses."""
@@ -57,32 +64,8 @@ def aws(aws_env: None) -> Iterator[dict[str, Any]]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         for stream in ("AudioStream", "UtteranceStream"):
             kinesis.create_stream(StreamName=stream, ShardCount=1)
-        dynamodb.create_table(
-            TableName="Registry",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "stream_id", "AttributeType": "S"},
-                {"AttributeName": "call_uuid", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "stream_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_call",
-                    "KeySchema": [
-                        {"AttributeName": "call_uuid", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
-        dynamodb.create_table(
-            TableName="Nonces",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        )
+        for name, logical in (("Registry", "RegistryTable"), ("Nonces", "NonceTable")):
+            dynamodb.create_table(**table_request(name, TABLES[logical]))
         yield {"kinesis": kinesis, "dynamodb": dynamodb}
 
 

@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -22,13 +21,8 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 def record_handler(record: KinesisStreamRecord) -> str:
     svc = recording.services()
-    return quarantine.or_put_aside(
-        lambda data: recording.handle(svc, data),
-        record.kinesis.data_as_bytes(),
-        store=svc.store,
-        stream_arn=record.event_source_arn,
-        sequence=record.kinesis.sequence_number,
-        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
+    return quarantine.kinesis_record(
+        record, lambda data: recording.handle(svc, data), svc.store, metrics
     )
 
 

@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -27,13 +26,8 @@ processor = BatchProcessor(
 def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> Any:
     transcripts.check_time_left(lambda_context.get_remaining_time_in_millis() / 1000)
     svc = transcripts.services()
-    return quarantine.or_put_aside(
-        lambda data: transcripts.handle(svc, data),
-        record.kinesis.data_as_bytes(),
-        store=svc.quarantine,
-        stream_arn=record.event_source_arn,
-        sequence=record.kinesis.sequence_number,
-        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
+    return quarantine.kinesis_record(
+        record, lambda data: transcripts.handle(svc, data), svc.quarantine, metrics
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from callstream.exceptions import ConfigError
 from callstream.records import UtteranceRecord
 from stream_server.talkback import Talkback
 
@@ -134,7 +135,7 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
 
     with wave.open(str(path), "rb") as wav:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
-            raise ValueError(f"{path}: the prompt must be mono 16-bit PCM")
+            raise ConfigError(f"{path}: the prompt must be mono 16-bit PCM")
         return wav.readframes(wav.getnframes()), wav.getframerate()
 
 

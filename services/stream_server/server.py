@@ -28,7 +28,6 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -42,6 +41,7 @@ from picows import (
 
 from callstream import logsafety
 from callstream.assembler import Assembler, Continuation, SegmenterFactory
+from callstream.clock import now_iso
 from callstream.exceptions import TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
@@ -65,6 +65,14 @@ LEASE_HOLD_S = 60.0
 LEASE_RENEW_S = 20.0
 #: How long a reconnect waits for the previous socket of its token to be released.
 LEASE_WAIT_S = 3.0
+#: A socket of a token that sent nothing for this long, while a new socket presents the same
+#: token, is taken for dead and replaced: Vobiz sends media every 20 ms, and reconnects only
+#: when its side of the old socket is gone (ours may not know yet: a half-open connection
+#: looks live until the pings time out, 40 s later).
+SUPERSEDE_QUIET_S = 2.0
+#: A socket still heard this long after a newcomer with its token arrived is talking (what
+#: was already in its buffer when the line dropped is read at once, under load after that).
+TALKING_S = 0.2
 
 
 class Registry(Protocol):
@@ -287,16 +295,17 @@ class StreamServer:
         A reconnect can arrive while the previous socket of its token is still being released
         (Vobiz retries at once), so a held lease is tried again, backing off, for up to
         ``LEASE_WAIT_S``; after that the token is in use by another live connection and this
-        one is refused. A token whose live socket is on this task is refused at once, without a
-        DynamoDB call: a copied URL opened many times costs one lookup in memory per socket.
+        one is refused. A token whose socket on this task is talking is refused from memory
+        (:meth:`_free_here`): a copied URL opened many times costs no DynamoDB call.
         """
 
         async def acquire() -> Lease | None:
             lease = None
+            free = await self._free_here(grant)
             releasing = self._releases.get(grant.jti)
-            if releasing is not None:  # its previous socket was on this task: let it finish
+            if free and releasing is not None:  # its previous socket was here: let it finish
                 await asyncio.wait({releasing}, timeout=LEASE_HOLD_S / 2)
-            if not self._live_here(grant.jti):
+            if free:
                 deadline = time.monotonic() + LEASE_WAIT_S
                 pause = 0.05
                 while True:
@@ -316,9 +325,33 @@ class StreamServer:
 
         return asyncio.ensure_future(acquire())
 
-    def _live_here(self, token_id: str) -> bool:
-        """Whether a socket of this token is open on this task and not ending."""
-        return any(s.grant.jti == token_id and not s.ending for s in self.sessions.values())
+    async def _free_here(self, grant: Grant) -> bool:
+        """Whether this task leaves the token to a new socket (not while one of it talks here).
+
+        A copied URL is thus refused from memory, without a DynamoDB call. A socket of the
+        token still heard ``TALKING_S`` after the newcomer came is talking: the newcomer is
+        refused. One that has gone quiet is waited on: if it ends meanwhile (its close not
+        yet read when Vobiz reconnected) or stays quiet for ``SUPERSEDE_QUIET_S`` (the line
+        is dead), the token is free; the quiet one is then ended (``superseded``).
+        """
+        arrived = time.monotonic()
+        while True:
+            old = next(
+                (s for s in self.sessions.values() if s.grant.jti == grant.jti and not s.ending),
+                None,
+            )
+            if old is None:
+                return True
+            if old.last_heard > arrived + TALKING_S:  # not just its last words being read
+                return False
+            if time.monotonic() - old.last_heard >= SUPERSEDE_QUIET_S:
+                old.log.warning(
+                    "superseded: silent %.1f s while its token reconnected",
+                    time.monotonic() - old.last_heard,
+                )
+                old.request_stop("superseded", 1001, "replaced by a new connection")
+                return True
+            await asyncio.sleep(0.05)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -412,7 +445,7 @@ class StreamServer:
             "agent": session.agent.name,
             "generation": session.generation,
             "vobiz_stream_id": assembler.vobiz_stream_id,
-            "at": _now_iso(),
+            "at": now_iso(),
         }
         await self._registry("mark_started", session, session.stream_id, **fields)
         vobiz = assembler.vobiz_stream_id
@@ -434,7 +467,7 @@ class StreamServer:
             "frames": stats.frames,
             "gaps": stats.gaps,
             "generation": session.generation,
-            "at": _now_iso(),
+            "at": now_iso(),
         }
         await self._registry("mark_ended", session, session.stream_id, **fields)
         vobiz = session.assembler.vobiz_stream_id
@@ -481,7 +514,7 @@ class StreamServer:
         """The stream's ``start`` was refused: the registry says so (never a silent loss)."""
         key = stream_id or f"refused-{session.grant.jti[:16]}"
         await self._registry(
-            "mark_ended", session, key, state="failed", end_reason=reason[:200], at=_now_iso()
+            "mark_ended", session, key, state="failed", end_reason=reason[:200], at=now_iso()
         )
 
     async def _registry(
@@ -548,7 +581,3 @@ def _respond(status: HTTPStatus, body: bytes) -> WSUpgradeResponseWithListener:
     return WSUpgradeResponseWithListener(
         WSUpgradeResponse.create_error_response(status, body), None
     )
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -156,6 +156,8 @@ class Session:
         self._hooks = hooks
         self._talkback_factory = talkback_factory
         self._clock = clock
+        #: When the peer last sent anything (monotonic): a live Vobiz stream sends every 20 ms.
+        self.last_heard = time.monotonic()
         # Records waiting for the writer, in order; a task empties it when the writer is full.
         self._outbox: deque[tuple[Sink, bytes, float]] = deque()  # (sink, record, audio ms)
         self._pump: asyncio.Task[None] | None = None
@@ -213,6 +215,7 @@ class Session:
         """
         if self._finish is not None:
             return  # after stop, refusal or drain nothing more is read
+        self.last_heard = time.monotonic()
         try:
             self._receive(data, binary)
         except Exception as error:
@@ -440,6 +443,14 @@ class Session:
 
     def _end(self) -> None:
         if self._finish is None:
+            self.end_reason = self.end_reason or "close"
+            try:
+                if self.assembler.state != "ended":
+                    self.assembler.close(self.end_reason, self._clock())
+            except Exception:
+                self.log.exception("closing the stream failed")
+            # now, not in the task: a reconnect of the token may be waiting on this task
+            self._hooks.release(self)
             self._finish = asyncio.create_task(self._finish_up())
 
     async def _finish_up(self) -> None:
@@ -451,10 +462,6 @@ class Session:
             self._ended.set()
 
     async def _flush_and_record(self) -> None:
-        self.end_reason = self.end_reason or "close"
-        if self.assembler.state != "ended":
-            self.assembler.close(self.end_reason, self._clock())
-        self._hooks.release(self)  # before the flush: Vobiz may already be reconnecting
         try:
             if self.assembler.stream_id is not None:
                 self._emit()
@@ -465,7 +472,7 @@ class Session:
         finally:
             if self.talkback is not None:
                 self.talkback.close()
-                talk, reason = self.talkback, self.end_reason
+                talk, reason = self.talkback, self.end_reason or "close"
                 self._agent_queue.put_nowait(lambda: self.agent.on_stop(talk, reason))
             self._agent_queue.put_nowait(None)
             for task in self._urgent:

@@ -28,7 +28,7 @@ from typing import Literal
 
 from callstream import codecs, protocol
 from callstream.exceptions import ConflictError
-from callstream.protocol import Codec
+from callstream.vocabulary import Codec
 
 CHUNK_MS = 40  # within Vobiz's 20-60 ms, a multiple of 20 ms
 CheckpointResult = Literal["played", "cleared", "timeout"]
@@ -112,9 +112,7 @@ class Talkback:
             InvalidAudioError: the rate is unsupported or the audio is not whole samples.
         """
         self._require_bidirectional()
-        audio = codecs.resample(pcm, sample_rate, self.sample_rate)
-        if self.codec == "mulaw":
-            audio = codecs.ulaw_encode(audio)
+        audio = codecs.from_pcm16(self.codec, codecs.resample(pcm, sample_rate, self.sample_rate))
         step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
         generation = self._generation
         sent = 0.0
@@ -132,7 +130,8 @@ class Talkback:
                         break
                 chunk = audio[offset : offset + step]
                 if len(chunk) < step:  # keep 20 ms multiples: pad the tail with silence
-                    chunk += (b"\xff" if self.codec == "mulaw" else b"\x00") * (step - len(chunk))
+                    missing = (step - len(chunk)) // codecs.bytes_per_sample(self.codec)
+                    chunk += codecs.silence(self.codec, missing)
                 await self._send(
                     protocol.play_audio(self.stream_id, chunk, self.codec, self.sample_rate)
                 )

@@ -18,8 +18,10 @@ from callstream.exceptions import UpstreamError
 from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
 from callstream.vad import Segmenter
+from local.aws import table_request
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
+from tests.conftest import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = json.loads((ROOT.parent / "shared" / "audio" / "support_call.json").read_text())[
@@ -59,18 +61,7 @@ class Bus:
 @pytest.fixture
 def stack(aws, monkeypatch):
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="recordings")
-    aws["dynamodb"].create_table(
-        TableName="Transcripts",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "stream_id", "AttributeType": "S"},
-            {"AttributeName": "utterance", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "stream_id", "KeyType": "HASH"},
-            {"AttributeName": "utterance", "KeyType": "RANGE"},
-        ],
-    )
+    aws["dynamodb"].create_table(**table_request("Transcripts", TABLES["TranscriptsTable"]))
     bus = Bus()
     env = {
         "RECORDINGS_BUCKET": "recordings",

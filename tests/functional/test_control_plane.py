@@ -19,11 +19,13 @@ from callstream.adapters import clients
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.tokens import TokenClaims, new_jti, sign_token, verify_token
 from local import lambdas
+from local.aws import table_request
 from local.vobiz_api import Fault, VobizApi
 from local.vobiz_frames import CallAudio, messages
 from local.vobiz_wire import read_answer
 from stream_server.protection import LocalProtection
 from stream_server.wiring import build_server
+from tests.conftest import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -69,12 +71,7 @@ class Api:
 @pytest.fixture
 def api(aws, monkeypatch):
     dynamodb = aws["dynamodb"]
-    dynamodb.create_table(
-        TableName="Idempotency",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
+    dynamodb.create_table(**table_request("Idempotency", TABLES["IdempotencyTable"]))
     events = boto3.client("events", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
     events.create_event_bus(Name="callstream")
@@ -112,7 +109,6 @@ def api(aws, monkeypatch):
         credentials.reset,
         clients.reset,
         streams.services.cache_clear,
-        streams._idempotent_start.cache_clear,
     ):
         reset()
     yield Api(aws, vobiz, queue_url)
@@ -672,7 +668,6 @@ def test_without_a_configured_public_url_vobiz_calls_back_where_the_request_came
     monkeypatch.delenv("CALLSTREAM_PUBLIC_BASE_URL")
     settings.reset()
     streams.services.cache_clear()
-    streams._idempotent_start.cache_clear()
     host = load("api/start_stream.json")["requestContext"]["domainName"]
     status, xml = invoke("answer_call", load("callbacks/answer_get.json"))
     assert status == 200

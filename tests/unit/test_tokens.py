@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream.exceptions import AuthError, TokenError
+from callstream.exceptions import AuthError, ConfigError, TokenError
 from callstream.tokens import (
     TokenClaims,
     check_control_auth,
@@ -66,7 +66,7 @@ def test_signed_garbage_claims_are_malformed():
 
 
 def test_short_key_is_refused():
-    with pytest.raises(ValueError, match="16 bytes"):
+    with pytest.raises(ConfigError, match="16 bytes"):
         sign_token(CLAIMS, b"short")
 
 

@@ -43,15 +43,12 @@ from callstream.exceptions import (
     OutOfOrderError,
 )
 from callstream.protocol import (
-    MAX_COUNTER,
     ClearedAudioMessage,
-    Codec,
     DtmfMessage,
     MediaMessage,
     Message,
     PlayedStreamMessage,
     StartMessage,
-    Track,
     UnknownMessage,
     as_int,
 )
@@ -62,6 +59,7 @@ from callstream.records import (
     EventRecord,
     UtteranceRecord,
 )
+from callstream.vocabulary import MAX_INT, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
@@ -520,7 +518,7 @@ class Assembler:
         if not payload:
             return
         chunk = body.chunk  # the hot path: ints pass straight through, the rest is checked
-        if type(chunk) is int and 0 <= chunk <= MAX_COUNTER:
+        if type(chunk) is int and 0 <= chunk <= MAX_INT:
             frame: int | None = chunk
         else:
             frame = as_int(chunk, "media.chunk")

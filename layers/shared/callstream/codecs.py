@@ -16,15 +16,15 @@ playback and for recognisers) uses soxr.
 from __future__ import annotations
 
 from functools import cache
-from typing import Final, Literal, TypeAlias
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import soxr
 
 from callstream.exceptions import InvalidAudioError
+from callstream.vocabulary import Codec
 
-Codec: TypeAlias = Literal["mulaw", "l16"]
 RATES: Final = frozenset({8000, 16000, 24000})
 _BIAS: Final = 0x84
 _MULAW_SILENCE: Final = 0xFF

@@ -1,8 +1,8 @@
 """The one exception tree of callstream.
 
 Every error the package raises on purpose derives from :class:`CallstreamError`. Each class
-carries the HTTP status it maps to (``status``) and a stable machine-readable ``code``; the
-HTTP mapping lives here and nowhere else (handlers call :func:`http_status`).
+carries the HTTP status it maps to (``status``) and a stable machine-readable ``code``;
+handlers map an error to HTTP with :func:`http_status`.
 
 ::
 
@@ -15,6 +15,7 @@ HTTP mapping lives here and nowhere else (handlers call :func:`http_status`).
     │   ├── InvalidAudioError               bad base64, odd-length L16, size not a whole sample
     │   └── OutOfOrderError                 media before start, a second start, media after stop
     ├── RecordError (400)              a Kinesis record that is not a valid callstream record
+    │                                  (never retried: kept aside, ``callstream.quarantine``)
     ├── RequestError (400)             an API request body, query or path that fails validation
     │   └── UnprocessableError (422)        well formed, but asks for what Vobiz does not allow
     ├── AuthError (403)                a signature or token that does not verify

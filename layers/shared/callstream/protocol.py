@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
@@ -40,9 +40,8 @@ from callstream.exceptions import (
     MalformedMessageError,
     ProtocolError,
 )
+from callstream.vocabulary import MAX_INT, Codec, Track
 
-Track: TypeAlias = Literal["inbound", "outbound"]
-Codec: TypeAlias = Literal["mulaw", "l16"]
 TRACKS: tuple[Track, ...] = ("inbound", "outbound")
 
 #: Media types Vobiz may announce, normalised (lower case, parameters stripped) to our codec.
@@ -453,7 +452,6 @@ def _track_list(tracks: list[str]) -> tuple[Track, ...]:
 
 
 #: Counters and timestamps must fit in 63 bits (records and registries store them as int64).
-MAX_COUNTER = 2**63 - 1
 
 
 def as_int(value: int | str | float | None, field: str) -> int | None:
@@ -475,7 +473,7 @@ def as_int(value: int | str | float | None, field: str) -> int | None:
         number = int(normal)
     except (ValueError, OverflowError):  # pragma: no cover - _number returned an int
         raise InvalidMessageError(f"{field} must be an integer, got {str(value)[:40]!r}") from None
-    if not 0 <= number <= MAX_COUNTER:
+    if not 0 <= number <= MAX_INT:
         raise InvalidMessageError(f"{field} must be between 0 and 2**63-1, got {str(value)[:40]}")
     return number
 

@@ -15,6 +15,10 @@ import logging
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
 from callstream.exceptions import RecordError
 
 log = logging.getLogger("callstream.quarantine")
@@ -56,3 +60,17 @@ def or_put_aside(
         # one line per record, bounded by what arrives; the error names no payload bytes
         log.warning("unreadable record kept at %s: %s", key, error)
         return key
+
+
+def kinesis_record(
+    record: KinesisStreamRecord, handle: Callable[[bytes], T], store: Store, metrics: Metrics
+) -> T | str:
+    """:func:`or_put_aside` for a record of a Lambda Kinesis batch (``QuarantinedRecords``)."""
+    return or_put_aside(
+        handle,
+        record.kinesis.data_as_bytes(),
+        store=store,
+        stream_arn=record.event_source_arn,
+        sequence=record.kinesis.sequence_number,
+        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
+    )

@@ -22,6 +22,7 @@ from callstream.adapters.events import EventPublisher
 from callstream.adapters.s3_recordings import RecordingStore, segment_key
 from callstream.exceptions import NotReadyError, RecordError
 from callstream.ports import Registry
+from callstream.vocabulary import UNKNOWN_CALL
 from callstream.wav import Segment, plan, wav_chunks
 
 
@@ -47,7 +48,7 @@ def services() -> RecordingServices:
 
 def recording_keys(call_uuid: str | None, stream_id: str) -> tuple[str, str]:
     """Keys of a stream's WAV and sidecar."""
-    base = f"recordings/{call_uuid or 'unknown-call'}/{stream_id}"
+    base = f"recordings/{call_uuid or UNKNOWN_CALL}/{stream_id}"
     return f"{base}.wav", f"{base}.json"
 
 
@@ -155,7 +156,7 @@ def finalize(svc: RecordingServices, end: records.EventRecord) -> dict[str, Any]
     svc.store.put(sidecar_key, json.dumps(sidecar, indent=2).encode(), "application/json")
     svc.registry.advance(
         stream_id,
-        end.call_uuid or "unknown-call",
+        end.call_uuid or UNKNOWN_CALL,
         "stopped",
         recording_key=wav_key,
         end_reason=end.data.get("reason", end.name) if end.name == "close" else None,

@@ -17,12 +17,11 @@ from typing import Final, Literal, TypeAlias
 import msgspec
 
 from callstream.exceptions import RecordError
+from callstream.vocabulary import MAX_INT, Codec, Track
 
 VERSION: Final = 1
 MAGIC: Final = b"CSR" + bytes([VERSION])
 
-Track: TypeAlias = Literal["inbound", "outbound"]
-Codec: TypeAlias = Literal["mulaw", "l16"]
 EventName: TypeAlias = Literal[
     "start",  # Vobiz start: format, tracks, ids, extra headers
     "stop",  # Vobiz stop event
@@ -146,9 +145,6 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
-MAX_INT = 2**63 - 1
-
-
 def encode(record: Record) -> bytes:
     """Serialise a record: ``MAGIC`` + MessagePack."""
     return MAGIC + _encoder.encode(record)
@@ -193,8 +189,3 @@ def decode(data: bytes) -> Record:
         return _decoder.decode(memoryview(data)[4:])
     except (msgspec.ValidationError, msgspec.DecodeError) as error:
         raise RecordError(f"invalid record body: {error}") from None
-
-
-def partition_key(record: Record) -> str:
-    """Kinesis partition key: the stream id, so a stream's records stay in order on one shard."""
-    return record.stream_id

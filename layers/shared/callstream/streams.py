@@ -1,8 +1,9 @@
 """Domain operations of the control plane: one function per route, called by thin handlers.
 
 They take typed requests, use the injected :class:`Services` (registry, Vobiz, EventBridge,
-once-store, token key) and return plain dicts for the HTTP answer. All I/O goes through the
-adapters in ``Services``; :func:`services` builds them once per process from settings.
+once-store, token key) and return plain dicts for the HTTP answer. AWS and Vobiz are reached
+through the adapters in ``Services`` (:func:`services` builds them once per process from
+settings); the one hop made here directly is the HTTP call to a task's control endpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -38,6 +38,7 @@ from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
 from callstream.adapters.events import EventPublisher
 from callstream.adapters.vobiz import VobizClient
 from callstream.callbacks import SignedRequest
+from callstream.clock import now_iso
 from callstream.exceptions import (
     ConfigError,
     ConflictError,
@@ -101,6 +102,11 @@ class Services:
         """The key that signs tokens and control credentials."""
         return credentials.token_key()
 
+    @cached_property
+    def idempotent_start(self) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
+        """start_stream behind Powertools idempotency, and its config."""
+        return _idempotent_start(self)
+
 
 @cache
 def services() -> Services:
@@ -115,11 +121,6 @@ def services() -> Services:
         http=urllib3.PoolManager(),
         idempotency_client=dynamodb,
     )
-
-
-def now_iso() -> str:
-    """UTC now, ISO-8601 with milliseconds and a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_id(value: str, what: str) -> str:
@@ -293,9 +294,11 @@ def start_stream(
     return view
 
 
-@cache
 def _idempotent_start(svc: Services) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
-    """start_stream behind Powertools idempotency, keyed on (Idempotency-Key, call uuid)."""
+    """start_stream behind Powertools idempotency, keyed on (Idempotency-Key, call uuid).
+
+    Built once per :class:`Services` (:attr:`Services.idempotent_start`).
+    """
     persistence = DynamoDBPersistenceLayer(
         table_name=svc.config.idempotency_table, boto3_client=svc.idempotency_client
     )
@@ -340,7 +343,7 @@ def start_stream_once(
         "request": request.model_dump(mode="json"),
         "public_base": public_base,  # not part of the key: the same API, however reached
     }
-    run, config = _idempotent_start(svc)
+    run, config = svc.idempotent_start
     if lambda_context is not None:  # lets Powertools expire a stuck in-progress record
         config.register_lambda_context(lambda_context)
     try:

@@ -21,6 +21,7 @@ from callstream.exceptions import RequestError
 from callstream.ports import Registry
 from callstream.recording import recording_keys
 from callstream.sentiment import ROLLING_KEY
+from callstream.vocabulary import UNKNOWN_CALL
 
 
 @dataclass(eq=False)
@@ -48,7 +49,7 @@ def services() -> SummaryServices:
 
 def summary_key(call_uuid: str | None, stream_id: str) -> str:
     """Where a stream's summary lives."""
-    return f"recordings/{call_uuid or 'unknown-call'}/{stream_id}.summary.json"
+    return f"recordings/{call_uuid or UNKNOWN_CALL}/{stream_id}.summary.json"
 
 
 def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
     key = summary_key(sidecar.get("call_uuid"), stream_id)
     svc.store.put(key, json.dumps(summary, indent=2).encode(), "application/json")
     svc.registry.advance(
-        stream_id, sidecar.get("call_uuid") or "unknown-call", "stopped", transcript_key=key
+        stream_id, sidecar.get("call_uuid") or UNKNOWN_CALL, "stopped", transcript_key=key
     )
     svc.events.publish(
         "Call Completed",

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import urllib3
 
-from callstream import records, settings
+from callstream import clock, records, settings
 from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoRegistry
 
@@ -86,11 +85,7 @@ def sweep(svc: SweeperServices, now: float | None = None) -> list[str]:
         svc.kinesis.put_record(
             StreamName=svc.audio_stream, Data=records.encode(end), PartitionKey=item.stream_id
         )
-        at = (
-            datetime.fromtimestamp(now, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        at = clock.iso(now)
         svc.registry.mark_ended(
             item.stream_id, item.call_uuid, state="stopped", end_reason="swept", at=at
         )

@@ -23,7 +23,7 @@ from typing import Final
 
 import msgspec
 
-from callstream.exceptions import AuthError, TokenError
+from callstream.exceptions import AuthError, ConfigError, RequestError, TokenError
 
 MAX_TOKEN_LENGTH: Final = 512
 _SHAPE: Final = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
@@ -40,7 +40,6 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
         agent: the talk-back agent to run (``none``, ``echo``, ``prompt``).
         bidirectional: whether the app may send audio back.
         stream_id: the stream id when known at signing time (None for answer XML).
-        tenant: an optional tenant tag carried to the records and events.
         content_type: the content type requested (what ``start`` lacks falls back to it).
     """
 
@@ -50,7 +49,6 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     agent: str = "none"
     bidirectional: bool = False
     stream_id: str | None = None
-    tenant: str | None = None
     content_type: str | None = None
 
 
@@ -79,14 +77,15 @@ def sign_token(claims: TokenClaims, key: bytes) -> str:
     """Sign ``claims`` into a URL-path-safe token.
 
     Raises:
-        ValueError: the key is shorter than 16 bytes, or the token would exceed 512 characters.
+        ConfigError: the key is shorter than 16 bytes.
+        RequestError: the token would exceed 512 characters (claims too long).
     """
     if len(key) < 16:
-        raise ValueError("the token key must be at least 16 bytes")
+        raise ConfigError("the token key must be at least 16 bytes")
     body = _b64(_encoder.encode(claims))
     token = f"{body}.{_mac(key, body)}"
     if len(token) > MAX_TOKEN_LENGTH:
-        raise ValueError(f"token of {len(token)} characters is over {MAX_TOKEN_LENGTH}")
+        raise RequestError(f"token of {len(token)} characters is over {MAX_TOKEN_LENGTH}")
     return token
 
 

@@ -17,6 +17,7 @@ from callstream.adapters.events import EventPublisher
 from callstream.adapters.s3_recordings import RecordingStore
 from callstream.exceptions import ConfigError, NotReadyError, RecordError
 from callstream.transcription import Transcriber
+from callstream.vocabulary import UNKNOWN_CALL
 
 ROLES = {"inbound": "caller", "outbound": "agent"}
 #: The longest one utterance may take: the longest allowed (``CALLSTREAM_UTTERANCE_MAX_MS``
@@ -104,7 +105,7 @@ def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any]:
         item = {
             "stream_id": record.stream_id,
             "utterance": key,
-            "call_uuid": record.call_uuid or "unknown-call",
+            "call_uuid": record.call_uuid or UNKNOWN_CALL,
             "track": record.track,
             "role": ROLES.get(record.track, record.track),
             "index": record.index,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from callstream.exceptions import SinkError
+
 WINDOW_SECONDS = 10
 TRACK_ORDER = ("inbound", "outbound")
 
@@ -82,7 +84,7 @@ def _coverage(segments: list[Segment]) -> int:
 def header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
     """A 44-byte RIFF/WAVE header for PCM16."""
     if data_bytes + 36 >= 2**32:
-        raise ValueError("recording over 4 GiB: too long for one WAV file")
+        raise SinkError("recording over 4 GiB: too long for one WAV file")
     block = channels * 2
     return (
         b"RIFF"

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from callstream.ports import Lease
 from callstream.registry import FINAL_RANK, RANK, TTL_S, State, StreamItem, from_item, rank
+from callstream.vocabulary import UNKNOWN_CALL
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -156,7 +157,7 @@ class DynamoRegistry:
         self._update(
             stream_id,
             fields,
-            if_absent={"call_uuid": call_uuid or "unknown-call", "created_at": at},
+            if_absent={"call_uuid": call_uuid or UNKNOWN_CALL, "created_at": at},
         )
         if state is None:
             return False
