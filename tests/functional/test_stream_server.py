@@ -575,7 +575,7 @@ async def test_talk_back_barge_in_and_checkpoints(harness):
     """prompt agent: greets, is cleared when the caller speaks, holds audio until clearedAudio."""
     speech = source(8000, "inbound")[7 * 16000 : 9 * 16000]  # the caller talks from ~7.1 s
     audio = CallAudio(
-        tracks={"inbound": bytes(16000) + speech},
+        tracks={"inbound": bytes(8000) + speech},  # the caller talks over the 1.5 s chime
         sample_rate=8000,
         stream_id="s-talk",
         call_id="call-1",
@@ -590,9 +590,10 @@ async def test_talk_back_barge_in_and_checkpoints(harness):
                 received.append(json.loads(frame))
 
         reading = asyncio.create_task(reader())
-        for i, line in enumerate(lines):  # real time: 20 ms per frame
+        began = time.monotonic()
+        for i, line in enumerate(lines):  # real time, by the clock: no drift on a slow box
             await ws.send(line)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(max(0.0, began + (i + 1) * 0.02 - time.monotonic()))
             if not cleared and any(f["event"] == "clearAudio" for f in received):
                 n_before = len(received)
                 await asyncio.sleep(0.3)  # hold: nothing may be sent until clearedAudio
