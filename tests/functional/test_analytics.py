@@ -103,6 +103,10 @@ def of_type(events: list[dict], kind: str) -> list[dict]:
 @pytest.mark.slow
 def test_tape_to_summary(stack):
     audio, utterances = tape_records("support_call_l16_16k")
+    early = {"detail-type": "Sentiment Scored", "source": "callstream"} | {
+        "detail": {"stream_id": "tape-support_call_l16_16k", "call_uuid": "tape-call"}
+    }
+    assert invoke("finalize_call", early)["waiting"] == "the recording"  # a score came first
     assert invoke("store_recording", kinesis_event(audio)) == {"batchItemFailures": []}
     ready = of_type(stack.drain(), "Recording Ready")
     assert len(ready) == 1

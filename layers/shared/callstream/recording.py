@@ -95,9 +95,10 @@ def superseding(store: RecordingStore, key: str, generation: int) -> dict[str, A
     later connection's covers the earlier's, so an earlier one arriving late (a retry, another
     shard iterator) must not overwrite it, nor announce it a second time.
     """
-    if key not in set(store.keys(key)):
+    body = store.find(key)
+    if body is None:
         return None
-    doc: dict[str, Any] = json.loads(store.get(key))
+    doc: dict[str, Any] = json.loads(body)
     return doc if int(doc.get("generation", 1)) > generation else None
 
 

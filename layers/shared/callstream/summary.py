@@ -77,9 +77,11 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
     sidecar_key = str(
         detail.get("sidecar") or recording_keys(detail.get("call_uuid"), stream_id)[1]
     )
-    if "sidecar" not in detail and sidecar_key not in set(svc.store.keys(sidecar_key)):
+    # Recording Ready names a sidecar that must exist; a score may come before the recording.
+    raw = svc.store.get(sidecar_key) if "sidecar" in detail else svc.store.find(sidecar_key)
+    if raw is None:
         return {"stream_id": stream_id, "waiting": "the recording"}
-    sidecar = json.loads(svc.store.get(sidecar_key))
+    sidecar = json.loads(raw)
     generation = int(sidecar.get("generation", 1))
     if generation > int(detail.get("generation", generation)):
         # A later connection of the call stream has ended since: its own Recording Ready

@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from callstream.exceptions import SinkError
 from callstream.wav import Segment
 
@@ -48,6 +50,15 @@ class RecordingStore:
     def get(self, key: str) -> bytes:
         """Read one object."""
         return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def find(self, key: str) -> bytes | None:
+        """Read one object, or None if there is none (one GET, no listing first)."""
+        try:
+            return self.get(key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Every key under ``prefix``, in key order."""
