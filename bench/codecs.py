@@ -10,7 +10,7 @@ import timeit
 
 import numpy as np
 
-from callstream import codecs
+from callstream.audio import codecs
 
 
 def rate(fn, data: bytes, number: int) -> tuple[float, float]:

@@ -14,9 +14,9 @@ Each is reported against its minimum: the stream's bytes in one piece (bytes / 2
 import math
 from pathlib import Path
 
-from callstream import records
-from callstream.assembler import Assembler
-from callstream.protocol import parse_message
+from callstream.audio import records
+from callstream.audio.assembler import Assembler
+from callstream.audio.protocol import parse_message
 from callstream.settings import AudioSettings
 from local.vobiz_frames import CallAudio, messages, read_wav
 

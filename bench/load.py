@@ -59,7 +59,7 @@ class FakeKinesis:
         self.lock = threading.Lock()
 
     def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
-        from callstream import records
+        from callstream.audio import records
 
         handed = time.time()
         lags = []
@@ -117,8 +117,8 @@ class NullRegistry:
 
 
 async def serve_callstream(port: int, ready: Path) -> None:
+    from callstream.audio.vad import Segmenter
     from callstream.settings import AudioSettings, ServerSettings
-    from callstream.vad import Segmenter
     from stream_server.protection import LocalProtection
     from stream_server.server import Backends, StreamServer
     from stream_server.wiring import grant_verifier
@@ -329,7 +329,7 @@ async def handshake(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio
 
 def call_payloads(codec: str, track: str) -> list[str]:
     """The shared support call's frames of one track, base64 on the wire format."""
-    from callstream import codecs
+    from callstream.audio import codecs
     from local.vobiz_frames import encode_frame, read_wav, to_wire_rate
 
     rate = 8000 if codec == "mulaw" else 16000
@@ -354,7 +354,7 @@ async def generate(
     first: int,
     audio: str = "call",
 ) -> None:
-    from callstream.tokens import TokenClaims, new_jti, sign_token
+    from callstream.control.tokens import TokenClaims, new_jti, sign_token
 
     rate = 8000 if codec == "mulaw" else 16000
     size = 160 if codec == "mulaw" else 640

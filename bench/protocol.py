@@ -14,7 +14,7 @@ from typing import Literal
 import msgspec
 import pydantic
 
-from callstream.protocol import parse_message
+from callstream.audio.protocol import parse_message
 
 
 def media_frame(payload_bytes: int) -> bytes:

@@ -16,13 +16,14 @@ import re
 import time
 from pathlib import Path
 
-from callstream import codecs
+from callstream.adapters.sentiment_models import VaderModel
 from callstream.adapters.transcribe_local import PocketSphinxTranscriber
-from callstream.assembler import Assembler
-from callstream.protocol import parse_message
-from callstream.sentiment import VaderModel
+from callstream.audio import codecs
+from callstream.audio.assembler import Assembler
+from callstream.audio.events import utterances as utterances_of
+from callstream.audio.protocol import parse_message
+from callstream.audio.vad import Segmenter
 from callstream.settings import AudioSettings
-from callstream.vad import Segmenter
 from local.vobiz_frames import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def pipeline(tape: str) -> list[tuple[dict, bytes, int]]:
     for line in (TAPES / f"{tape}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
         asm.records_ready()
-        found += asm.utterances_ready()
+        found += utterances_of(asm.events_ready())
     out = []
     for u in script():
         mine = [

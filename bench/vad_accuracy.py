@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from callstream import codecs
+from callstream.audio import codecs
+from callstream.audio.vad import Segmenter, Utterance
 from callstream.settings import AudioSettings
-from callstream.vad import Segmenter, Utterance
 from local.vobiz_frames import read_wav
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"

@@ -203,11 +203,6 @@ class Stack:
 
 def _reset_caches() -> None:
     """Forget settings, clients, secrets and services cached from another environment."""
-    from callstream import credentials, recording, sentiment, streams, summary, sweeper, transcripts
+    from callstream import wiring
 
-    settings.reset()
-    clients.reset()
-    credentials.reset()
-    for module in (recording, sentiment, summary, sweeper, transcripts):
-        module.services.cache_clear()
-    streams.services.cache_clear()
+    wiring.reset()

@@ -1,30 +1,16 @@
-"""POST /v1/streams/{stream_id}/{play|checkpoint|clear}: talk back through the owning task."""
+"""POST /v1/streams/{stream_id}/{play|checkpoint|clear|end}: talk back through its task."""
 
-from typing import Any
+from aws_lambda_powertools.event_handler import Response
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from callstream import wiring
+from callstream.control import operations, requests
+from callstream.http import http_function, json_response
 
-from callstream import streams
-from callstream.http import install_error_handlers, json_response
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-app = APIGatewayHttpResolver()
-install_error_handlers(app)
+app, lambda_handler = http_function()
 
 
 @app.post("/v1/streams/<stream_id>/<action>")
 def command(stream_id: str, action: str) -> Response[str]:
-    body = streams.parse_json(app.current_event.body)
-    return json_response(200, streams.control_stream(streams.services(), stream_id, action, body))
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    body = requests.parse_json(app.current_event.body)
+    answer = operations.control_stream(wiring.control_services(), stream_id, action, body)
+    return json_response(200, answer)

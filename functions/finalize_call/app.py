@@ -6,7 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import summary
+from callstream import wiring
+from callstream.analytics import summary
 
 logger = Logger()
 tracer = Tracer()
@@ -18,4 +19,4 @@ metrics = Metrics()
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    return summary.handle(summary.services(), event.detail)
+    return summary.handle(wiring.summary_services(), event.detail)

@@ -1,29 +1,14 @@
 """GET /v1/calls/{call_uuid}/streams: a call's streams, from the registry."""
 
-from typing import Any
+from aws_lambda_powertools.event_handler import Response
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from callstream import wiring
+from callstream.control import operations
+from callstream.http import http_function, json_response
 
-from callstream import streams
-from callstream.http import install_error_handlers, json_response
-
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-app = APIGatewayHttpResolver()
-install_error_handlers(app)
+app, lambda_handler = http_function()
 
 
 @app.get("/v1/calls/<call_uuid>/streams")
 def list_for_call(call_uuid: str) -> Response[str]:
-    return json_response(200, streams.list_streams(streams.services(), call_uuid))
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return json_response(200, operations.list_streams(wiring.control_services(), call_uuid))

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import quarantine, recording
+from callstream import wiring
+from callstream.analytics import quarantine, recording
 
 logger = Logger()
 tracer = Tracer()
@@ -20,7 +21,7 @@ processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 
 
 def record_handler(record: KinesisStreamRecord) -> str:
-    svc = recording.services()
+    svc = wiring.recording_services()
     return quarantine.kinesis_record(
         record, lambda data: recording.handle(svc, data), svc.store, metrics
     )

@@ -6,7 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import sweeper
+from callstream import wiring
+from callstream.analytics import sweeper
 
 logger = Logger()
 tracer = Tracer()
@@ -17,7 +18,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    swept = sweeper.sweep(sweeper.services())
+    swept = sweeper.sweep(wiring.sweeper_services())
     metrics.add_metric(name="StreamsSwept", unit=MetricUnit.Count, value=len(swept))
     if swept:
         logger.warning("swept streams of dead tasks", extra={"stream_ids": swept})

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callstream import quarantine, transcripts
+from callstream import wiring
+from callstream.analytics import quarantine, transcripts
 
 logger = Logger()
 tracer = Tracer()
@@ -25,7 +26,7 @@ processor = BatchProcessor(
 
 def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> Any:
     transcripts.check_time_left(lambda_context.get_remaining_time_in_millis() / 1000)
-    svc = transcripts.services()
+    svc = wiring.transcript_services()
     return quarantine.kinesis_record(
         record, lambda data: transcripts.handle(svc, data), svc.quarantine, metrics
     )

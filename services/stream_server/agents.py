@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from callstream.audio.records import UtteranceRecord
 from callstream.exceptions import ConfigError
-from callstream.records import UtteranceRecord
 from stream_server.talkback import Talkback
 
 #: The standard DTMF frequency pairs (low, high) in Hz.

@@ -6,19 +6,16 @@ task that holds the socket (its address is in the registry). It listens on its o
 exposed through the ALB. Control traffic is rare, so the standard library's threaded HTTP server
 is enough: each request runs its command on the event loop and waits for the result.
 
-Bodies: ``play`` ``{"audio_b64": <PCM16 LE, base64>, "sample_rate": 8000|16000|24000}``;
-``checkpoint`` ``{"name": "turn-3", "timeout_s": 30}``; ``clear`` ``{}``; ``end``
-``{"goodbye_b64": <PCM16 LE, base64, optional>, "sample_rate": 8000, "timeout_s": 10}``.
-Answers: 200 with a JSON
-result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not bidirectional.
+Bodies are the commands of the control contract (:mod:`callstream.control.commands`), parsed
+with the same models, defaults and error bodies as the control Lambda that sends them. Answers:
+200 with a JSON result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not
+bidirectional.
 ``GET /internal/health`` answers 200 while the task runs: the sweeper's liveness probe.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import re
@@ -28,6 +25,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from callstream.audio.protocol import ID_PATTERN
+from callstream.control import commands
 from callstream.exceptions import (
     AuthError,
     CallstreamError,
@@ -35,57 +34,17 @@ from callstream.exceptions import (
     RequestError,
     http_status,
 )
-from callstream.protocol import ID_PATTERN
 from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.control")
 
 _PATH = re.compile(r"/internal/streams/(?P<stream>[^/]+)/(?P<action>play|checkpoint|clear|end)")
-MAX_BODY = 8 * 1024 * 1024  # ~4 minutes of 16 kHz PCM16, base64
+MAX_BODY = commands.MAX_AUDIO_B64 + 4096  # the largest command and its JSON around it
 
 #: Finds the live talk-back controller of a stream on this task, or None.
 Lookup = Callable[[str], Talkback | None]
 #: Checks the bearer token of a stream; raises AuthError if it does not verify.
 Authorize = Callable[[str, str], None]
-
-
-async def run_command(talk: Talkback, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Run one control command on a stream's controller.
-
-    Raises:
-        RequestError: a missing or malformed field (named in the message).
-        ConflictError: the stream is not bidirectional.
-    """
-    if action == "play":
-        try:
-            pcm = base64.b64decode(str(body["audio_b64"]), validate=True)
-            rate = int(body.get("sample_rate", 8000))
-        except KeyError:
-            raise RequestError("play: field audio_b64 is required") from None
-        except (binascii.Error, ValueError) as error:
-            raise RequestError(f"play: audio_b64 or sample_rate is invalid: {error}") from None
-        return {"played_ms": await talk.play(pcm, rate)}
-    if action == "checkpoint":
-        name = body.get("name")
-        if not isinstance(name, str):
-            raise RequestError("checkpoint: field name (string) is required")
-        timeout = float(body.get("timeout_s", 30))
-        return {"name": name, "result": await talk.checkpoint(name, timeout)}
-    if action == "end":
-        goodbye = body.get("goodbye_b64")
-        goodbye_pcm: bytes | None = None
-        if goodbye is not None:
-            try:
-                goodbye_pcm = base64.b64decode(str(goodbye), validate=True)
-            except ValueError as error:
-                raise RequestError(f"end: goodbye_b64 is not base64: {error}") from None
-        rate = body.get("sample_rate", 8000)
-        timeout = body.get("timeout_s", 10.0)
-        if not isinstance(rate, int) or not isinstance(timeout, int | float):
-            raise RequestError("end: sample_rate must be an integer and timeout_s a number")
-        return {"stopped": True, "goodbye": await talk.end(goodbye_pcm, rate, float(timeout))}
-    await talk.clear()
-    return {"cleared": True}
 
 
 def _length_problem(
@@ -154,7 +113,7 @@ class ControlServer:
         except CallstreamError as error:
             if isinstance(error, AuthError):
                 log.warning("control request refused: %s", error.message)
-            return http_status(error), {"error": error.code, "message": error.message}
+            return http_status(error), commands.error_body(error)
         return None
 
     def handle(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -169,17 +128,15 @@ class ControlServer:
                 raise RequestError("body is JSON nested too deeply") from None
             except ValueError as error:
                 raise RequestError(f"body is not JSON: {error}") from None
-            if not isinstance(body, dict):
-                raise RequestError("body must be a JSON object")
+            command = commands.parse_command(action, body)  # the control Lambda's own models
             talk = self._lookup(stream_id)
             if talk is None:
                 raise NotFoundError(f"stream {stream_id} is not live on this task")
-            result = self._call(run_command(talk, action, body))
-            return HTTPStatus.OK, result
+            return HTTPStatus.OK, self._call(commands.run(talk, command))
         except CallstreamError as error:
             if isinstance(error, AuthError):
                 log.warning("control request refused: %s", error.message)
-            return http_status(error), {"error": error.code, "message": error.message}
+            return http_status(error), commands.error_body(error)
 
     def _call(self, command: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
         return asyncio.run_coroutine_threadsafe(command, self._loop).result(timeout=600)

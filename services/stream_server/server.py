@@ -40,7 +40,7 @@ from picows import (
 )
 
 from callstream import logsafety
-from callstream.assembler import Assembler, Continuation, SegmenterFactory
+from callstream.audio.assembler import Assembler, Continuation, SegmenterFactory
 from callstream.clock import now_iso
 from callstream.exceptions import TokenError
 from callstream.logsafety import Throttle
@@ -208,11 +208,8 @@ class StreamServer:
 
     @property
     def task_address(self) -> str:
-        """Where the control API reaches this task (recorded in the registry)."""
-        if self._task_address is None:
-            self._task_address = self.settings.task_address or ecs.control_address(
-                self.control_port
-            )
+        """Where the control API reaches this task (recorded in the registry; set by start)."""
+        assert self._task_address is not None, "the server has not started"
         return self._task_address
 
     async def drain(self, deadline_s: float | None = None) -> int:
@@ -370,19 +367,22 @@ class StreamServer:
                 frames=lease.frames,
                 utterances=lease.utterances,
             )
+        agent = self._agent(grant.agent)
         session = Session(
             connection,
             grant,
             audio_sink=self.audio_writer,
             utterance_sink=self.utterance_writer,
             assembler=Assembler(
-                call_uuid=grant.call_uuid,
                 audio_settings=self.audio_settings,
+                call_uuid=grant.call_uuid,
+                stream_id=grant.stream_id,
                 segmenter_factory=self.backends.segmenter_factory,
                 requested_format=grant.content_type,
                 continuation=continuation,
+                decode_media=agent.wants_audio,  # PCM for an agent that listens, else none
             ),
-            agent=self._agent(grant.agent),
+            agent=agent,
             hooks=self,
             talkback_factory=self._talkback,
             generation=lease.generation,

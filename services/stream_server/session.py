@@ -1,8 +1,10 @@
 """One Vobiz WebSocket connection: parse, assemble, write to Kinesis, talk back.
 
 The transport (:mod:`stream_server.transport`) hands each message to :meth:`Session.receive`,
-which does only cheap synchronous work (parse, append to the open record, voice activity) and
-offers finished records to the Kinesis writer without waiting. Only when the writer's buffer
+which parses it and feeds it to the stream's sans-I/O assembler (cheap synchronous work: the
+open record, voice activity), acts once on each typed event the assembler gives back
+(:mod:`callstream.audio.events`), and offers the finished records to the Kinesis writer
+without waiting. Only when the writer's buffer
 for this stream is full does the session wait, and then it stops reading its socket, so TCP
 pushes back on Vobiz while every other session carries on; records keep their order through
 the session's outbox. Registry updates run in threads; agent hooks run in a task of the
@@ -25,23 +27,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from callstream import codecs
-from callstream import records as wire
-from callstream.assembler import Assembler
+from callstream.audio import records as wire
+from callstream.audio.assembler import Assembler
+from callstream.audio.events import (
+    AudioEvent,
+    Cleared,
+    Dtmf,
+    Ended,
+    MediaDecoded,
+    Played,
+    SpeechBegan,
+    Started,
+    StreamState,
+    Unknown,
+    UtteranceFound,
+)
+from callstream.audio.protocol import Message, StartMessage, parse_message
+from callstream.audio.records import AudioRecord
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.logsafety import Throttle
-from callstream.protocol import (
-    ClearedAudioMessage,
-    DtmfMessage,
-    MediaMessage,
-    Message,
-    PlayedStreamMessage,
-    StartMessage,
-    StopMessage,
-    UnknownMessage,
-    parse_message,
-)
-from callstream.records import AudioRecord
 from stream_server.agents import Agent, StreamInfo
 from stream_server.talkback import Talkback
 
@@ -90,12 +94,12 @@ class Grant:
 
 @dataclass
 class SessionCounters:
-    """Per-session counters the server sums into its metrics."""
+    """Refused messages by error code, which the server sums into its metrics.
 
-    frames: int = 0
+    Frames, gaps and unknown events are counted once, by the assembler (``assembler.stats``).
+    """
+
     errors: dict[str, int] = field(default_factory=dict)
-    unknown_events: int = 0
-    binary_frames: int = 0
 
     def error(self, code: str) -> None:
         """Count one refused message by error code."""
@@ -168,7 +172,6 @@ class Session:
         self._finish: asyncio.Task[None] | None = None
         self._refusal: asyncio.Task[None] | None = None
         self._ended = asyncio.Event()
-        self._taps = agent.wants_audio  # the agent gets every frame: not the hot path
         self.log = logging.LoggerAdapter(log, {"call_uuid": grant.call_uuid, "stream_id": None})
         # What a peer repeats (refused messages, binary frames) costs a count, not a line each.
         self._throttle = Throttle(self.log)
@@ -181,7 +184,7 @@ class Session:
     @property
     def live(self) -> bool:
         """True between ``start`` and the end."""
-        return self.assembler.state == "started" and self._finish is None
+        return self.assembler.state is StreamState.STARTED and self._finish is None
 
     @property
     def ending(self) -> bool:
@@ -233,7 +236,6 @@ class Session:
 
     def _receive(self, data: bytes, binary: bool) -> None:
         if binary:
-            self.counters.binary_frames += 1
             self.counters.error("binary_frame")
             self._throttle.warning(
                 "binary_frame", "binary frame of %d bytes refused: not JSON text", len(data)
@@ -242,12 +244,7 @@ class Session:
         message: Message | None = None
         try:
             message = parse_message(data)
-            if type(message) is MediaMessage and self.talkback is not None and not self._taps:
-                self.assembler.receive(message, self._clock())  # the hot path: plain audio
-                self.counters.frames += 1
-                self._emit()
-            else:
-                self._handle(message, self._clock())
+            self.assembler.receive(message, self._clock())
         except InvalidStartError as error:
             self._refuse(error, message.stream if isinstance(message, StartMessage) else None)
             return
@@ -263,9 +260,7 @@ class Session:
             self.connection.close(1008, "token does not match this stream")
             self._end()
             return
-        if self.assembler.state == "ended":
-            self.end_reason = "stop"
-            self._end()
+        self._emit()
 
     def _refuse(self, error: InvalidStartError, stream_id: str | None) -> None:
         """A start we cannot begin the stream with: close with the reason, record it failed."""
@@ -277,62 +272,57 @@ class Session:
         self._refusal = asyncio.create_task(self._hooks.refused(self, stream_id, reason))
         self._end()
 
-    def _handle(self, message: Message, now: float) -> None:
-        if isinstance(message, StartMessage):
-            self._check_grant(message)
-        self.assembler.receive(message, now)
-        if isinstance(message, UnknownMessage):
-            self.counters.unknown_events += 1
-            self._throttle.log(
-                logging.INFO, "unknown_event", "unknown event %r ignored", message.event[:80]
-            )
-            return
-        if isinstance(message, StartMessage):
-            self._on_start(message)
-        elif self.talkback is not None:
-            if isinstance(message, PlayedStreamMessage):
-                self.talkback.on_played(message.name)
-                self._agent_call(self.agent.on_checkpoint, self.talkback, message.name)
-            elif isinstance(message, ClearedAudioMessage):
-                self.talkback.on_cleared()
-                self._agent_call(self.agent.on_cleared, self.talkback)
-            elif isinstance(message, DtmfMessage):
-                self._agent_call(self.agent.on_dtmf, self.talkback, message.dtmf.digit)
-            elif isinstance(message, MediaMessage) and self.agent.wants_audio:
-                self._agent_audio(message)
-        if not isinstance(message, StopMessage):
-            self.counters.frames += 1
-        self._emit()
+    def _on_events(self, events: list[AudioEvent]) -> None:
+        """Act once on each event of the audio core, in order."""
+        for event in events:
+            talk = self.talkback
+            if isinstance(event, SpeechBegan):  # barge-in runs at once, beside any hook running
+                if talk is not None:
+                    self._agent_now(self.agent.on_speech, talk, event.track)
+            elif isinstance(event, MediaDecoded):
+                if talk is not None:
+                    hook = self.agent.on_audio
+                    self._agent_call(hook, talk, event.track, event.pcm, event.start_sample)
+            elif isinstance(event, Started):
+                self._on_start(event)
+            elif isinstance(event, Played):
+                if talk is not None:
+                    talk.on_played(event.name)
+                    self._agent_call(self.agent.on_checkpoint, talk, event.name)
+            elif isinstance(event, Cleared):
+                if talk is not None:
+                    talk.on_cleared()
+                    self._agent_call(self.agent.on_cleared, talk)
+            elif isinstance(event, Dtmf):
+                if talk is not None:
+                    self._agent_call(self.agent.on_dtmf, talk, event.digit)
+            elif isinstance(event, Unknown):
+                self._throttle.log(
+                    logging.INFO, "unknown_event", "unknown event %r ignored", event.event[:80]
+                )
+            elif isinstance(event, Ended) and self._finish is None:  # a stop message
+                self.end_reason = "stop"
+                self._end()
+            # UtteranceFound goes out with the records (see _emit); Gap is in the records.
 
-    def _check_grant(self, start: StartMessage) -> None:
-        """A token is for one call (and one stream when known): refuse to mix them up."""
-        if self.assembler.state != "new":
-            return  # the assembler refuses the second start with a precise error
-        if start.call and start.call != self.grant.call_uuid:
-            raise _GrantMismatchError(f"start.callId {start.call!r} is not the token's call")
-        if self.grant.stream_id and start.stream != self.grant.stream_id:
-            raise _GrantMismatchError(f"start.streamId {start.stream!r} is not the token's stream")
-
-    def _on_start(self, start: StartMessage) -> None:
-        stream_id = self.assembler.stream_id
-        assert self.assembler.codec is not None and stream_id is not None
+    def _on_start(self, start: Started) -> None:
         self.started_at = self._clock()
-        self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": stream_id}
+        self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": start.stream_id}
         self.talkback = self._talkback_factory(
             self._send,
-            stream_id=self.assembler.vobiz_stream_id or self.assembler.stream_id,
-            codec=self.assembler.codec,
-            sample_rate=self.assembler.sample_rate,
+            stream_id=start.vobiz_stream_id or start.stream_id,
+            codec=start.codec,
+            sample_rate=start.sample_rate,
             bidirectional=self.grant.bidirectional,
             on_action=self._note_action,
         )
-        self._agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{start.stream}")
+        self._agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{start.stream_id}")
         info = StreamInfo(
-            stream_id=stream_id,
+            stream_id=start.stream_id,
             call_uuid=self.grant.call_uuid,
-            codec=self.assembler.codec,
-            sample_rate=self.assembler.sample_rate,
-            tracks=self.assembler.tracks,
+            codec=start.codec,
+            sample_rate=start.sample_rate,
+            tracks=start.tracks,
             bidirectional=self.grant.bidirectional,
         )
         self._agent_call(self.agent.on_start, self.talkback, info)
@@ -347,12 +337,14 @@ class Session:
     # -- records out, in order ------------------------------------------------------------
 
     def _emit(self) -> None:
-        """Hand what the assembler made to the sinks, in order, without waiting if possible."""
-        if self.talkback is not None:  # barge-in runs at once, beside any hook in progress
-            for track in self.assembler.speech_onsets_ready():
-                self._agent_now(self.agent.on_speech, self.talkback, track)
+        """Act on the assembler's events; hand its records to the sinks, in order, unblocked."""
+        events = self.assembler.events_ready()
+        if events:
+            self._on_events(events)
+            utterances = [e.record for e in events if isinstance(e, UtteranceFound)]
+        else:
+            utterances = []
         records = self.assembler.records_ready()
-        utterances = self.assembler.utterances_ready()
         if not records and not utterances:
             return
         outbox = self._outbox
@@ -396,20 +388,6 @@ class Session:
 
     # -- agent ----------------------------------------------------------------------------
 
-    def _agent_audio(self, message: MediaMessage) -> None:
-        """Hand an agent that asked for audio the frame as PCM16 LE, at its timeline position."""
-        assert self.talkback is not None and self.assembler.codec is not None
-        track = self.assembler.track_state(message.media.track)
-        if track is None:
-            return
-        payload = message.media.payload
-        pcm = (
-            codecs.ulaw_decode(payload)
-            if self.assembler.codec == "mulaw"
-            else codecs.l16_swap(payload)
-        )
-        self._agent_call(self.agent.on_audio, self.talkback, message.media.track, pcm, track)
-
     def _agent_call(self, hook: Callable[..., Awaitable[None]], *args: object) -> None:
         # An agent slower than what the peer sends (a DTMF flood, say) gets a bounded backlog:
         # past it, hooks are dropped and counted; the audio and the stream never wait for it.
@@ -445,7 +423,7 @@ class Session:
         if self._finish is None:
             self.end_reason = self.end_reason or "close"
             try:
-                if self.assembler.state != "ended":
+                if self.assembler.state is not StreamState.ENDED:
                     self.assembler.close(self.end_reason, self._clock())
             except Exception:
                 self.log.exception("closing the stream failed")
@@ -496,7 +474,3 @@ class Session:
                 self.assembler.stats.frames,
                 self.assembler.stats.gaps,
             )
-
-
-class _GrantMismatchError(TokenError):
-    """The start message names another call or stream than the token."""

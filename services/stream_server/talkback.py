@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from callstream import codecs, protocol
+from callstream.audio import codecs, protocol
 from callstream.exceptions import ConflictError
 from callstream.vocabulary import Codec
 

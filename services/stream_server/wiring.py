@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from callstream import credentials, settings
+from callstream import settings
+from callstream.adapters import secrets_manager
 from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
-from callstream.tokens import check_control_auth, verify_token
-from callstream.vad import Segmenter
+from callstream.audio.vad import Segmenter
+from callstream.control.tokens import check_control_auth, verify_token
 from stream_server import protection
 from stream_server.server import Backends, StreamServer
 from stream_server.session import Grant
 
 
 def grant_verifier(key: bytes) -> Any:
-    """``verify(token, now) -> Grant`` over :func:`callstream.tokens.verify_token`."""
+    """``verify(token, now) -> Grant`` over :func:`callstream.control.tokens.verify_token`."""
 
     def verify(token: str, now: float) -> Grant:
         claims = verify_token(token, key, now)
@@ -46,7 +47,7 @@ def build_server(
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
     audio = settings.load(settings.AudioSettings)
-    key = token_key or credentials.token_key()
+    key = token_key or secrets_manager.token_key()
     kinesis = kinesis or client("kinesis")
     dynamodb = dynamodb or client("dynamodb")
     backends = Backends(

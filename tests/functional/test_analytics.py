@@ -10,14 +10,15 @@ import boto3
 import pytest
 
 from bench.transcript_accuracy import word_error_rate
-from callstream import recording, records, sentiment, settings, summary, transcripts
-from callstream.adapters import clients
+from callstream import wiring
 from callstream.adapters.transcribe_aws import AwsTranscriber
-from callstream.assembler import UTTERANCE_STRIDE, Assembler, Continuation
+from callstream.audio import records
+from callstream.audio.assembler import UTTERANCE_STRIDE, Assembler, Continuation
+from callstream.audio.events import utterances as utterances_of
+from callstream.audio.protocol import parse_message
+from callstream.audio.vad import Segmenter
 from callstream.exceptions import UpstreamError
-from callstream.protocol import parse_message
 from callstream.settings import AudioSettings
-from callstream.vad import Segmenter
 from local.aws import table_request
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
@@ -75,10 +76,7 @@ def stack(aws, monkeypatch):
         monkeypatch.setenv(f"CALLSTREAM_{name}", value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
-    settings.reset()
-    clients.reset()
-    for module in (recording, transcripts, sentiment, summary):
-        module.services.cache_clear()
+    wiring.reset()
     return bus
 
 
@@ -89,10 +87,10 @@ def tape_records(name: str):
     for line in (ROOT / "events" / "tapes" / f"{name}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
         audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
-        utterances += [(u.stream_id, records.encode(u)) for u in asm.utterances_ready()]
+        utterances += [(u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready())]
     asm.close("socket closed")  # Vobiz sends no stop: the socket close ends the stream
     audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
-    utterances += [(u.stream_id, records.encode(u)) for u in asm.utterances_ready()]
+    utterances += [(u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready())]
     return audio, utterances
 
 
@@ -174,7 +172,7 @@ def reconnected_tape_records(name: str, cut: int):
             asm.receive(parse_message(line))
         asm.close("socket closed")
         out.extend((r.stream_id, records.encode(r)) for r in asm.records_ready())
-        said.extend((u.stream_id, records.encode(u)) for u in asm.utterances_ready())
+        said.extend((u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready()))
 
     first = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
     play(first, lines[:cut])

@@ -14,10 +14,9 @@ import boto3
 import pytest
 from websockets.asyncio.client import connect
 
-from callstream import credentials, settings, streams
-from callstream.adapters import clients
+from callstream import settings, wiring
 from callstream.adapters.dynamodb import DynamoRegistry
-from callstream.tokens import TokenClaims, new_jti, sign_token, verify_token
+from callstream.control.tokens import TokenClaims, new_jti, sign_token, verify_token
 from local import lambdas
 from local.aws import table_request
 from local.vobiz_api import Fault, VobizApi
@@ -104,13 +103,7 @@ def api(aws, monkeypatch):
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "control")
-    for reset in (
-        settings.reset,
-        credentials.reset,
-        clients.reset,
-        streams.services.cache_clear,
-    ):
-        reset()
+    wiring.reset()
     yield Api(aws, vobiz, queue_url)
     vobiz.stop()
 
@@ -309,10 +302,10 @@ def test_the_hangup_webhook_ends_every_live_stream_of_the_call_once(api):
 
 
 def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
-    from callstream import streams
+    from callstream.adapters.events import EventPublisher
 
     calls = {"n": 0}
-    real = streams.EventPublisher.publish
+    real = EventPublisher.publish
 
     def flaky(self, detail_type, detail):
         calls["n"] += 1
@@ -320,7 +313,7 @@ def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
             raise RuntimeError("EventBridge is down")
         return real(self, detail_type, detail)
 
-    monkeypatch.setattr(streams.EventPublisher, "publish", flaky)
+    monkeypatch.setattr(EventPublisher, "publish", flaky)
     assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 500
     # Vobiz retries the same signed request: it is handled now, and published once
     assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200
@@ -600,7 +593,7 @@ def test_reconcile_ends_a_stream_vobiz_reports_completed(api):
 
 def test_listing_a_calls_streams_at_vobiz_follows_its_paging(api):
     from callstream.adapters.vobiz import VobizClient
-    from callstream.credentials import VobizCredentials
+    from callstream.ports import VobizCredentials
 
     for _ in range(25):
         started_stream(api)
@@ -654,8 +647,7 @@ def test_unsigned_requests_only_with_the_explicit_logged_opt_out(api, monkeypatc
     event = load("callbacks/stop_form_unsigned.json")
     assert invoke("stream_callback", event)[0] == 403
     monkeypatch.setenv("CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS", "true")
-    settings.reset()
-    streams.services.cache_clear()
+    wiring.reset()
     with caplog.at_level("WARNING"):
         assert invoke("stream_callback", load("callbacks/stop_form_unsigned.json"))[0] == 200
     assert "CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS" in caplog.text
@@ -666,8 +658,7 @@ def test_without_a_configured_public_url_vobiz_calls_back_where_the_request_came
 ):
     """The template gives the functions no URL of their API (that reference is a cycle)."""
     monkeypatch.delenv("CALLSTREAM_PUBLIC_BASE_URL")
-    settings.reset()
-    streams.services.cache_clear()
+    wiring.reset()
     host = load("api/start_stream.json")["requestContext"]["domainName"]
     status, xml = invoke("answer_call", load("callbacks/answer_get.json"))
     assert status == 200

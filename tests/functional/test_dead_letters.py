@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from callstream import records
+from callstream.audio import records
 from local.stack import Stack
 
 

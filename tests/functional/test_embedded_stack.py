@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callstream import codecs
+from callstream.audio import codecs
 from local import demo
 from local.vobiz_frames import read_wav
 

@@ -14,7 +14,7 @@ import warnings
 
 import pytest
 
-from callstream.tokens import control_auth
+from callstream.control.tokens import control_auth
 from local.demo import api
 from local.stack import Stack
 from local.vobiz_sim import SimCall

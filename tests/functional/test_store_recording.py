@@ -11,11 +11,11 @@ import boto3
 import numpy as np
 import pytest
 
-from callstream import codecs, recording, records, settings
-from callstream.adapters import clients
+from callstream import wiring
 from callstream.adapters.dynamodb import DynamoRegistry
-from callstream.assembler import Assembler
-from callstream.protocol import parse_message
+from callstream.audio import codecs, records
+from callstream.audio.assembler import Assembler
+from callstream.audio.protocol import parse_message
 from callstream.settings import AudioSettings
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
@@ -40,9 +40,7 @@ def bucket(aws, monkeypatch):
         monkeypatch.setenv(f"CALLSTREAM_{name}", value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
-    settings.reset()
-    clients.reset()
-    recording.services.cache_clear()
+    wiring.reset()
     return s3
 
 
@@ -185,7 +183,7 @@ def test_long_recordings_are_written_in_parts(bucket, monkeypatch):
 
 
 def test_a_swept_stream_is_recorded_from_what_reached_kinesis(bucket):
-    from callstream.sweeper import SWEEP_SEQ
+    from callstream.analytics.sweeper import SWEEP_SEQ
 
     pcm, _ = read_wav(AUDIO / "support_call_8000_inbound.wav")
     audio = CallAudio(

@@ -14,11 +14,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from callstream import codecs, records
 from callstream.adapters.dynamodb import DynamoRegistry
-from callstream.records import AudioRecord, EventRecord, UtteranceRecord
+from callstream.audio import codecs, records
+from callstream.audio.records import AudioRecord, EventRecord, UtteranceRecord
+from callstream.control.tokens import TokenClaims, control_auth, new_jti, sign_token
 from callstream.settings import AudioSettings, ServerSettings
-from callstream.tokens import TokenClaims, control_auth, new_jti, sign_token
 from local.vobiz_frames import CallAudio, messages, read_wav
 from stream_server.protection import LocalProtection
 from stream_server.wiring import build_server

@@ -18,9 +18,10 @@ from moto.server import ThreadedMotoServer
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from callstream import codecs, records
-from callstream.records import AudioRecord, EventRecord
-from callstream.tokens import TokenClaims, new_jti, sign_token
+from callstream import wiring
+from callstream.audio import codecs, records
+from callstream.audio.records import AudioRecord, EventRecord
+from callstream.control.tokens import TokenClaims, new_jti, sign_token
 from local.aws import table_request
 from local.vobiz_frames import CallAudio, messages
 from tests.conftest import TABLES, read_stream
@@ -168,8 +169,7 @@ async def test_sigkill_loses_at_most_the_unwritten_second_and_the_sweeper_record
 ):
     """20 live calls, the server is SIGKILLed: the sweeper ends them, their recordings hold every
     frame that reached Kinesis, and what was lost is at most about a second per call."""
-    from callstream import recording, settings, sweeper
-    from callstream.adapters import clients
+    from callstream.analytics import sweeper
     from local.kinesis_events import kinesis_event
     from local.lambdas import invoke
 
@@ -200,11 +200,8 @@ async def test_sigkill_loses_at_most_the_unwritten_second_and_the_sweeper_record
         "POWERTOOLS_METRICS_NAMESPACE": "callstream",
     }.items():
         monkeypatch.setenv(name, value)
-    settings.reset()
-    clients.reset()
-    sweeper.services.cache_clear()
-    recording.services.cache_clear()
-    swept = await asyncio.to_thread(sweeper.sweep, sweeper.services())
+    wiring.reset()
+    swept = await asyncio.to_thread(sweeper.sweep, wiring.sweeper_services())
     assert sorted(swept) == sorted(c.stream_id for c in calls)
     data = [(k, d) for k, d in read_stream(kinesis, "AudioStream")]
     assert (await asyncio.to_thread(invoke, "store_recording", kinesis_event(data)))[

@@ -2,9 +2,10 @@
 
 import boto3
 
-from callstream import records, settings, sweeper
-from callstream.adapters import clients
+from callstream import wiring
 from callstream.adapters.dynamodb import DynamoRegistry
+from callstream.analytics import sweeper
+from callstream.audio import records
 from stream_server.control import ControlServer
 from tests.conftest import read_stream
 
@@ -12,9 +13,7 @@ from tests.conftest import read_stream
 def test_streams_of_a_dead_task_are_closed_and_recorded(aws, monkeypatch):
     monkeypatch.setenv("CALLSTREAM_REGISTRY_TABLE", "Registry")
     monkeypatch.setenv("CALLSTREAM_AUDIO_STREAM", "AudioStream")
-    settings.reset()
-    clients.reset()
-    sweeper.services.cache_clear()
+    wiring.reset()
     import asyncio
 
     loop = asyncio.new_event_loop()
@@ -28,7 +27,7 @@ def test_streams_of_a_dead_task_are_closed_and_recorded(aws, monkeypatch):
         )
         registry.mark_started("s-done", "c-1", task_address="http://127.0.0.1:9", at="t")
         registry.mark_ended("s-done", "c-1", state="stopped", end_reason="stop", at="t")
-        assert sweeper.sweep(sweeper.services(), now=1_800_000_000) == ["s-dead"]
+        assert sweeper.sweep(wiring.sweeper_services(), now=1_800_000_000) == ["s-dead"]
     finally:
         live_task.stop()
         loop.close()

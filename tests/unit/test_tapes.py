@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from callstream import codecs
-from callstream.assembler import Assembler
-from callstream.protocol import parse_message
-from callstream.records import AudioRecord, EventRecord
+from callstream.audio import codecs
+from callstream.audio.assembler import Assembler
+from callstream.audio.events import utterances as utterances_of
+from callstream.audio.protocol import parse_message
+from callstream.audio.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
 from local.vobiz_frames import read_wav
 
@@ -61,7 +62,7 @@ def test_replaying_a_tape_yields_the_source_audio(name, rate, codec):
     [("support_call_mulaw_8k", 8000, "mulaw"), ("support_call_l16_16k", 16000, "l16")],
 )
 def test_tape_utterances_cover_the_script_and_carry_the_track_audio(name, rate, codec):
-    from callstream.vad import Segmenter
+    from callstream.audio.vad import Segmenter
 
     cfg = AudioSettings()
     asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
@@ -70,7 +71,7 @@ def test_tape_utterances_cover_the_script_and_carry_the_track_audio(name, rate, 
     for line in (TAPES / f"{name}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
         audio += [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
-        utterances += asm.utterances_ready()
+        utterances += utterances_of(asm.events_ready())
     script = json.loads((AUDIO / "support_call.json").read_text())["utterances"]
     assert [(u.track, u.index) for u in sorted(utterances, key=lambda u: u.start_sample)] == [
         (u["track"], i // 2) for i, u in enumerate(script)

@@ -145,8 +145,8 @@ def test_data_survives_a_stack_change(resources, kind):
 def test_a_worst_case_transcription_batch_fits_the_timeout(resources):
     """4 utterances of the longest default length at real-time speed, plus setup, fit the
     function's timeout with the handler's reserve kept back; past that it defers records."""
+    from callstream.analytics.transcripts import UTTERANCE_WORST_S
     from callstream.settings import AudioSettings
-    from callstream.transcripts import UTTERANCE_WORST_S
 
     (mapping,) = [
         r["Properties"]

@@ -10,12 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from callstream import codecs, protocol
-from callstream.assembler import RESTART_FRAMES, Assembler, Continuation
-from callstream.callbacks import SignedRequest, verify_request
+from callstream.audio import codecs, protocol
+from callstream.audio.assembler import RESTART_FRAMES, Assembler, Continuation
+from callstream.audio.protocol import MediaMessage, StartMessage, parse_message
+from callstream.audio.records import AudioRecord, EventRecord
+from callstream.control.callbacks import SignedRequest, verify_request
 from callstream.exceptions import InvalidStartError
-from callstream.protocol import MediaMessage, StartMessage, parse_message
-from callstream.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
 from local import vobiz_wire
 

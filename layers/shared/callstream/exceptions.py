@@ -15,12 +15,13 @@ handlers map an error to HTTP with :func:`http_status`.
     │   ├── InvalidAudioError               bad base64, odd-length L16, size not a whole sample
     │   └── OutOfOrderError                 media before start, a second start, media after stop
     ├── RecordError (400)              a Kinesis record that is not a valid callstream record
-    │                                  (never retried: kept aside, ``callstream.quarantine``)
+    │                                  (never retried: kept aside, ``analytics.quarantine``)
     ├── RequestError (400)             an API request body, query or path that fails validation
     │   └── UnprocessableError (422)        well formed, but asks for what Vobiz does not allow
     ├── AuthError (403)                a signature or token that does not verify
     │   ├── SignatureError             Vobiz V3 signature wrong, missing or replayed
     │   └── TokenError                 WebSocket token forged, malformed, expired, or in use
+    │       └── StreamMismatchError    a ``start`` for another call or stream than the token's
     ├── NotFoundError (404)                 no such stream or call
     ├── ConflictError (409)                 the stream is not in a state that allows the request
     ├── UpstreamError (502)            Vobiz (or another dependency) answered with an error
@@ -135,6 +136,10 @@ class TokenError(AuthError):
     """A WebSocket token that is forged, malformed, expired or already used."""
 
     code = "bad_token"
+
+
+class StreamMismatchError(TokenError):
+    """A ``start`` that names another call (or stream) than the token it came with."""
 
 
 class NotFoundError(CallstreamError):

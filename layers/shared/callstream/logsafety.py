@@ -6,8 +6,8 @@ Two layers:
   request and response bodies (a ``GetSecretValue`` answer with the secret in it, the base64
   audio of every ``PutRecords``), websockets every frame. Nothing of ours needs their DEBUG.
 * **A redaction filter on every handler** (:class:`Redactor`, defence in depth): a known secret
-  value (registered by :mod:`callstream.credentials` when it loads one) becomes ``[redacted]``,
-  and a base64 run long enough to be audio becomes ``[base64: N chars]``.
+  value (registered by :mod:`callstream.adapters.secrets_manager` when it loads one) becomes
+  ``[redacted]``, and a base64 run long enough to be audio becomes ``[base64: N chars]``.
 
 :func:`install` applies both; it is called when a process configures logging (the stream
 server, the embedded stack) and when a secret is loaded (every Lambda that reads one), and is

@@ -1,15 +1,29 @@
-"""The ports the domain talks through: what an adapter must offer (typing.Protocol).
+"""Every port the domain talks through: what an adapter must offer (typing.Protocol).
 
-Adapters in ``callstream.adapters`` implement them on boto3 (AWS, or moto locally); tests and
-the embedded stack inject those same adapters with moto-backed clients.
+Adapters in ``callstream.adapters`` implement them on boto3 (AWS, or moto locally) and urllib3
+(Vobiz, the tasks); ``callstream.wiring`` and ``stream_server.wiring`` build them. Tests and the
+embedded stack inject those same adapters with moto-backed clients.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from callstream.audio.wav import Segment
 from callstream.registry import State, StreamItem
+
+
+@dataclass(frozen=True)
+class VobizCredentials:
+    """The account's Vobiz REST credentials (``repr`` hides the token)."""
+
+    auth_id: str
+    auth_token: str
+
+    def __repr__(self) -> str:
+        return f"VobizCredentials(auth_id={self.auth_id!r}, auth_token=***)"
 
 
 class Registry(Protocol):
@@ -123,3 +137,94 @@ class Leases(Protocol):
 
         ``released_at`` is when the socket closed (epoch seconds; now if not given).
         """
+
+
+class EventBus(Protocol):
+    """The ``callstream`` EventBridge bus."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish one event (SinkError when refused)."""
+
+
+class Transcripts(Protocol):
+    """Transcripts, sentiment and the rolling call sentiment, per stream and utterance."""
+
+    def get(self, stream_id: str, utterance: str) -> dict[str, Any] | None:
+        """One item, or None."""
+
+    def put(self, item: dict[str, Any]) -> None:
+        """Write an item (the same utterance key overwrites itself)."""
+
+    def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
+        """Set fields of an item."""
+
+    def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
+        """Every item of a stream, in key order."""
+
+
+class Recordings(Protocol):
+    """The recordings bucket: segments, events, recordings, sidecars, quarantined records."""
+
+    bucket: str
+
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        """Write one object."""
+
+    def get(self, key: str) -> bytes:
+        """Read one object."""
+
+    def find(self, key: str) -> bytes | None:
+        """Read one object, or None when there is none."""
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """The keys under a prefix, in order."""
+
+    def segments(self, stream_id: str) -> list[Segment]:
+        """A stream's audio segments, planned from their keys."""
+
+    def events(self, stream_id: str) -> list[dict[str, Any]]:
+        """A stream's session events, in order."""
+
+    def write_streaming(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
+        """Write an object from chunks (multipart); returns its size."""
+
+
+class Vobiz(Protocol):
+    """Vobiz's REST API for streams (PROTOCOL.md §1a)."""
+
+    def start_stream(self, call_uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a stream; Vobiz's answer carries ``stream_id``."""
+
+    def get_stream(self, call_uuid: str, stream_id: str) -> dict[str, Any]:
+        """One stream's status and times."""
+
+    def list_streams(self, call_uuid: str, page_size: int = 20) -> list[dict[str, Any]]:
+        """A call's streams."""
+
+    def stop_stream(self, call_uuid: str, stream_id: str) -> None:
+        """Stop one stream (already stopped counts as stopped)."""
+
+    def stop_all(self, call_uuid: str) -> None:
+        """Stop every stream of a call."""
+
+
+class Tasks(Protocol):
+    """The stream-server tasks' internal control endpoint (``stream_server.control``)."""
+
+    def command(
+        self, address: str, stream_id: str, action: str, body: bytes, credential: str
+    ) -> tuple[int, dict[str, Any]]:
+        """POST a command to the task at ``address``: its HTTP status and JSON answer.
+
+        Raises UpstreamTimeoutError / UpstreamError when the task cannot be reached in time.
+        """
+
+    def alive(self, address: str) -> bool:
+        """Whether the task answers its health probe."""
+
+
+class RecordLog(Protocol):
+    """A Kinesis stream, written one record at a time (the sweeper's AudioStream end events)."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write one record with partition key ``key``."""

@@ -208,7 +208,7 @@ class SweeperSettings(_Base):
 
 
 class SecretsSettings(_Base):
-    """Where the secrets come from (``callstream.credentials`` reads them)."""
+    """Where the secrets come from (``callstream.adapters.secrets_manager`` reads them)."""
 
     vobiz_secret_arn: str | None = Field(None, description="Secrets Manager: Vobiz credentials.")
     token_secret_arn: str | None = Field(None, description="Secrets Manager: token signing key.")

@@ -19,20 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from callstream.analytics.recording import parse_segment_key
+from callstream.audio.wav import Segment
 from callstream.exceptions import SinkError
-from callstream.wav import Segment
 
 PART_BYTES = 8 * 1024 * 1024  # multipart parts (S3 needs ≥ 5 MiB but for the last)
-
-
-def segment_key(stream_id: str, seq: int, track: str, start_sample: int, samples: int) -> str:
-    """The object key of one audio segment."""
-    return f"segments/{stream_id}/{seq:010d}_{track}_{start_sample}_{samples}"
-
-
-def _parse_segment(key: str) -> Segment:
-    _, track, start, samples = key.rsplit("/", 1)[1].split("_")
-    return Segment(track=track, start_sample=int(start), samples=int(samples), key=key)
 
 
 class RecordingStore:
@@ -69,7 +60,7 @@ class RecordingStore:
 
     def segments(self, stream_id: str) -> list[Segment]:
         """The stream's audio segments, from one listing."""
-        return [_parse_segment(k) for k in self.keys(f"segments/{stream_id}/")]
+        return [parse_segment_key(k) for k in self.keys(f"segments/{stream_id}/")]
 
     def events(self, stream_id: str) -> list[dict[str, Any]]:
         """The stream's session events, in order."""

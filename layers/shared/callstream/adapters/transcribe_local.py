@@ -10,8 +10,8 @@ import threading
 from functools import cache
 from typing import Any
 
-from callstream import codecs
-from callstream.transcription import Transcript
+from callstream.analytics.transcription import Transcript
+from callstream.audio import codecs
 
 MODEL_RATE = 16000
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import urllib3
 
-from callstream.credentials import VobizCredentials
 from callstream.exceptions import UpstreamError, UpstreamTimeoutError
+from callstream.ports import VobizCredentials
 
 _RETRY_ALWAYS = frozenset({429})
 _RETRY_IDEMPOTENT = frozenset({500, 502, 503, 504})

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream import records
+from callstream.audio import records
 from callstream.exceptions import RecordError
 from callstream.settings import AudioSettings
 

@@ -7,14 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callstream import protocol
-from callstream.exceptions import (
-    InvalidAudioError,
-    InvalidMessageError,
-    MalformedMessageError,
-    ProtocolError,
-)
-from callstream.protocol import (
+from callstream.audio import protocol
+from callstream.audio.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
     MediaMessage,
@@ -23,6 +17,12 @@ from callstream.protocol import (
     StopMessage,
     UnknownMessage,
     parse_message,
+)
+from callstream.exceptions import (
+    InvalidAudioError,
+    InvalidMessageError,
+    MalformedMessageError,
+    ProtocolError,
 )
 
 FMT = {"encoding": "audio/x-mulaw", "sampleRate": 8000}

@@ -6,15 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callstream import records
-from callstream.assembler import MAX_PENDING, Assembler
+from callstream.audio import records
+from callstream.audio.assembler import MAX_PENDING, Assembler
+from callstream.audio.events import StreamState
+from callstream.audio.protocol import parse_message
+from callstream.audio.records import AudioRecord, EventRecord
 from callstream.exceptions import InvalidAudioError, OutOfOrderError
-from callstream.protocol import parse_message
-from callstream.records import AudioRecord, EventRecord
 from callstream.settings import AudioSettings
 
 
-def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1"):
+def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1", call="c-1"):
     return parse_message(
         json.dumps(
             {
@@ -22,7 +23,7 @@ def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1"
                 "sequenceNumber": 0,
                 "start": {
                     "streamId": stream,
-                    "callId": "c-1",
+                    "callId": call,
                     "tracks": list(tracks),
                     "mediaFormat": {"encoding": encoding, "sampleRate": rate},
                 },
@@ -229,7 +230,7 @@ def test_close_before_start_drops_held_messages_and_ends():
     asm = make()
     asm.receive(media(b"\x01" * 160, chunk=1))
     asm.close("no start")
-    assert asm.state == "ended" and asm.records_ready() == []
+    assert asm.state is StreamState.ENDED and asm.records_ready() == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -294,7 +295,7 @@ def test_out_of_range_frame_numbers_are_refused_and_the_stream_goes_on(chunk):
 
 
 def records_encode_all(out) -> bool:
-    from callstream import records
+    from callstream.audio import records
 
     return all(records.decode(records.encode(r)) == r for r in out)
 
@@ -302,8 +303,8 @@ def records_encode_all(out) -> bool:
 @pytest.mark.parametrize(("encoding", "rate"), [("audio/x-mulaw", 8000), ("audio/x-l16", 8000)])
 def test_time_capped_records_fill_the_kilobyte_they_are_billed_for(encoding, rate):
     stream = "MZ" + "7" * 34  # Vobiz-length ids
-    asm = Assembler(call_uuid="c" * 36)
-    asm.receive(start(encoding=encoding, rate=rate, stream=stream))
+    asm = Assembler(audio_settings=AudioSettings(), call_uuid="c" * 36)
+    asm.receive(start(encoding=encoding, rate=rate, stream=stream, call="c" * 36))
     frame = bytes(160 if encoding == "audio/x-mulaw" else 320)
     for n in range(1, 500):
         asm.receive(media(frame, chunk=n))
@@ -316,3 +317,89 @@ def test_time_capped_records_fill_the_kilobyte_they_are_billed_for(encoding, rat
         assert len(records.encode(record)) <= paid_kb * 1024, "never into another KB"
     if encoding == "audio/x-mulaw":  # 8 KB + header spills into a 9th KB: fill it
         assert audio[0].frames == (paid_kb * 1024 - header) // len(frame) > 50
+
+
+# -- the typed events the session acts on ---------------------------------------------------
+
+
+def message(doc):
+    return parse_message(json.dumps({"streamId": "s-1", **doc}))
+
+
+def test_each_message_gives_its_event_once_in_order():
+    from callstream.audio import events as ev
+
+    asm = make()
+    asm.receive(start(tracks=("inbound", "outbound")))
+    asm.receive(message({"event": "dtmf", "dtmf": {"digit": "7", "track": "inbound"}}))
+    asm.receive(message({"event": "playedStream", "name": "turn-1"}))
+    asm.receive(message({"event": "clearedAudio"}))
+    asm.receive(message({"event": "transcriptPartial"}))  # one Vobiz may add later
+    asm.receive(media(bytes(160), chunk=1))
+    asm.receive(media(bytes(160), chunk=3))  # frame 2 lost
+    asm.flush_due(10.0)  # stop waiting for it
+    asm.receive(stop())
+    got = asm.events_ready()
+    assert got == [
+        ev.Started("s-1", "s-1", "c-1", "mulaw", 8000, ("inbound", "outbound")),
+        ev.Dtmf("7", "inbound"),
+        ev.Played("turn-1"),
+        ev.Cleared(),
+        ev.Unknown("transcriptPartial"),
+        ev.Gap("inbound", 1, "lost"),
+        ev.Ended("stop", 2, 1),
+    ]
+    assert asm.events_ready() == [] and asm.state is StreamState.ENDED
+    assert asm.stats.frames == 2 and asm.stats.unknown_events == 1  # counted once, here
+
+
+def test_media_is_decoded_for_a_listener_only_and_once(monkeypatch):
+    from callstream.audio import assembler as module
+    from callstream.audio import codecs
+    from callstream.audio.events import MediaDecoded, SpeechBegan
+    from callstream.audio.vad import Segmenter
+
+    decoded = []
+    real = codecs.ulaw_decode
+
+    def counting(payload: bytes) -> bytes:
+        decoded.append(len(payload))
+        return real(payload)
+
+    monkeypatch.setattr(module.codecs, "ulaw_decode", counting)
+    frame = bytes([0x00, 0x80] * 80)  # loud μ-law: speech to the VAD
+    cfg = AudioSettings()
+    quiet = Assembler(audio_settings=cfg)
+    quiet.receive(start())
+    quiet.receive(media(frame, chunk=1))
+    assert quiet.events_ready()[1:] == [] and decoded == []  # no listener, no VAD: no decode
+
+    listener = Assembler(
+        audio_settings=cfg,
+        segmenter_factory=lambda r, t: Segmenter(r, t, cfg),
+        decode_media=True,
+    )
+    listener.receive(start())
+    for n in range(1, 51):
+        listener.receive(media(frame, chunk=n))
+    got = listener.events_ready()[1:]
+    media_events = [e for e in got if isinstance(e, MediaDecoded)]
+    assert len(decoded) == 50, "one decode per frame, shared by the VAD and the listener"
+    assert [e.start_sample for e in media_events] == [160 * n for n in range(50)]
+    assert media_events[0].pcm == real(frame)
+    assert [e for e in got if isinstance(e, SpeechBegan)] == [SpeechBegan("inbound")]
+
+
+def test_a_start_for_another_call_or_stream_than_the_tokens_is_refused():
+    from callstream.exceptions import StreamMismatchError, TokenError
+
+    for asm, start_message in (
+        (Assembler(audio_settings=AudioSettings(), call_uuid="c-9"), start()),
+        (Assembler(audio_settings=AudioSettings(), stream_id="s-9"), start()),
+    ):
+        with pytest.raises(StreamMismatchError) as refused:
+            asm.receive(start_message)
+        assert isinstance(refused.value, TokenError) and asm.state is StreamState.NEW
+    same = Assembler(audio_settings=AudioSettings(), call_uuid="c-1", stream_id="s-1")
+    same.receive(start())
+    assert same.state is StreamState.STARTED

@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from callstream.callbacks import parse_callback, parse_params, transition, verify_signature
+from callstream.control.callbacks import parse_callback, parse_params, transition, verify_signature
 from callstream.exceptions import RequestError
 
 TOKEN = "test-auth-token"

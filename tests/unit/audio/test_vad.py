@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callstream.audio.vad import Segmenter
 from callstream.exceptions import InvalidAudioError
 from callstream.settings import AudioSettings
-from callstream.vad import Segmenter
 from local.vobiz_frames import read_wav
 
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[4] / "shared" / "audio"
 CFG = AudioSettings()
 
 

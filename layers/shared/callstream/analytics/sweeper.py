@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
 
-import urllib3
-
-from callstream import clock, records, settings
-from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoRegistry
+from callstream import clock
+from callstream.audio import records
+from callstream.ports import RecordLog, Registry, Tasks
 
 #: The ``seq`` of a sweeper's close event: after any record a task could have written.
 SWEEP_SEQ = 2**40
@@ -28,36 +24,9 @@ SWEEP_SEQ = 2**40
 class SweeperServices:
     """What the sweeper talks to."""
 
-    registry: DynamoRegistry
-    kinesis: Any
-    audio_stream: str
-    http: urllib3.PoolManager
-
-
-@cache
-def services() -> SweeperServices:
-    """The process's services."""
-    cfg = settings.load(settings.SweeperSettings)
-    return SweeperServices(
-        registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
-        kinesis=client("kinesis"),
-        audio_stream=cfg.audio_stream,
-        http=urllib3.PoolManager(),
-    )
-
-
-def task_alive(http: urllib3.PoolManager, task_address: str, timeout_s: float = 2.0) -> bool:
-    """Whether the task at ``task_address`` answers its health probe."""
-    try:
-        response = http.request(
-            "GET",
-            f"{task_address.rstrip('/')}/internal/health",
-            timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
-            retries=urllib3.Retry(total=1, backoff_factor=0.2),
-        )
-    except urllib3.exceptions.HTTPError:
-        return False
-    return response.status == 200
+    registry: Registry
+    audio: RecordLog  # AudioStream: the sweeper writes a dead stream's end there
+    tasks: Tasks
 
 
 def sweep(svc: SweeperServices, now: float | None = None) -> list[str]:
@@ -70,7 +39,7 @@ def sweep(svc: SweeperServices, now: float | None = None) -> list[str]:
         if not address:
             continue
         if address not in alive:
-            alive[address] = task_alive(svc.http, address)
+            alive[address] = svc.tasks.alive(address)
         if alive[address]:
             continue
         end = records.EventRecord(
@@ -82,9 +51,7 @@ def sweep(svc: SweeperServices, now: float | None = None) -> list[str]:
             received_at=now,
             data={"reason": "swept", "task_address": address},
         )
-        svc.kinesis.put_record(
-            StreamName=svc.audio_stream, Data=records.encode(end), PartitionKey=item.stream_id
-        )
+        svc.audio.put(item.stream_id, records.encode(end))
         at = clock.iso(now)
         svc.registry.mark_ended(
             item.stream_id, item.call_uuid, state="stopped", end_reason="swept", at=at

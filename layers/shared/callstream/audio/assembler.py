@@ -1,16 +1,19 @@
-"""Frames in, Kinesis records out: one :class:`Assembler` per stream, sans I/O.
+"""Messages in, typed events and Kinesis records out: one :class:`Assembler` per stream, sans I/O.
 
-Feed it every parsed message with :meth:`Assembler.receive`, then collect
-:meth:`Assembler.records_ready` (for AudioStream) and :meth:`Assembler.utterances_ready` (for
+Feed it every parsed message with :meth:`Assembler.receive`, then take
+:meth:`Assembler.events_ready` (:mod:`callstream.audio.events`: started, DTMF, played, cleared,
+speech began, utterance found, gap, ended, and decoded media when asked for) and
+:meth:`Assembler.records_ready` (for AudioStream; an utterance's record rides on its event, for
 UtteranceStream). :meth:`Assembler.close` ends the stream (socket closed, drain, error) and
 flushes everything; a ``stop`` message does the same by itself. Time is passed in (``now``,
-epoch seconds), never read, so the whole thing is deterministic under test.
+epoch seconds) and settings are given, never read, so the whole thing is deterministic under
+test. Each frame is decoded once, and counted once (:attr:`Assembler.stats`).
 
 What it guarantees:
 
-* Each track's frames are aggregated into :class:`~callstream.records.AudioRecord` s of at most
-  ``record_max_bytes`` and ``record_max_ms`` (settings; a time-capped record takes the frames
-  that still fit in the KB it is billed for); a record holds consecutive frames only.
+* Each track's frames are aggregated into :class:`~callstream.audio.records.AudioRecord` s of
+  at most ``record_max_bytes`` and ``record_max_ms`` (settings; a time-capped record takes the
+  frames that still fit in the KB it is billed for); a record holds consecutive frames only.
 * Lost frames (a jump in ``chunk``, or in ``sequenceNumber`` on a single-track stream) give a
   ``gap`` event and move the track's timeline on by the missing duration, so ``start_sample``
   stays true. A frame that arrives ahead of a missing one is held (at most
@@ -26,6 +29,8 @@ What it guarantees:
   order with the audio: buffered audio that arrived before an event is emitted before it.
 * Every byte of audio received after ``start`` is in exactly one record. Messages that arrive
   before ``start`` are held (bounded) and replayed once it comes.
+* A ``start`` for another call (or stream) than the one the assembler was made for is refused
+  with :class:`~callstream.exceptions.StreamMismatchError`: a token is for one call.
 * L16 arrives big-endian and leaves little-endian; μ-law leaves as μ-law.
 """
 
@@ -35,14 +40,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from callstream import codecs, records, settings
-from callstream.exceptions import (
-    InvalidAudioError,
-    InvalidMessageError,
-    InvalidStartError,
-    OutOfOrderError,
+from callstream.audio import codecs, records
+from callstream.audio.events import (
+    AudioEvent,
+    Cleared,
+    Dtmf,
+    Ended,
+    Gap,
+    MediaDecoded,
+    Played,
+    SpeechBegan,
+    Started,
+    StreamState,
+    Unknown,
+    UtteranceFound,
 )
-from callstream.protocol import (
+from callstream.audio.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
     MediaMessage,
@@ -52,13 +65,21 @@ from callstream.protocol import (
     UnknownMessage,
     as_int,
 )
-from callstream.records import (
+from callstream.audio.records import (
     AudioRecord,
     EventData,
     EventName,
     EventRecord,
     UtteranceRecord,
 )
+from callstream.exceptions import (
+    InvalidAudioError,
+    InvalidMessageError,
+    InvalidStartError,
+    OutOfOrderError,
+    StreamMismatchError,
+)
+from callstream.settings import AudioSettings
 from callstream.vocabulary import MAX_INT, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
@@ -103,7 +124,7 @@ class Continuation:
 
 
 class SegmenterLike(Protocol):
-    """What the assembler needs of a voice-activity segmenter (``callstream.vad.Segmenter``)."""
+    """What the assembler needs of a voice-activity segmenter (``audio.vad.Segmenter``)."""
 
     def receive(self, pcm: bytes, start_sample: int) -> None:
         """Take PCM16 LE audio that starts at ``start_sample`` on the track's timeline."""
@@ -226,42 +247,48 @@ class Assembler:
     def __init__(
         self,
         *,
+        audio_settings: AudioSettings,
         stream_id: str | None = None,
         call_uuid: str | None = None,
-        audio_settings: settings.AudioSettings | None = None,
         segmenter_factory: SegmenterFactory | None = None,
         requested_format: str | None = None,
         continuation: Continuation | None = None,
+        decode_media: bool = False,
     ) -> None:
         """Create the assembler of one stream.
 
         Args:
-            stream_id: the stream id if known before ``start`` (``start`` is authoritative).
-            call_uuid: the call uuid (from the token); ``start.callId`` fills it if absent.
-            audio_settings: record sizes; defaults to ``settings.load(AudioSettings)``.
+            audio_settings: record sizes and limits.
+            stream_id: the stream this assembler is for, if the token names one: a ``start``
+                of another stream is refused.
+            call_uuid: the call this assembler is for (the token's): a ``start`` naming another
+                call is refused; ``start.callId`` fills it if absent.
             segmenter_factory: builds a voice-activity segmenter per track (sample rate,
                 track); None turns utterances off.
             requested_format: the content type asked for at start (``audio/x-l16;rate=16000``):
                 what ``start`` does not say about the format falls back to it.
             continuation: this connection continues a call's stream after a reconnect.
+            decode_media: also give every frame as PCM16 (:class:`MediaDecoded`), for an agent
+                that listens; off on the hot path.
         """
         self.stream_id = stream_id
+        self._granted = (call_uuid, stream_id)
         self.vobiz_stream_id: str | None = None
         self._requested = requested_format
         self._continuation = continuation
         self._base_position = 0  # where tracks begin on the timeline (after a reconnect)
         self._nonmedia = 0  # non-media messages numbered by sequenceNumber since start
         self.call_uuid = call_uuid
-        self._settings = audio_settings or settings.load(settings.AudioSettings)
+        self._settings = audio_settings
         self._segmenter_factory = segmenter_factory
+        self._decode_media = decode_media
         self.codec: Codec | None = None
         self.sample_rate = 0
-        self.state = "new"  # new → started → ended
+        self.state = StreamState.NEW
         self.stats = AssemblerStats()
         self._tracks: dict[str, _Track] = {}
         self._out: list[AudioRecord | EventRecord] = []
-        self._utterances: list[UtteranceRecord] = []
-        self._onsets: list[Track] = []
+        self._events: list[AudioEvent] = []
         self._pending: list[tuple[Message, float]] = []
         self._seq = 0
         self._utterance_base = 0  # a reconnect numbers its utterances after the earlier ones
@@ -279,18 +306,24 @@ class Assembler:
             OutOfOrderError: a second ``start``, anything after the end, or more than
                 ``MAX_PENDING`` messages before ``start``. The message is ignored; the stream
                 carries on.
+            InvalidStartError: a ``start`` the stream cannot begin with.
+            StreamMismatchError: a ``start`` for another call or stream than this one's.
             InvalidAudioError: a payload that is not whole samples of the stream's codec. The
                 frame is ignored (a later frame's number shows it as a gap).
         """
-        if self.state == "ended":
+        if type(message) is MediaMessage and self.state is StreamState.STARTED:
+            self._media(message, now)  # the hot path
+            return
+        if self.state is StreamState.ENDED:
             raise OutOfOrderError(f"{_event_name(message)} after the stream ended")
+        if isinstance(message, UnknownMessage):
+            self.stats.unknown_events += 1
+            self._events.append(Unknown(message.event))
+            return
         if isinstance(message, StartMessage):
             self._start(message, now)
             return
-        if self.state == "new":
-            if isinstance(message, UnknownMessage):
-                self.stats.unknown_events += 1
-                return
+        if self.state is StreamState.NEW:
             if len(self._pending) >= MAX_PENDING:
                 raise OutOfOrderError(
                     f"{_event_name(message)} before start: more than {MAX_PENDING} held"
@@ -300,18 +333,18 @@ class Assembler:
         if isinstance(message, MediaMessage):
             self._media(message, now)
             return
-        if isinstance(message, UnknownMessage):
-            self.stats.unknown_events += 1
-            return
         if message.sequence_number is not None:
             self._nonmedia += 1  # numbered like media: never a gap in a track's numbering
         if isinstance(message, DtmfMessage):
             body = message.dtmf
             self._event("dtmf", now, {"digit": body.digit, "track": body.track})
+            self._events.append(Dtmf(body.digit, body.track))
         elif isinstance(message, PlayedStreamMessage):
             self._event("played_stream", now, {"name": message.name})
+            self._events.append(Played(message.name))
         elif isinstance(message, ClearedAudioMessage):
             self._event("cleared_audio", now, {})
+            self._events.append(Cleared())
         else:
             self._end("stop", now, {})
 
@@ -321,8 +354,8 @@ class Assembler:
         Raises:
             OutOfOrderError: the stream has not started or has ended.
         """
-        if self.state != "started":
-            raise OutOfOrderError(f"{name} event while the stream is {self.state}")
+        if self.state is not StreamState.STARTED:
+            raise OutOfOrderError(f"{name} event while the stream is {self.state.value}")
         self._event(name, now, data)
 
     def close(self, reason: str, now: float = 0.0) -> None:
@@ -331,10 +364,10 @@ class Assembler:
         Idempotent: closing an ended stream does nothing. Closing a stream that never started
         drops what was held for it (there is no format to interpret it with).
         """
-        if self.state == "ended":
+        if self.state is StreamState.ENDED:
             return
-        if self.state == "new":
-            self.state = "ended"
+        if self.state is StreamState.NEW:
+            self.state = StreamState.ENDED
             self._pending.clear()
             return
         self._end("close", now, {"reason": reason})
@@ -345,7 +378,7 @@ class Assembler:
         The server calls this on a timer so a stalled stream never holds audio back longer
         than the bound, even with no new frames to trigger the size or duration limits.
         """
-        if self.state != "started":
+        if self.state is not StreamState.STARTED:
             return
         limit = self._max_s
         for track in self._tracks.values():
@@ -363,21 +396,11 @@ class Assembler:
         out, self._out = self._out, []
         return out
 
-    def utterances_ready(self) -> list[UtteranceRecord]:
-        """Return and forget the finished utterances (UtteranceStream)."""
-        if not self._utterances:
+    def events_ready(self) -> list[AudioEvent]:
+        """Return and forget what happened since the last call, in order."""
+        if not self._events:
             return []
-        out, self._utterances = self._utterances, []
-        return out
-
-    def track_state(self, track: str) -> int | None:
-        """Where ``track``'s last frame started on its timeline (None: no such track yet)."""
-        state = self._tracks.get(track)
-        return None if state is None else state.last_frame_start
-
-    def speech_onsets_ready(self) -> list[Track]:
-        """Return and forget the tracks on which speech began since the last call (barge-in)."""
-        out, self._onsets = self._onsets, []
+        out, self._events = self._events, []
         return out
 
     @property
@@ -405,8 +428,15 @@ class Assembler:
     # -- internals ------------------------------------------------------------------------
 
     def _start(self, message: StartMessage, now: float) -> None:
-        if self.state != "new":
+        if self.state is not StreamState.NEW:
             raise OutOfOrderError("a second start on the same stream")
+        call, stream = self._granted
+        if call and message.call and message.call != call:
+            raise StreamMismatchError(f"start.callId {message.call!r} is not the token's call")
+        if stream and message.stream != stream:
+            raise StreamMismatchError(
+                f"start.streamId {message.stream!r} is not the token's stream"
+            )
         codec, rate = message.media_format(self._requested)  # InvalidStartError: refused
         tracks = message.track_list
         cont = self._continuation
@@ -419,7 +449,7 @@ class Assembler:
             self.stream_id = message.stream or self.stream_id
         if self.stream_id is None:
             raise InvalidStartError("start: streamId is missing (top level and start.streamId)")
-        self.state = "started"
+        self.state = StreamState.STARTED
         self.call_uuid = self.call_uuid or message.call
         self.codec = codec
         self.sample_rate = rate
@@ -461,6 +491,16 @@ class Assembler:
                 "outage_ms": round(cont.outage_ms, 1),
             }
         self._event("start", now, data)
+        self._events.append(
+            Started(
+                stream_id=self.stream_id,
+                vobiz_stream_id=message.stream,
+                call_uuid=self.call_uuid,
+                codec=codec,
+                sample_rate=rate,
+                tracks=tuple(track.name for track in self._tracks.values()),
+            )
+        )
         if cont is not None:
             self._resume(cont, now)
         pending, self._pending = self._pending, []
@@ -486,6 +526,7 @@ class Assembler:
                     "reason": "reconnect",
                 }
                 self._emit_event("gap", now, data)
+                self._events.append(Gap(track.name, -(-outage // frame), "reconnect"))
             track.position = base + outage
         self._base_position = base + outage
 
@@ -626,16 +667,19 @@ class Assembler:
         if len(buf) >= self._max_bytes:
             self._flush(track)
         segmenter = track.segmenter
+        if segmenter is None and not self._decode_media:
+            return
+        pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload  # decoded once
+        if self._decode_media:
+            self._events.append(MediaDecoded(track.name, pcm, start))
         if segmenter is not None:
-            segmenter.receive(
-                codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload, start
-            )
+            segmenter.receive(pcm, start)
             found = segmenter.utterances_ready()
             if found:
                 self._take_utterances(track, found, now)
             speaking = segmenter.active
             if speaking and not track.speaking:
-                self._onsets.append(track.name)
+                self._events.append(SpeechBegan(track.name))
             track.speaking = speaking
 
     def _gap(self, track: _Track, missing: int, now: float) -> None:
@@ -651,6 +695,7 @@ class Assembler:
             "samples": samples,
         }
         self._emit_event("gap", now, data)
+        self._events.append(Gap(track.name, missing, "lost"))
         track.position += samples
 
     def _flush(self, track: _Track) -> None:
@@ -718,24 +763,29 @@ class Assembler:
             "stream_utterances": totals.utterances,
         }
         self._emit_event(name, now, data)
-        self.state = "ended"
+        self._events.append(
+            Ended(str(data.get("reason", name)), self.stats.frames, self.stats.gaps)
+        )
+        self.state = StreamState.ENDED
 
     def _take_utterances(self, track: _Track, found: Sequence[UtteranceLike], now: float) -> None:
         assert self.stream_id is not None and self.codec is not None
         for utterance in found:
-            self._utterances.append(
-                UtteranceRecord(
-                    stream_id=self.stream_id,
-                    call_uuid=self.call_uuid,
-                    track=track.name,
-                    index=self._utterance_base + utterance.index,
-                    sample_rate=self.sample_rate,
-                    start_sample=utterance.start_sample,
-                    end_sample=utterance.end_sample,
-                    split=utterance.split,
-                    source_codec=self.codec,
-                    received_at=now,
-                    payload=utterance.pcm,
+            self._events.append(
+                UtteranceFound(
+                    UtteranceRecord(
+                        stream_id=self.stream_id,
+                        call_uuid=self.call_uuid,
+                        track=track.name,
+                        index=self._utterance_base + utterance.index,
+                        sample_rate=self.sample_rate,
+                        start_sample=utterance.start_sample,
+                        end_sample=utterance.end_sample,
+                        split=utterance.split,
+                        source_codec=self.codec,
+                        received_at=now,
+                        payload=utterance.pcm,
+                    )
                 )
             )
             self.stats.utterances += 1

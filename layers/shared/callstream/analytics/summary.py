@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from callstream import settings
-from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoRegistry, DynamoTranscripts
-from callstream.adapters.events import EventPublisher
-from callstream.adapters.s3_recordings import RecordingStore
+from callstream.analytics.recording import recording_keys
+from callstream.analytics.sentiment import ROLLING_KEY
 from callstream.exceptions import RequestError
-from callstream.ports import Registry
-from callstream.recording import recording_keys
-from callstream.sentiment import ROLLING_KEY
+from callstream.ports import EventBus, Recordings, Registry, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
 
 
@@ -28,23 +22,10 @@ from callstream.vocabulary import UNKNOWN_CALL
 class SummaryServices:
     """What the summary consumer talks to."""
 
-    store: RecordingStore
-    transcripts: DynamoTranscripts
+    store: Recordings
+    transcripts: Transcripts
     registry: Registry
-    events: EventPublisher
-
-
-@cache
-def services() -> SummaryServices:
-    """The process's services."""
-    cfg = settings.load(settings.ConsumerSettings)
-    dynamodb = client("dynamodb")
-    return SummaryServices(
-        store=RecordingStore(client("s3"), cfg.recordings_bucket),
-        transcripts=DynamoTranscripts(dynamodb, cfg.transcripts_table),
-        registry=DynamoRegistry(dynamodb, cfg.registry_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
-    )
+    events: EventBus
 
 
 def summary_key(call_uuid: str | None, stream_id: str) -> str:

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 
 from callstream.exceptions import RecordError
 
-log = logging.getLogger("callstream.quarantine")
+log = logging.getLogger("callstream.analytics.quarantine")
 T = TypeVar("T")
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream import codecs
+from callstream.audio import codecs
 from callstream.exceptions import InvalidAudioError
 
 # --- an independent reference: ITU-T G.191 STL g711.c (ulaw_compress / ulaw_expand), line by line

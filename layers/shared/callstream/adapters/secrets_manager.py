@@ -12,24 +12,13 @@ registered with :mod:`callstream.logsafety` for redaction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from callstream import logsafety, settings
 from callstream.adapters.clients import client
 from callstream.exceptions import ConfigError
-
-
-@dataclass(frozen=True)
-class VobizCredentials:
-    """The account's Vobiz REST credentials (``repr`` hides the token)."""
-
-    auth_id: str
-    auth_token: str
-
-    def __repr__(self) -> str:
-        return f"VobizCredentials(auth_id={self.auth_id!r}, auth_token=***)"
+from callstream.ports import VobizCredentials
 
 
 def _secret_json(arn: str, sm: Any) -> dict[str, Any]:

@@ -7,16 +7,12 @@ already transcribed and published costs one read, not a second recognition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from callstream import records, settings
-from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoTranscripts
-from callstream.adapters.events import EventPublisher
-from callstream.adapters.s3_recordings import RecordingStore
-from callstream.exceptions import ConfigError, NotReadyError, RecordError
-from callstream.transcription import Transcriber
+from callstream.analytics.transcription import Transcriber
+from callstream.audio import records
+from callstream.exceptions import NotReadyError, RecordError
+from callstream.ports import EventBus, Recordings, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
 
 ROLES = {"inbound": "caller", "outbound": "agent"}
@@ -50,42 +46,10 @@ class TranscriptServices:
     """What the transcription consumer talks to."""
 
     transcriber: Transcriber
-    transcripts: DynamoTranscripts
-    events: EventPublisher
+    transcripts: Transcripts
+    events: EventBus
     language: str
-    quarantine: RecordingStore  # where records that are not utterances are kept
-
-
-def make_transcriber(name: str, region: str | None = None) -> Transcriber:
-    """The transcriber backend called ``name`` (``aws`` or ``local``).
-
-    Raises:
-        ConfigError: an unknown backend.
-    """
-    if name == "local":
-        from callstream.adapters.transcribe_local import PocketSphinxTranscriber
-
-        return PocketSphinxTranscriber()
-    if name == "aws":
-        from callstream.adapters.transcribe_aws import AwsTranscriber
-
-        return AwsTranscriber(region or "us-east-1")
-    raise ConfigError(f"CALLSTREAM_TRANSCRIBER must be aws or local, not {name!r}")
-
-
-@cache
-def services() -> TranscriptServices:
-    """The process's services (the recogniser's model loads here, once)."""
-    import os
-
-    cfg = settings.load(settings.ConsumerSettings)
-    return TranscriptServices(
-        transcriber=make_transcriber(cfg.transcriber, os.environ.get("AWS_REGION")),
-        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
-        language=cfg.language,
-        quarantine=RecordingStore(client("s3"), cfg.recordings_bucket),
-    )
+    quarantine: Recordings  # where records that are not utterances are kept
 
 
 def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any]:

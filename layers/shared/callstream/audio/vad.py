@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from callstream import settings
 from callstream.exceptions import InvalidAudioError
+from callstream.settings import AudioSettings
 
 _FRAME_MS = 20
 _ONSET_WINDOW = 5  # frames (100 ms) in which vad_start_ms of voice opens an utterance
@@ -85,7 +85,7 @@ class Segmenter:
         self,
         sample_rate: int,
         track: str,
-        audio_settings: settings.AudioSettings | None = None,
+        audio_settings: AudioSettings,
         detector: Callable[[bytes], bool] | None = None,
     ) -> None:
         """Create a segmenter for a track at ``sample_rate`` (8000, 16000 or 24000).
@@ -103,7 +103,7 @@ class Segmenter:
             raise InvalidAudioError(
                 f"voice activity needs 8000, 16000 or 24000 Hz, got {sample_rate}"
             )
-        cfg = audio_settings or settings.load(settings.AudioSettings)
+        cfg = audio_settings
         self.sample_rate = sample_rate
         self.track = track
         if detector is None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from callstream.audio.protocol import ID_PATTERN
 from callstream.exceptions import RequestError
-from callstream.protocol import ID_PATTERN
 from callstream.registry import State
 
 Params = Mapping[str, str | list[str]]

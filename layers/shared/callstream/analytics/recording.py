@@ -12,38 +12,33 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from callstream import codecs, records, settings
-from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoRegistry
-from callstream.adapters.events import EventPublisher
-from callstream.adapters.s3_recordings import RecordingStore, segment_key
+from callstream.audio import codecs, records
+from callstream.audio.wav import Segment, plan, wav_chunks
 from callstream.exceptions import NotReadyError, RecordError
-from callstream.ports import Registry
+from callstream.ports import EventBus, Recordings, Registry
 from callstream.vocabulary import UNKNOWN_CALL
-from callstream.wav import Segment, plan, wav_chunks
 
 
 @dataclass(eq=False)
 class RecordingServices:
     """What the recording consumer talks to."""
 
-    store: RecordingStore
+    store: Recordings
     registry: Registry
-    events: EventPublisher
+    events: EventBus
 
 
-@cache
-def services() -> RecordingServices:
-    """The process's services, from settings and cached clients."""
-    cfg = settings.load(settings.ConsumerSettings)
-    return RecordingServices(
-        store=RecordingStore(client("s3"), cfg.recordings_bucket),
-        registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
-    )
+def segment_key(stream_id: str, seq: int, track: str, start_sample: int, samples: int) -> str:
+    """The object key of one audio segment: its place on the timeline is in the key."""
+    return f"segments/{stream_id}/{seq:010d}_{track}_{start_sample}_{samples}"
+
+
+def parse_segment_key(key: str) -> Segment:
+    """A segment's place on the timeline, read back from its key (:func:`segment_key`)."""
+    _, track, start, samples = key.rsplit("/", 1)[1].split("_")
+    return Segment(track=track, start_sample=int(start), samples=int(samples), key=key)
 
 
 def recording_keys(call_uuid: str | None, stream_id: str) -> tuple[str, str]:
@@ -56,7 +51,7 @@ def handle(svc: RecordingServices, data: bytes) -> str:
     """Handle one AudioStream record; returns what was done (for logs and tests).
 
     Raises:
-        RecordError: the bytes are not a callstream record (:mod:`callstream.quarantine`).
+        RecordError: the bytes are not a callstream record (:mod:`callstream.analytics.quarantine`).
         NotReadyError: the stream's end came before some of its records (see :func:`finalize`).
     """
     record = records.decode(data)
@@ -88,7 +83,7 @@ def handle(svc: RecordingServices, data: bytes) -> str:
     raise RecordError(f"{type(record).__name__} does not belong on AudioStream")
 
 
-def superseding(store: RecordingStore, key: str, generation: int) -> dict[str, Any] | None:
+def superseding(store: Recordings, key: str, generation: int) -> dict[str, Any] | None:
     """The document at ``key`` if a later connection of the call stream wrote it, else None.
 
     After Vobiz reconnects a call, each connection's end finalizes the one call stream; the

@@ -10,14 +10,10 @@ a negative utterance; re-armed once the caller recovers below half of it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal, Protocol
 
-from callstream import settings
-from callstream.adapters.clients import client
-from callstream.adapters.dynamodb import DynamoTranscripts
-from callstream.adapters.events import EventPublisher
-from callstream.exceptions import ConfigError, RequestError
+from callstream.exceptions import RequestError
+from callstream.ports import EventBus, Transcripts
 
 Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]
 ROLLING_KEY = "rolling#caller"
@@ -41,85 +37,14 @@ class SentimentModel(Protocol):
         """Score one utterance's text."""
 
 
-class VaderModel:
-    """The ``local`` backend: VADER, a lexicon and rule model (offline, no download)."""
-
-    name = "local"
-
-    def __init__(self) -> None:
-        """Load the lexicon (once per process)."""
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self._analyzer = SentimentIntensityAnalyzer()
-
-    def score(self, text: str, language: str) -> Sentiment:
-        """VADER's compound score mapped to labels with its authors' ±0.05 thresholds."""
-        polarity = self._analyzer.polarity_scores(text)
-        compound = polarity["compound"]
-        label: Label = (
-            "POSITIVE" if compound >= 0.05 else "NEGATIVE" if compound <= -0.05 else "NEUTRAL"
-        )
-        scores = {
-            "Positive": polarity["pos"],
-            "Negative": polarity["neg"],
-            "Neutral": polarity["neu"],
-            "Mixed": 0.0,
-        }
-        return Sentiment(label, scores)
-
-
-class ComprehendModel:
-    """The ``aws`` backend: Amazon Comprehend ``DetectSentiment``."""
-
-    name = "aws"
-
-    def __init__(self, comprehend: Any) -> None:
-        """Use a boto3 Comprehend client."""
-        self._client = comprehend
-
-    def score(self, text: str, language: str) -> Sentiment:
-        """Comprehend's label and scores (language code: the part before ``-``)."""
-        answer = self._client.detect_sentiment(
-            Text=text[:4500], LanguageCode=language.split("-")[0]
-        )
-        return Sentiment(
-            answer["Sentiment"], {k: float(v) for k, v in answer["SentimentScore"].items()}
-        )
-
-
-def make_model(name: str) -> SentimentModel:
-    """The backend called ``name``.
-
-    Raises:
-        ConfigError: an unknown backend.
-    """
-    if name == "local":
-        return VaderModel()
-    if name == "aws":
-        return ComprehendModel(client("comprehend"))
-    raise ConfigError(f"CALLSTREAM_SENTIMENT must be aws or local, not {name!r}")
-
-
 @dataclass(eq=False)
 class SentimentServices:
     """What the sentiment consumer talks to."""
 
     model: SentimentModel
-    transcripts: DynamoTranscripts
-    events: EventPublisher
+    transcripts: Transcripts
+    events: EventBus
     threshold: float
-
-
-@cache
-def services() -> SentimentServices:
-    """The process's services."""
-    cfg = settings.load(settings.ConsumerSettings)
-    return SentimentServices(
-        model=make_model(cfg.sentiment),
-        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
-        threshold=cfg.alert_negative_score,
-    )
 
 
 def handle(svc: SentimentServices, detail: dict[str, Any]) -> dict[str, Any]:

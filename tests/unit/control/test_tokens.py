@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream.exceptions import AuthError, ConfigError, TokenError
-from callstream.tokens import (
+from callstream.control.tokens import (
     TokenClaims,
     check_control_auth,
     control_auth,
@@ -17,6 +16,7 @@ from callstream.tokens import (
     verify_token,
     ws_path,
 )
+from callstream.exceptions import AuthError, ConfigError, TokenError
 
 KEY = b"k" * 32
 CLAIMS = TokenClaims(jti=new_jti(), call_uuid="call-1", exp=2_000_000_000, agent="echo")

@@ -1,0 +1,1 @@
+"""The consumers: recordings, transcripts, sentiment, call summaries, and the sweeper."""

@@ -1,0 +1,64 @@
+"""What the control plane's operations talk to, injected (``callstream.wiring`` builds it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from callstream import settings
+from callstream.control.tokens import TokenClaims, new_jti, sign_token, ws_path
+from callstream.ports import EventBus, OnceStore, Registry, Tasks, Vobiz, VobizCredentials
+
+
+@dataclass(eq=False)  # hashable by identity: idempotency wrappers are cached per Services
+class Services:
+    """The registry, once-store, bus, tasks and Vobiz of the control plane, and its settings.
+
+    The Vobiz client and the token key read Secrets Manager, so they are built on first use from
+    the factories given: read-only routes never need (nor are granted) the secrets.
+    """
+
+    registry: Registry
+    once: OnceStore
+    events: EventBus
+    config: settings.ApiSettings
+    tasks: Tasks
+    vobiz_factory: Callable[[], Vobiz]
+    credentials: Callable[[], VobizCredentials]
+    token_key_source: Callable[[], bytes]
+    idempotency_client: Any = None  # the DynamoDB client of Powertools' idempotency layer
+
+    @cached_property
+    def vobiz(self) -> Vobiz:
+        """The Vobiz REST client (reads the Vobiz credentials)."""
+        return self.vobiz_factory()
+
+    @cached_property
+    def token_key(self) -> bytes:
+        """The key that signs tokens and control credentials."""
+        return self.token_key_source()
+
+    def service_url(
+        self, call_uuid: str, agent: str, bidirectional: bool, content_type: str
+    ) -> str:
+        """A stream's WebSocket URL: the stream server's, with a fresh signed token."""
+        claims = TokenClaims(
+            jti=new_jti(),
+            call_uuid=call_uuid,
+            exp=int(time.time()) + self.config.token_ttl_s,
+            agent=agent,
+            bidirectional=bidirectional,
+            content_type=content_type,
+        )
+        return self.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, self.token_key))
+
+    def callback_url(self, public_base: str) -> str:
+        """Where Vobiz posts stream status: the configured public URL, else the request's own.
+
+        The template cannot give the API's own URL to its functions: that reference closes a
+        dependency cycle between the API and its functions.
+        """
+        return (self.config.public_base_url or public_base).rstrip("/") + "/vobiz/stream-status"

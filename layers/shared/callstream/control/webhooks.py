@@ -1,0 +1,224 @@
+"""Vobiz-facing routes: the signed status callbacks, the hang-up webhook, the answer URL.
+
+Every request is verified (:func:`verified`: V3, else V2, then its nonce is claimed) before
+anything is read from it, and handled idempotently: a redelivery changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from callstream.clock import now_iso
+from callstream.control import answer as xml
+from callstream.control import callbacks
+from callstream.control.callbacks import SignedRequest
+from callstream.control.requests import AnswerOptions, check_id, parse_model, parse_query
+from callstream.control.services import Services
+from callstream.exceptions import ConfigError, RequestError, SignatureError
+
+log = logging.getLogger("callstream.webhooks")
+
+
+def verify(svc: Services, request: SignedRequest) -> str | None:
+    """Check Vobiz's signature (V3, else V2) and claim the nonce; returns the claimed key.
+
+    The URL-only V3 form (it does not cover a POST's body) counts only when the operator opted
+    in (``CALLSTREAM_ACCEPT_URL_ONLY_SIGNATURES``); an unsigned request only when the operator
+    opted out of signatures altogether (``CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS``, logged each
+    time). Use :func:`verified` so the nonce is given back when handling fails.
+
+    Raises:
+        SignatureError: missing, wrong, or replayed.
+    """
+    cfg = svc.config
+    if not request.signed:
+        if cfg.allow_unsigned_callbacks:
+            log.warning("accepting an unsigned Vobiz request (CALLSTREAM_ALLOW_UNSIGNED_CALLBACKS)")
+            return None
+        raise SignatureError("missing X-Vobiz-Signature-V3 (or -V2) or its nonce")
+    auth_token = svc.credentials().auth_token
+    if not callbacks.verify_request(request, auth_token, url_only=cfg.accept_url_only_signatures):
+        raise SignatureError("the Vobiz signature does not verify")
+    key = f"nonce#{request.nonce_key}"
+    if not svc.once.claim(key, cfg.nonce_ttl_s):
+        raise SignatureError("replayed nonce")
+    return key
+
+
+@contextmanager
+def verified(svc: Services, request: SignedRequest) -> Iterator[None]:
+    """Verify a Vobiz request; if handling it then fails, give its nonce back.
+
+    A nonce is spent only by a request that was handled: Vobiz's retry of a request that failed
+    on our side succeeds, while a replay of a handled one is still refused.
+    """
+    key = verify(svc, request)
+    try:
+        yield
+    except BaseException:
+        if key is not None:
+            svc.once.release(key)
+        raise
+
+
+def _publish_once(svc: Services, key: str, detail_type: str, detail: dict[str, Any]) -> bool:
+    """Publish an event unless ``key`` was published before; a failed publish frees the key."""
+    if not svc.once.claim(key, svc.config.nonce_ttl_s):
+        return False
+    try:
+        svc.events.publish(detail_type, detail)
+    except BaseException:
+        svc.once.release(key)
+        raise
+    return True
+
+
+def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
+    """Verify and apply one status callback; publish it on the bus (once per distinct event).
+
+    A redelivery (the same event, name and ``Timestamp``, in any encoding) is the same event; a
+    second ``ClearedAudio`` or the same checkpoint played again (another ``Timestamp``) is
+    another. A callback never changes the
+    call a known stream belongs to; ``StopStream`` ends nothing (Vobiz sends it reliably only
+    for stops we asked for): the socket close and the ``Hangup`` webhook end streams.
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: Event or StreamID missing or invalid.
+    """
+    with verified(svc, request):
+        callback = callbacks.parse_callback(request.params)
+        step = callbacks.transition(callback)
+        fields: dict[str, Any] = {**step.fields, "last_callback": callback.event}
+        if callback.extra_headers:
+            fields["extra_headers"] = callback.extra_headers
+        changed = svc.registry.apply_callback(
+            callback.stream_id, callback.call_uuid, step.state, at=now_iso(), **fields
+        )
+        identity = json.dumps(  # a redelivery repeats these; another event differs in one
+            [callback.event, callback.name, callback.timestamp], separators=(",", ":")
+        )
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        _publish_once(
+            svc,
+            f"cb#{callback.stream_id}#{digest}",
+            step.detail_type,
+            {
+                "stream_id": callback.stream_id,
+                "call_uuid": callback.call_uuid,
+                "event": callback.event,
+                "name": callback.name,
+                "timestamp": callback.timestamp,
+                "extra_headers": callback.extra_headers,
+            },
+        )
+    return {"stream_id": callback.stream_id, "event": callback.event, "state_changed": changed}
+
+
+def handle_hangup(svc: Services, request: SignedRequest) -> dict[str, Any]:
+    """Vobiz's ``hangup_url`` webhook: the authoritative end of a call.
+
+    Every stream of the call that is not over ends (reason ``hangup``, with ``HangupCause`` and
+    ``Duration`` recorded) and "Call Ended" is published once; redeliveries change nothing.
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: no CallUUID, or an event other than Hangup.
+    """
+    with verified(svc, request):
+        params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
+        event = params.get("event", "Hangup")
+        if event.lower() != "hangup":
+            raise RequestError(f"hangup URL: Event {event[:40]!r} is not Hangup")
+        call_uuid = check_id(params.get("calluuid", ""), "CallUUID")
+        cause = params.get("hangupcause", "")[:128] or None
+        duration = params.get("duration")
+        seconds = int(duration) if duration and duration.isdigit() else None
+        at = now_iso()
+        ended = [
+            item.stream_id
+            for item in svc.registry.list_for_call(call_uuid)
+            if svc.registry.end_by_hangup(
+                item.stream_id, call_uuid, hangup_cause=cause, call_duration_s=seconds, at=at
+            )
+        ]
+        _publish_once(
+            svc,
+            f"hangup#{call_uuid}",
+            "Call Ended",
+            {
+                "call_uuid": call_uuid,
+                "hangup_cause": cause,
+                "duration_s": seconds,
+                "streams_ended": ended,
+            },
+        )
+    return {"call_uuid": call_uuid, "streams_ended": ended}
+
+
+def answer_call(svc: Services, request: SignedRequest) -> str:
+    """The ``<Response><Stream …>`` XML that streams a call from the moment of answer.
+
+    The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,
+    ``audio_track``, ``max_retries`` and the continuation (``redirect_url`` or ``dial``); they
+    are part of the signed URL. Settings give the defaults. Vobiz's rules (PROTOCOL.md §1b):
+
+    * bidirectional: ``audioTrack="inbound"`` and ``keepCallAlive="true"`` (the stream holds the
+      call until the app sends ``stop``);
+    * unidirectional: no keepCallAlive (it needs bidirectional), and the rest of the call flow
+      follows the ``<Stream>`` (a ``<Redirect>`` to the operator's application, or a
+      ``<Dial>``): a ``<Stream>`` with nothing after it hangs the call up at once, so without a
+      continuation the answer is refused with a precise error rather than sent.
+
+    Raises:
+        SignatureError: the signature does not verify or the nonce was seen.
+        RequestError: no CallUUID, or a bad option.
+        ConfigError: a unidirectional answer with no continuation configured.
+    """
+    with verified(svc, request):
+        params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
+        query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
+        call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
+        cfg = svc.config
+        options = parse_model(
+            AnswerOptions,
+            {
+                "agent": query.get("agent", cfg.answer_agent),
+                "bidirectional": query.get("bidirectional", str(cfg.answer_bidirectional)).lower()
+                == "true",
+                "content_type": query.get("content_type", cfg.answer_content_type),
+                "audio_track": query.get("audio_track", "inbound"),
+                "max_retries": query.get("max_retries", cfg.answer_max_retries),
+                "redirect_url": query.get("redirect_url", cfg.answer_redirect_url) or None,
+                "dial": query.get("dial", cfg.answer_dial) or None,
+            },
+        )
+        if options.bidirectional and options.audio_track != "inbound":
+            raise RequestError(
+                f"audio_track {options.audio_track} with bidirectional: Vobiz would hang up "
+                "(End Of XML Instructions); bidirectional streams are inbound only"
+            )
+        after = xml.continuation(options.redirect_url, options.dial)
+        if not options.bidirectional and not after:
+            raise ConfigError(
+                "a unidirectional answer needs the rest of the call flow after <Stream> (Vobiz "
+                "hangs up a call whose XML ends there): set CALLSTREAM_ANSWER_REDIRECT_URL or "
+                "CALLSTREAM_ANSWER_DIAL, or redirect_url/dial in the answer URL's query"
+            )
+        url = svc.service_url(call_uuid, options.agent, options.bidirectional, options.content_type)
+        attributes = {
+            "bidirectional": "true" if options.bidirectional else "false",
+            "audioTrack": options.audio_track,
+            "contentType": options.content_type,
+            "maxRetries": str(options.max_retries),
+            "statusCallbackUrl": svc.callback_url(callbacks.origin(request.url)),
+            "statusCallbackMethod": "POST",
+        }
+        if options.bidirectional:
+            attributes["keepCallAlive"] = "true"
+    return xml.response(xml.stream(url, attributes), *after)

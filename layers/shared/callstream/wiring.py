@@ -1,0 +1,178 @@
+"""The Lambdas' composition root: settings → clients → adapters → each consumer's services.
+
+Every factory is cached, so a warm invocation reuses what the cold one built; :func:`reset`
+forgets it all (tests, the embedded stack between environments). Nothing else in the package
+builds an adapter: the domain gets its ports from here (the stream server has its own root,
+``stream_server.wiring``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import urllib3
+
+from callstream import settings
+from callstream.adapters import clients, secrets_manager
+from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry, DynamoTranscripts
+from callstream.adapters.events import EventPublisher
+from callstream.adapters.kinesis import KinesisLog
+from callstream.adapters.s3_recordings import RecordingStore
+from callstream.adapters.sentiment_models import ComprehendModel, VaderModel
+from callstream.adapters.tasks import TaskClient
+from callstream.adapters.vobiz import VobizClient
+from callstream.analytics.recording import RecordingServices
+from callstream.analytics.sentiment import SentimentModel, SentimentServices
+from callstream.analytics.summary import SummaryServices
+from callstream.analytics.sweeper import SweeperServices
+from callstream.analytics.transcription import Transcriber
+from callstream.analytics.transcripts import TranscriptServices
+from callstream.control.services import Services
+from callstream.exceptions import ConfigError
+from callstream.ports import Vobiz
+
+client = clients.client
+
+
+@cache
+def http_pool() -> urllib3.PoolManager:
+    """The process's HTTP connection pool (Vobiz, the tasks)."""
+    return urllib3.PoolManager()
+
+
+@cache
+def control_services() -> Services:
+    """The control plane's services (the operator routes and Vobiz's webhooks)."""
+    cfg = settings.load(settings.ApiSettings)
+    dynamodb = client("dynamodb")
+
+    def vobiz() -> Vobiz:
+        return VobizClient(
+            cfg.vobiz_api_url,
+            secrets_manager.vobiz_credentials(),
+            pool=http_pool(),
+            timeout_s=cfg.vobiz_timeout_s,
+        )
+
+    return Services(
+        registry=DynamoRegistry(dynamodb, cfg.registry_table),
+        once=DynamoOnceStore(dynamodb, cfg.nonce_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+        config=cfg,
+        tasks=TaskClient(http_pool(), read_timeout_s=cfg.control_timeout_s),
+        vobiz_factory=vobiz,
+        credentials=secrets_manager.vobiz_credentials,
+        token_key_source=secrets_manager.token_key,
+        idempotency_client=dynamodb,
+    )
+
+
+@cache
+def recording_services() -> RecordingServices:
+    """store_recording's services."""
+    cfg = settings.load(settings.ConsumerSettings)
+    return RecordingServices(
+        store=RecordingStore(client("s3"), cfg.recordings_bucket),
+        registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+    )
+
+
+def make_transcriber(name: str, region: str | None = None) -> Transcriber:
+    """The transcriber backend called ``name`` (``aws`` or ``local``).
+
+    Raises:
+        ConfigError: an unknown backend.
+    """
+    if name == "local":
+        from callstream.adapters.transcribe_local import PocketSphinxTranscriber
+
+        return PocketSphinxTranscriber()
+    if name == "aws":
+        from callstream.adapters.transcribe_aws import AwsTranscriber
+
+        return AwsTranscriber(region or "us-east-1")
+    raise ConfigError(f"CALLSTREAM_TRANSCRIBER must be aws or local, not {name!r}")
+
+
+@cache
+def transcript_services() -> TranscriptServices:
+    """transcribe_utterance's services (the offline recogniser's model loads here, once)."""
+    cfg = settings.load(settings.ConsumerSettings)
+    return TranscriptServices(
+        transcriber=make_transcriber(cfg.transcriber, os.environ.get("AWS_REGION")),
+        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+        language=cfg.language,
+        quarantine=RecordingStore(client("s3"), cfg.recordings_bucket),
+    )
+
+
+def make_sentiment_model(name: str) -> SentimentModel:
+    """The sentiment backend called ``name`` (``aws`` or ``local``).
+
+    Raises:
+        ConfigError: an unknown backend.
+    """
+    if name == "local":
+        return VaderModel()
+    if name == "aws":
+        return ComprehendModel(client("comprehend"))
+    raise ConfigError(f"CALLSTREAM_SENTIMENT must be aws or local, not {name!r}")
+
+
+@cache
+def sentiment_services() -> SentimentServices:
+    """analyze_sentiment's services."""
+    cfg = settings.load(settings.ConsumerSettings)
+    return SentimentServices(
+        model=make_sentiment_model(cfg.sentiment),
+        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+        threshold=cfg.alert_negative_score,
+    )
+
+
+@cache
+def summary_services() -> SummaryServices:
+    """finalize_call's services."""
+    cfg = settings.load(settings.ConsumerSettings)
+    dynamodb = client("dynamodb")
+    return SummaryServices(
+        store=RecordingStore(client("s3"), cfg.recordings_bucket),
+        transcripts=DynamoTranscripts(dynamodb, cfg.transcripts_table),
+        registry=DynamoRegistry(dynamodb, cfg.registry_table),
+        events=EventPublisher(client("events"), cfg.event_bus),
+    )
+
+
+@cache
+def sweeper_services() -> SweeperServices:
+    """sweep_streams' services."""
+    cfg = settings.load(settings.SweeperSettings)
+    return SweeperServices(
+        registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
+        audio=KinesisLog(client("kinesis"), cfg.audio_stream),
+        tasks=TaskClient(http_pool()),
+    )
+
+
+FACTORIES = (
+    http_pool,
+    control_services,
+    recording_services,
+    transcript_services,
+    sentiment_services,
+    summary_services,
+    sweeper_services,
+)
+
+
+def reset() -> None:
+    """Forget settings, clients, secrets and every service built (a new environment)."""
+    settings.reset()
+    clients.reset()
+    secrets_manager.reset()
+    for factory in FACTORIES:
+        factory.cache_clear()

@@ -1,0 +1,159 @@
+"""The layout is the architecture: imports point down the layers, never round in a cycle.
+
+Ranks, lowest first (``callstream/__init__.py`` draws them): the shared vocabulary, the audio
+core, the ports, the domain (control and analytics, which never import each other), the
+adapters, then the composition roots and the HTTP edge. A module may import its own rank or
+below; only adapters (and the composition root that builds them) import boto3, botocore or
+urllib3; the audio core reads no environment.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "layers" / "shared" / "callstream"
+SERVER = ROOT / "services" / "stream_server"
+LOCAL = ROOT / "local"
+
+RANKS = {
+    "callstream.exceptions": 0,
+    "callstream.vocabulary": 0,
+    "callstream.clock": 0,
+    "callstream.settings": 0,
+    "callstream.logsafety": 0,
+    "callstream.registry": 0,
+    "callstream.audio": 1,
+    "callstream.ports": 2,
+    "callstream.control": 3,
+    "callstream.analytics": 3,
+    "callstream.adapters": 4,
+    "callstream.http": 5,
+    "callstream.wiring": 5,
+}
+IO_LIBRARIES = ("boto3", "botocore", "urllib3")
+
+
+def _name(path: Path, root: Path, package: str) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join((package, *parts)).removesuffix(".__init__")
+
+
+def _modules(root: Path, package: str) -> dict[str, Path]:
+    return {_name(p, root, package): p for p in sorted(root.rglob("*.py"))}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module ``path`` imports (absolute names; ``from x import y`` counts x.y if a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                parent = module.rsplit(".", node.level)[0]
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+MODULES = (
+    _modules(PACKAGE, "callstream") | _modules(SERVER, "stream_server") | _modules(LOCAL, "local")
+)
+#: Who imports whom. Packages' ``__init__`` are left out as targets: ``from pkg import mod``
+#: names the module, and an ``__init__`` here holds only a docstring.
+GRAPH = {
+    name: {
+        i
+        for i in _imports(path, name)
+        if i in MODULES and i != name and MODULES[i].name != "__init__.py"
+    }
+    for name, path in MODULES.items()
+}
+
+
+def _rank(module: str) -> int:
+    for prefix, rank in sorted(RANKS.items(), key=lambda kv: -len(kv[0])):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    if module.startswith("local"):
+        return 10  # the embedded stack stands on everything; nothing stands on it
+    return 9 if module.startswith("stream_server") else 6
+
+
+def _layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = [*path[path.index(module) :], module]
+            pytest.fail("import cycle: " + " → ".join(cycle))
+        if module in done:
+            return
+        for imported in GRAPH[module]:
+            visit(imported, [*path, module])
+        done.add(module)
+
+    for module in GRAPH:
+        visit(module, [])
+
+
+def test_imports_point_down_the_layers() -> None:
+    upward = [
+        f"{module} → {imported}"
+        for module, imports in GRAPH.items()
+        for imported in imports
+        if _rank(imported) > _rank(module)
+        and not imported.startswith(_layer(module) + ".")  # within a package is not upward
+        and not (module.startswith("callstream.") and module.endswith("__init__"))
+    ]
+    assert upward == []
+
+
+def test_control_and_analytics_do_not_import_each_other() -> None:
+    crossing = [
+        f"{module} → {imported}"
+        for module, imports in GRAPH.items()
+        for imported in imports
+        if {_layer(module), _layer(imported)} == {"callstream.control", "callstream.analytics"}
+    ]
+    assert crossing == []
+
+
+def test_only_adapters_and_wiring_import_io_libraries() -> None:
+    offenders = [
+        f"{module} imports {library}"
+        for module, path in MODULES.items()
+        if module.startswith("callstream.")
+        and not module.startswith(("callstream.adapters", "callstream.wiring"))
+        for library in sorted(_imports(path, module))
+        if library.split(".")[0] in IO_LIBRARIES
+    ]
+    assert offenders == []
+
+
+def test_the_audio_core_reads_no_environment() -> None:
+    readers = [
+        module
+        for module, path in MODULES.items()
+        if module.startswith("callstream.audio")
+        and any(s in path.read_text() for s in ("settings.load(", "os.environ", "getenv("))
+    ]
+    assert readers == []
+
+
+def test_the_checker_sees_an_upward_import_and_a_cycle() -> None:
+    """The rules above would catch what they are for (they are not vacuously green)."""
+    assert _rank("callstream.adapters.dynamodb") > _rank("callstream.control.operations")
+    assert "callstream.audio.protocol" in GRAPH["callstream.audio.assembler"]
+    assert all(module in GRAPH for module in ("callstream.wiring", "stream_server.wiring"))
+    assert "local.stack" in GRAPH and _rank("stream_server.server") < _rank("local.stack")
