@@ -120,10 +120,10 @@ def make_agent(name: str, prompt_wav: str | None = None) -> Agent:
     """Build the agent called ``name``.
 
     Raises:
-        KeyError: no agent has that name (the message lists the known ones).
+        ConfigError: no agent has that name (the message lists the known ones).
     """
     if name not in AGENTS:
-        raise KeyError(f"unknown agent {name!r}; known: {', '.join(sorted(AGENTS))}")
+        raise ConfigError(f"unknown agent {name[:40]!r}; known: {', '.join(sorted(AGENTS))}")
     if name == "prompt" and prompt_wav:
         return PromptAgent(read_wav(prompt_wav))
     return AGENTS[name]()

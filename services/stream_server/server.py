@@ -42,7 +42,7 @@ from picows import (
 from callstream import logsafety
 from callstream.audio.assembler import Assembler, Continuation, SegmenterFactory
 from callstream.clock import now_iso
-from callstream.exceptions import TokenError
+from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
@@ -410,8 +410,8 @@ class StreamServer:
     def _agent(self, name: str) -> Agent:
         try:
             return make_agent(name or self.settings.agent, self.settings.prompt_wav)
-        except KeyError as error:
-            log.warning("%s; using none", error)
+        except ConfigError as error:
+            log.warning("%s; using none", error.message)
             return Agent()
 
     def _talkback(self, send: Callable[..., Any], **kwargs: Any) -> Talkback:

@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from callstream.exceptions import RecordError
+
 log = logging.getLogger("callstream.writer")
 
 MAX_BATCH_RECORDS = 500
@@ -163,7 +165,7 @@ class KinesisWriter:
     def _enqueue(self, key: str, data: bytes, ms: float) -> None:
         queue = self._queues.get(key)
         if len(data) + len(key.encode()) > MAX_RECORD_BYTES:
-            raise ValueError(f"record of {len(data)} bytes is over Kinesis's 1 MiB limit")
+            raise RecordError(f"record of {len(data)} bytes is over Kinesis's 1 MiB limit")
         assert self._wakeup is not None, "start() first"
         if queue is None:
             queue = self._queues[key] = deque()

@@ -11,6 +11,7 @@ from collections import defaultdict
 
 import pytest
 
+from callstream.exceptions import RecordError
 from stream_server.writer import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, KinesisWriter
 
 
@@ -127,7 +128,7 @@ async def test_drain_reports_what_a_dead_sink_left_undelivered():
 async def test_oversized_record_is_refused():
     writer = writer_for(FlakyKinesis())
     writer.start()
-    with pytest.raises(ValueError, match="1 MiB"):
+    with pytest.raises(RecordError, match="1 MiB"):
         await writer.put("s", b"x" * (1024 * 1024))
     await writer.close()
 
