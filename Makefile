@@ -67,6 +67,7 @@ build: $(SAM)  ## sam build (no Docker, no local python3.13: makefile build meth
 
 test: $(STAMP)  ## lint, typecheck, validate and build the template, then the whole test suite
 	$(MAKE) lint typecheck validate build
+	@$(BIN)/python -c 'import local.console_session as c; w = c.browser_missing(); w and print("NOTE: skipping the console browser tests:", w)'
 	$(BIN)/pytest
 
 unit: $(STAMP)  ## unit tests only

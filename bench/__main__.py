@@ -29,6 +29,7 @@ SIMPLE = [
     "bench.transcript_accuracy",
     "bench.kinesis_efficiency",
     "bench.latency",
+    "bench.console_freshness",
 ]
 
 

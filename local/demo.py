@@ -12,6 +12,7 @@ heard, when the stream is bidirectional), ``events.jsonl`` and ``summary.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -70,6 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "instead of the REST API",
     )
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0,
+        help="keep the stack (and its console) up this many seconds after the call",
+    )
     parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING"],
@@ -296,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                 max(completed[call.call_uuid], key=lambda d: int(d.get("generation", 1))),
                 events.get(call.call_uuid, []),
             )
+        if args.linger > 0:
+            print(f"the console stays up {args.linger:.0f} s (Ctrl-C ends it sooner)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(args.linger)
     print(f"done in {time.monotonic() - started:.1f} s; outputs in {args.out}/<call_uuid>/")
     return 0
 

@@ -13,6 +13,8 @@
   its ``EventInvokeConfig`` (default 2), about 1 and then 2 minutes later — and then the
   invocation record goes to its ``OnFailure`` destination.
   (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
+  Each function has its own queue and worker: the targets of one event run side by side, as in
+  AWS, so a slow consumer never delays another's events (the console's feed behind the summary).
   The delays are divided by ``time_scale`` (the stack's speed): the count is Lambda's, the
   clock is the demo's.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import queue
 import threading
 import time
 import uuid
@@ -68,6 +71,7 @@ class Poller:
         self._lock = threading.Lock()
         self._retries: list[tuple[float, int, str, dict[str, Any], int]] = []
         self._order = itertools.count()
+        self._queues: dict[str, queue.Queue[dict[str, Any]]] = {}
 
     def start(self) -> Poller:
         """Start a thread per Kinesis source, one for the bus and one for async retries."""
@@ -211,9 +215,32 @@ class Poller:
                 for listener in self.listeners:
                     listener(event)
                 for rule in rules:
-                    if event["detail-type"] in rule.detail_types:
-                        self._attempt(rule.function, event, 0)
+                    # a pattern without detail-type (the console's feed) matches every event
+                    if not rule.detail_types or event["detail-type"] in rule.detail_types:
+                        self._deliver(rule.function, event)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver(self, function: str, event: dict[str, Any]) -> None:
+        """Hand an event to the function's own worker (in order for that function)."""
+        with self._lock:
+            self._busy += 1  # idle() is false until the worker has run it
+            inbox = self._queues.get(function)
+            if inbox is None:
+                inbox = self._queues[function] = queue.Queue()
+                self._spawn(self._work, function, inbox)
+        inbox.put(event)
+
+    def _work(self, function: str, inbox: queue.Queue[dict[str, Any]]) -> None:
+        while not self._stop.is_set():
+            try:
+                event = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self._attempt(function, event, 0)
+            finally:
+                with self._lock:
+                    self._busy -= 1
 
     def _attempt(self, function: str, event: dict[str, Any], retries: int) -> None:
         """One asynchronous invocation; on an error, a retry is scheduled or it is given up."""

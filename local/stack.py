@@ -89,6 +89,7 @@ class Stack:
             {
                 "CALLSTREAM_TRANSCRIBER": "local",
                 "CALLSTREAM_SENTIMENT": "local",
+                "CALLSTREAM_CONSOLE_AUTH": "bearer",  # the local token stands in for Cognito
                 "CALLSTREAM_VOBIZ_API_URL": self.sim.url,
                 **self.real_vobiz,
                 "POWERTOOLS_TRACE_DISABLED": "1",
@@ -184,6 +185,7 @@ class Stack:
         assert self.gateway is not None and self.server is not None
         return {
             "api": self.gateway.url,
+            "console": f"{self.gateway.url}/console#token={self.token}",
             "token": self.token,
             "websocket": os.environ.get("CALLSTREAM_WS_BASE_URL", "") + "/v1/audio/",
             "vobiz": self.vobiz,

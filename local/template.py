@@ -63,7 +63,7 @@ class Source:
         function: the function's folder under functions/.
         kind: ``kinesis`` or ``rule``.
         stream: the Kinesis stream's logical id (kinesis).
-        detail_types: the rule's ``detail-type`` pattern (rule).
+        detail_types: the rule's ``detail-type`` pattern (rule; empty: every event).
         batch_size: records per invocation (kinesis).
         max_retries: retries of a failing batch; -1 until the records expire (kinesis).
         bisect: split a batch in two when the function raises (does not count as a retry).
@@ -145,7 +145,8 @@ class Template:
                     found = re.search(r"\$\{(\w+)\.Arn\}", str(text))
                     if found is None or found.group(1) not in folders:
                         continue
-                    iam = any("AWS_IAM" in s for s in operation.get("security", []))
+                    # AWS_IAM and the console's JWT authorizer: the local token stands in
+                    iam = any(k != "NONE" for s in operation.get("security", []) for k in s)
                     verb = "ANY" if method == ANY_METHOD else method.upper()
                     routes.append(Route(verb, path, folders[found.group(1)], iam))
         return routes

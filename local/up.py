@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"callstream embedded stack is up (logs: {args.log}); Ctrl-C stops it.\n\n"
             f"  API        {e['api']}     (Authorization: Bearer $TOKEN)\n"
+            f"  Console    {e['console']}\n"
             f"  WebSocket  {e['websocket']}\n"
             f"  Vobiz      {e['vobiz']}\n"
             f"  AWS (moto) {e['aws']}\n\n" + walkthrough(e, str(uuid.uuid4())),

@@ -22,6 +22,7 @@ CLASSES = [
     settings.ApiSettings,
     settings.ConsumerSettings,
     settings.SweeperSettings,
+    settings.ConsoleSettings,
     settings.SecretsSettings,
 ]
 

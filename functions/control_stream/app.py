@@ -1,4 +1,8 @@
-"""POST /v1/streams/{stream_id}/{play|checkpoint|clear|end}: talk back through its task."""
+"""POST /v1/streams/{stream_id}/{play|checkpoint|clear|end}: talk back through its task.
+
+The console's talk-back (POST /console/api/streams/{stream_id}/{action}, for signed-in console
+users) is the same operation behind another authorizer.
+"""
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -10,6 +14,7 @@ app, lambda_handler = http_function()
 
 
 @app.post("/v1/streams/<stream_id>/<action>")
+@app.post("/console/api/streams/<stream_id>/<action>")
 def command(stream_id: str, action: str) -> Response[str]:
     body = requests.parse_json(app.current_event.body)
     answer = operations.control_stream(wiring.control_services(), stream_id, action, body)

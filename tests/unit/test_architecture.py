@@ -30,6 +30,7 @@ RANKS = {
     "callstream.ports": 2,
     "callstream.control": 3,
     "callstream.analytics": 3,
+    "callstream.console": 3,
     "callstream.adapters": 4,
     "callstream.http": 5,
     "callstream.wiring": 5,

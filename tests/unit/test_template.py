@@ -43,22 +43,40 @@ def test_every_function_folder_has_its_resource_and_makefile_target():
 
 
 ROUTES = {
-    ("POST", "/v1/calls/{call_uuid}/streams"): ("StartStreamFunction", True),
-    ("GET", "/v1/calls/{call_uuid}/streams"): ("ListStreamsFunction", True),
-    ("GET", "/v1/streams/{stream_id}"): ("GetStreamFunction", True),
-    ("DELETE", "/v1/streams/{stream_id}"): ("StopStreamFunction", True),
-    ("DELETE", "/v1/calls/{call_uuid}/streams"): ("StopStreamFunction", True),
-    ("POST", "/v1/streams/{stream_id}/reconcile"): ("StopStreamFunction", True),
-    ("POST", "/v1/streams/{stream_id}/end"): ("ControlStreamFunction", True),
-    ("POST", "/v1/streams/{stream_id}/play"): ("ControlStreamFunction", True),
-    ("POST", "/v1/streams/{stream_id}/checkpoint"): ("ControlStreamFunction", True),
-    ("POST", "/v1/streams/{stream_id}/clear"): ("ControlStreamFunction", True),
-    ("GET", "/vobiz/answer"): ("AnswerCallFunction", False),
-    ("POST", "/vobiz/answer"): ("AnswerCallFunction", False),
-    ("GET", "/vobiz/stream-status"): ("StreamCallbackFunction", False),
-    ("POST", "/vobiz/stream-status"): ("StreamCallbackFunction", False),
-    ("GET", "/vobiz/hangup"): ("StreamCallbackFunction", False),
-    ("POST", "/vobiz/hangup"): ("StreamCallbackFunction", False),
+    ("POST", "/v1/calls/{call_uuid}/streams"): ("StartStreamFunction", "AWS_IAM"),
+    ("GET", "/v1/calls/{call_uuid}/streams"): ("ListStreamsFunction", "AWS_IAM"),
+    ("GET", "/v1/streams/{stream_id}"): ("GetStreamFunction", "AWS_IAM"),
+    ("DELETE", "/v1/streams/{stream_id}"): ("StopStreamFunction", "AWS_IAM"),
+    ("DELETE", "/v1/calls/{call_uuid}/streams"): ("StopStreamFunction", "AWS_IAM"),
+    ("POST", "/v1/streams/{stream_id}/reconcile"): ("StopStreamFunction", "AWS_IAM"),
+    ("POST", "/v1/streams/{stream_id}/end"): ("ControlStreamFunction", "AWS_IAM"),
+    ("POST", "/v1/streams/{stream_id}/play"): ("ControlStreamFunction", "AWS_IAM"),
+    ("POST", "/v1/streams/{stream_id}/checkpoint"): ("ControlStreamFunction", "AWS_IAM"),
+    ("POST", "/v1/streams/{stream_id}/clear"): ("ControlStreamFunction", "AWS_IAM"),
+    ("GET", "/vobiz/answer"): ("AnswerCallFunction", "NONE"),
+    ("POST", "/vobiz/answer"): ("AnswerCallFunction", "NONE"),
+    ("GET", "/vobiz/stream-status"): ("StreamCallbackFunction", "NONE"),
+    ("POST", "/vobiz/stream-status"): ("StreamCallbackFunction", "NONE"),
+    ("GET", "/vobiz/hangup"): ("StreamCallbackFunction", "NONE"),
+    ("POST", "/vobiz/hangup"): ("StreamCallbackFunction", "NONE"),
+    # the console: its page is public (it holds no call data), what it reads is for its users
+    ("GET", "/console"): ("ConsoleApiFunction", "NONE"),
+    ("GET", "/console/assets/{name}"): ("ConsoleApiFunction", "NONE"),
+    ("GET", "/console/config"): ("ConsoleApiFunction", "NONE"),
+    ("GET", "/console/api/calls"): ("ConsoleApiFunction", "ConsoleUsers"),
+    ("GET", "/console/api/calls/{call_uuid}/events"): ("ConsoleApiFunction", "ConsoleUsers"),
+    ("GET", "/console/api/calls/{call_uuid}/streams/{stream_id}/recording"): (
+        "ConsoleApiFunction",
+        "ConsoleUsers",
+    ),
+    ("GET", "/console/api/calls/{call_uuid}/streams/{stream_id}/transcript"): (
+        "ConsoleApiFunction",
+        "ConsoleUsers",
+    ),
+    ("POST", "/console/api/streams/{stream_id}/{action}"): (
+        "ControlStreamFunction",
+        "ConsoleUsers",
+    ),
 }
 
 
@@ -69,8 +87,8 @@ def test_routes_and_their_authorisation():
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if event["Type"] == "HttpApi":
                 props = event["Properties"]
-                iam = props.get("Auth", {}).get("Authorizer") != "NONE"
-                found[(props["Method"], props["Path"])] = (name, iam)
+                authorizer = props.get("Auth", {}).get("Authorizer", "AWS_IAM")
+                found[(props["Method"], props["Path"])] = (name, authorizer)
     assert found == ROUTES
 
 

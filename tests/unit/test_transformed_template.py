@@ -89,7 +89,7 @@ def test_every_queue_is_watched_by_an_alarm(resources):
 
 def test_every_function_has_an_errors_alarm(resources):
     functions = {n for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
-    assert len(functions) == 12
+    assert len(functions) == 14
     assert functions <= alarmed(resources, "AWS/Lambda", "Errors", "FunctionName")
 
 
@@ -99,7 +99,7 @@ def test_rule_targets_dead_letter_to_the_watched_queue(resources):
         for r in resources.values()
         if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
     ]
-    assert len(rules) == 2
+    assert len(rules) == 3  # sentiment, finalize, the console's feed
     for rule in rules:
         (target,) = rule["Properties"]["Targets"]
         assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
@@ -113,6 +113,7 @@ def test_asynchronous_functions_retry_twice_then_land_on_a_watched_queue(resourc
     }
     assert set(configs) == {
         "AnalyzeSentimentFunction",
+        "ConsoleFeedFunction",
         "FinalizeCallFunction",
         "SweepStreamsFunction",
     }

@@ -188,6 +188,9 @@ class Recordings(Protocol):
     def write_streaming(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
         """Write an object from chunks (multipart); returns its size."""
 
+    def presign(self, key: str, expires_s: int) -> str:
+        """A URL that reads one object for ``expires_s`` seconds, without credentials."""
+
 
 class Vobiz(Protocol):
     """Vobiz's REST API for streams (PROTOCOL.md §1a)."""
@@ -228,3 +231,21 @@ class RecordLog(Protocol):
 
     def put(self, key: str, data: bytes) -> None:
         """Write one record with partition key ``key``."""
+
+
+class ConsoleStore(Protocol):
+    """The console's timeline of each call, and the cards of the calls list."""
+
+    def put_event(self, call_uuid: str, cursor: str, fields: dict[str, Any]) -> None:
+        """Write one timeline item."""
+
+    def update_card(
+        self, call_uuid: str, fields: dict[str, Any], first: dict[str, Any] | None = None
+    ) -> None:
+        """Set fields of a call's card (``first``: only where the card has none yet)."""
+
+    def cards(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The cards of the recent calls."""
+
+    def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
+        """A call's timeline items after a cursor, oldest first."""

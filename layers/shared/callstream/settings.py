@@ -10,7 +10,7 @@ Tests change the environment and call :func:`reset` to drop the cache.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -197,6 +197,24 @@ class ConsumerSettings(_Base):
     language: str = Field("en-US", description="Transcription and sentiment language.")
     alert_negative_score: float = Field(
         0.5, ge=0, le=1, description="Caller rolling negativity (0-1) that raises an alert."
+    )
+
+
+class ConsoleSettings(_Base):
+    """The live console (its API and the feed that keeps its timeline)."""
+
+    console_table: str = Field(description="DynamoDB table of the console's timeline and cards.")
+    registry_table: str = Field(description="DynamoDB stream registry table.")
+    transcripts_table: str = Field(description="DynamoDB transcripts and sentiment table.")
+    recordings_bucket: str = Field(description="S3 bucket of recordings.")
+    console_auth: Literal["bearer", "cognito"] = Field(
+        "bearer",
+        description="How the console's users sign in: cognito (the stack's user pool, in AWS) "
+        "or bearer (the embedded stack's token).",
+    )
+    console_client_id: str = Field("", description="The Cognito user pool client of the page.")
+    console_recording_url_s: int = Field(
+        300, ge=30, le=3600, description="Lifetime of a recording's pre-signed URL."
     )
 
 

@@ -15,7 +15,12 @@ import urllib3
 
 from callstream import settings
 from callstream.adapters import clients, secrets_manager
-from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry, DynamoTranscripts
+from callstream.adapters.dynamodb import (
+    DynamoConsole,
+    DynamoOnceStore,
+    DynamoRegistry,
+    DynamoTranscripts,
+)
 from callstream.adapters.events import EventPublisher
 from callstream.adapters.kinesis import KinesisLog
 from callstream.adapters.s3_recordings import RecordingStore
@@ -28,6 +33,8 @@ from callstream.analytics.summary import SummaryServices
 from callstream.analytics.sweeper import SweeperServices
 from callstream.analytics.transcription import Transcriber
 from callstream.analytics.transcripts import TranscriptServices
+from callstream.console.feed import FeedServices
+from callstream.console.views import ConsoleServices
 from callstream.control.services import Services
 from callstream.exceptions import ConfigError
 from callstream.ports import Vobiz
@@ -158,6 +165,25 @@ def sweeper_services() -> SweeperServices:
     )
 
 
+@cache
+def console_services() -> ConsoleServices:
+    """The console API's services (read-only)."""
+    cfg = settings.load(settings.ConsoleSettings)
+    return ConsoleServices(
+        store=DynamoConsole(client("dynamodb"), cfg.console_table),
+        recordings=RecordingStore(client("s3"), cfg.recordings_bucket),
+        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
+        config=cfg,
+    )
+
+
+@cache
+def feed_services() -> FeedServices:
+    """console_feed's services."""
+    cfg = settings.load(settings.ConsoleSettings)
+    return FeedServices(store=DynamoConsole(client("dynamodb"), cfg.console_table))
+
+
 FACTORIES = (
     http_pool,
     control_services,
@@ -166,6 +192,8 @@ FACTORIES = (
     sentiment_services,
     summary_services,
     sweeper_services,
+    console_services,
+    feed_services,
 )
 
 

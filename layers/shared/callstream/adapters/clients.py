@@ -23,7 +23,9 @@ _CONFIG = Config(
 @cache
 def client(service: str) -> Any:
     """The process's boto3 client for ``service`` (thread-safe once created)."""
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    # S3: SigV4 everywhere, so that pre-signed URLs work on a KMS-encrypted bucket
+    config = _CONFIG.merge(Config(signature_version="s3v4")) if service == "s3" else _CONFIG
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def reset() -> None:

@@ -483,3 +483,79 @@ def _dynamo_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_dynamo_value(v) for v in value]
     return value
+
+
+class DynamoConsole:
+    """The console's table: calls' timelines and the calls list's cards.
+
+    A timeline item has pk ``call#<uuid>`` and sk its cursor; a card pk ``calls`` and sk the
+    call uuid.
+    """
+
+    #: Timeline items are kept a week; a call's card a day after its last event.
+    EVENT_TTL_S = 7 * 86_400
+    CARD_TTL_S = 86_400
+
+    def __init__(self, client: Any, table: str) -> None:
+        """Use ``table`` through a boto3 DynamoDB client."""
+        self._client = client
+        self._table = table
+
+    def put_event(self, call_uuid: str, cursor: str, fields: dict[str, Any]) -> None:
+        """Write one timeline item (a redelivered event rewrites the same item)."""
+        doc = {**fields, "pk": f"call#{call_uuid}", "sk": cursor}
+        doc["ttl"] = int(time.time()) + self.EVENT_TTL_S
+        self._client.put_item(
+            TableName=self._table,
+            Item={k: _serialize(_dynamo_value(v)) for k, v in doc.items() if v is not None},
+        )
+
+    def update_card(
+        self, call_uuid: str, fields: dict[str, Any], first: dict[str, Any] | None = None
+    ) -> None:
+        """Set ``fields`` of a call's card, and ``first`` only where the card has none yet."""
+        sets = {**fields, "ttl": int(time.time()) + self.CARD_TTL_S}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        parts: list[str] = []
+        for i, (name, value) in enumerate(sets.items()):
+            if value is not None:
+                names[f"#f{i}"], values[f":f{i}"] = name, _serialize(_dynamo_value(value))
+                parts.append(f"#f{i} = :f{i}")
+        for i, (name, value) in enumerate((first or {}).items()):
+            if value is not None:
+                names[f"#a{i}"], values[f":a{i}"] = name, _serialize(_dynamo_value(value))
+                parts.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": "calls"}, "sk": {"S": call_uuid}},
+            UpdateExpression="SET " + ", ".join(parts),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def cards(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The cards of the calls seen in the last day (at most ``limit``)."""
+        return self._query({"pk": "calls"}, None, limit)
+
+    def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
+        """A call's timeline items after ``after`` (a cursor; "" for all), oldest first."""
+        return self._query({"pk": f"call#{call_uuid}"}, after, limit)
+
+    def _query(self, key: dict[str, str], after: str | None, limit: int) -> list[dict[str, Any]]:
+        condition = "pk = :pk" + (" AND sk > :after" if after else "")
+        values = {":pk": {"S": key["pk"]}} | ({":after": {"S": after}} if after else {})
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "Limit": limit,
+        }
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            response = self._client.query(**kwargs)
+            items += [_from_dynamo(i) for i in response["Items"]]
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items[:limit]

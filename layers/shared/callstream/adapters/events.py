@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from callstream.exceptions import SinkError
@@ -19,7 +20,10 @@ class EventPublisher:
         self._bus = bus
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        """Publish one event.
+        """Publish one event, its detail stamped with ``published_at`` (epoch ms).
+
+        EventBridge's own ``time`` has whole seconds; the console's freshness is measured from
+        this stamp.
 
         Raises:
             SinkError: EventBridge refused the entry.
@@ -29,7 +33,9 @@ class EventPublisher:
                 {
                     "Source": SOURCE,
                     "DetailType": detail_type,
-                    "Detail": json.dumps(detail, default=str),
+                    "Detail": json.dumps(
+                        {**detail, "published_at": int(time.time() * 1000)}, default=str
+                    ),
                     "EventBusName": self._bus,
                 }
             ]

@@ -66,6 +66,13 @@ class RecordingStore:
         """The stream's session events, in order."""
         return [json.loads(self.get(k)) for k in self.keys(f"events/{stream_id}/")]
 
+    def presign(self, key: str, expires_s: int) -> str:
+        """A pre-signed GET URL of one object (the console's player reads the WAV with it)."""
+        url: str = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+        return url
+
     def write_streaming(self, key: str, chunks: Iterable[bytes], content_type: str) -> int:
         """Write an object from chunks with bounded memory (multipart above one part).
 

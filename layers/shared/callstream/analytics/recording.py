@@ -76,6 +76,9 @@ def handle(svc: RecordingServices, data: bytes) -> str:
             json.dumps(doc).encode(),
             "application/json",
         )
+        # On the bus too (DTMF, gaps, reconnects, talk-back, the end): the console's timeline.
+        # At least once: a retried record publishes again; subscribers key on stream_id + seq.
+        svc.events.publish("Session Event", doc)
         if record.name in ("stop", "close"):
             finalize(svc, record)
             return "finalized"

@@ -1,0 +1,85 @@
+"""The live console: its page (public), and what the page reads (signed-in users only).
+
+GET /console (the page), /console/assets/{name}, /console/config (how to sign in): public,
+they carry no call data. GET /console/api/...: Cognito-signed-in users (a JWT authorizer in
+AWS; the local bearer token in the embedded stack). Talk-back goes through the control
+function (it reaches the tasks); this one reads DynamoDB and S3 only.
+"""
+
+from pathlib import Path
+
+from aws_lambda_powertools.event_handler import Response
+
+from callstream import wiring
+from callstream.console import views
+from callstream.control.requests import check_id
+from callstream.exceptions import NotFoundError
+from callstream.http import http_function, json_response
+
+app, lambda_handler = http_function()
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
+
+
+def _static(name: str, content_type: str) -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=content_type,
+        body=(STATIC / name).read_text(),
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@app.get("/console")
+def page() -> Response[str]:
+    return _static("index.html", "text/html; charset=utf-8")
+
+
+@app.get("/console/assets/<name>")
+def asset(name: str) -> Response[str]:
+    if name not in ASSETS:
+        raise NotFoundError(f"no asset {name[:60]!r}")
+    return _static(name, ASSETS[name])
+
+
+@app.get("/console/config")
+def config() -> Response[str]:
+    return json_response(200, views.page_config(wiring.console_services()))
+
+
+@app.get("/console/api/calls")
+def calls() -> Response[str]:
+    query = app.current_event.query_string_parameters or {}
+    return json_response(
+        200, views.calls(wiring.console_services(), query.get("state"), query.get("q"))
+    )
+
+
+@app.get("/console/api/calls/<call_uuid>/events")
+def events(call_uuid: str) -> Response[str]:
+    after = (app.current_event.query_string_parameters or {}).get("after", "")
+    svc = wiring.console_services()
+    return json_response(200, views.events(svc, check_id(call_uuid, "call_uuid"), after[:80]))
+
+
+@app.get("/console/api/calls/<call_uuid>/streams/<stream_id>/recording")
+def recording(call_uuid: str, stream_id: str) -> Response[str]:
+    svc = wiring.console_services()
+    found = views.recording(svc, check_id(call_uuid, "call_uuid"), check_id(stream_id, "stream_id"))
+    return json_response(200, found)
+
+
+@app.get("/console/api/calls/<call_uuid>/streams/<stream_id>/transcript")
+def transcript(call_uuid: str, stream_id: str) -> Response[str]:
+    text = views.transcript(wiring.console_services(), check_id(stream_id, "stream_id"))
+    name = f"transcript-{check_id(call_uuid, 'call_uuid')}-{stream_id}.txt"
+    return Response(
+        status_code=200,
+        content_type="text/plain; charset=utf-8",
+        body=text,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,486 @@
+// callstream's live console: plain JavaScript, no build step, no library.
+// It reads the console API (/console/api/...) with a bearer token: a Cognito ID token in AWS,
+// the embedded stack's token locally. A call's timeline is polled "since my cursor, less a
+// margin" and deduplicated, so an event written a moment late or delivered twice shows once.
+"use strict";
+
+const POLL_CALLS_MS = 1000;
+const POLL_EVENTS_MS = 300;
+const MARGIN_US = 2_000_000; // re-read the last 2 s of a timeline: a late writer is not missed
+const ROLES = { inbound: "caller", outbound: "agent" };
+
+const state = {
+  config: null,
+  token: sessionStorage.getItem("callstream.token") || "",
+  view: null, // "calls" | "call"
+  timer: null,
+  call: null, // the open call's state
+};
+window.__callstream = { freshness: [], rendered: 0 }; // measured by bench/console_freshness.py
+
+const $ = (id) => document.getElementById(id);
+
+function show(id) {
+  for (const section of ["signin", "calls", "call"]) $(section).hidden = section !== id;
+}
+
+// -- the API ----------------------------------------------------------------------------------
+
+class SignInNeeded extends Error {}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.token}` };
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401 || response.status === 403) throw new SignInNeeded();
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.message || `${response.status}`);
+  return body;
+}
+
+// -- sign-in ----------------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    if (state.config.auth === "cognito") {
+      const answer = await fetch(`https://cognito-idp.${state.config.region}.amazonaws.com/`, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/x-amz-json-1.1",
+          "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        },
+        body: JSON.stringify({
+          AuthFlow: "USER_PASSWORD_AUTH",
+          ClientId: state.config.client_id,
+          AuthParameters: { USERNAME: $("username").value, PASSWORD: $("password").value },
+        }),
+      }).then((r) => r.json());
+      if (!answer.AuthenticationResult) throw new Error(answer.message || answer.ChallengeName);
+      setToken(answer.AuthenticationResult.IdToken);
+    } else {
+      setToken($("token").value.trim());
+    }
+    route();
+  } catch (error) {
+    $("signin-error").textContent = `Sign-in failed: ${error.message}`;
+  }
+}
+
+function setToken(token) {
+  state.token = token;
+  sessionStorage.setItem("callstream.token", token);
+}
+
+function askToSignIn() {
+  stopPolling();
+  show("signin");
+  $("signin-cognito").hidden = state.config.auth !== "cognito";
+  $("signin-bearer").hidden = state.config.auth === "cognito";
+}
+
+// -- routing ----------------------------------------------------------------------------------
+
+function route() {
+  stopPolling();
+  if (!state.token) return askToSignIn();
+  const match = location.hash.match(/^#\/call\/([A-Za-z0-9_.:-]{1,128})$/);
+  if (match) openCall(match[1]);
+  else openCalls();
+}
+
+function stopPolling() {
+  if (state.timer) clearTimeout(state.timer);
+  state.timer = null;
+}
+
+function every(ms, work) {
+  const tick = async () => {
+    try {
+      await work();
+    } catch (error) {
+      if (error instanceof SignInNeeded) return askToSignIn();
+      console.warn(error);
+    }
+    state.timer = setTimeout(tick, ms);
+  };
+  tick();
+}
+
+// -- the calls list ---------------------------------------------------------------------------
+
+function openCalls() {
+  state.view = "calls";
+  state.call = null;
+  show("calls");
+  every(POLL_CALLS_MS, refreshCalls);
+}
+
+async function refreshCalls() {
+  const params = new URLSearchParams();
+  if ($("state-filter").value) params.set("state", $("state-filter").value);
+  if ($("search").value.trim()) params.set("q", $("search").value.trim());
+  const { calls } = await api(`/console/api/calls?${params}`);
+  if (state.view !== "calls") return;
+  const body = $("call-table").tBodies[0];
+  body.replaceChildren(
+    ...calls.map((call) => {
+      const row = document.createElement("tr");
+      row.dataset.call = call.call_uuid;
+      const cells = [
+        call.call_uuid,
+        call.stream_id || "",
+        call.state || "",
+        call.codec ? `${call.codec} ${call.sample_rate || ""}` : "",
+        call.tracks || "",
+        call.agent || "",
+        duration(call),
+        call.caller_sentiment || "",
+      ];
+      row.replaceChildren(...cells.map((text) => cell(text)));
+      row.addEventListener("click", () => (location.hash = `#/call/${call.call_uuid}`));
+      return row;
+    })
+  );
+  $("no-calls").hidden = calls.length > 0;
+}
+
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function duration(call) {
+  const start = Date.parse(call.first_seen);
+  const end = call.state === "ended" ? Date.parse(call.updated_at) : Date.now();
+  if (call.duration_s) return clock(call.duration_s * 1000);
+  return Number.isFinite(start) ? clock(Math.max(0, end - start)) : "";
+}
+
+function clock(ms) {
+  const s = Math.floor(ms / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// -- one call, live ---------------------------------------------------------------------------
+
+function openCall(callUuid) {
+  state.view = "call";
+  state.call = {
+    id: callUuid,
+    cursor: "",
+    seen: new Set(),
+    lines: new Map(), // stream#utterance → its timeline item
+    points: [], // {role, at, score}
+    stream: null,
+    bidirectional: null,
+    recordingFor: null,
+    checkpoints: 0,
+    loaded: false, // the first read brings the call's past: not counted as fresh
+  };
+  $("call-id").textContent = callUuid;
+  $("call-state").textContent = "";
+  $("timeline").replaceChildren();
+  $("alerts").replaceChildren();
+  $("after").hidden = true;
+  $("summary").textContent = "";
+  $("player").removeAttribute("src");
+  $("talk-result").textContent = "";
+  drawChart();
+  show("call");
+  every(POLL_EVENTS_MS, refreshTimeline);
+}
+
+function since(cursor) {
+  if (!cursor) return "";
+  const us = Number(cursor.split("#")[0]) - MARGIN_US;
+  return String(Math.max(0, us)).padStart(16, "0");
+}
+
+async function refreshTimeline() {
+  const call = state.call;
+  const answer = await api(
+    `/console/api/calls/${encodeURIComponent(call.id)}/events?after=${since(call.cursor)}`
+  );
+  if (state.call !== call) return;
+  for (const event of answer.events) {
+    const key = dedupKey(event);
+    if (call.seen.has(key)) continue;
+    call.seen.add(key);
+    render(call, event);
+    // freshness: from the bus to this page, for what arrived while the page was open
+    const published = event.detail.published_at;
+    if (published && call.loaded) window.__callstream.freshness.push(Date.now() - published);
+    window.__callstream.rendered += 1;
+  }
+  if (answer.cursor > call.cursor) call.cursor = answer.cursor;
+  call.loaded = true;
+}
+
+function dedupKey(event) {
+  const d = event.detail;
+  if (event.type === "Session Event") return `session:${d.stream_id}:${d.seq}`;
+  if (event.type === "Utterance Transcribed" || event.type === "Sentiment Scored")
+    return `${event.type}:${d.stream_id}:${d.utterance}`;
+  if (event.type === "Recording Ready" || event.type === "Call Completed")
+    return `${event.type}:${d.stream_id}:${d.generation}`;
+  return event.id;
+}
+
+function item(classes, at, who, text) {
+  const li = document.createElement("li");
+  li.className = classes;
+  const time = document.createElement("span");
+  time.className = "at";
+  time.textContent = at === null ? "" : clock(at);
+  const name = document.createElement("span");
+  name.className = "who";
+  name.textContent = who;
+  const words = document.createElement("span");
+  words.className = "text";
+  words.textContent = text;
+  li.replaceChildren(time, name, words);
+  $("timeline").append(li);
+  return li;
+}
+
+function render(call, event) {
+  const d = event.detail;
+  if (d.stream_id && event.type !== "Call Ended") call.stream = d.stream_id;
+  switch (event.type) {
+    case "Utterance Transcribed": {
+      const role = d.role || ROLES[d.track] || d.track;
+      const li = item(`utterance ${role}`, d.start_ms, role, d.text || "…");
+      li.dataset.utterance = d.utterance;
+      li.dataset.startMs = d.start_ms;
+      call.lines.set(`${d.stream_id}#${d.utterance}`, li);
+      break;
+    }
+    case "Sentiment Scored": {
+      const li = call.lines.get(`${d.stream_id}#${d.utterance}`);
+      const role = d.role || ROLES[d.track] || d.track;
+      if (li) {
+        li.classList.add(`sentiment-${d.sentiment}`);
+        li.dataset.sentiment = d.sentiment;
+      }
+      const scores = d.scores || {};
+      const at = li ? Number(li.dataset.startMs) : lastAt(call);
+      call.points.push({ role, at, score: (scores.Positive || 0) - (scores.Negative || 0) });
+      drawChart();
+      break;
+    }
+    case "Sentiment Alert": {
+      const text = `The caller turned negative: “${d.text || ""}”`;
+      const banner = document.createElement("div");
+      banner.className = "alert";
+      banner.textContent = text;
+      $("alerts").append(banner);
+      item("alert", lastAt(call), "alert", text);
+      break;
+    }
+    case "Session Event":
+      sessionEvent(call, d);
+      break;
+    case "Stream Requested":
+      call.bidirectional = d.bidirectional;
+      item("event", null, "stream", `requested: ${d.content_type}, ${d.audio_track}, agent ${d.agent}`);
+      break;
+    case "Recording Ready":
+    case "Call Completed":
+      item("event", null, "call", event.type === "Recording Ready" ? "recording ready" : "completed");
+      loadAfter(call, d.stream_id);
+      break;
+    case "Call Ended":
+      setState("ended");
+      item("event", null, "call", `hung up (${d.hangup_cause || "no cause given"})`);
+      break;
+    case "Played Stream":
+    case "Cleared Audio":
+    case "Stream Started":
+    case "Stream Stopped":
+    case "Stream Failed":
+      item("event", null, "vobiz", event.type.toLowerCase());
+      break;
+    default:
+      break;
+  }
+  $("talk-stream").textContent = call.stream ? `stream ${call.stream}` : "";
+}
+
+function sessionEvent(call, d) {
+  const data = d.data || {};
+  const names = {
+    start: () => {
+      setState("live");
+      const again = (data.generation || 1) > 1;
+      return again
+        ? `reconnected (connection ${data.generation}, ${data.outage_ms} ms down)`
+        : `started: ${data.codec} ${data.sample_rate} Hz, ${(data.tracks || []).join("+")}`;
+    },
+    dtmf: () => `DTMF ${data.digit}`,
+    gap: () =>
+      data.reason === "reconnect"
+        ? `line down: ${data.frames} frames`
+        : `gap: ${data.frames} frames lost on ${data.track}`,
+    played_stream: () => `played up to ${data.name}`,
+    cleared_audio: () => "cleared (barge-in)",
+    agent: () => `${data.action}${data.name ? ` ${data.name}` : ""}${data.ms ? ` (${data.ms} ms)` : ""}`,
+    stop: () => {
+      setState("ended");
+      return "ended (stop)";
+    },
+    close: () => {
+      setState("ended");
+      return `ended (${data.reason || "close"})`;
+    },
+  };
+  const describe = names[d.name];
+  const who = { agent: "talk-back", played_stream: "vobiz", cleared_audio: "vobiz" }[d.name] || d.name;
+  if (describe) item(`event session-${d.name}`, d.at_ms, who, describe());
+}
+
+function setState(text) {
+  $("call-state").textContent = text;
+  $("call-state").className = `badge ${text}`;
+}
+
+function lastAt(call) {
+  const lines = [...call.lines.values()];
+  return lines.length ? Number(lines[lines.length - 1].dataset.startMs) : 0;
+}
+
+// -- the sentiment chart (inline SVG) ----------------------------------------------------------
+
+function drawChart() {
+  const svg = $("chart");
+  const points = state.call ? state.call.points : [];
+  const end = Math.max(1000, ...points.map((p) => p.at || 0));
+  const x = (at) => 10 + (580 * (at || 0)) / end;
+  const y = (score) => 80 - 70 * Math.max(-1, Math.min(1, score));
+  const parts = ['<line x1="10" y1="80" x2="590" y2="80" stroke="#d5d8dc"/>'];
+  for (const role of ["caller", "agent"]) {
+    const mine = points.filter((p) => p.role === role).sort((a, b) => a.at - b.at);
+    if (!mine.length) continue;
+    const colour = role === "caller" ? "#c0392b" : "#2471a3";
+    const path = mine.map((p) => `${x(p.at).toFixed(1)},${y(p.score).toFixed(1)}`).join(" ");
+    parts.push(`<polyline class="${role}" fill="none" stroke="${colour}" stroke-width="2" points="${path}"/>`);
+    for (const p of mine)
+      parts.push(`<circle class="${role}" cx="${x(p.at).toFixed(1)}" cy="${y(p.score).toFixed(1)}" r="3" fill="${colour}"/>`);
+  }
+  svg.innerHTML = parts.join("");
+}
+
+// -- after the call ----------------------------------------------------------------------------
+
+async function loadAfter(call, streamId) {
+  if (!streamId) return;
+  const found = await api(
+    `/console/api/calls/${encodeURIComponent(call.id)}/streams/${encodeURIComponent(streamId)}/recording`
+  );
+  if (state.call !== call) return;
+  call.recordingFor = streamId;
+  $("after").hidden = false;
+  if (found.url && $("player").dataset.stream !== streamId) {
+    $("player").src = found.url;
+    $("player").dataset.stream = streamId;
+  }
+  if (found.summary) $("summary").textContent = JSON.stringify(found.summary, null, 2);
+}
+
+async function downloadTranscript() {
+  const call = state.call;
+  const stream = call.recordingFor || call.stream;
+  const response = await fetch(
+    `/console/api/calls/${encodeURIComponent(call.id)}/streams/${encodeURIComponent(stream)}/transcript`,
+    { headers: { Authorization: `Bearer ${state.token}` } }
+  );
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = `transcript-${call.id}.txt`;
+  link.click();
+}
+
+// -- talk-back ---------------------------------------------------------------------------------
+
+async function command(action, body) {
+  const call = state.call;
+  if (!call || !call.stream) throw new Error("no stream yet");
+  return api(`/console/api/streams/${encodeURIComponent(call.stream)}/${action}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The picked WAV as 16 kHz mono PCM16 LE, base64 (the play command's format). */
+async function wavAsPcm16(file) {
+  const rate = 16000;
+  const decoded = await new OfflineAudioContext(1, 1, rate).decodeAudioData(await file.arrayBuffer());
+  const mono = new Float32Array(decoded.length);
+  for (let c = 0; c < decoded.numberOfChannels; c += 1) {
+    const channel = decoded.getChannelData(c);
+    for (let i = 0; i < mono.length; i += 1) mono[i] += channel[i] / decoded.numberOfChannels;
+  }
+  const pcm = new DataView(new ArrayBuffer(mono.length * 2));
+  mono.forEach((v, i) => pcm.setInt16(i * 2, Math.round(Math.max(-1, Math.min(1, v)) * 32767), true));
+  let binary = "";
+  const bytes = new Uint8Array(pcm.buffer);
+  for (let i = 0; i < bytes.length; i += 0x8000)
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return { audio_b64: btoa(binary), sample_rate: rate };
+}
+
+function talk(button, work) {
+  $(button).addEventListener("click", async () => {
+    $("talk-result").textContent = `${button}…`;
+    try {
+      $("talk-result").textContent = await work();
+    } catch (error) {
+      if (error instanceof SignInNeeded) return askToSignIn();
+      $("talk-result").textContent = `${button} refused: ${error.message}`;
+    }
+  });
+}
+
+talk("play", async () => {
+  const file = $("wav").files[0];
+  if (!file) throw new Error("pick a WAV first");
+  const answer = await command("play", await wavAsPcm16(file));
+  return `played ${Math.round(answer.played_ms)} ms`;
+});
+talk("checkpoint", async () => {
+  state.call.checkpoints += 1;
+  const name = `console-${state.call.checkpoints}`;
+  $("talk-result").textContent = `checkpoint ${name}: waiting…`;
+  const answer = await command("checkpoint", { name });
+  return `checkpoint ${answer.name}: ${answer.result}`;
+});
+talk("clear", async () => {
+  await command("clear", {});
+  return "cleared";
+});
+talk("end", async () => {
+  await command("end", {});
+  return "stream ended";
+});
+
+// -- start ---------------------------------------------------------------------------------------
+
+async function start() {
+  state.config = await fetch("/console/config").then((r) => r.json());
+  const fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+  if (fragment.get("token")) {
+    setToken(fragment.get("token"));
+    history.replaceState(null, "", `${location.pathname}#/calls`);
+  }
+  $("who").textContent = state.config.auth === "cognito" ? "signed in with Cognito" : "local token";
+  $("signin-form").addEventListener("submit", signIn);
+  $("state-filter").addEventListener("change", () => refreshCalls().catch(console.warn));
+  $("search").addEventListener("input", () => refreshCalls().catch(console.warn));
+  $("download").addEventListener("click", () => downloadTranscript().catch(console.warn));
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

@@ -1,0 +1,104 @@
+"""The console's feed: every event on the bus, kept per call for the page to read by cursor.
+
+An EventBridge rule sends every ``callstream`` event here. Each becomes one item of its call's
+timeline under a cursor (the time it was written, in µs, then the event id), and updates the
+call's card in the calls list. The page asks for "everything after my cursor, less a margin"
+and drops ids it has seen: an event written a moment late (two writers racing) is still read,
+and a redelivered one (EventBridge is at least once) shows once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from callstream.clock import iso
+from callstream.ports import ConsoleStore
+from callstream.vocabulary import UNKNOWN_CALL
+
+
+@dataclass(eq=False)
+class FeedServices:
+    """What the feed talks to."""
+
+    store: ConsoleStore
+
+
+def cursor(written_at: float, event_id: str) -> str:
+    """A timeline cursor: sorts by write time (µs), then by event id."""
+    return f"{int(written_at * 1_000_000):016d}#{event_id[:36]}"
+
+
+def card_fields(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """What an event says about its call, for the call's card."""
+    if detail_type == "Stream Requested":
+        return {
+            "state": "requested",
+            "codec": detail.get("codec"),
+            "sample_rate": detail.get("sample_rate"),
+            "tracks": detail.get("audio_track"),
+            "agent": detail.get("agent"),
+            "bidirectional": detail.get("bidirectional"),
+        }
+    if detail_type == "Session Event":
+        data = detail.get("data") or {}
+        name = detail.get("name")
+        if name == "start":
+            return {
+                "state": "live",
+                "codec": data.get("codec"),
+                "sample_rate": data.get("sample_rate"),
+                "tracks": "+".join(data.get("tracks") or []) or None,
+                "generation": data.get("generation", 1),
+            }
+        if name in ("stop", "close"):
+            return {"state": "ended", "ended_at": detail.get("received_at")}
+        return {}
+    if detail_type == "Stream Started":
+        return {"state": "live"}
+    if detail_type == "Sentiment Scored" and detail.get("role") == "caller":
+        return {
+            "caller_sentiment": detail.get("sentiment"),
+            "caller_negative": detail.get("caller_rolling_negative"),
+        }
+    if detail_type == "Sentiment Alert":
+        return {"alert": True}
+    if detail_type == "Call Ended":
+        return {"state": "ended", "hangup_cause": detail.get("hangup_cause")}
+    if detail_type == "Recording Ready":
+        return {"duration_s": detail.get("duration_s"), "recording": True}
+    if detail_type == "Call Completed":
+        return {"completed": True, "utterances": detail.get("utterances")}
+    return {}
+
+
+def record(svc: FeedServices, event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Keep one bus event on its call's timeline and update the call's card."""
+    now = time.time() if now is None else now
+    detail = event.get("detail") or {}
+    detail_type = str(event.get("detail-type", ""))
+    call_uuid = str(detail.get("call_uuid") or UNKNOWN_CALL)
+    event_id = str(event.get("id", ""))
+    at = cursor(now, event_id)
+    svc.store.put_event(
+        call_uuid,
+        at,
+        {
+            "id": event_id,
+            "type": detail_type,
+            "stream_id": detail.get("stream_id"),
+            "detail": json.dumps(detail, default=str),
+            "published_at": detail.get("published_at"),
+        },
+    )
+    fields = {k: v for k, v in card_fields(detail_type, detail).items() if v is not None}
+    if detail.get("stream_id"):
+        fields["stream_id"] = detail["stream_id"]
+    svc.store.update_card(
+        call_uuid,
+        {**fields, "updated_at": iso(now), "last_event": detail_type},
+        {"first_seen": iso(now)},
+    )
+    return {"call_uuid": call_uuid, "cursor": at}

@@ -1,0 +1,211 @@
+"""The live console: its feed and API through the real handlers (moto), and the page in Chromium.
+
+The browser test drives Debian's Chromium against the embedded stack with a simulated call
+(``local.console_session``); on a machine without it, it is skipped with the reason (``.ci/run``
+installs it, so CI always runs it). It writes the README's screenshot, ``docs/console.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from callstream import wiring
+from local.aws import REGION, table_request
+from local.console_session import browser_missing, watch_a_call
+from local.gateway import api_event
+from local.lambdas import invoke
+from local.template import Route
+from tests.conftest import TABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+CALL = "c-0001"
+STREAM = "s-0001"
+
+
+@pytest.fixture
+def console(aws_env, monkeypatch):
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        for name, logical in (("Console", "ConsoleTable"), ("Transcripts", "TranscriptsTable")):
+            dynamodb.create_table(**table_request(name, TABLES[logical]))
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="recordings")
+        for name, value in {
+            "CONSOLE_TABLE": "Console",
+            "REGISTRY_TABLE": "Registry",
+            "TRANSCRIPTS_TABLE": "Transcripts",
+            "RECORDINGS_BUCKET": "recordings",
+        }.items():
+            monkeypatch.setenv(f"CALLSTREAM_{name}", value)
+        monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "callstream")
+        wiring.reset()
+        yield
+        wiring.reset()
+
+
+def bus(detail_type: str, **detail: object) -> dict:
+    """An EventBridge event as Lambda receives it from a rule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "callstream",
+        "account": "000000000000",
+        "time": "2026-11-25T12:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {"call_uuid": CALL, "stream_id": STREAM, "published_at": 1, **detail},
+    }
+
+
+def get(path: str, route: str | None = None, **params: str) -> tuple[int, dict | str, dict]:
+    """GET a console route through the console function, as API Gateway invokes it."""
+    template = route or path
+    query = urlencode(params)
+    event = api_event(
+        "GET",
+        path + (f"?{query}" if query else ""),
+        {"Authorization": "Bearer x"},
+        b"",
+        Route("GET", template, "console_api", True),
+        {},
+        "127.0.0.1",
+    )
+    answer = invoke("console_api", event)
+    body = answer["body"]
+    kind = answer["headers"]["Content-Type"]
+    return answer["statusCode"], json.loads(body) if "json" in kind else body, answer["headers"]
+
+
+def test_the_feed_keeps_each_calls_timeline_and_card(console):
+    invoke("console_feed", bus("Stream Requested", codec="mulaw", sample_rate=8000, agent="echo"))
+    invoke(
+        "console_feed",
+        bus("Session Event", name="start", seq=0, data={"codec": "mulaw", "tracks": ["inbound"]}),
+    )
+    said = bus("Utterance Transcribed", utterance="inbound#000000001", text="hello", role="caller")
+    invoke("console_feed", said)
+    invoke("console_feed", said)  # EventBridge is at least once: a redelivery
+    invoke(
+        "console_feed",
+        bus("Sentiment Scored", utterance="inbound#000000001", role="caller", sentiment="NEGATIVE"),
+    )
+    invoke("console_feed", bus("Call Ended", stream_id=None, hangup_cause="NORMAL_CLEARING"))
+    invoke("console_feed", {**bus("Stream Requested"), "detail": {"call_uuid": "c-other"}})
+
+    status, answer, _ = get("/console/api/calls")
+    assert status == 200
+    (card,) = [c for c in answer["calls"] if c["call_uuid"] == CALL]
+    assert card["state"] == "ended" and card["codec"] == "mulaw" and card["agent"] == "echo"
+    assert card["caller_sentiment"] == "NEGATIVE" and card["stream_id"] == STREAM
+    assert [c["call_uuid"] for c in get("/console/api/calls", state="ended")[1]["calls"]] == [CALL]
+    assert [c["call_uuid"] for c in get("/console/api/calls", q="OTHER")[1]["calls"]] == ["c-other"]
+
+    route = "/console/api/calls/{call_uuid}/events"
+    status, timeline, _ = get(f"/console/api/calls/{CALL}/events", route)
+    kinds = [e["type"] for e in timeline["events"]]
+    assert kinds == [
+        "Stream Requested",
+        "Session Event",
+        "Utterance Transcribed",
+        "Utterance Transcribed",  # kept twice: the page shows it once (it keys on the utterance)
+        "Sentiment Scored",
+        "Call Ended",
+    ]
+    assert timeline["events"][2]["detail"]["text"] == "hello"
+    cursors = [e["cursor"] for e in timeline["events"]]
+    assert cursors == sorted(cursors) and timeline["cursor"] == cursors[-1]
+    later = get(f"/console/api/calls/{CALL}/events", route, after=cursors[3])[1]
+    assert [e["type"] for e in later["events"]] == ["Sentiment Scored", "Call Ended"]
+    assert get(f"/console/api/calls/{CALL}/events", route, after=timeline["cursor"])[1] == {
+        "call_uuid": CALL,
+        "events": [],
+        "cursor": timeline["cursor"],
+    }
+
+
+def test_a_bad_id_or_asset_is_refused_precisely(console):
+    status, answer, _ = get(
+        "/console/api/calls/a%20b/events", "/console/api/calls/{call_uuid}/events"
+    )
+    assert status == 400 and "call_uuid" in answer["message"]
+    for name in ("..%2Fapp.py", "app.py", "index.html"):
+        status, answer, _ = get(f"/console/assets/{name}", "/console/assets/{name}")
+        assert status == 404, name
+    status, page, headers = get("/console")
+    assert status == 200 and "<title>callstream console</title>" in page
+    assert headers["Content-Type"].startswith("text/html")
+    status, script, headers = get("/console/assets/console.js", "/console/assets/{name}")
+    assert "/console/api/calls" in script
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert get("/console/config")[1]["auth"] == "bearer"
+
+
+def test_after_the_call_a_short_lived_recording_url_the_summary_and_the_transcript(console):
+    route = "/console/api/calls/{call_uuid}/streams/{stream_id}/recording"
+    path = f"/console/api/calls/{CALL}/streams/{STREAM}/recording"
+    assert get(path, route)[1] == {
+        "stream_id": STREAM,
+        "url": None,
+        "expires_s": 300,
+        "summary": None,
+    }, "nothing before the recording exists"
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket="recordings", Key=f"recordings/{CALL}/{STREAM}.wav", Body=b"RIFF")
+    s3.put_object(Bucket="recordings", Key=f"recordings/{CALL}/{STREAM}.json", Body=b"{}")
+    s3.put_object(
+        Bucket="recordings",
+        Key=f"recordings/{CALL}/{STREAM}.summary.json",
+        Body=b'{"utterances": []}',
+    )
+    found = get(path, route)[1]
+    url = urlsplit(found["url"])
+    assert url.path.endswith(f"/recordings/{CALL}/{STREAM}.wav")
+    assert parse_qs(url.query)["X-Amz-Expires"] == ["300"]
+    assert found["summary"] == {"utterances": []}
+
+    table = boto3.client("dynamodb", region_name=REGION)
+    for utterance, start, track, text in (
+        ("outbound#000000000", 0, "outbound", "how can i help"),
+        ("inbound#000000000", 2500, "inbound", "my line is down"),
+    ):
+        table.put_item(
+            TableName="Transcripts",
+            Item={
+                "stream_id": {"S": STREAM},
+                "utterance": {"S": utterance},
+                "call_uuid": {"S": CALL},
+                "track": {"S": track},
+                "start_ms": {"N": str(start)},
+                "text": {"S": text},
+            },
+        )
+    route = "/console/api/calls/{call_uuid}/streams/{stream_id}/transcript"
+    status, text, headers = get(f"/console/api/calls/{CALL}/streams/{STREAM}/transcript", route)
+    assert status == 200 and "attachment" in headers["Content-Disposition"]
+    assert text.splitlines() == [
+        "00:00.0  agent: how can i help",
+        "00:02.5  caller: my line is down",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_a_live_call_in_the_console(tmp_path):
+    seen = watch_a_call(speed=2.0, screenshot=ROOT / "docs" / "console.png")
+    assert seen.lines_during_call >= 1, "transcript lines arrived while the call ran"
+    assert seen.sentiments and set(seen.sentiments) <= {"POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"}
+    assert seen.alerts >= 1, "the caller turned negative"
+    assert seen.checkpoint.endswith("played"), seen.checkpoint
+    assert seen.played_bytes > 0, "the WAV picked in the page reached the simulated caller"
+    assert seen.recording_duration_s > 30, "the recording plays in the page (a 40 s call)"
+    assert seen.summary["call_uuid"] == seen.call_uuid
+    assert seen.freshness_ms, "events arrived while the page was open"
+    assert seen.screenshot is not None and seen.screenshot.stat().st_size > 10_000
