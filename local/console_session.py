@@ -99,8 +99,11 @@ def api(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, An
         return error.code, json.loads(error.read() or b"{}")
 
 
-def chime(folder: Path) -> Path:
-    """A WAV a user might pick: 1.5 s of 440 Hz, 44.1 kHz stereo (the page makes it 16 kHz mono)."""
+def chime(folder: Path, seconds: float = 6.0) -> Path:
+    """A WAV a user might pick: 440 Hz, 44.1 kHz stereo.
+
+    The page makes it 16 kHz mono, and sends more than 5 s as several play commands.
+    """
     path = folder / "chime.wav"
     rate = 44_100
     with wave.open(str(path), "wb") as w:
@@ -110,7 +113,7 @@ def chime(folder: Path) -> Path:
         w.writeframes(
             b"".join(
                 struct.pack("<hh", v, v)
-                for n in range(int(rate * 1.5))
+                for n in range(int(rate * seconds))
                 for v in [int(12_000 * math.sin(2 * math.pi * 440 * n / rate))]
             )
         )
@@ -128,6 +131,7 @@ class Observed:
     alerts: int = 0
     checkpoint: str = ""
     played_bytes: int = 0
+    played_said: str = ""
     recording_duration_s: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
     freshness_ms: list[float] = field(default_factory=list)
@@ -188,7 +192,11 @@ def watch_a_call(
             def said() -> str:
                 return str(browser.find_element(By.ID, "talk-result").text)
 
-            wait("the play to be accepted", lambda: "played" in said(), shown=said)
+            seen.played_said = wait(
+                "the play to be accepted",
+                lambda: said().startswith("played") and said(),
+                shown=said,
+            )
             browser.find_element(By.ID, "checkpoint").click()
             seen.checkpoint = wait(
                 "the checkpoint to resolve",

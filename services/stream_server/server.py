@@ -64,15 +64,16 @@ _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
 LEASE_HOLD_S = 60.0
 LEASE_RENEW_S = 20.0
 #: How long a reconnect waits for the previous socket of its token to be released.
-LEASE_WAIT_S = 3.0
+LEASE_WAIT_S = 6.0
 #: A socket of a token that sent nothing for this long, while a new socket presents the same
 #: token, is taken for dead and replaced: Vobiz sends media every 20 ms, and reconnects only
 #: when its side of the old socket is gone (ours may not know yet: a half-open connection
 #: looks live until the pings time out, 40 s later).
 SUPERSEDE_QUIET_S = 2.0
 #: A socket still heard this long after a newcomer with its token arrived is talking (what
-#: was already in its buffer when the line dropped is read at once, under load after that).
-TALKING_S = 0.2
+#: was already in its buffer when the line dropped is read at once, under load after that;
+#: the time the event loop itself was held up is not counted).
+TALKING_S = 1.5
 
 
 class Registry(Protocol):
@@ -316,7 +317,10 @@ class StreamServer:
             if lease is None:
                 self.counters.auth_failures += 1
                 self._refusals.warning(
-                    "token_in_use", "websocket refused: token in use (call %s)", grant.call_uuid
+                    "token_in_use",
+                    "websocket refused: token in use (call %s; %s)",
+                    grant.call_uuid,
+                    "its socket here is talking" if not free else "its lease is held",
                 )
             return lease
 
@@ -332,6 +336,9 @@ class StreamServer:
         is dead), the token is free; the quiet one is then ended (``superseded``).
         """
         arrived = time.monotonic()
+        # Time this loop itself was held up (a loaded host) is no one's silence and no one's
+        # talk: the old socket's buffered words are read late then, and its close too.
+        stalled = 0.0
         while True:
             old = next(
                 (s for s in self.sessions.values() if s.grant.jti == grant.jti and not s.ending),
@@ -339,16 +346,19 @@ class StreamServer:
             )
             if old is None:
                 return True
-            if old.last_heard > arrived + TALKING_S:  # not just its last words being read
+            if old.last_heard > arrived + stalled + TALKING_S:  # not just its last words
                 return False
-            if time.monotonic() - old.last_heard >= SUPERSEDE_QUIET_S:
+            quiet = time.monotonic() - max(old.last_heard, arrived) - stalled
+            if quiet >= SUPERSEDE_QUIET_S or time.monotonic() - old.last_heard >= LEASE_HOLD_S:
                 old.log.warning(
                     "superseded: silent %.1f s while its token reconnected",
                     time.monotonic() - old.last_heard,
                 )
                 old.request_stop("superseded", 1001, "replaced by a new connection")
                 return True
+            before = time.monotonic()
             await asyncio.sleep(0.05)
+            stalled += max(0.0, time.monotonic() - before - 0.1)
 
     # -- sessions -------------------------------------------------------------------------
 

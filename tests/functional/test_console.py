@@ -199,12 +199,13 @@ def test_after_the_call_a_short_lived_recording_url_the_summary_and_the_transcri
 @pytest.mark.slow
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_a_live_call_in_the_console(tmp_path):
-    seen = watch_a_call(speed=2.0, screenshot=ROOT / "docs" / "console.png")
+    seen = watch_a_call(speed=1.0, screenshot=ROOT / "docs" / "console.png")
     assert seen.lines_during_call >= 1, "transcript lines arrived while the call ran"
     assert seen.sentiments and set(seen.sentiments) <= {"POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"}
     assert seen.alerts >= 1, "the caller turned negative"
     assert seen.checkpoint.endswith("played"), seen.checkpoint
     assert seen.played_bytes > 0, "the WAV picked in the page reached the simulated caller"
+    assert seen.played_said == "played 6000 ms", "6 s of audio, sent as two play commands"
     assert seen.recording_duration_s > 30, "the recording plays in the page (a 40 s call)"
     assert seen.summary["call_uuid"] == seen.call_uuid
     assert seen.freshness_ms, "events arrived while the page was open"

@@ -413,7 +413,10 @@ async function command(action, body) {
   });
 }
 
-/** The picked WAV as 16 kHz mono PCM16 LE, base64 (the play command's format). */
+/** The picked WAV as 16 kHz mono PCM16 LE pieces of at most PIECE_S, base64 (the play
+ * command's format). A play command returns once its audio is sent, paced at real time, and
+ * the control hop waits 10 s at most: a long WAV goes as several commands, one after another. */
+const PIECE_S = 5;
 async function wavAsPcm16(file) {
   const rate = 16000;
   const decoded = await new OfflineAudioContext(1, 1, rate).decodeAudioData(await file.arrayBuffer());
@@ -424,11 +427,17 @@ async function wavAsPcm16(file) {
   }
   const pcm = new DataView(new ArrayBuffer(mono.length * 2));
   mono.forEach((v, i) => pcm.setInt16(i * 2, Math.round(Math.max(-1, Math.min(1, v)) * 32767), true));
-  let binary = "";
   const bytes = new Uint8Array(pcm.buffer);
-  for (let i = 0; i < bytes.length; i += 0x8000)
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return { audio_b64: btoa(binary), sample_rate: rate };
+  const pieces = [];
+  const step = PIECE_S * rate * 2;
+  for (let start = 0; start < bytes.length; start += step) {
+    let binary = "";
+    const piece = bytes.subarray(start, Math.min(bytes.length, start + step));
+    for (let i = 0; i < piece.length; i += 0x8000)
+      binary += String.fromCharCode(...piece.subarray(i, i + 0x8000));
+    pieces.push({ audio_b64: btoa(binary), sample_rate: rate });
+  }
+  return pieces;
 }
 
 function talk(button, work) {
@@ -446,8 +455,12 @@ function talk(button, work) {
 talk("play", async () => {
   const file = $("wav").files[0];
   if (!file) throw new Error("pick a WAV first");
-  const answer = await command("play", await wavAsPcm16(file));
-  return `played ${Math.round(answer.played_ms)} ms`;
+  let played = 0;
+  for (const piece of await wavAsPcm16(file)) {
+    played += (await command("play", piece)).played_ms;
+    $("talk-result").textContent = `playing… ${Math.round(played)} ms sent`;
+  }
+  return `played ${Math.round(played)} ms`;
 });
 talk("checkpoint", async () => {
   state.call.checkpoints += 1;
