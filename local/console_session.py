@@ -14,7 +14,6 @@ import statistics
 import struct
 import tempfile
 import time
-import urllib.request
 import uuid
 import wave
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.demo import api
 from local.stack import Stack
 from local.vobiz_sim import AUDIO, SimCall
 
@@ -79,24 +79,6 @@ def wait(
             return found
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} {shown()}".strip())
-
-
-def api(stack: Stack, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Call the stack's API with its token; the JSON answer."""
-    assert stack.gateway is not None
-    request = urllib.request.Request(  # noqa: S310 - the local gateway
-        stack.gateway.url + path,
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"Authorization": f"Bearer {stack.token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            raw = response.read()
-            kind = response.headers.get("Content-Type", "")
-            return response.status, json.loads(raw) if "json" in kind else raw
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 def chime(folder: Path, seconds: float = 6.0) -> Path:

@@ -40,8 +40,8 @@ from callstream.audio.events import (
     Started,
     StreamState,
     Unknown,
-    UtteranceFound,
 )
+from callstream.audio.events import utterances as utterances_of
 from callstream.audio.protocol import Message, StartMessage, parse_message
 from callstream.audio.records import AudioRecord
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
@@ -341,7 +341,7 @@ class Session:
         events = self.assembler.events_ready()
         if events:
             self._on_events(events)
-            utterances = [e.record for e in events if isinstance(e, UtteranceFound)]
+            utterances = utterances_of(events)
         else:
             utterances = []
         records = self.assembler.records_ready()
