@@ -214,7 +214,9 @@ class Session:
     def receive(self, data: bytes, *, binary: bool = False) -> None:
         """Handle one WebSocket message (a text message's UTF-8 bytes, or a binary message).
 
-        Never raises: a failure ends this session alone.
+        Never raises, and no message ends the call but by design (a ``stop``, a refused
+        ``start``, a token mismatch): a message we fail on is counted and logged (once per
+        interval, with its traceback) and the stream goes on with the next one.
         """
         if self._finish is not None:
             return  # after stop, refusal or drain nothing more is read
@@ -222,10 +224,16 @@ class Session:
         try:
             self._receive(data, binary)
         except Exception as error:
-            self.log.exception("session failed: %s", error)
-            self.end_reason = "error"
-            self.connection.close(1011, "internal error")
-            self._end()
+            self.counters.error("internal_error")
+            self._throttle.log(
+                logging.ERROR,
+                "internal_error",
+                "message of %d bytes dropped: %s: %s",
+                len(data),
+                type(error).__name__,
+                str(error)[:200],
+                exc_info=True,
+            )
 
     def disconnected(self) -> None:
         """The socket closed (by Vobiz, the network or us): end the stream if it is open."""

@@ -415,6 +415,80 @@ async def test_bad_input_is_refused_precisely_and_the_session_goes_on(harness):
     assert errors["binary_frame"] == 1
 
 
+#: Messages a peer may send mid-call that once ended it (issue 22), or that must never.
+HOSTILE = [
+    '{"event": {}}',
+    '{"event": []}',
+    '{"event": ["media"]}',
+    '{"event": null}',
+    "[]",
+    '"media"',
+    "1e999",
+    '{"event": "media", "media": []}',
+    '{"event": "media", "media": {"payload": {}, "track": []}}',
+    '{"event": "start", "start": []}',
+    '{"event": "dtmf", "dtmf": {"digit": {}}}',
+    '{"event": "playedStream", "name": {"x": 1}}',
+    '{"event": "clearedAudio", "streamId": []}',
+    '{"event": "media", "sequenceNumber": "-1", "media": {"chunk": 1e300, "payload": "AA=="}}',
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+async def test_no_single_message_ends_a_call_and_the_recording_is_whole(harness, hostile):
+    pcm = source(8000, "inbound")[:16000]
+    audio = CallAudio(tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-h", call_id="call-1")
+    lines = list(messages(audio, "mulaw", with_stop=True))
+    async with connect(harness.url(token())) as ws:
+        for i, line in enumerate(lines[:-1]):
+            await ws.send(line)
+            if i == len(lines) // 2:
+                await ws.send(hostile)
+        await ws.send(lines[-1])
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-h"), "s-h", "inbound")
+    assert got == codecs.ulaw_encode(pcm), "every frame before and after the message"
+    assert harness.registry.get("s-h").end_reason == "stop"
+    assert sum(harness.server.counters.errors.values()) == 1, "the one message is counted"
+
+
+async def test_a_message_the_core_fails_on_is_dropped_and_counted_never_the_call(
+    harness, monkeypatch, caplog
+):
+    """A bug of ours on one message costs that message (counted, logged with its traceback),
+    not the rest of the call: the session no longer closes 1011 on it."""
+    from callstream.audio.assembler import Assembler
+
+    real = Assembler.receive
+    failures = []
+
+    def receive(self, message, now=0.0):
+        if getattr(message, "name", None) == "boom":
+            failures.append(message)
+            raise RuntimeError("a bug in the core")
+        return real(self, message, now)
+
+    monkeypatch.setattr(Assembler, "receive", receive)
+    pcm = source(8000, "inbound")[:16000]
+    audio = CallAudio(tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-b", call_id="call-1")
+    lines = list(messages(audio, "mulaw", with_stop=True))
+    async with connect(harness.url(token())) as ws:
+        for i, line in enumerate(lines[:-1]):
+            await ws.send(line)
+            if i == 10:
+                for _ in range(50):
+                    await ws.send('{"event": "playedStream", "name": "boom"}')
+        await ws.send(lines[-1])
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    got, _ = track_audio(harness.records(key="s-b"), "s-b", "inbound")
+    assert got == codecs.ulaw_encode(pcm)
+    assert len(failures) == 50 and harness.server.counters.errors["internal_error"] == 50
+    lines_logged = [r for r in caplog.records if "dropped: RuntimeError" in r.getMessage()]
+    assert len(lines_logged) == 1 and lines_logged[0].exc_info is not None, "once, with traceback"
+
+
 async def test_oversized_message_closes_1009_and_other_sessions_carry_on(harness):
     good = CallAudio(
         tracks={"inbound": source(8000, "inbound")[:16000]},

@@ -129,8 +129,10 @@ class Throttle:
         """
         self.log(logging.WARNING, kind, message, *args)
 
-    def log(self, level: int, kind: str, message: str, *args: object) -> None:
-        """:meth:`warning` at another level."""
+    def log(
+        self, level: int, kind: str, message: str, *args: object, exc_info: bool = False
+    ) -> None:
+        """:meth:`warning` at another level (``exc_info``: with the traceback being handled)."""
         now = self._clock()
         if now < self._next.get(kind, 0.0):
             self._held[kind] = self._held.get(kind, 0) + 1
@@ -138,7 +140,7 @@ class Throttle:
         self._next[kind] = now + self._interval
         held = self._held.pop(kind, 0)
         suffix = f" (and {held} more {kind} since the last line)" if held else ""
-        self._log.log(level, message + suffix, *args)
+        self._log.log(level, message + suffix, *args, exc_info=exc_info)
 
     def flush(self) -> None:
         """Log the counts still held (at the end of a connection)."""

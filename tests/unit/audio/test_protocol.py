@@ -303,3 +303,49 @@ def test_plausible_messages_parse_to_valid_types_or_raise_protocol_error(doc):
         assert isinstance(msg, MediaMessage)
         assert msg.media.track in ("inbound", "outbound")
         assert isinstance(msg.media.payload, bytes)
+
+
+#: One well-formed message of each kind Vobiz sends (PROTOCOL.md §2), to mutate field by field.
+WELL_FORMED: list[dict[str, object]] = [
+    START,
+    media(),
+    {"event": "playedStream", "name": "turn-1"},
+    {"event": "clearedAudio", "streamId": "s-1"},
+    {"event": "dtmf", "streamId": "s-1", "dtmf": {"digit": "5", "track": "inbound"}},
+    {"event": "stop", "streamId": "s-1"},
+]
+
+
+def _field_paths(doc: dict[str, object], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key, value in doc.items():
+        out.append((*prefix, key))
+        if isinstance(value, dict):
+            out += _field_paths(value, (*prefix, key))
+    return out
+
+
+def _replaced(doc: dict[str, object], path: tuple[str, ...], value: object) -> dict[str, object]:
+    copy = json.loads(json.dumps(doc))
+    inner = copy
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    return copy
+
+
+@heavy_fuzz
+@given(st.sampled_from(WELL_FORMED), st.data(), json_values)
+def test_any_value_in_any_field_event_included_raises_only_protocol_errors(doc, data, value):
+    """Issue 22: ``{"event": {}}`` raised TypeError, and the session ended the call with 1011."""
+    path = data.draw(st.sampled_from(_field_paths(doc)))
+    with contextlib.suppress(ProtocolError):
+        parse_message(json.dumps(_replaced(doc, path, value)))
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"event": {}}', b'{"event": []}', b'{"event": ["media"]}', b'{"event": {"a": 1}}']
+)
+def test_an_event_that_is_not_a_string_is_a_precise_protocol_error(raw):
+    with pytest.raises(InvalidMessageError, match="`event` is missing or not a string"):
+        parse_message(raw)

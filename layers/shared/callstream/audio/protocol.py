@@ -270,6 +270,8 @@ def parse_message(data: str | bytes) -> Message:
         MalformedMessageError: not valid UTF-8 JSON, or not a JSON object.
         InvalidMessageError: a required field is missing, or a field has a wrong type or value.
         InvalidAudioError: a media payload that is not valid base64.
+
+    Whatever the input, nothing else is raised: a peer's message is refused, never a crash.
     """
     try:
         try:
@@ -283,6 +285,10 @@ def parse_message(data: str | bytes) -> Message:
         raise MalformedMessageError(f"not valid JSON: {error}") from None
     except RecursionError:
         raise MalformedMessageError("JSON nested too deeply") from None
+    except ProtocolError:
+        raise
+    except Exception as error:  # a peer's bytes never escape as anything but a ProtocolError
+        raise InvalidMessageError(f"unreadable message ({type(error).__name__})") from None
     if isinstance(outcome, UnknownMessage):
         return outcome
     raise outcome
@@ -300,7 +306,8 @@ def _tolerant(data: str | bytes) -> _Known | None:
         doc = _probe.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if doc.get("event") not in EVENTS:
+    event = doc.get("event")
+    if not isinstance(event, str) or event not in EVENTS:  # {"event": {}} is no event at all
         return None
     fixed = _normalise(doc)
     try:
