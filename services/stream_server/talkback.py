@@ -3,7 +3,7 @@
 :class:`Talkback` is the session controller that agents and the control endpoint call:
 
 * :meth:`Talkback.play` resamples PCM16 to the stream's rate, encodes it in the stream's codec and
-  sends it as 40 ms ``playAudio`` chunks, paced so that no more than ``play_lead_ms`` of audio is
+  sends it as 20 ms ``playAudio`` frames, paced so that no more than ``play_lead_ms`` of audio is
   queued at Vobiz ahead of real time (so a ``clear`` has little to throw away and barge-in is
   quick).
 * :meth:`Talkback.checkpoint` sends a ``checkpoint`` and resolves when Vobiz answers
@@ -30,7 +30,10 @@ from callstream.audio import codecs, protocol
 from callstream.exceptions import ConflictError
 from callstream.vocabulary import Codec
 
-CHUNK_MS = 40  # within Vobiz's 20-60 ms, a multiple of 20 ms
+#: One ``playAudio`` per 20 ms frame: PROTOCOL.md §2 ("send ~20 ms chunks so that clearAudio
+#: stays responsive") and Vobiz's own voice agent (``FRAME_MS = 20``, "the cadence a PSTN leg
+#: expects", vobiz-ai/Vobiz-Deepgram-Voice-Agent app.py).
+CHUNK_MS = 20
 CheckpointResult = Literal["played", "cleared", "timeout"]
 Send = Callable[[bytes], Awaitable[None]]
 

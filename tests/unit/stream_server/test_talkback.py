@@ -32,13 +32,15 @@ def controller(socket, codec="mulaw", rate=8000, bidirectional=True, **kwargs):
     )
 
 
-async def test_play_sends_40ms_chunks_in_the_stream_format():
+async def test_play_sends_20ms_frames_in_the_stream_format():
+    """20 ms a playAudio, the cadence Vobiz's own agent sends (issue 22: we sent 40 ms)."""
     socket = Socket()
     talk = controller(socket, codec="l16", rate=16000, lead_ms=10_000)
-    pcm = (b"\x01\x02" * 16000)[: 2 * 8000]  # 0.5 s at 16 kHz
+    pcm = (b"\x01\x02" * 16000)[: 2 * 8010]  # 0.5 s and 10 samples at 16 kHz
     sent = await talk.play(pcm, 16000)
-    assert sent == 520  # 13 chunks of 40 ms, the last one padded with silence
-    assert socket.events() == ["playAudio"] * 13
+    assert sent == 520  # 26 frames of 20 ms, the last one padded with silence
+    assert socket.events() == ["playAudio"] * 26
+    assert CHUNK_MS == 20
     media = socket.frames[0]["media"]
     assert media["contentType"] == "audio/x-l16" and media["sampleRate"] == 16000
     wire = base64.b64decode(media["payload"])
@@ -96,7 +98,7 @@ async def test_clear_backstop_releases_audio_without_cleared_audio():
     socket = Socket()
     talk = controller(socket, clear_backstop_s=0.1)
     await talk.clear()
-    assert await asyncio.wait_for(talk.play(b"\x00\x00" * 160, 8000), 1) == 40
+    assert await asyncio.wait_for(talk.play(b"\x00\x00" * 160, 8000), 1) == 20
 
 
 async def test_one_way_stream_refuses_talk_back():
