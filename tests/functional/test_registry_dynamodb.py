@@ -1,3 +1,7 @@
+import itertools
+
+import pytest
+
 from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
 
 
@@ -42,3 +46,51 @@ def test_once_store_claims_once(aws):
     assert once.claim("jti#1", 60)
     assert not once.claim("jti#1", 60)
     assert once.claim("jti#2", 60)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["session", "recording", "summary"])))
+def test_how_a_stream_ended_is_recorded_whole_in_any_order(aws, order):
+    """Issue 22: with a listening agent the session records its end up to 5 s after
+    store_recording and finalize_call have moved the stream to ``stopped``; the end reason and
+    ``stopped_at`` were then never written."""
+    registry = DynamoRegistry(aws["dynamodb"], "Registry")
+    registry.mark_started("s-1", "c-1", codec="mulaw", at="t1")
+    writers = {  # what each of them writes, as the session, store_recording and finalize_call do
+        "session": lambda: registry.mark_ended(
+            "s-1", "c-1", state="stopped", end_reason="stop", frames=250, gaps=1, at="t9"
+        ),
+        "recording": lambda: registry.advance(
+            "s-1", "c-1", "stopped", recording_key="recordings/s-1.wav", end_reason=None
+        ),
+        "summary": lambda: registry.advance(
+            "s-1", "c-1", "stopped", transcript_key="summaries/c-1/s-1.json"
+        ),
+    }
+    for writer in order:
+        writers[writer]()
+    item = registry.get("s-1")
+    assert item is not None
+    assert (item.state, item.end_reason, item.stopped_at) == ("stopped", "stop", "t9")
+    assert (item.frames, item.gaps) == (250, 1)
+    assert item.recording_key == "recordings/s-1.wav"
+    assert item.transcript_key == "summaries/c-1/s-1.json"
+
+
+def test_an_earlier_connections_late_end_writes_nothing_on_the_reconnect(aws):
+    registry = DynamoRegistry(aws["dynamodb"], "Registry")
+    registry.mark_started("s-1", "c-1", at="t1")
+    registry.mark_started("s-1", "c-1", generation=2, at="t5")  # the reconnect came first
+    registry.mark_ended("s-1", "c-1", state="stopped", end_reason="close", at="t4")
+    item = registry.get("s-1")
+    assert item is not None and (item.state, item.end_reason, item.stopped_at) == (
+        "started",
+        None,
+        None,
+    )
+    registry.mark_ended("s-1", "c-1", state="stopped", end_reason="stop", generation=2, at="t9")
+    item = registry.get("s-1")
+    assert item is not None and (item.state, item.end_reason, item.stopped_at) == (
+        "stopped",
+        "stop",
+        "t9",
+    )

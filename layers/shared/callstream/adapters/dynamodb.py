@@ -122,7 +122,10 @@ class DynamoRegistry:
     ) -> bool:
         """Move forward to ``state`` (conditional on the rank); write ``fields`` either way.
 
-        ``end_reason`` is written only with the state change it explains.
+        ``end_reason`` is written with the state change it explains, or, when another writer
+        already moved the stream to this same end (the recording, the summary: they run while
+        the session still waits for its agent), beside it if it has none yet, with
+        ``stopped_at``: how a stream ended is recorded whatever order its writers come in.
         """
         at = fields.pop("at", None)
         end_reason = fields.pop("end_reason", None)
@@ -132,7 +135,7 @@ class DynamoRegistry:
         current = {"call_uuid": call_uuid, "generation": generation if generation > 1 else None}
         self._update(stream_id, {**current, **fields}, if_absent=if_absent)
         target = rank(state, generation)
-        return self._update(
+        moved = self._update(
             stream_id,
             {
                 "state": state,
@@ -143,6 +146,15 @@ class DynamoRegistry:
             condition="attribute_not_exists(state_rank) OR state_rank < :rank",
             condition_values={":rank": target},
         )
+        if not moved and (end_reason is not None or at is not None) and _ended_at(state, at):
+            self._update(  # the same end, reached first by a writer that did not know why
+                stream_id,
+                {},
+                if_absent={"end_reason": end_reason, **_ended_at(state, at)},
+                condition="state_rank = :rank",
+                condition_values={":rank": target},
+            )
+        return moved
 
     def apply_callback(
         self, stream_id: str, call_uuid: str | None, state: State | None, **fields: Any
