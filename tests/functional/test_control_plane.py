@@ -400,15 +400,51 @@ def test_answer_returns_stream_xml_with_a_signed_token(api):
     assert read_answer(xml).hangup_cause is None
 
 
-def test_a_unidirectional_answer_without_a_continuation_is_refused_not_hung_up(api):
-    status, body = invoke("answer_call", load("callbacks/answer_post.json"))
-    assert status == 500 and body["error"] == "config_error"
-    assert "CALLSTREAM_ANSWER_REDIRECT_URL" in body["message"]
+def test_the_answer_url_without_configuration_keeps_the_call_up(api):
+    """Issue 22: a newcomer pointing a Vobiz number at the answer URL got 500 config_error."""
+    status, xml = invoke("answer_call", load("callbacks/answer_post.json"))
+    assert status == 200
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert stream is not None
+    assert (stream.attrib["bidirectional"], stream.attrib["keepCallAlive"]) == ("true", "true")
+    assert stream.attrib["audioTrack"] == "inbound"
+    assert read_answer(xml).hangup_cause is None, "Vobiz's reading of it: the call stays up"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected", "warned"),
+    [
+        ("audio_track=both&bidirectional=true", {"audioTrack": "inbound"}, "audio_track both"),
+        ("audio_track=outbound", {"audioTrack": "inbound"}, "audio_track outbound"),
+        ("bidirectional=false", {"bidirectional": "true"}, "would hang the call up"),
+        ("content_type=audio/wav", {"contentType": "audio/x-mulaw;rate=8000"}, "content_type"),
+        ("max_retries=99", {"maxRetries": "3"}, "max_retries='99' is not valid"),
+        ("agent=hal9000", {"bidirectional": "true"}, "agent='hal9000' is not valid"),
+        ("bidirectional=false&dial=%3Cx%3E", {"bidirectional": "true"}, "dial='<x>'"),
+        (
+            "bidirectional=false&redirect_url=javascript:alert(1)",
+            {"bidirectional": "true"},
+            "redirect_url='javascript:alert(1)'",
+        ),
+    ],
+)
+def test_a_query_vobiz_would_refuse_gets_the_closest_valid_stream_and_a_warning(
+    api, caplog, query, expected, warned
+):
+    status, xml = answer(f"CallUUID={CALL}&{query}", f"nonce-{abs(hash(query))}")
+    assert status == 200, xml
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert stream is not None
+    assert {k: stream.attrib[k] for k in expected} == expected
+    assert read_answer(xml).hangup_cause is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(warned in w and CALL in w for w in warnings), warnings
 
 
 def test_a_unidirectional_answer_continues_with_the_rest_of_the_call_flow(api):
     status, xml = answer(
-        f"CallUUID={CALL}&audio_track=both&redirect_url=https://app.example.com/next",
+        f"CallUUID={CALL}&bidirectional=false&audio_track=both"
+        "&redirect_url=https://app.example.com/next",
         "nonce-redirect",
     )
     assert status == 200
@@ -420,14 +456,11 @@ def test_a_unidirectional_answer_continues_with_the_rest_of_the_call_flow(api):
     assert root.findtext("Redirect") == "https://app.example.com/next"
     plan = read_answer(xml)
     assert plan.hangup_cause is None and plan.after == ["Redirect"]
-    status, xml = answer(f"CallUUID={CALL}&dial=%2B918000000002&max_retries=5", "nonce-dial")
+    status, xml = answer(
+        f"CallUUID={CALL}&bidirectional=false&dial=%2B918000000002&max_retries=5", "nonce-dial"
+    )
     assert status == 200 and read_answer(xml).after == ["Dial"]
     assert 'maxRetries="5"' in xml
-
-
-def test_answer_never_generates_both_with_bidirectional(api):
-    status, body = answer(f"CallUUID={CALL}&audio_track=both&bidirectional=true", "nonce-both")
-    assert status == 400 and "inbound" in body["message"]
 
 
 def test_forged_answer_gets_403(api):

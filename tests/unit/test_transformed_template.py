@@ -176,3 +176,101 @@ def test_live_calls_keep_their_sockets_through_deployments_and_scale_in(resource
     assert float(env["CALLSTREAM_DRAIN_DEADLINE_S"]) + 10 <= container["StopTimeout"]
     role = json.dumps(resources["TaskRole"])
     assert "ecs:UpdateTaskProtection" in role  # scale-in protection while a task holds calls
+
+
+def _rule_value(node, parameters: dict[str, str]):
+    """A CloudFormation rule's condition, evaluated over parameter values (the functions AWS
+    allows in Rules that this template uses: Ref, Fn::Equals, Fn::Not, Fn::And, Fn::Or)."""
+    if isinstance(node, str):
+        return node
+    ((name, args),) = node.items()
+    if name == "Ref":
+        return parameters[args]
+    values = [_rule_value(a, parameters) for a in args]
+    return {
+        "Fn::Equals": lambda: values[0] == values[1],
+        "Fn::Not": lambda: not values[0],
+        "Fn::And": lambda: all(values),
+        "Fn::Or": lambda: any(values),
+    }[name]()
+
+
+def _deploy_refuses(transformed, **given: str) -> list[str]:
+    """What CloudFormation would refuse of these parameter values before creating anything:
+    AllowedValues, AllowedPattern (the whole value must match) and the template's Rules."""
+    declared = transformed["Parameters"]
+    values = {k: given.get(k, v.get("Default", "")) for k, v in declared.items()}
+    refused = []
+    for name, value in given.items():
+        spec = declared[name]
+        if "AllowedValues" in spec and value not in spec["AllowedValues"]:
+            refused.append(name)
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            refused.append(name)
+    for rule in transformed.get("Rules", {}).values():
+        condition = rule.get("RuleCondition")
+        if condition is None or _rule_value(condition, values):
+            refused += [
+                a["AssertDescription"]
+                for a in rule["Assertions"]
+                if not _rule_value(a["Assert"], values)
+            ]
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("given", "refused"),
+    [
+        ({}, False),  # the default: a bidirectional answer that keeps the call up
+        ({"AnswerBidirectional": "false"}, True),  # listen only, nothing after the <Stream>
+        ({"AnswerBidirectional": "false", "AnswerDial": "+918000000002"}, False),
+        ({"AnswerBidirectional": "false", "AnswerRedirectUrl": "https://app.example.com/x"}, False),
+        ({"AnswerBidirectional": "yes"}, True),
+        ({"AnswerDial": "<Hangup/>"}, True),
+        ({"AnswerDial": "sip:agent@example.com"}, False),
+        ({"AnswerRedirectUrl": "javascript:alert(1)"}, True),
+        ({"AnswerRedirectUrl": "https://a b"}, True),
+        ({"AnswerRedirectUrl": "https://10.0.0.1/next"}, True),
+        ({"AnswerContentType": "audio/wav"}, True),
+        ({"AnswerAgent": "hal9000"}, True),
+    ],
+)
+def test_an_answer_that_would_fail_calls_fails_the_deploy_instead(transformed, given, refused):
+    """Issue 22: configuration mistakes belong at deploy time, not at the caller's ear."""
+    assert bool(_deploy_refuses(transformed, **given)) is refused
+
+
+@pytest.mark.parametrize(
+    ("parameter", "option"), [("AnswerRedirectUrl", "redirect_url"), ("AnswerDial", "dial")]
+)
+def test_every_continuation_the_deploy_admits_the_answer_uses(transformed, parameter, option):
+    """No value passes the deploy that the answer would then drop: the pattern is no wider
+    than what the answer function accepts."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from callstream.control.requests import AnswerOptions
+
+    pattern = transformed["Parameters"][parameter]["AllowedPattern"]
+
+    @settings(max_examples=1_000, deadline=None)
+    @given(st.from_regex(pattern, fullmatch=True).filter(bool))
+    def admitted(value):
+        options = AnswerOptions(
+            agent="none",
+            bidirectional=False,
+            content_type="audio/x-mulaw;rate=8000",
+            audio_track="both",
+            max_retries=3,
+            **{option: value},
+        )
+        assert getattr(options, option) is not None
+
+    admitted()
+
+
+def test_the_answer_settings_come_from_the_parameters(transformed):
+    env = transformed["Resources"]["AnswerCallFunction"]["Properties"]["Environment"]["Variables"]
+    for name in ("Bidirectional", "ContentType", "Agent", "RedirectUrl", "Dial"):
+        variable = "CALLSTREAM_ANSWER_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+        assert env[variable] == {"Ref": f"Answer{name}"}

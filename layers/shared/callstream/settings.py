@@ -159,7 +159,12 @@ class ApiSettings(_Base):
     answer_content_type: str = Field(
         "audio/x-mulaw;rate=8000", description="contentType of the answer XML's <Stream>."
     )
-    answer_bidirectional: bool = Field(False, description="bidirectional of the answer <Stream>.")
+    answer_bidirectional: bool = Field(
+        True,
+        description="bidirectional of the answer <Stream> (with keepCallAlive: the stream keeps "
+        "the call up). False listens only, and needs CALLSTREAM_ANSWER_REDIRECT_URL or "
+        "CALLSTREAM_ANSWER_DIAL for the rest of the call flow.",
+    )
     answer_redirect_url: str | None = Field(
         None,
         description="A unidirectional answer continues with <Redirect> to this URL (the rest "

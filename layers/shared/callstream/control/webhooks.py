@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
 from callstream.clock import now_iso
 from callstream.control import answer as xml
 from callstream.control import callbacks
 from callstream.control.callbacks import SignedRequest
-from callstream.control.requests import AnswerOptions, check_id, parse_model, parse_query
+from callstream.control.requests import AnswerOptions, check_id, parse_query
 from callstream.control.services import Services
-from callstream.exceptions import ConfigError, RequestError, SignatureError
+from callstream.exceptions import RequestError, SignatureError
+from callstream.settings import ApiSettings
 
 log = logging.getLogger("callstream.webhooks")
 
@@ -166,50 +169,31 @@ def answer_call(svc: Services, request: SignedRequest) -> str:
 
     The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,
     ``audio_track``, ``max_retries`` and the continuation (``redirect_url`` or ``dial``); they
-    are part of the signed URL. Settings give the defaults. Vobiz's rules (PROTOCOL.md §1b):
+    are part of the signed URL. Settings give the defaults (template parameters, checked when
+    the stack deploys). Vobiz's rules (PROTOCOL.md §1b):
 
     * bidirectional: ``audioTrack="inbound"`` and ``keepCallAlive="true"`` (the stream holds the
-      call until the app sends ``stop``);
+      call until the app sends ``stop``); the default, so a fresh deployment answers a call;
     * unidirectional: no keepCallAlive (it needs bidirectional), and the rest of the call flow
       follows the ``<Stream>`` (a ``<Redirect>`` to the operator's application, or a
-      ``<Dial>``): a ``<Stream>`` with nothing after it hangs the call up at once, so without a
-      continuation the answer is refused with a precise error rather than sent.
+      ``<Dial>``): a ``<Stream>`` with nothing after it hangs the call up at once.
+
+    A caller is never answered with a failure for a configuration mistake: an option Vobiz
+    would refuse (or that is not valid) is replaced by the closest valid one, each with a
+    logged warning (:func:`answer_options`).
 
     Raises:
         SignatureError: the signature does not verify or the nonce was seen.
-        RequestError: no CallUUID, or a bad option.
-        ConfigError: a unidirectional answer with no continuation configured.
+        RequestError: no CallUUID.
     """
     with verified(svc, request):
         params = {k.lower(): callbacks.first_value(v) for k, v in request.params.items()}
         query = {k.lower(): v[0] for k, v in parse_query(request.url).items()}
         call_uuid = check_id(params.get("calluuid") or query.get("calluuid") or "", "CallUUID")
-        cfg = svc.config
-        options = parse_model(
-            AnswerOptions,
-            {
-                "agent": query.get("agent", cfg.answer_agent),
-                "bidirectional": query.get("bidirectional", str(cfg.answer_bidirectional)).lower()
-                == "true",
-                "content_type": query.get("content_type", cfg.answer_content_type),
-                "audio_track": query.get("audio_track", "inbound"),
-                "max_retries": query.get("max_retries", cfg.answer_max_retries),
-                "redirect_url": query.get("redirect_url", cfg.answer_redirect_url) or None,
-                "dial": query.get("dial", cfg.answer_dial) or None,
-            },
-        )
-        if options.bidirectional and options.audio_track != "inbound":
-            raise RequestError(
-                f"audio_track {options.audio_track} with bidirectional: Vobiz would hang up "
-                "(End Of XML Instructions); bidirectional streams are inbound only"
-            )
+        options, changes = answer_options(query, svc.config)
+        for change in changes:
+            log.warning("answer for call %s: %s", call_uuid, change)
         after = xml.continuation(options.redirect_url, options.dial)
-        if not options.bidirectional and not after:
-            raise ConfigError(
-                "a unidirectional answer needs the rest of the call flow after <Stream> (Vobiz "
-                "hangs up a call whose XML ends there): set CALLSTREAM_ANSWER_REDIRECT_URL or "
-                "CALLSTREAM_ANSWER_DIAL, or redirect_url/dial in the answer URL's query"
-            )
         url = svc.service_url(call_uuid, options.agent, options.bidirectional, options.content_type)
         attributes = {
             "bidirectional": "true" if options.bidirectional else "false",
@@ -222,3 +206,62 @@ def answer_call(svc: Services, request: SignedRequest) -> str:
         if options.bidirectional:
             attributes["keepCallAlive"] = "true"
     return xml.response(xml.stream(url, attributes), *after)
+
+
+#: What a call is answered with when nothing else is valid: a stream that keeps the call up.
+_SAFE_ANSWER = AnswerOptions(
+    agent="none",
+    bidirectional=True,
+    content_type="audio/x-mulaw;rate=8000",
+    audio_track="inbound",
+    max_retries=3,
+)
+
+
+def answer_options(query: dict[str, str], cfg: ApiSettings) -> tuple[AnswerOptions, list[str]]:
+    """The answer's options: the query's over the settings, made into a stream Vobiz accepts.
+
+    Returns:
+        The options, and one sentence per option that was changed to get there.
+    """
+    settings = {  # checked when the stack deploys (template parameters); checked again here
+        "agent": cfg.answer_agent,
+        "bidirectional": str(cfg.answer_bidirectional),
+        "content_type": cfg.answer_content_type,
+        "max_retries": str(cfg.answer_max_retries),
+        "redirect_url": cfg.answer_redirect_url or "",
+        "dial": cfg.answer_dial or "",
+    }
+    values = _SAFE_ANSWER.model_dump()
+    changes: list[str] = []
+    for origin, given in (("setting", settings), ("query", query)):
+        for name in AnswerOptions.model_fields:
+            if name not in given:
+                continue
+            raw = given[name]
+            candidate = {**values, name: raw.lower() == "true" if name == "bidirectional" else raw}
+            if name in ("redirect_url", "dial") and not raw:
+                candidate[name] = None
+            try:
+                values = AnswerOptions.model_validate(candidate).model_dump()
+            except ValidationError as error:
+                reason = error.errors()[0]["msg"]
+                changes.append(
+                    f"{origin} {name}={raw[:80]!r} is not valid ({reason}): kept {values[name]!r}"
+                )
+    options = AnswerOptions.model_validate(values)
+    after = xml.continuation(options.redirect_url, options.dial)
+    if not options.bidirectional and not after:
+        changes.append(
+            "a unidirectional stream with nothing after it would hang the call up (End Of XML "
+            "Instructions) and no redirect_url or dial is set: answered bidirectional, which "
+            "keeps the call up"
+        )
+        options = options.model_copy(update={"bidirectional": True})
+    if options.bidirectional and options.audio_track != "inbound":
+        changes.append(
+            f"audio_track {options.audio_track} with bidirectional would hang the call up "
+            "(Vobiz streams a bidirectional call's inbound track only): answered inbound"
+        )
+        options = options.model_copy(update={"audio_track": "inbound"})
+    return options, changes
