@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="send the inbound stop event some sources show (Vobiz just closes the socket)",
     )
     faults.add_argument(
+        "--l16-little-endian",
+        action="store_true",
+        help="send inbound L16 little-endian, as Vobiz's own reference code does (its "
+        "documentation says big-endian; callstream detects which)",
+    )
+    faults.add_argument(
         "--duplicate-callbacks", action="store_true", help="send every status callback twice"
     )
     faults.add_argument(
@@ -147,6 +153,7 @@ def faults_of(args: argparse.Namespace) -> Faults:
         drop_at=args.drop_at,
         disconnect_at=args.disconnect_at,
         send_stop=args.send_stop,
+        l16_little_endian=args.l16_little_endian,
         duplicate_callbacks=args.duplicate_callbacks,
         reorder_callbacks=args.reorder_callbacks,
     )

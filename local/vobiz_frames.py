@@ -46,9 +46,12 @@ def to_wire_rate(pcm: bytes, rate: int, wire_rate: int) -> bytes:
     return resample(pcm, rate, wire_rate)
 
 
-def encode_frame(pcm: bytes, codec: WireCodec) -> bytes:
-    """PCM16 LE → the payload bytes as Vobiz puts them on the wire (L16 big-endian)."""
-    return _encode_frame(pcm, codec)
+def encode_frame(pcm: bytes, codec: WireCodec, *, l16_little_endian: bool = False) -> bytes:
+    """PCM16 LE → the payload bytes as Vobiz puts them on the wire.
+
+    L16 goes big-endian as documented, or little-endian as Vobiz's own reference code sends it.
+    """
+    return _encode_frame(pcm, codec, l16_little_endian=l16_little_endian)
 
 
 @dataclass
@@ -83,8 +86,11 @@ def messages(
     frame_ms: int = 20,
     first_chunk: int = 1,
     first_sequence: int = 0,
+    l16_little_endian: bool = False,
 ) -> Iterator[str]:
     """Yield the JSON text frames Vobiz would send for ``audio`` in ``codec``.
+
+    ``l16_little_endian``: L16 payloads as Vobiz's reference code sends them.
 
     ``first_chunk``/``first_sequence`` start the numbering elsewhere (a reconnect's fresh
     ``start`` restarts it; tests use them for numbering that jumps).
@@ -133,7 +139,9 @@ def messages(
                         "track": name,
                         "timestamp": str(audio.start_ms + index * frame_ms),
                         "chunk": chunk,
-                        "payload": base64.b64encode(encode_frame(pcm, codec)).decode("ascii"),
+                        "payload": base64.b64encode(
+                            encode_frame(pcm, codec, l16_little_endian=l16_little_endian)
+                        ).decode("ascii"),
                     },
                 }
             )

@@ -9,7 +9,8 @@ behaviour and not against its own assumptions:
   unidirectional ``<Stream>`` with nothing after it, or ``bidirectional`` with ``audioTrack``
   ``both``/``outbound``, hangs the call up ("End Of XML Instructions") and streams nothing.
 * **Streaming**: a fresh ``start`` (ids nested in ``start``), 20 ms ``media`` frames per track
-  in real time (or ``speed`` times faster); inbound L16 big-endian. At the end of the call the
+  in real time (or ``speed`` times faster); inbound L16 big-endian as Vobiz documents, or
+  little-endian as Vobiz's own reference code sends it (``l16_little_endian``). At the end of the call the
   socket just closes: no ``stop`` event unless ``send_stop``.
 * **Talk-back** (bidirectional only): ``playAudio`` L16 is read as little-endian; a
   ``playAudio`` whose content type or rate differs from the stream's format is counted and
@@ -66,6 +67,8 @@ class Faults:
     send_stop: bool = False  # send the inbound ``stop`` event some sources show, then close
     flat_start: bool = False  # the older flat ``start`` (ids and contentType at top level)
     numbers_as_strings: bool = False  # every number of the socket messages as a string
+    # inbound L16 little-endian, as Vobiz's own reference code sends it (its docs: big-endian)
+    l16_little_endian: bool = False
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False  # the first callbacks arrive last
 
@@ -375,7 +378,13 @@ class VobizSimulator:
                             "track": track,
                             "timestamp": str(int(time.time() * 1000)),
                             "chunk": chunk,
-                            "payload": wire.b64(wire.encode_frame(frame, spec.codec)),
+                            "payload": wire.b64(
+                                wire.encode_frame(
+                                    frame,
+                                    spec.codec,
+                                    l16_little_endian=call.faults.l16_little_endian,
+                                )
+                            ),
                         },
                     }
                     if faults.numbers_as_strings:

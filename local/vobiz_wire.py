@@ -83,9 +83,15 @@ def resample(pcm: bytes, rate: int, to_rate: int) -> bytes:
     return bytes(np.asarray(out, dtype="<i2").tobytes())
 
 
-def encode_frame(pcm: bytes, codec: str) -> bytes:
-    """PCM16 LE → a media payload as Vobiz sends it (μ-law, or L16 big-endian)."""
-    return mulaw_encode(pcm) if codec == "mulaw" else to_big_endian(pcm)
+def encode_frame(pcm: bytes, codec: str, *, l16_little_endian: bool = False) -> bytes:
+    """PCM16 LE → a media payload as Vobiz sends it (μ-law, or L16 big-endian as documented).
+
+    ``l16_little_endian``: L16 as Vobiz's own reference code sends it (its ``mock_vobiz.py``
+    and ``app.py`` treat inbound L16 as little-endian), the other witness of PROTOCOL.md §2.
+    """
+    if codec == "mulaw":
+        return mulaw_encode(pcm)
+    return bytes(pcm) if l16_little_endian else to_big_endian(pcm)
 
 
 def b64(data: bytes) -> str:

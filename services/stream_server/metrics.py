@@ -35,6 +35,9 @@ class ServerCounters:
     kinesis_retries: int = 0  # running totals of the writers, set before each line
     backpressure_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    #: L16 tracks by the byte order their audio was found in (Vobiz's documentation and its
+    #: own code disagree: this says which the deployment really gets).
+    byte_orders: Counter[str] = field(default_factory=Counter)
 
 
 class MetricsEmitter:
@@ -75,6 +78,9 @@ class MetricsEmitter:
                 counters.backpressure_s - last.backpressure_s,
             ),
         ]
+        for order in ("big", "little"):
+            found = counters.byte_orders[order] - last.byte_orders[order]
+            values.append((f"L16{order.capitalize()}EndianTracks", count, found))
         if put_latencies_ms:
             values.append(("PutLatencyP50", ms, percentile(put_latencies_ms, 0.5)))
             values.append(("PutLatencyP99", ms, percentile(put_latencies_ms, 0.99)))
@@ -90,4 +96,5 @@ class MetricsEmitter:
             kinesis_retries=counters.kinesis_retries,
             backpressure_s=counters.backpressure_s,
             errors=Counter(counters.errors),
+            byte_orders=Counter(counters.byte_orders),
         )

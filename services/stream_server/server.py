@@ -85,6 +85,9 @@ class Registry(Protocol):
     def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
         """Record how the stream ended."""
 
+    def annotate(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
+        """Set fields of the stream, whatever its state."""
+
 
 @dataclass
 class Backends:
@@ -416,6 +419,7 @@ class StreamServer:
             self.counters.gaps += stats.gaps
             self.counters.lost_frames += stats.lost_frames
             self.counters.errors.update(session.counters.errors)
+            self.counters.byte_orders.update(session.counters.byte_orders)
 
     def _agent(self, name: str) -> Agent:
         try:
@@ -519,6 +523,10 @@ class StreamServer:
                 del self._releases[jti]
 
         releasing.add_done_callback(done)
+
+    async def annotate(self, session: Session, **fields: str) -> None:
+        """Something learnt about a started stream (its L16 byte order): on its registry item."""
+        await self._registry("annotate", session, session.stream_id, **fields)
 
     async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
         """The stream's ``start`` was refused: the registry says so (never a silent loss)."""

@@ -31,6 +31,7 @@ from callstream.audio import records as wire
 from callstream.audio.assembler import Assembler
 from callstream.audio.events import (
     AudioEvent,
+    ByteOrderFound,
     Cleared,
     Dtmf,
     Ended,
@@ -100,6 +101,7 @@ class SessionCounters:
     """
 
     errors: dict[str, int] = field(default_factory=dict)
+    byte_orders: dict[str, int] = field(default_factory=dict)  # L16 tracks by byte order
 
     def error(self, code: str) -> None:
         """Count one refused message by error code."""
@@ -120,6 +122,9 @@ class Hooks(Protocol):
 
     async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
         """The stream's ``start`` was refused."""
+
+    async def annotate(self, session: Session, **fields: str) -> None:
+        """Record something learnt about the started stream (after ``started``)."""
 
 
 class Session:
@@ -168,6 +173,7 @@ class Session:
         self._agent_queue: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._agent_task: asyncio.Task[None] | None = None
         self._started: asyncio.Task[None] | None = None
+        self._annotations: list[asyncio.Task[None]] = []  # registry notes after the start
         self._urgent: set[asyncio.Task[None]] = set()
         self._finish: asyncio.Task[None] | None = None
         self._refusal: asyncio.Task[None] | None = None
@@ -308,6 +314,8 @@ class Session:
                 self._throttle.log(
                     logging.INFO, "unknown_event", "unknown event %r ignored", event.event[:80]
                 )
+            elif isinstance(event, ByteOrderFound):
+                self._on_byte_order(event)
             elif isinstance(event, Ended) and self._finish is None:  # a stop message
                 self.end_reason = "stop"
                 self._end()
@@ -341,6 +349,27 @@ class Session:
             "+".join(info.tracks),
         )
         self._started = asyncio.create_task(self._hooks.started(self))
+
+    def _on_byte_order(self, found: ByteOrderFound) -> None:
+        """Log the track's L16 byte order once, count it, record it on the stream."""
+        if found.provisional:
+            self.log.info(
+                "%s L16: no speech yet to tell the byte order by; big-endian (as Vobiz "
+                "documents) until there is",
+                found.track,
+            )
+            return
+        how = "forced by the setting" if found.evidence == 0 else f"{found.evidence:.0f}x smoother"
+        self.log.info("%s L16 is %s-endian (%s)", found.track, found.order, how)
+        self.counters.byte_orders[found.order] = self.counters.byte_orders.get(found.order, 0) + 1
+        self._annotations.append(
+            asyncio.create_task(self._annotate(f"byte_order_{found.track}", found.order))
+        )
+
+    async def _annotate(self, field: str, value: str) -> None:
+        if self._started is not None:
+            await self._started  # the item's fields follow its start
+        await self._hooks.annotate(self, **{field: value})
 
     # -- records out, in order ------------------------------------------------------------
 
@@ -474,6 +503,8 @@ class Session:
                 await self._refusal
             if self._started is not None:
                 await self._started  # mark_ended must follow mark_started
+                for note in self._annotations:
+                    await note
                 await self._hooks.ended(self)
             self._throttle.flush()
             self.log.info(

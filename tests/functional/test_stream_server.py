@@ -167,6 +167,43 @@ async def test_every_byte_reaches_kinesis_in_order(harness, codec, rate, tracks)
     assert item.task_address == harness.server.task_address
 
 
+@pytest.mark.parametrize("rate", [8000, 16000, 24000])
+@pytest.mark.parametrize("little", [False, True])
+async def test_l16_in_either_byte_order_is_read_right_and_recorded_on_the_stream(
+    harness, caplog, rate, little
+):
+    """Vobiz documents big-endian; its own reference code sends little-endian (issue 22: that
+    gave a transcript of noise). Both tracks, each decided from its own audio."""
+    caplog.set_level("INFO", logger="callstream.session")
+    audio = CallAudio(
+        tracks={t: source(rate, t)[: rate * 2 * 12] for t in ("inbound", "outbound")},
+        sample_rate=rate,
+        stream_id=f"s-bo-{rate}-{little}",
+        call_id="call-1",
+    )
+    await play(harness.url(token()), messages(audio, "l16", l16_little_endian=little))
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    found = harness.records(key=audio.stream_id)
+    for track in audio.tracks:
+        got, _ = track_audio(found, audio.stream_id, track)
+        assert got == audio.tracks[track], f"{track}: every sample, the right way round"
+    order = "little" if little else "big"
+    decided = [r.data for r in found if isinstance(r, EventRecord) and r.name == "byte_order"]
+    assert sorted((d["track"], d["order"]) for d in decided) == [
+        ("inbound", order),
+        ("outbound", order),
+    ]
+    item = harness.registry.get(audio.stream_id)
+    assert item is not None and (item.byte_order_inbound, item.byte_order_outbound) == (
+        order,
+        order,
+    )
+    assert harness.server.counters.byte_orders[order] == 2
+    logged = [r.getMessage() for r in caplog.records if "L16 is" in r.getMessage()]
+    assert len(logged) == 2 and all(f"{order}-endian" in m for m in logged), "once a track"
+
+
 async def test_tape_utterances_reach_the_utterance_stream(harness):
     lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
     await play(harness.url(token(call="tape-call")), lines)

@@ -38,6 +38,9 @@ class Registry(Protocol):
     def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
         """The stream ended: ``state`` (stopped/failed), ``end_reason``, counts, ``at``."""
 
+    def annotate(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """Set fields learnt about a stream (its L16 byte order), whatever its state."""
+
     def advance(
         self, stream_id: str, call_uuid: str, state: State, *, generation: int = 1, **fields: Any
     ) -> bool:

@@ -62,6 +62,8 @@ class StreamItem(msgspec.Struct, kw_only=True):
     recording_key: str | None = None
     transcript_key: str | None = None
     last_checkpoint: str | None = None
+    byte_order_inbound: str | None = None  # L16: the byte order the track's audio is in
+    byte_order_outbound: str | None = None
     extra_headers: dict[str, str] = msgspec.field(default_factory=dict)
     ttl: int | None = None
 

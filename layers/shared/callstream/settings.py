@@ -43,6 +43,12 @@ class AudioSettings(_Base):
         "Kinesis bills it for (1 s of μ-law → 1.12 s). On provisioned streams (25 KB PUT units) "
         "3200 brings μ-law within a few % of the minimum, at up to 3 s lost on a crash.",
     )
+    l16_byte_order: Literal["auto", "big", "little"] = Field(
+        "auto",
+        description="Byte order of inbound L16. Vobiz's documentation says big-endian, Vobiz's "
+        "own reference code sends little-endian: auto decides per track from the audio "
+        "(speech is smooth in the right order), big or little forces one.",
+    )
     vad_mode: int = Field(3, ge=0, le=3, description="WebRTC VAD aggressiveness (0-3).")
     vad_start_ms: int = Field(
         60, ge=20, description="Voiced audio needed within the start window to open an utterance."

@@ -219,6 +219,10 @@ class DynamoRegistry:
         state = fields.pop("state", "stopped")
         self.advance(stream_id, call_uuid, state, **fields)
 
+    def annotate(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        """Set fields learnt about a stream (its L16 byte order), whatever its state."""
+        self._update(stream_id, fields, if_absent={"call_uuid": call_uuid})
+
     def get(self, stream_id: str) -> StreamItem | None:
         """One stream, or None."""
         response = self._client.get_item(

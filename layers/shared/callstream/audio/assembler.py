@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from callstream.audio import codecs, records
+from callstream.audio.byteorder import DOCUMENTED, ByteOrder, ByteOrderDetector
 from callstream.audio.events import (
     AudioEvent,
+    ByteOrderFound,
     Cleared,
     Dtmf,
     Ended,
@@ -86,6 +88,9 @@ from callstream.vocabulary import MAX_INT, Codec, Track
 MAX_PENDING = 500
 #: Frames held back, per track, while waiting for a missing one (60 ms of audio).
 REORDER_FRAMES = 3
+#: L16 frames a track holds at most while its audio has not told the byte order yet (0.5 s):
+#: past it they go out in Vobiz's documented order, provisionally (see :mod:`.byteorder`).
+BYTE_ORDER_HOLD = 25
 #: Longest a frame is held back for a missing one before the gap is declared.
 REORDER_WAIT_S = 0.1
 #: A frame number more than this below the expected one restarts the numbering.
@@ -205,6 +210,11 @@ class _Track:
     buf_received_at: float = 0.0
     segmenter: SegmenterLike | None = None
     speaking: bool = False
+    # L16 only: the byte order, and the frames held (wire bytes) until the audio tells it
+    byte_order: ByteOrderDetector | None = None
+    provisional: bool = False  # held frames went out in the documented order (said once)
+    undecided: list[tuple[MediaMessage, float]] = field(default_factory=list)
+    replaying: bool = False  # the held frames are going out: they were observed already
 
 
 @dataclass(frozen=True)
@@ -381,7 +391,9 @@ class Assembler:
         if self.state is not StreamState.STARTED:
             return
         limit = self._max_s
-        for track in self._tracks.values():
+        for track in list(self._tracks.values()):
+            if track.undecided and now - track.undecided[0][1] >= limit:
+                self._provisional(track)  # a stalled track holds nothing past the bound
             if track.held and now - min(h[2] for h in track.held.values()) >= REORDER_WAIT_S:
                 self._release_held(track, now)
             if track.buf and now - track.buf_received_at >= limit:
@@ -480,6 +492,8 @@ class Assembler:
             "encoding": fmt.encoding if fmt is not None else None,
             "vobiz_stream_id": message.stream,
         }
+        if codec == "l16":
+            data["l16_byte_order"] = self._settings.l16_byte_order  # auto: see byte_order
         if isinstance(extra, dict):
             data["extra_headers"] = extra
         elif extra:
@@ -501,6 +515,9 @@ class Assembler:
                 tracks=tuple(track.name for track in self._tracks.values()),
             )
         )
+        for track in self._tracks.values():
+            if track.byte_order is not None and track.byte_order.forced:
+                self._byte_order_found(track, 0.0)
         if cont is not None:
             self._resume(cont, now)
         pending, self._pending = self._pending, []
@@ -539,6 +556,8 @@ class Assembler:
         )
         if self._segmenter_factory is not None:
             track.segmenter = self._segmenter_factory(self.sample_rate, name)
+        if self.codec == "l16":
+            track.byte_order = ByteOrderDetector(self._settings.l16_byte_order)
         self._tracks[name] = track
         self.stats.tracks[name] = track.stats
         return track
@@ -555,7 +574,15 @@ class Assembler:
                 raise InvalidAudioError(
                     f"{body.track} L16 payload of {len(payload)} bytes is not whole samples"
                 )
-            payload = codecs.l16_swap(payload)
+            detector = track.byte_order
+            assert detector is not None
+            order = detector.decided
+            if order is None:
+                order = self._detect(track, detector, message, now)
+                if order is None:
+                    return  # held until the audio tells the byte order
+            if order == "big":
+                payload = codecs.l16_swap(payload)
         if not payload:
             return
         chunk = body.chunk  # the hot path: ints pass straight through, the rest is checked
@@ -584,6 +611,60 @@ class Assembler:
         self._append(track, frame, payload, body.timestamp, now)
         if track.held:
             self._drain_held(track, now)
+
+    def _detect(
+        self, track: _Track, detector: ByteOrderDetector, message: MediaMessage, now: float
+    ) -> ByteOrder | None:
+        """The byte order to read this frame in, or None to hold it until one is known.
+
+        A frame that does not move (silence, a constant) reads alike either way and tells
+        nothing: unless frames are held before it, it goes out at once in Vobiz's documented
+        order. A moving frame is held (in order) until the audio decides, for at most
+        ``BYTE_ORDER_HOLD`` frames; past that what is held goes out in the documented order,
+        provisionally, and detection goes on.
+        """
+        if track.replaying:
+            return DOCUMENTED
+        if detector.observe(message.media.payload) is not None:
+            self._byte_order_found(track, detector.evidence)
+            self._release_undecided(track)
+            return detector.decided
+        if not detector.moved and not track.undecided:
+            return DOCUMENTED
+        track.undecided.append((message, now))
+        if len(track.undecided) >= BYTE_ORDER_HOLD:
+            self._provisional(track)
+        return None
+
+    def _provisional(self, track: _Track) -> None:
+        """Release what was held in the documented order (said once); detection goes on."""
+        if not track.provisional:
+            track.provisional = True
+            self._events.append(ByteOrderFound(track.name, DOCUMENTED, 0.0, provisional=True))
+        assert track.byte_order is not None
+        track.byte_order.restart()  # what was held told nothing: judge what follows afresh
+        self._release_undecided(track)
+
+    def _release_undecided(self, track: _Track) -> None:
+        held, track.undecided = track.undecided, []
+        track.replaying = True
+        try:
+            for message, at in held:
+                self._media(message, at)
+        finally:
+            track.replaying = False
+
+    def _byte_order_found(self, track: _Track, evidence: float) -> None:
+        detector = track.byte_order
+        assert detector is not None and detector.decided is not None
+        data: EventData = {
+            "track": track.name,
+            "order": detector.decided,
+            "evidence": round(evidence, 1),
+            "forced": detector.forced,
+        }
+        self._emit_event("byte_order", 0.0, data)
+        self._events.append(ByteOrderFound(track.name, detector.decided, evidence))
 
     def _out_of_line(
         self,
@@ -743,6 +824,9 @@ class Assembler:
         )
 
     def _end(self, name: EventName, now: float, data: EventData) -> None:
+        for track in list(self._tracks.values()):
+            if track.undecided:
+                self._provisional(track)
         for track in self._tracks.values():
             if track.held:
                 self._release_held(track, now)

@@ -46,6 +46,16 @@ class MediaDecoded:
 
 
 @dataclass(frozen=True, slots=True)
+class ByteOrderFound:
+    """A track's inbound L16 byte order was decided (from its audio, or by the setting)."""
+
+    track: Track
+    order: str  # big or little
+    evidence: float  # how much rougher the other reading was (0: forced by the setting)
+    provisional: bool = False  # the audio said nothing yet: Vobiz's documented order, for now
+
+
+@dataclass(frozen=True, slots=True)
 class Dtmf:
     """The caller pressed a key."""
 
@@ -108,6 +118,7 @@ AudioEvent = (
     (Started | MediaDecoded | Dtmf | Played | Cleared | SpeechBegan | UtteranceFound | Gap)
     | Unknown
     | Ended
+    | ByteOrderFound
 )
 
 

@@ -32,6 +32,7 @@ EventName: TypeAlias = Literal[
     "gap",  # frames were lost on a track: data has track, frames, start_sample, samples
     "renumbered",  # a track's frame numbering jumped back: a restart, the audio is kept
     "agent",  # something the talk-back side did: play, checkpoint, clear
+    "byte_order",  # the byte order a track's inbound L16 was found in: track, order, evidence
 ]
 JsonScalar: TypeAlias = str | int | float | bool | None
 EventData: TypeAlias = dict[str, JsonScalar | list[str] | dict[str, str]]
