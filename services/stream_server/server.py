@@ -49,6 +49,7 @@ from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings,
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.control import ControlServer
+from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.protection import Protection
 from stream_server.session import Grant, Session
@@ -59,21 +60,6 @@ from stream_server.writer import KinesisWriter, PutRecords
 log = logging.getLogger("callstream.server")
 
 _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
-#: A connection's lease on its token lasts this long unless its task renews it (a task that
-#: died frees its tokens for Vobiz's reconnects after at most this).
-LEASE_HOLD_S = 60.0
-LEASE_RENEW_S = 20.0
-#: How long a reconnect waits for the previous socket of its token to be released.
-LEASE_WAIT_S = 6.0
-#: A socket of a token that sent nothing for this long, while a new socket presents the same
-#: token, is taken for dead and replaced: Vobiz sends media every 20 ms, and reconnects only
-#: when its side of the old socket is gone (ours may not know yet: a half-open connection
-#: looks live until the pings time out, 40 s later).
-SUPERSEDE_QUIET_S = 2.0
-#: A socket still heard this long after a newcomer with its token arrived is talking (what
-#: was already in its buffer when the line dropped is read at once, under load after that;
-#: the time the event loop itself was held up is not counted).
-TALKING_S = 1.5
 
 
 class Registry(Protocol):
@@ -136,9 +122,8 @@ class StreamServer:
         self._no_sessions = asyncio.Event()
         self._no_sessions.set()
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
-        #: Leases being given back by this task, per token: a reconnect landing here awaits
-        #: its token's release instead of racing it (a busy thread pool may delay the write).
-        self._releases: dict[str, asyncio.Task[None]] = {}
+        #: Who may stream on each token: reconnects and copied URLs (:mod:`.leases`).
+        self.leasing = LeaseDriver(backends.leases, on_refused=self._token_refused)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.audio_writer = self._writer(settings.audio_stream, settings.max_unacked_ms)
         self.utterance_writer = self._writer(settings.utterance_stream, None)
@@ -258,6 +243,7 @@ class StreamServer:
             self._control.stop()
         await self.audio_writer.close()
         await self.utterance_writer.close()
+        self.leasing.close()
         await self.backends.protection.set(False)
 
     # -- HTTP before the upgrade ----------------------------------------------------------
@@ -282,91 +268,31 @@ class StreamServer:
             self._refusals.warning(error.code, "websocket refused: %s", error.message)
             return _respond(HTTPStatus.FORBIDDEN, f"forbidden: {error.message}\n".encode())
         holder = f"{self.settings.task_address or 'task'}#{secrets.token_hex(8)}"
+        claimed: list[int] = []
+
+        def claim(connection: PicowsConnection) -> asyncio.Future[Lease | None]:
+            conn, future = self.leasing.claim(grant.jti, holder, connection)
+            claimed.append(conn)
+            return future
+
         listener = AudioListener(
-            lambda: self._acquire(grant, holder),
-            lambda connection, lease: self._open(connection, grant, lease, holder),
+            claim,
+            lambda connection, lease: self._open(connection, grant, lease, holder, claimed[0]),
             self.protocol_settings.max_message_bytes,
         )
         self._listeners.add(listener)
         return listener
 
-    def _acquire(self, grant: Grant, holder: str) -> asyncio.Future[Lease | None]:
-        """Take the token's connection lease (DynamoDB, in a thread).
-
-        A reconnect can arrive while the previous socket of its token is still being released
-        (Vobiz retries at once), so a held lease is tried again, backing off, for up to
-        ``LEASE_WAIT_S``; after that the token is in use by another live connection and this
-        one is refused. A token whose socket on this task is talking is refused from memory
-        (:meth:`_free_here`): a copied URL opened many times costs no DynamoDB call.
-        """
-
-        async def acquire() -> Lease | None:
-            lease = None
-            free = await self._free_here(grant)
-            releasing = self._releases.get(grant.jti)
-            if free and releasing is not None:  # its previous socket was here: let it finish
-                await asyncio.wait({releasing}, timeout=LEASE_HOLD_S / 2)
-            if free:
-                deadline = time.monotonic() + LEASE_WAIT_S
-                pause = 0.05
-                while True:
-                    lease = await asyncio.to_thread(
-                        self.backends.leases.acquire, grant.jti, holder, LEASE_HOLD_S
-                    )
-                    if lease is not None or time.monotonic() + pause >= deadline:
-                        break
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.8)
-            if lease is None:
-                self.counters.auth_failures += 1
-                self._refusals.warning(
-                    "token_in_use",
-                    "websocket refused: token in use (call %s; %s)",
-                    grant.call_uuid,
-                    "its socket here is talking" if not free else "its lease is held",
-                )
-            return lease
-
-        return asyncio.ensure_future(acquire())
-
-    async def _free_here(self, grant: Grant) -> bool:
-        """Whether this task leaves the token to a new socket (not while one of it talks here).
-
-        A copied URL is thus refused from memory, without a DynamoDB call. A socket of the
-        token still heard ``TALKING_S`` after the newcomer came is talking: the newcomer is
-        refused. One that has gone quiet is waited on: if it ends meanwhile (its close not
-        yet read when Vobiz reconnected) or stays quiet for ``SUPERSEDE_QUIET_S`` (the line
-        is dead), the token is free; the quiet one is then ended (``superseded``).
-        """
-        arrived = time.monotonic()
-        # Time this loop itself was held up (a loaded host) is no one's silence and no one's
-        # talk: the old socket's buffered words are read late then, and its close too.
-        stalled = 0.0
-        while True:
-            old = next(
-                (s for s in self.sessions.values() if s.grant.jti == grant.jti and not s.ending),
-                None,
-            )
-            if old is None:
-                return True
-            if old.last_heard > arrived + stalled + TALKING_S:  # not just its last words
-                return False
-            quiet = time.monotonic() - max(old.last_heard, arrived) - stalled
-            if quiet >= SUPERSEDE_QUIET_S or time.monotonic() - old.last_heard >= LEASE_HOLD_S:
-                old.log.warning(
-                    "superseded: silent %.1f s while its token reconnected",
-                    time.monotonic() - old.last_heard,
-                )
-                old.request_stop("superseded", 1001, "replaced by a new connection")
-                return True
-            before = time.monotonic()
-            await asyncio.sleep(0.05)
-            stalled += max(0.0, time.monotonic() - before - 0.1)
+    def _token_refused(self, token: str, reason: str) -> None:
+        self.counters.auth_failures += 1
+        self._refusals.warning(
+            "token_in_use", "websocket refused: token %s… in use (%s)", token[:8], reason
+        )
 
     # -- sessions -------------------------------------------------------------------------
 
     def _open(
-        self, connection: PicowsConnection, grant: Grant, lease: Lease, holder: str
+        self, connection: PicowsConnection, grant: Grant, lease: Lease, holder: str, conn: int
     ) -> Session:
         continuation = None
         if lease.generation > 1 and lease.stream_id is not None:
@@ -400,7 +326,9 @@ class StreamServer:
             talkback_factory=self._talkback,
             generation=lease.generation,
             lease_holder=holder,
+            lease_id=conn,
         )
+        self.leasing.attach(conn, session, lambda: session.last_heard)
         self.sessions[id(session)] = session
         self._no_sessions.clear()
         self.counters.sessions += 1
@@ -498,31 +426,17 @@ class StreamServer:
     def release(self, session: Session) -> None:
         """The socket is gone: free the token for Vobiz's reconnect, with the call's position."""
         assembler = session.assembler
-        jti = session.grant.jti
-        releasing = asyncio.create_task(
-            asyncio.to_thread(
-                self.backends.leases.release,
-                session.grant.jti,
-                session.lease_holder,
-                stream_id=assembler.stream_id,
-                vobiz_stream_id=assembler.vobiz_stream_id,
-                position_ms=assembler.position_ms,
-                frames=assembler.stream_totals.frames,
-                utterances=assembler.stream_totals.utterances,
-                # the line dropped now, not when a busy thread pool gets to the write: the
-                # reconnect's gap is the outage, measured from here
-                released_at=time.time(),
-            )
+        self.leasing.ended(
+            session.lease_id,
+            stream_id=assembler.stream_id,
+            vobiz_stream_id=assembler.vobiz_stream_id,
+            position_ms=assembler.position_ms,
+            frames=assembler.stream_totals.frames,
+            utterances=assembler.stream_totals.utterances,
+            # the line dropped now, not when a busy thread pool gets to the write: the
+            # reconnect's gap is the outage, measured from here
+            released_at=time.time(),
         )
-        self._releases[jti] = releasing
-        self._tasks.add(releasing)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._tasks.discard(task)
-            if self._releases.get(jti) is task:
-                del self._releases[jti]
-
-        releasing.add_done_callback(done)
 
     async def annotate(self, session: Session, **fields: str) -> None:
         """Something learnt about a started stream (its L16 byte order): on its registry item."""
@@ -563,18 +477,8 @@ class StreamServer:
     async def _lease_loop(self) -> None:
         """Renew the token leases of open sockets (a task that dies frees them by expiry)."""
         while True:
-            await asyncio.sleep(LEASE_RENEW_S)
-            for session in list(self.sessions.values()):
-                if not session.ending:
-                    try:
-                        await asyncio.to_thread(
-                            self.backends.leases.renew,
-                            session.grant.jti,
-                            session.lease_holder,
-                            LEASE_HOLD_S,
-                        )
-                    except Exception:  # bookkeeping: the call goes on; expiry is the backstop
-                        session.log.exception("lease renewal failed")
+            await asyncio.sleep(RENEW_TICK_S)
+            self.leasing.tick()
 
     async def _metrics_loop(self) -> None:
         while True:

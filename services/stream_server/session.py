@@ -148,11 +148,13 @@ class Session:
         clock: Callable[[], float] = time.time,
         generation: int = 1,
         lease_holder: str = "",
+        lease_id: int = 0,
     ) -> None:
         """Wire a session; it starts with the first message."""
         self.connection = connection
         self.generation = generation  # which connection of its token this is (2+: a reconnect)
         self.lease_holder = lease_holder
+        self.lease_id = lease_id  # the connection in the server's lease machine
         self.grant = grant
         self.assembler = assembler
         self.agent = agent

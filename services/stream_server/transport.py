@@ -18,7 +18,12 @@ anything already received is held: a second concurrent socket on the same token 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import socket
+import struct
+import termios
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +38,10 @@ CLOSE_WAIT_S = 1.0
 #: Most bytes queued for a peer that does not read them (pongs, talk-back): 4 s of L16 24 kHz
 #: talk-back as base64 JSON; a peer past it is not reading and is closed.
 MAX_UNSENT_BYTES = 1_000_000
+#: Linux's ``struct tcp_info`` (include/uapi/linux/tcp.h): ``tcpi_last_data_recv`` is the u32 at
+#: byte 52, milliseconds since the last data segment arrived.
+_TCP_INFO_BYTES = 104
+_LAST_DATA_RECV = 52
 
 
 class PicowsConnection:
@@ -89,6 +98,22 @@ class PicowsConnection:
         self.closed = True
         self._transport.disconnect()
 
+    def kernel_view(self) -> tuple[float, bool] | None:
+        """When the kernel last got data on this socket, and whether data waits unread.
+
+        The time is on ``time.monotonic``; None where ``TCP_INFO`` is not to be had (not
+        Linux, or closed). What the kernel saw, not when the loop read it: a stalled loop
+        reads late but this stays true (the lease machine, :mod:`.leases`, decides on it).
+        """
+        sock = self._transport.underlying_transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+            (idle_ms,) = struct.unpack_from("I", info, _LAST_DATA_RECV)
+            pending = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (AttributeError, OSError, struct.error):
+            return None
+        return time.monotonic() - idle_ms / 1000, struct.unpack("i", pending)[0] > 0
+
     def pause_reading(self) -> None:
         """Stop reading the socket: TCP pushes back on the sender."""
         if not self.closed:
@@ -104,14 +129,14 @@ class AudioListener(WSListener):
     """One Vobiz connection: takes its token's lease, then feeds whole messages to its session.
 
     Args:
-        claim: awaits the token's connection lease; None while another socket holds it.
+        claim: given the connection, awaits the token's lease; None while another holds it.
         open_session: makes the session once the lease is taken, given what the claim found.
         max_message_bytes: longest message; a longer one closes the socket with 1009.
     """
 
     def __init__(
         self,
-        claim: Callable[[], asyncio.Future[Any]],
+        claim: Callable[[PicowsConnection], asyncio.Future[Any]],
         open_session: Callable[[PicowsConnection, Any], Session],
         max_message_bytes: int,
     ) -> None:
@@ -132,7 +157,7 @@ class AudioListener(WSListener):
         """Pause the socket and claim the token."""
         self.connection = PicowsConnection(transport)
         self.connection.pause_reading()
-        self._claiming = self._claim()
+        self._claiming = self._claim(self.connection)
         self._claiming.add_done_callback(self._claimed)
 
     def _claimed(self, claim: asyncio.Future[Any]) -> None:

@@ -313,9 +313,9 @@ async def test_a_reconnect_replaces_a_socket_gone_quiet_that_the_server_still_ho
     """A dropped line can leave our side of the socket open (half-open: no close, no reset,
     until the pings time out 40 s later). Vobiz reconnects meanwhile; a socket of the token
     that has sent nothing for SUPERSEDE_QUIET_S is taken for dead and replaced."""
-    from stream_server import server as server_module
+    from stream_server import leases as lease_module
 
-    monkeypatch.setattr(server_module, "SUPERSEDE_QUIET_S", 0.5)
+    monkeypatch.setattr(lease_module, "SUPERSEDE_QUIET_S", 0.5)
     tok = token()
     one = CallAudio(
         tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="q-1", call_id="call-1"
@@ -340,13 +340,13 @@ async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, mo
     """Vobiz reconnects at once; giving the lease back is a DynamoDB write in a thread, and a
     busy task may get to it seconds later (CI saw the reconnect refused as "token in use"). A
     reconnect landing on the task that is releasing its token awaits that release."""
-    from stream_server import server as server_module
+    from stream_server import leases as lease_module
 
     leases = harness.server.backends.leases
     real_release = leases.release
 
     def slow_release(*args, **kwargs):
-        time.sleep(server_module.LEASE_WAIT_S + 1.0)  # longer than a reconnect polls for
+        time.sleep(lease_module.LEASE_WAIT_S + 1.0)  # longer than a reconnect polls for
         return real_release(*args, **kwargs)
 
     monkeypatch.setattr(leases, "release", slow_release)
