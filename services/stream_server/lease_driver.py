@@ -110,31 +110,35 @@ class LeaseDriver:
     # -- carrying out ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        for action in self._book.actions_ready():
-            entry = self._conns.get(action.conn)
-            if entry is None:
-                continue
-            if isinstance(action, machine.Probe):
-                self._probe(action.conn, entry)
-            elif isinstance(action, machine.Acquire):
-                self._spawn(self._acquire(action.conn, entry))
-            elif isinstance(action, machine.Admit):
-                if not entry.claim.done():
-                    entry.claim.set_result(action.lease)
-            elif isinstance(action, machine.Refuse):
-                del self._conns[action.conn]
-                self._on_refused(entry.token, action.reason)
-                if not entry.claim.done():
-                    entry.claim.set_result(None)
-            elif isinstance(action, machine.Supersede):
-                log.warning("superseded (%s): token %s…", action.reason, entry.token[:8])
-                if entry.session is not None:
-                    entry.session.request_stop("superseded", 1001, "replaced by a new connection")
-            elif isinstance(action, machine.Release):
-                self._spawn(self._release(action.conn, entry))
-            elif isinstance(action, machine.Renew):
-                self._spawn(self._renew(action.conn, entry))
+        while actions := self._book.actions_ready():  # a probe's answer may decide at once
+            for action in actions:
+                self._carry_out(action)
         self._schedule()
+
+    def _carry_out(self, action: machine.Action[int]) -> None:
+        entry = self._conns.get(action.conn)
+        if entry is None:
+            return
+        if isinstance(action, machine.Probe):
+            self._probe(action.conn, entry)
+        elif isinstance(action, machine.Acquire):
+            self._spawn(self._acquire(action.conn, entry))
+        elif isinstance(action, machine.Admit):
+            if not entry.claim.done():
+                entry.claim.set_result(action.lease)
+        elif isinstance(action, machine.Refuse):
+            del self._conns[action.conn]
+            self._on_refused(entry.token, action.reason)
+            if not entry.claim.done():
+                entry.claim.set_result(None)
+        elif isinstance(action, machine.Supersede):
+            log.warning("superseded (%s): token %s…", action.reason, entry.token[:8])
+            if entry.session is not None:
+                entry.session.request_stop("superseded", 1001, "replaced by a new connection")
+        elif isinstance(action, machine.Release):
+            self._spawn(self._release(action.conn, entry))
+        elif isinstance(action, machine.Renew):
+            self._spawn(self._renew(action.conn, entry))
 
     def _probe(self, conn: int, entry: _Conn) -> None:
         view = entry.socket.kernel_view()
@@ -142,6 +146,7 @@ class LeaseDriver:
         if view is None:  # no TCP_INFO (not Linux): the loop's view, which a stall can fool
             heard = entry.last_heard() if entry.last_heard is not None else now
             view = (heard, False)
+
         self._book.heard(conn, view[0], view[1], now, now)
 
     def _schedule(self) -> None:
