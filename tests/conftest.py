@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from local.aws import table_request
 from local.template import Template
+from tests.contention import busy_cores, stall_forever
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +84,35 @@ def read_stream(kinesis: Any, stream: str) -> list[tuple[str, bytes]]:
             break
         iterator = response.get("NextShardIterator")
     return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``contention`` run on this host as it is and on a loaded one."""
+    if metafunc.definition.get_closest_marker("contention") is not None:
+        metafunc.fixturenames.append("host")
+        metafunc.parametrize("host", ["idle", "busy"], indirect=True)
+
+
+@pytest.fixture
+def host(request: pytest.FixtureRequest) -> str:
+    """``idle`` or ``busy`` (see :mod:`tests.contention`)."""
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _loaded_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On a ``busy`` host: every core spinning, and each stream server's loop stalled."""
+    if "host" not in request.fixturenames or request.getfixturevalue("host") != "busy":
+        yield
+        return
+    from stream_server.server import StreamServer
+
+    real_start = StreamServer.start
+
+    async def start(self: StreamServer) -> None:
+        await real_start(self)
+        self._spawn(stall_forever())
+
+    monkeypatch.setattr(StreamServer, "start", start)
+    with busy_cores():
+        yield

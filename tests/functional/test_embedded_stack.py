@@ -78,6 +78,7 @@ def test_a_call_through_the_embedded_stack(tmp_path, codec, rate):
 
 
 @pytest.mark.slow
+@pytest.mark.contention
 def test_prompt_agent_barge_in_and_dropped_frames(tmp_path):
     summary, folder = run(tmp_path, "--agent", "prompt", "--drop", "200-209")
     with wave.open(str(folder / "played.wav")) as w:
@@ -104,6 +105,7 @@ def test_prompt_agent_barge_in_and_dropped_frames(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.contention
 def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_path):
     summary, folder = run(tmp_path, "--drop-at", "600")
     assert len(summary["vobiz_stream_ids"]) == 2, "Vobiz reconnected once, with a new streamId"

@@ -262,6 +262,7 @@ async def test_bad_tokens_get_403_before_the_upgrade(harness, bad):
     assert harness.records() == []
 
 
+@pytest.mark.contention
 async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_read(harness):
     """One live connection per token (DESIGN §4): a copy of the URL cannot join a live call."""
     tok = token()
@@ -307,6 +308,7 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
     assert len(harness.records(key="s-live")) > 0
 
 
+@pytest.mark.contention
 async def test_a_reconnect_replaces_a_socket_gone_quiet_that_the_server_still_holds(
     harness, monkeypatch
 ):
@@ -336,6 +338,7 @@ async def test_a_reconnect_replaces_a_socket_gone_quiet_that_the_server_still_ho
     assert harness.server.counters.auth_failures == 0
 
 
+@pytest.mark.contention
 async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, monkeypatch):
     """Vobiz reconnects at once; giving the lease back is a DynamoDB write in a thread, and a
     busy task may get to it seconds later (CI saw the reconnect refused as "token in use"). A
@@ -369,6 +372,7 @@ async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, mo
     assert harness.server.counters.auth_failures == 0
 
 
+@pytest.mark.contention
 async def test_a_reconnect_on_the_same_token_continues_the_call_stream(harness):
     """Vobiz's maxRetries: same URL, a fresh start with a new streamId, the same call."""
     tok = token()
@@ -621,6 +625,7 @@ async def test_throttling_and_partial_failures_lose_nothing(aws):
         await server.close()
 
 
+@pytest.mark.contention
 async def test_drain_ends_live_streams_and_loses_nothing(harness):
     audio = CallAudio(
         tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 4]},
@@ -682,6 +687,7 @@ def control(
         conn.close()
 
 
+@pytest.mark.contention
 async def test_talk_back_barge_in_and_checkpoints(harness):
     """prompt agent: greets, is cleared when the caller speaks, holds audio until clearedAudio."""
     speech = source(8000, "inbound")[7 * 16000 : 9 * 16000]  # the caller talks from ~7.1 s
