@@ -18,7 +18,8 @@ from contextlib import contextmanager
 #: The server's loop blocks this long, this often: longer than any window the lease decisions
 #: once rested on (a socket "talking" 1.0-1.5 s after a newcomer, "silent" 2 s).
 STALL_S = 1.5
-STALL_EVERY_S = 3.0
+STALL_EVERY_S = 2.5
+FIRST_STALL_S = 0.3  # early: most of these tests last a few seconds
 
 
 @contextmanager
@@ -35,7 +36,8 @@ def busy_cores() -> Iterator[None]:
 
 
 async def stall_forever(stall_s: float = STALL_S, every_s: float = STALL_EVERY_S) -> None:
-    """Block the running loop for ``stall_s`` every ``every_s`` (until cancelled)."""
+    """Block the running loop for ``stall_s``, first soon, then every ``every_s``."""
+    await asyncio.sleep(FIRST_STALL_S)
     while True:
-        await asyncio.sleep(every_s)
         time.sleep(stall_s)  # noqa: ASYNC251 - blocking the loop is the point
+        await asyncio.sleep(every_s)

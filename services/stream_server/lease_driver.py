@@ -44,6 +44,7 @@ class _Conn:
     claim: asyncio.Future[Lease | None]
     session: Ending | None = None
     last_heard: Callable[[], float] | None = None  # the loop's view, where the kernel's is not
+    paused: Callable[[], bool] = lambda: False  # its session stopped reading (back-pressure)
     release: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,10 +82,16 @@ class LeaseDriver:
         self._run()
         return conn, future
 
-    def attach(self, conn: int, session: Ending, last_heard: Callable[[], float]) -> None:
-        """The admitted socket's session (what a supersede ends)."""
-        self._conns[conn].session = session
-        self._conns[conn].last_heard = last_heard
+    def attach(
+        self,
+        conn: int,
+        session: Ending,
+        last_heard: Callable[[], float],
+        paused: Callable[[], bool],
+    ) -> None:
+        """The admitted socket's session (what a supersede ends) and what it knows of it."""
+        entry = self._conns[conn]
+        entry.session, entry.last_heard, entry.paused = session, last_heard, paused
 
     def ended(self, conn: int, **release: Any) -> None:
         """The socket's session ended: give the lease back with where the call stands."""

@@ -14,7 +14,10 @@ socket's last data arrived, and whether any is still unread), each fact stamped 
 true. A stalled loop only delays the facts, and every decision rests on facts:
 
 * **talking**: the old socket received data ``TALKING_S`` after the newcomer's upgrade arrived
-  (its last words, retransmitted, may trail in just after) → the newcomer is refused;
+  (its last words, retransmitted, may trail in just after), and after it was last backlogged
+  → the newcomer is refused. A socket we read slower than it sends (back-pressure: data waits
+  unread) receives only as fast as we read: what still arrives then may be a dropped line's
+  send buffer draining, so it is not taken for talk until the socket has caught up;
 * **dead**: an observation taken ``SUPERSEDE_QUIET_S`` after the later of the newcomer's arrival
   and the old socket's last data shows nothing new, and nothing unread → the old socket is
   superseded (its end releases the lease), then the newcomer takes it;
@@ -135,7 +138,8 @@ class _Token(Generic[C]):
     holder: C | None = None  # the token's open socket here
     heard: float = 0.0  # when the kernel last got data from it
     observed: float = 0.0  # when that was observed
-    unread: bool = False  # data of it waits unread (a paused socket)
+    unread: bool = False  # data of it waits unread (we read it slower than it sends)
+    backlogged: float = 0.0  # when it was last observed with data unread
     superseded: bool = False
     renewed: float = 0.0
     releasing: list[C] = field(default_factory=list)  # releases being written
@@ -168,6 +172,8 @@ class LeaseBook(Generic[C]):
         state.heard = max(state.heard, last_data)
         state.observed = max(state.observed, observed)
         state.unread = unread
+        if unread:
+            state.backlogged = max(state.backlogged, observed)
         self._advance(self._of[conn], now)
 
     def closed(self, conn: C, now: float) -> None:
@@ -285,7 +291,8 @@ class LeaseBook(Generic[C]):
     def _judge(self, state: _Token[C], head: _Newcomer[C], now: float, probe: bool) -> bool:
         """The head newcomer against the token's open socket; True when it was refused."""
         assert state.holder is not None
-        if state.heard >= head.arrived + TALKING_S:
+        talk_from = max(head.arrived, state.backlogged)
+        if not state.unread and state.heard >= talk_from + TALKING_S:
             self._refuse(self._of[head.conn], TALKING)
             return True
         quiet_since = max(state.heard, head.arrived)

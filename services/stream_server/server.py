@@ -328,7 +328,9 @@ class StreamServer:
             lease_holder=holder,
             lease_id=conn,
         )
-        self.leasing.attach(conn, session, lambda: session.last_heard)
+        self.leasing.attach(
+            conn, session, lambda: session.last_heard, lambda: session.reading_paused
+        )
         self.sessions[id(session)] = session
         self._no_sessions.clear()
         self.counters.sessions += 1

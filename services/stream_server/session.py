@@ -195,6 +195,11 @@ class Session:
         return self.assembler.state is StreamState.STARTED and self._finish is None
 
     @property
+    def reading_paused(self) -> bool:
+        """True while the socket is not read: the writer is full for this stream."""
+        return self._pump is not None
+
+    @property
     def ending(self) -> bool:
         """True once the session has begun to end."""
         return self._finish is not None

@@ -373,6 +373,50 @@ async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, mo
 
 
 @pytest.mark.contention
+async def test_a_reconnect_behind_a_backlog_the_old_socket_is_still_read_out_is_admitted(harness):
+    """Issue 22: the old socket dropped with seconds of audio still unread (Kinesis slow, so
+    the session reads slowly); its words, read after the newcomer came, were taken for talk and
+    the reconnect was refused, losing the rest of the call. What counts is when they reached
+    the kernel: before the newcomer. The reconnect waits for the old close, then continues."""
+    writer = harness.server.audio_writer
+    real_put = writer._put_records
+
+    def slow_put(**kwargs):
+        time.sleep(0.25)  # a slow Kinesis: the session pauses its socket behind it
+        return real_put(**kwargs)
+
+    writer._put_records = slow_put
+    tok = token()
+    one = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 40]},  # 40 s sent at once
+        sample_rate=8000,
+        stream_id="b-1",
+        call_id="call-1",
+    )
+    two = CallAudio(
+        tracks={"inbound": bytes(8000)}, sample_rate=8000, stream_id="b-2", call_id="call-1"
+    )
+    ws = await connect(harness.url(tok))
+    lines = list(messages(one, "mulaw"))
+
+    async def send_all():
+        for line in lines:
+            await ws.send(line)
+
+    sending = asyncio.create_task(send_all())
+    await asyncio.sleep(0.5)
+    ws.transport.close()  # the line drops: what was written still reaches us, then the FIN
+    await play(harness.url(tok), messages(two, "mulaw"))  # Vobiz reconnects at once
+    sending.cancel()
+    await wait_for(lambda: not harness.server.sessions, 60)
+    await harness.settle()
+    audio = [r for r in harness.records(key="b-1") if isinstance(r, records.AudioRecord)]
+    second = [r for r in audio if r.seq >= 2**32]
+    assert second and sum(r.frames for r in second) == 25, "the reconnect's audio is all there"
+    assert harness.server.counters.auth_failures == 0, "the reconnect was not refused"
+
+
+@pytest.mark.contention
 async def test_a_reconnect_on_the_same_token_continues_the_call_stream(harness):
     """Vobiz's maxRetries: same URL, a fresh start with a new streamId, the same call."""
     tok = token()

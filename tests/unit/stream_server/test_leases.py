@@ -210,3 +210,31 @@ def test_other_tokens_are_independent():
     loop.book.closed("a", 1.0)
     assert loop.take() == [Release("a")]
     assert loop.book.holder("tok-b") == "b"
+
+
+@STALLS
+def test_a_dropped_lines_send_buffer_draining_behind_back_pressure_is_not_talk(stall):
+    """Data the kernel receives only as fast as we read (a backlog) may be a dead line's send
+    buffer: talk counts from the moment the socket caught up, not from the newcomer."""
+    loop = Loop(stall)
+    loop.admit("old")
+    loop.book.opened("new", "tok", 10.0, loop.at(10.0))
+    for t in (11.0, 12.0, 13.0, 14.0):  # arriving after the newcomer, with data unread
+        loop.book.heard("old", t, True, loop.at(t), loop.now)
+    assert not [a for a in loop.take() if isinstance(a, Refuse)]
+    loop.book.heard("old", 14.2, False, loop.at(14.3), loop.now)  # caught up: then its FIN
+    assert not [a for a in loop.take() if isinstance(a, Refuse)]
+    loop.book.closed("old", loop.at(14.4))
+    loop.book.released("old", loop.at(14.5))
+    assert loop.take()[-1] == Acquire("new")
+
+
+@STALLS
+def test_a_live_socket_that_catches_up_and_keeps_talking_is_still_talking(stall):
+    loop = Loop(stall)
+    loop.admit("live")
+    loop.book.opened("copy", "tok", 10.0, loop.at(10.0))
+    loop.book.heard("live", 11.0, True, loop.at(11.0), loop.now)
+    loop.now = max(loop.now, 11.0)
+    actions = loop.run_until(40.0, lambda now: now - 0.02)
+    assert [a for a in actions if isinstance(a, Refuse)] == [Refuse("copy", TALKING)]
