@@ -32,7 +32,6 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from picows import (
-    WSAutoPingStrategy,
     WSUpgradeRequest,
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
@@ -49,6 +48,7 @@ from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings,
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.control import ControlServer
+from stream_server.keepalive import Keepalive, Verdict
 from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.protection import Protection
@@ -58,6 +58,8 @@ from stream_server.transport import AudioListener, PicowsConnection
 from stream_server.writer import KinesisWriter, PutRecords
 
 log = logging.getLogger("callstream.server")
+#: How often the keepalive looks at every socket (a TCP_INFO read each).
+KEEPALIVE_TICK_S = 1.0
 
 _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
 
@@ -124,6 +126,7 @@ class StreamServer:
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
         #: Who may stream on each token: reconnects and copied URLs (:mod:`.leases`).
         self.leasing = LeaseDriver(backends.leases, on_refused=self._token_refused)
+        self._keepalives: dict[int, tuple[PicowsConnection, Keepalive]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.audio_writer = self._writer(settings.audio_stream, settings.max_unacked_ms)
         self.utterance_writer = self._writer(settings.utterance_stream, None)
@@ -154,10 +157,8 @@ class StreamServer:
             self.settings.host,
             self.settings.port,
             max_frame_size=self.protocol_settings.max_message_bytes,
-            enable_auto_ping=True,  # a silent peer (a dead NAT, a lost Vobiz node) is found
-            auto_ping_idle_timeout=20,
-            auto_ping_reply_timeout=20,
-            auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
+            # ours, by the kernel's bytes and never while paused (stream_server.keepalive)
+            enable_auto_ping=False,
             enable_auto_pong=False,  # the listener answers pings, within a bound (transport)
             logger_name="callstream.websocket",
         )
@@ -178,6 +179,7 @@ class StreamServer:
         )
         self._spawn(self._ticker())
         self._spawn(self._lease_loop())
+        self._spawn(self._keepalive_loop())
         self._spawn(self._metrics_loop())
         log.info(
             "listening on %s:%d (control %d)", self.settings.host, self.port, self.control_port
@@ -332,6 +334,8 @@ class StreamServer:
             conn, session, lambda: session.last_heard, lambda: session.reading_paused
         )
         self.sessions[id(session)] = session
+        idle, reply = self.settings.keepalive_idle_s, self.settings.keepalive_reply_s
+        self._keepalives[id(session)] = (connection, Keepalive(idle, reply, time.monotonic()))
         self._no_sessions.clear()
         self.counters.sessions += 1
         self._spawn(self._until_ended(session))
@@ -342,6 +346,7 @@ class StreamServer:
             await session.wait_ended()
         finally:
             del self.sessions[id(session)]
+            self._keepalives.pop(id(session), None)
             if not self.sessions:
                 self._no_sessions.set()
             stats = session.assembler.stats
@@ -481,6 +486,27 @@ class StreamServer:
         while True:
             await asyncio.sleep(RENEW_TICK_S)
             self.leasing.tick()
+
+    async def _keepalive_loop(self) -> None:
+        """Ping silent peers and close dead ones; a paused socket is never judged."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_TICK_S)
+            now = time.monotonic()
+            for key, (connection, keepalive) in list(self._keepalives.items()):
+                session = self.sessions.get(key)
+                if session is None or session.ending:
+                    continue
+                view = connection.kernel_view()
+                last_data = view[0] if view is not None else session.last_heard
+                verdict = keepalive.check(now, last_data, session.reading_paused)
+                if verdict is Verdict.PING:
+                    connection.ping()
+                elif verdict is Verdict.DEAD:
+                    session.log.warning(
+                        "keepalive: nothing from the peer %.0f s after a ping: closed",
+                        keepalive.reply_s,
+                    )
+                    session.request_stop("keepalive", 1011, "keepalive ping timeout")
 
     async def _metrics_loop(self) -> None:
         while True:

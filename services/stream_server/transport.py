@@ -60,6 +60,11 @@ class PicowsConnection:
         if not self.closed and self._room():
             self._transport.send(WSMsgType.TEXT, text)
 
+    def ping(self) -> None:
+        """Ping the peer (our keepalive); it answers with a pong, which the kernel counts."""
+        if not self.closed and self._room():
+            self._transport.send_ping(b"keepalive")
+
     def pong(self, payload: bytes) -> None:
         """Answer a ping, unless the peer lets our answers pile up unread."""
         if not self.closed and self._room():

@@ -1139,6 +1139,98 @@ async def test_a_peer_that_never_reads_its_pongs_is_cut_off_with_bounded_memory(
     assert sum(r.frames for r in ok) == 50, "the other call lost nothing"
 
 
+async def test_a_socket_paused_behind_kinesis_longer_than_the_keepalive_keeps_its_call(aws):
+    """Issue 22: back-pressure stops reading the socket; the keepalive then saw silence and
+    closed the call we had paused ourselves. Here Kinesis holds a call 4 s, past a 1 s + 1 s
+    keepalive; the peer (like the simulator) keeps sending and the call ends whole."""
+    server = build_server(
+        settings(keepalive_idle_s=1.0, keepalive_reply_s=1.0, max_unacked_ms=1000),
+        kinesis=aws["kinesis"],
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=LocalProtection(),
+    )
+    real_put = server.audio_writer._put_records
+    stalled = {"until": 0.0}
+
+    def put(**kwargs):
+        if stalled["until"] == 0.0:
+            stalled["until"] = time.monotonic() + 4.0
+        time.sleep(max(0.0, stalled["until"] - time.monotonic()))  # Kinesis is away 4 s
+        return real_put(**kwargs)
+
+    server.audio_writer._put_records = put
+    await server.start()
+    try:
+        pcm = source(8000, "inbound")[: 8000 * 2 * 10]
+        audio = CallAudio(tracks={"inbound": pcm}, sample_rate=8000, stream_id="s-ka", call_id="c")
+        await play(
+            f"ws://127.0.0.1:{server.port}/v1/audio/{token(call='c')}",
+            messages(audio, "mulaw", with_stop=True),
+        )
+        await wait_for(lambda: not server.sessions, 30)
+        assert await server.audio_writer.drain(30) == 0
+        found = [records.decode(d) for _, d in read_stream(aws["kinesis"], "AudioStream")]
+        got, _ = track_audio(found, "s-ka", "inbound")
+        assert got == codecs.ulaw_encode(pcm), "the whole call"
+        assert found[-1].name == "stop", "ended by the peer, not by our keepalive"
+        assert server.audio_writer.stats.backpressure_s > 2.0, "the socket was paused"
+    finally:
+        await server.close()
+
+
+async def test_a_peer_gone_silent_is_pinged_and_closed_with_the_reason(aws):
+    """The keepalive still finds a dead line: a peer that sends a start, then nothing, and
+    answers no ping (a raw socket, like a dead NAT) is closed 1011 and recorded so."""
+    import base64 as b64
+    import os
+    import socket
+
+    server = build_server(
+        settings(keepalive_idle_s=1.0, keepalive_reply_s=1.0),
+        kinesis=aws["kinesis"],
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=LocalProtection(),
+    )
+    await server.start()
+    try:
+        audio = CallAudio(tracks={"inbound": bytes(320)}, sample_rate=8000, stream_id="s-dead")
+
+        def silent_peer() -> bytes:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            key = b64.b64encode(os.urandom(16)).decode()
+            path = f"/v1/audio/{token(call='call-0001')}"
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            start = next(iter(messages(audio, "mulaw"))).encode()
+            mask = b"\x01\x02\x03\x04"
+            body = bytes(b ^ mask[i % 4] for i, b in enumerate(start))
+            sock.sendall(b"\x81" + bytes([0x80 | 126]) + len(body).to_bytes(2, "big") + mask + body)
+            time.sleep(4.0)  # silent, answering nothing
+            sock.settimeout(1)
+            seen = b""
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(4096):
+                    seen += chunk
+            sock.close()
+            return seen
+
+        import contextlib
+
+        seen = await asyncio.to_thread(silent_peer)
+        assert b"\x89" in seen, "it was pinged"
+        assert b"keepalive ping timeout" in seen, "then closed with the reason"
+        await wait_for(lambda: not server.sessions)
+        item = DynamoRegistry(aws["dynamodb"], "Registry").get("s-dead")
+        assert item is not None and item.end_reason == "keepalive"
+    finally:
+        await server.close()
+
+
 class Throttled:
     """A Kinesis client whose PutRecords throttles a share of records, as Kinesis does."""
 

@@ -105,6 +105,18 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
+    keepalive_idle_s: float = Field(
+        20.0,
+        gt=0,
+        description="A socket the kernel got nothing from for this long (while we read it) is "
+        "pinged; time we paused it for back-pressure does not count.",
+    )
+    keepalive_reply_s: float = Field(
+        20.0,
+        gt=0,
+        description="A pinged socket that sends nothing for this long is closed (1011 keepalive "
+        "ping timeout): the line is dead.",
+    )
     receive_buffer_bytes: int = Field(
         32_768,
         ge=4096,
