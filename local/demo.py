@@ -159,6 +159,25 @@ def faults_of(args: argparse.Namespace) -> Faults:
     )
 
 
+def ended_early(call: SimCall, frames: int) -> str | None:
+    """Why the simulated call did not stream all of its ``frames`` (None: it did, or meant not).
+
+    A call the app stopped, or one whose faults drop frames on purpose, is not early.
+    """
+    if call.stopped_by_app:
+        return None
+    if call.error is not None:
+        return f"call {call.call_uuid}: the simulator reports: {call.error}"
+    faults = call.faults
+    planned = faults.drop_chunks or faults.drop_at is not None or faults.disconnect_at is not None
+    if not planned and call.frames_sent < frames:
+        return (
+            f"call {call.call_uuid}: only {call.frames_sent} of {frames} frames were streamed "
+            "before the socket ended"
+        )
+    return None
+
+
 def wav_frames(path: Path) -> int:
     """20 ms frames in a WAV file."""
     with wave.open(str(path)) as w:
@@ -302,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             for error in stack.poller.errors[-5:]:
                 print(f"  {error}", file=sys.stderr)
             return 1
+        early = [problem for c in calls if (problem := ended_early(c, total // len(calls)))]
+        for problem in early:
+            print(problem, file=sys.stderr)
         for call in calls:
             write_outputs(
                 stack,
@@ -310,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                 max(completed[call.call_uuid], key=lambda d: int(d.get("generation", 1))),
                 events.get(call.call_uuid, []),
             )
+        if early:
+            print(f"{len(early)} call(s) ended early; see {log}", file=sys.stderr)
+            return 1
         if args.linger > 0:
             print(f"the console stays up {args.linger:.0f} s (Ctrl-C ends it sooner)", flush=True)
             with contextlib.suppress(KeyboardInterrupt):

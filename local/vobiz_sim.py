@@ -334,6 +334,7 @@ class VobizSimulator:
             call.error = f"connect failed: {error}"
             await self._status(spec, call, stream_id, "DroppedStream")
             return "dropped", index
+        call.error = None  # connected: an earlier failed attempt was recovered from
         connection = _Connection(ws, stream_id)
         if spec.api is not None:
             self._live[spec.api.stream_id] = connection

@@ -1,0 +1,73 @@
+"""What a SIGKILL loses per call while Kinesis throttles 80 % of records (issue 22, item 6).
+
+Run: .venv/bin/python -m bench.sigkill_loss [--cap-ms 3000] [--runs 1]
+
+The real stream server as a process (``python -m stream_server``) behind a proxy in front of
+moto that throttles 80 % of each PutRecords' records, as Kinesis does, per record; 10 calls at
+real time; SIGKILL at 18 s. Loss per call = frames the caller handed to its socket minus the
+frames in Kinesis. It prints the figures and the bound the settings give (the cap, the record
+being filled, the socket buffers), the same computation as
+``tests/functional/test_stream_server_process.py``, whose helpers it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import urllib.request
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.aws import table_request
+from local.vobiz_frames import CallAudio, messages
+from tests.conftest import TABLES
+from tests.functional.test_stream_server_process import TONE, sigkill_under_throttling
+
+
+def moto() -> tuple[ThreadedMotoServer, tuple[str, object]]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._server.server_port}"
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()  # noqa: S310 - the local moto
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+    for stream in ("AudioStream", "UtteranceStream"):
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+    for name, logical in (("Registry", "RegistryTable"), ("Nonces", "NonceTable")):
+        dynamodb.create_table(**table_request(name, TABLES[logical]))
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="recordings")
+    boto3.client("events", endpoint_url=endpoint).create_event_bus(Name="callstream")
+    return server, (endpoint, kinesis)
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cap-ms", type=int, default=3000, help="CALLSTREAM_MAX_UNACKED_MS")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    frame_json = len(list(messages(CallAudio({"inbound": TONE}, 8000), "mulaw"))[1])
+    unread = (2 * (2 * 32_768) + 2 * 8192) // frame_json
+    bound = args.cap_ms // 20 + 1120 // 20 + unread
+    for run in range(args.runs):
+        server, fixture = moto()
+        try:
+            sent, lost = asyncio.run(sigkill_under_throttling(args.cap_ms, fixture))
+        finally:
+            server.stop()
+        print(
+            f"run {run + 1}, cap {args.cap_ms} ms: loss per call (20 ms frames) {sorted(lost)}; "
+            f"max {max(lost)} ({max(lost) * 0.02:.2f} s), mean {sum(lost) / len(lost):.1f} "
+            f"({sum(lost) / len(lost) * 0.02:.2f} s); sent up to {max(sent)}; "
+            f"bound from the settings {bound} ({bound * 0.02:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
