@@ -15,35 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import urllib.request
 
-import boto3
-from moto.server import ThreadedMotoServer
-
-from local.aws import table_request
 from local.vobiz_frames import CallAudio, messages
-from tests.conftest import TABLES
-from tests.functional.test_stream_server_process import TONE, sigkill_under_throttling
-
-
-def moto() -> tuple[ThreadedMotoServer, tuple[str, object]]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(name, "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server._server.server_port}"
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()  # noqa: S310 - the local moto
-    kinesis = boto3.client("kinesis", endpoint_url=endpoint)
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
-    for stream in ("AudioStream", "UtteranceStream"):
-        kinesis.create_stream(StreamName=stream, ShardCount=1)
-    for name, logical in (("Registry", "RegistryTable"), ("Nonces", "NonceTable")):
-        dynamodb.create_table(**table_request(name, TABLES[logical]))
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="recordings")
-    boto3.client("events", endpoint_url=endpoint).create_event_bus(Name="callstream")
-    return server, (endpoint, kinesis)
+from tests.functional.test_stream_server_process import (
+    TONE,
+    sigkill_under_throttling,
+    start_moto,
+)
 
 
 def main() -> None:
@@ -52,13 +30,16 @@ def main() -> None:
     parser.add_argument("--cap-ms", type=int, default=3000, help="CALLSTREAM_MAX_UNACKED_MS")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")  # moto's; never real credentials
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     frame_json = len(list(messages(CallAudio({"inbound": TONE}, 8000), "mulaw"))[1])
     unread = (2 * (2 * 32_768) + 2 * 8192) // frame_json
     bound = args.cap_ms // 20 + 1120 // 20 + unread
     for run in range(args.runs):
-        server, fixture = moto()
+        server, endpoint, kinesis = start_moto()
         try:
-            sent, lost = asyncio.run(sigkill_under_throttling(args.cap_ms, fixture))
+            sent, lost = asyncio.run(sigkill_under_throttling(args.cap_ms, (endpoint, kinesis)))
         finally:
             server.stop()
         print(

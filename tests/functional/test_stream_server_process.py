@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -30,12 +31,14 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "process-test-key-0123456789abcdef"
 
 
-@pytest.fixture
-def moto_server(aws_env):
+def start_moto() -> tuple[ThreadedMotoServer, str, Any]:
+    """moto in server mode with the streams, tables, bucket and bus; (server, endpoint, kinesis).
+
+    moto's state is per process: it starts from nothing, whatever an earlier test left.
+    """
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
-    # moto's state is per process: start from nothing, whatever an earlier test left
     urllib.request.urlopen(
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     ).close()
@@ -47,6 +50,12 @@ def moto_server(aws_env):
         dynamodb.create_table(**table_request(name, TABLES[logical]))
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="recordings")
     boto3.client("events", endpoint_url=endpoint).create_event_bus(Name="callstream")
+    return server, endpoint, kinesis
+
+
+@pytest.fixture
+def moto_server(aws_env):
+    server, endpoint, kinesis = start_moto()
     yield endpoint, kinesis
     server.stop()
 
