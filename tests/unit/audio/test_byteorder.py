@@ -147,3 +147,35 @@ def test_the_detector_alone():
     silent = ByteOrderDetector()
     for _ in range(500):
         assert silent.observe(bytes(320)) is None
+
+
+def test_a_track_held_for_its_byte_order_keeps_its_place_beside_one_that_was_not():
+    """Holding a track's first frames must not start it late: it lines up where it arrived
+    (found in a reconnected call: the held track slid 60 ms behind the other)."""
+    rate = 8000
+    talk = speech(rate)[58400:66400]  # loud speech from the first frame: held until decided
+    assembler = Assembler(audio_settings=AudioSettings(), call_uuid="c-1")
+    start = {
+        "event": "start",
+        "start": {
+            "streamId": "s-1",
+            "callId": "c-1",
+            "tracks": ["inbound", "outbound"],
+            "mediaFormat": {"encoding": "audio/x-l16", "sampleRate": rate},
+        },
+    }
+    assembler.receive(parse_message(json.dumps(start)))
+    silence = bytes(320)
+    data = wire(talk, "little")
+    for i, offset in enumerate(range(0, len(data), 320)):
+        for track, payload in (("inbound", data[offset : offset + 320]), ("outbound", silence)):
+            body = {"track": track, "chunk": i + 1, "payload": base64.b64encode(payload).decode()}
+            assembler.receive(
+                parse_message(json.dumps({"event": "media", "media": body})), i * 0.02
+            )
+    assembler.close("close", 9.0)
+    audio = [r for r in assembler.records_ready() if isinstance(r, AudioRecord)]
+    first = {t: min(r.start_sample for r in audio if r.track == t) for t in ("inbound", "outbound")}
+    assert first == {"inbound": 0, "outbound": 0}
+    inbound = b"".join(r.payload for r in audio if r.track == "inbound")
+    assert inbound == talk.astype("<i2").tobytes()

@@ -595,12 +595,7 @@ class Assembler:
             frame = None if number is None else number - self._nonmedia
 
         if not track.started:
-            track.started = True
-            # A track that starts late lines up with the others' latest frame.
-            others = [
-                t.last_frame_start for t in self._tracks.values() if t.started and t is not track
-            ]
-            track.position = max(others, default=self._base_position)
+            self._start_track(track)
         elif (
             frame is not None
             and track.next_frame is not None
@@ -611,6 +606,12 @@ class Assembler:
         self._append(track, frame, payload, body.timestamp, now)
         if track.held:
             self._drain_held(track, now)
+
+    def _start_track(self, track: _Track) -> None:
+        """A track's first frame: a track that starts late lines up with the others' latest."""
+        track.started = True
+        others = [t.last_frame_start for t in self._tracks.values() if t.started and t is not track]
+        track.position = max(others, default=self._base_position)
 
     def _detect(
         self, track: _Track, detector: ByteOrderDetector, message: MediaMessage, now: float
@@ -631,6 +632,8 @@ class Assembler:
             return detector.decided
         if not detector.moved and not track.undecided:
             return DOCUMENTED
+        if not track.started:  # its place on the timeline is where it arrived, not where held
+            self._start_track(track)
         track.undecided.append((message, now))
         if len(track.undecided) >= BYTE_ORDER_HOLD:
             self._provisional(track)
