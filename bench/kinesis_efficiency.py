@@ -16,8 +16,9 @@ from pathlib import Path
 
 from callstream.audio import records
 from callstream.audio.assembler import Assembler
+from callstream.audio.events import records as records_of
 from callstream.audio.protocol import parse_message
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import CallAudio, messages, read_wav
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
@@ -25,14 +26,14 @@ UNIT = 25 * 1024
 KB = 1024
 
 
-def measure(codec: str, rate: int, tracks: tuple[str, ...], settings: AudioSettings) -> dict:
+def measure(codec: str, rate: int, tracks: tuple[str, ...], settings: AudioLimits) -> dict:
     pcm = {t: read_wav(AUDIO / f"support_call_{rate}_{t}.wav")[0] for t in tracks}
     audio = CallAudio(tracks=pcm, sample_rate=rate)
-    asm = Assembler(audio_settings=settings)
+    asm = Assembler(limits=settings)
     sizes = []
     for line in messages(audio, codec):
         asm.receive(parse_message(line))
-        sizes += [len(records.encode(r)) for r in asm.records_ready()]
+        sizes += [len(records.encode(r)) for r in records_of(asm.events_ready())]
     minutes = max(len(p) for p in pcm.values()) / 2 / rate / 60
     total = sum(sizes)
     units = sum(math.ceil(s / UNIT) for s in sizes)
@@ -62,8 +63,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for label, cfg in (
-        ("default (≤ 25,100 B, ≤ 1 s)", AudioSettings()),
-        ("≤ 25,100 B, ≤ 3.2 s", AudioSettings(record_max_ms=3200)),
+        ("default (≤ 25,100 B, ≤ 1 s)", AudioLimits()),
+        ("≤ 25,100 B, ≤ 3.2 s", AudioLimits(record_max_ms=3200)),
     ):
         for codec, rate, tracks in cases:
             r = measure(codec, rate, tracks, cfg)

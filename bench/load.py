@@ -145,7 +145,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
         metrics_interval_s=3600,
         **json.loads(os.environ.get("BENCH_SERVER_SETTINGS", "{}")),
     )
-    server = StreamServer(settings, backends, audio_settings=audio)
+    server = StreamServer(settings, backends, limits=audio.limits())
     await server.start()
     if not os.environ.get("BENCH_DEFAULT_GC"):
         from stream_server.__main__ import tune_gc

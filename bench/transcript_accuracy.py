@@ -23,7 +23,7 @@ from callstream.audio.assembler import Assembler
 from callstream.audio.events import utterances as utterances_of
 from callstream.audio.protocol import parse_message
 from callstream.audio.vad import Segmenter
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,12 +67,11 @@ def spans(rate: int, mulaw: bool) -> list[tuple[dict, bytes]]:
 
 def pipeline(tape: str) -> list[tuple[dict, bytes, int]]:
     """The tape through the assembler + VAD; each utterance matched to the script by overlap."""
-    cfg = AudioSettings()
-    asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    cfg = AudioLimits()
+    asm = Assembler(limits=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
     found = []
     for line in (TAPES / f"{tape}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
-        asm.records_ready()
         found += utterances_of(asm.events_ready())
     out = []
     for u in script():

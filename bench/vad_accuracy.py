@@ -19,7 +19,7 @@ import numpy as np
 
 from callstream.audio import codecs
 from callstream.audio.vad import Segmenter, Utterance
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
@@ -44,7 +44,7 @@ def energy_detector(threshold_db: float):
     return is_speech
 
 
-def segment(pcm: bytes, rate: int, track: str, cfg: AudioSettings, detector=None):
+def segment(pcm: bytes, rate: int, track: str, cfg: AudioLimits, detector=None):
     seg = Segmenter(rate, track, cfg, detector=detector)
     frame = rate // 50 * 2
     began = time.perf_counter()
@@ -93,7 +93,7 @@ def run(configs):
 
 
 def main():
-    base = AudioSettings()
+    base = AudioLimits()
     configs = [
         (
             f"webrtc mode {m}, end {e} ms",

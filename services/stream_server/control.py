@@ -25,7 +25,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from callstream.audio.protocol import ID_PATTERN
 from callstream.control import commands
 from callstream.exceptions import (
     AuthError,
@@ -34,6 +33,7 @@ from callstream.exceptions import (
     RequestError,
     http_status,
 )
+from callstream.vocabulary import ID_PATTERN
 from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.control")

@@ -39,12 +39,14 @@ from picows import (
 )
 
 from callstream import logsafety
-from callstream.audio.assembler import Assembler, Continuation, SegmenterFactory
+from callstream.audio.assembler import Assembler, Continuation
+from callstream.audio.vad import SegmenterFactory
 from callstream.clock import now_iso
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
 from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
+from callstream.vocabulary import AudioLimits
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.control import ControlServer
@@ -108,13 +110,13 @@ class StreamServer:
         settings: ServerSettings,
         backends: Backends,
         *,
-        audio_settings: AudioSettings | None = None,
+        limits: AudioLimits | None = None,
         protocol_settings: ProtocolSettings | None = None,
     ) -> None:
         """Configure the server; nothing listens until :meth:`start`."""
         self.settings = settings
         self.backends = backends
-        self.audio_settings = audio_settings or load(AudioSettings)
+        self.limits = limits or load(AudioSettings).limits()
         self.protocol_settings = protocol_settings or load(ProtocolSettings)
         self.counters = ServerCounters()
         # Unauthenticated upgrades cost a count, not a line each (they are counted in metrics).
@@ -315,7 +317,7 @@ class StreamServer:
             audio_sink=self.audio_writer,
             utterance_sink=self.utterance_writer,
             assembler=Assembler(
-                audio_settings=self.audio_settings,
+                limits=self.limits,
                 call_uuid=grant.call_uuid,
                 stream_id=grant.stream_id,
                 segmenter_factory=self.backends.segmenter_factory,

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from callstream.audio import records as wire
 from callstream.audio.assembler import Assembler
 from callstream.audio.events import (
     AudioEvent,
@@ -41,10 +39,10 @@ from callstream.audio.events import (
     Started,
     StreamState,
     Unknown,
+    UtteranceFound,
 )
-from callstream.audio.events import utterances as utterances_of
 from callstream.audio.protocol import Message, StartMessage, parse_message
-from callstream.audio.records import AudioRecord
+from callstream.clock import SYSTEM_CLOCK, Clock
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.logsafety import Throttle
 from stream_server.agents import Agent, StreamInfo
@@ -145,7 +143,7 @@ class Session:
         agent: Agent,
         hooks: Hooks,
         talkback_factory: Callable[..., Talkback],
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         generation: int = 1,
         lease_holder: str = "",
         lease_id: int = 0,
@@ -162,13 +160,12 @@ class Session:
         self.end_reason: str | None = None
         self.talkback: Talkback | None = None
         self.started_at: float | None = None
-        self._audio = audio_sink
-        self._utterances = utterance_sink
+        self._sinks: dict[str, Sink] = {"audio": audio_sink, "utterances": utterance_sink}
         self._hooks = hooks
         self._talkback_factory = talkback_factory
         self._clock = clock
         #: When the peer last sent anything (monotonic): a live Vobiz stream sends every 20 ms.
-        self.last_heard = time.monotonic()
+        self.last_heard = clock.monotonic()
         # Records waiting for the writer, in order; a task empties it when the writer is full.
         self._outbox: deque[tuple[Sink, bytes, float]] = deque()  # (sink, record, audio ms)
         self._pump: asyncio.Task[None] | None = None
@@ -233,7 +230,7 @@ class Session:
         """
         if self._finish is not None:
             return  # after stop, refusal or drain nothing more is read
-        self.last_heard = time.monotonic()
+        self.last_heard = self._clock.monotonic()
         try:
             self._receive(data, binary)
         except Exception as error:
@@ -265,7 +262,7 @@ class Session:
         message: Message | None = None
         try:
             message = parse_message(data)
-            self.assembler.receive(message, self._clock())
+            self.assembler.receive(message, self._clock.time())
         except InvalidStartError as error:
             self._refuse(error, message.stream if isinstance(message, StartMessage) else None)
             return
@@ -293,43 +290,40 @@ class Session:
         self._refusal = asyncio.create_task(self._hooks.refused(self, stream_id, reason))
         self._end()
 
-    def _on_events(self, events: list[AudioEvent]) -> None:
-        """Act once on each event of the audio core, in order."""
-        for event in events:
-            talk = self.talkback
-            if isinstance(event, SpeechBegan):  # barge-in runs at once, beside any hook running
-                if talk is not None:
-                    self._agent_now(self.agent.on_speech, talk, event.track)
-            elif isinstance(event, MediaDecoded):
-                if talk is not None:
-                    hook = self.agent.on_audio
-                    self._agent_call(hook, talk, event.track, event.pcm, event.start_sample)
-            elif isinstance(event, Started):
+    def _act(self, event: AudioEvent) -> None:
+        """Act once on one event of the audio core (its record is written already)."""
+        talk = self.talkback
+        match event:
+            case SpeechBegan(track=track) if talk is not None:
+                self._agent_now(self.agent.on_speech, talk, track)  # barge-in: beside any hook
+            case MediaDecoded(track=track, pcm=pcm, start_sample=start) if talk is not None:
+                self._agent_call(self.agent.on_audio, talk, track, pcm, start)
+            case Started():
                 self._on_start(event)
-            elif isinstance(event, Played):
-                if talk is not None:
-                    talk.on_played(event.name)
-                    self._agent_call(self.agent.on_checkpoint, talk, event.name)
-            elif isinstance(event, Cleared):
-                if talk is not None:
-                    talk.on_cleared()
-                    self._agent_call(self.agent.on_cleared, talk)
-            elif isinstance(event, Dtmf):
-                if talk is not None:
-                    self._agent_call(self.agent.on_dtmf, talk, event.digit)
-            elif isinstance(event, Unknown):
+            case Played(name=name) if talk is not None:
+                talk.on_played(name)
+                self._agent_call(self.agent.on_checkpoint, talk, name)
+            case Cleared() if talk is not None:
+                talk.on_cleared()
+                self._agent_call(self.agent.on_cleared, talk)
+            case Dtmf(digit=digit) if talk is not None:
+                self._agent_call(self.agent.on_dtmf, talk, digit)
+            case UtteranceFound(record=utterance) if talk is not None:
+                self._agent_call(self.agent.on_utterance, talk, utterance)
+            case Unknown(event=name):
                 self._throttle.log(
-                    logging.INFO, "unknown_event", "unknown event %r ignored", event.event[:80]
+                    logging.INFO, "unknown_event", "unknown event %r ignored", name[:80]
                 )
-            elif isinstance(event, ByteOrderFound):
+            case ByteOrderFound():
                 self._on_byte_order(event)
-            elif isinstance(event, Ended) and self._finish is None:  # a stop message
+            case Ended() if self._finish is None:  # a stop message
                 self.end_reason = "stop"
                 self._end()
-            # UtteranceFound goes out with the records (see _emit); Gap is in the records.
+            case _:
+                pass  # audio, gaps, renumbering, our own notes: the record is all there is
 
     def _on_start(self, start: Started) -> None:
-        self.started_at = self._clock()
+        self.started_at = self._clock.time()
         self.log.extra = {"call_uuid": self.grant.call_uuid, "stream_id": start.stream_id}
         self.talkback = self._talkback_factory(
             self._send,
@@ -381,23 +375,17 @@ class Session:
     # -- records out, in order ------------------------------------------------------------
 
     def _emit(self) -> None:
-        """Act on the assembler's events; hand its records to the sinks, in order, unblocked."""
+        """Write what the core hands over, in order and unblocked; act on each event."""
         events = self.assembler.events_ready()
-        if events:
-            self._on_events(events)
-            utterances = utterances_of(events)
-        else:
-            utterances = []
-        records = self.assembler.records_ready()
-        if not records and not utterances:
+        if not events:
             return
         outbox = self._outbox
-        for record in records:
-            ms = record.samples * 1000 / record.sample_rate if type(record) is AudioRecord else 0.0
-            outbox.append((self._audio, wire.encode(record), ms))
-        for utterance in utterances:
-            outbox.append((self._utterances, wire.encode(utterance), 0.0))
-        if self._pump is None:
+        queued = len(outbox)
+        for event in events:
+            out = event.write
+            if out is not None:
+                outbox.append((self._sinks[out.stream], out.data, out.ms))
+        if len(outbox) > queued and self._pump is None:
             stream_id = self.assembler.stream_id
             assert stream_id is not None
             while outbox and outbox[0][0].offer(stream_id, outbox[0][1], outbox[0][2]):
@@ -405,9 +393,8 @@ class Session:
             if outbox:  # the writer is full for this stream: wait for it, reading nothing
                 self.connection.pause_reading()
                 self._pump = asyncio.create_task(self._pump_outbox(stream_id))
-        if self.talkback is not None:
-            for utterance in utterances:
-                self._agent_call(self.agent.on_utterance, self.talkback, utterance)
+        for event in events:
+            self._act(event)
 
     async def _pump_outbox(self, stream_id: str) -> None:
         try:
@@ -424,7 +411,7 @@ class Session:
         """Record what we said into the call as an ``agent`` event, in order with the audio."""
         if not self.live:
             return
-        self.assembler.note("agent", self._clock(), {"action": action, **data})
+        self.assembler.note("agent", self._clock.time(), {"action": action, **data})
         self._emit()
 
     async def _send(self, frame: bytes) -> None:
@@ -468,7 +455,7 @@ class Session:
             self.end_reason = self.end_reason or "close"
             try:
                 if self.assembler.state is not StreamState.ENDED:
-                    self.assembler.close(self.end_reason, self._clock())
+                    self.assembler.close(self.end_reason, self._clock.time())
             except Exception:
                 self.log.exception("closing the stream failed")
             # now, not in the task: a reconnect of the token may be waiting on this task

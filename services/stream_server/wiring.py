@@ -46,7 +46,7 @@ def build_server(
 ) -> StreamServer:
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
-    audio = settings.load(settings.AudioSettings)
+    limits = settings.load(settings.AudioSettings).limits()
     key = token_key or secrets_manager.token_key()
     kinesis = kinesis or client("kinesis")
     dynamodb = dynamodb or client("dynamodb")
@@ -57,6 +57,6 @@ def build_server(
         verify_token=grant_verifier(key),
         authorize_control=lambda stream_id, header: check_control_auth(stream_id, header, key),
         protection=protect or protection.from_environment(),
-        segmenter_factory=lambda rate, track: Segmenter(rate, track, audio),
+        segmenter_factory=lambda rate, track: Segmenter(rate, track, limits),
     )
-    return StreamServer(cfg, backends, audio_settings=audio)
+    return StreamServer(cfg, backends, limits=limits)

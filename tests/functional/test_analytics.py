@@ -14,11 +14,10 @@ from callstream import wiring
 from callstream.adapters.transcribe_aws import AwsTranscriber
 from callstream.audio import records
 from callstream.audio.assembler import UTTERANCE_STRIDE, Assembler, Continuation
-from callstream.audio.events import utterances as utterances_of
 from callstream.audio.protocol import parse_message
 from callstream.audio.vad import Segmenter
 from callstream.exceptions import UpstreamError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.aws import table_request
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
@@ -80,17 +79,23 @@ def stack(aws, monkeypatch):
     return bus
 
 
+def take(events, audio: list, utterances: list) -> None:
+    """What the core hands the session to write, as (partition key, bytes), per stream."""
+    for event in events:
+        if event.write is not None:
+            to = audio if event.write.stream == "audio" else utterances
+            to.append((event.record.stream_id, event.write.data))
+
+
 def tape_records(name: str):
-    cfg = AudioSettings()
-    asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    cfg = AudioLimits()
+    asm = Assembler(limits=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
     audio, utterances = [], []
     for line in (ROOT / "events" / "tapes" / f"{name}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
-        audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
-        utterances += [(u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready())]
+        take(asm.events_ready(), audio, utterances)
     asm.close("socket closed")  # Vobiz sends no stop: the socket close ends the stream
-    audio += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
-    utterances += [(u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready())]
+    take(asm.events_ready(), audio, utterances)
     return audio, utterances
 
 
@@ -162,7 +167,7 @@ def reconnected_tape_records(name: str, cut: int):
     The second connection has its own ``start`` (a new streamId) and numbers its media from 1,
     as Vobiz does; it continues the first's timeline with no outage.
     """
-    cfg = AudioSettings()
+    cfg = AudioLimits()
     lines = (ROOT / "events" / "tapes" / f"{name}.jsonl").read_text().splitlines()
     out: list[tuple[str, bytes]] = []
     said: list[tuple[str, bytes]] = []
@@ -171,10 +176,9 @@ def reconnected_tape_records(name: str, cut: int):
         for line in messages:
             asm.receive(parse_message(line))
         asm.close("socket closed")
-        out.extend((r.stream_id, records.encode(r)) for r in asm.records_ready())
-        said.extend((u.stream_id, records.encode(u)) for u in utterances_of(asm.events_ready()))
+        take(asm.events_ready(), out, said)
 
-    first = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    first = Assembler(limits=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
     play(first, lines[:cut])
     totals = first.stream_totals
     start = json.loads(lines[0])
@@ -186,7 +190,7 @@ def reconnected_tape_records(name: str, cut: int):
         media["media"]["chunk"] = (n + 1) // 2  # two tracks a chunk, from 1 again
         again.append(json.dumps(media))
     second = Assembler(
-        audio_settings=cfg,
+        limits=cfg,
         segmenter_factory=lambda r, t: Segmenter(r, t, cfg),
         continuation=Continuation(
             stream_id=str(first.stream_id),

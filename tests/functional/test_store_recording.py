@@ -15,8 +15,9 @@ from callstream import wiring
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.audio import codecs, records
 from callstream.audio.assembler import Assembler
+from callstream.audio.events import records as records_of
 from callstream.audio.protocol import parse_message
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
 from local.vobiz_frames import CallAudio, messages, read_wav
@@ -45,13 +46,13 @@ def bucket(aws, monkeypatch):
 
 
 def stream_records(lines) -> list[tuple[str, bytes]]:
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     out = []
     for line in lines:
         asm.receive(parse_message(line))
-        out += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
+        out += [(r.stream_id, records.encode(r)) for r in records_of(asm.events_ready())]
     asm.close("socket closed")
-    out += [(r.stream_id, records.encode(r)) for r in asm.records_ready()]
+    out += [(r.stream_id, records.encode(r)) for r in records_of(asm.events_ready())]
     return out
 
 

@@ -8,10 +8,11 @@ import pytest
 
 from callstream.audio import codecs
 from callstream.audio.assembler import Assembler
+from callstream.audio.events import records as records_of
 from callstream.audio.events import utterances as utterances_of
 from callstream.audio.protocol import parse_message
 from callstream.audio.records import AudioRecord, EventRecord
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +39,13 @@ def test_tape_is_what_the_script_generates(name):
     [("support_call_mulaw_8k", 8000, "mulaw"), ("support_call_l16_16k", 16000, "l16")],
 )
 def test_replaying_a_tape_yields_the_source_audio(name, rate, codec):
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     out = []
     for line in (TAPES / f"{name}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
-        out.extend(asm.records_ready())
+        out.extend(records_of(asm.events_ready()))
     asm.close("socket closed")  # Vobiz sends no stop: the socket close ends the stream
-    out.extend(asm.records_ready())
+    out.extend(records_of(asm.events_ready()))
     assert isinstance(out[-1], EventRecord) and out[-1].name == "close"
     for track in ("inbound", "outbound"):
         source, found = read_wav(AUDIO / f"support_call_{rate}_{track}.wav")
@@ -64,14 +65,15 @@ def test_replaying_a_tape_yields_the_source_audio(name, rate, codec):
 def test_tape_utterances_cover_the_script_and_carry_the_track_audio(name, rate, codec):
     from callstream.audio.vad import Segmenter
 
-    cfg = AudioSettings()
-    asm = Assembler(audio_settings=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
+    cfg = AudioLimits()
+    asm = Assembler(limits=cfg, segmenter_factory=lambda r, t: Segmenter(r, t, cfg))
     audio: list[AudioRecord] = []
     utterances = []
     for line in (TAPES / f"{name}.jsonl").read_text().splitlines():
         asm.receive(parse_message(line))
-        audio += [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
-        utterances += utterances_of(asm.events_ready())
+        happened = asm.events_ready()
+        audio += [r for r in records_of(happened) if isinstance(r, AudioRecord)]
+        utterances += utterances_of(happened)
     script = json.loads((AUDIO / "support_call.json").read_text())["utterances"]
     assert [(u.track, u.index) for u in sorted(utterances, key=lambda u: u.start_sample)] == [
         (u["track"], i // 2) for i, u in enumerate(script)

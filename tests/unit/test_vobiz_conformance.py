@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from callstream.audio import codecs, protocol
-from callstream.audio.assembler import RESTART_FRAMES, Assembler, Continuation
+from callstream.audio.assembler import Assembler, Continuation
+from callstream.audio.events import records as records_of
 from callstream.audio.protocol import MediaMessage, StartMessage, parse_message
 from callstream.audio.records import AudioRecord, EventRecord
+from callstream.audio.timeline import RESTART_FRAMES
 from callstream.control.callbacks import SignedRequest, verify_request
 from callstream.exceptions import InvalidStartError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local import vobiz_wire
 
 # ------------------------------------------------------------------ the simulator's own codecs
@@ -188,36 +190,36 @@ def named(out, name):
 
 
 def test_swapped_frames_are_put_back_in_order_not_dropped():
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     asm.receive(start_msg())
     for chunk in (1, 2, 4, 3, 5):
         asm.receive(media(chunk=chunk, fill=chunk))
     asm.close("close")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert audio(out) == b"".join(bytes([n]) * 160 for n in (1, 2, 3, 4, 5))
     assert named(out, "gap") == [] and asm.stats.tracks["inbound"].reordered == 1
 
 
 def test_a_missing_frame_that_never_comes_is_a_gap_after_the_window():
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     asm.receive(start_msg())
     for chunk in (1, 2, 4, 5, 6, 7, 8):
         asm.receive(media(chunk=chunk, fill=chunk))
     asm.close("close")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     (gap,) = named(out, "gap")
     assert gap.data["frames"] == 1 and gap.data["first_frame"] == 3
     assert audio(out) == b"".join(bytes([n]) * 160 for n in (1, 2, 4, 5, 6, 7, 8))
 
 
 def test_numbering_that_jumps_back_is_a_restart_and_the_audio_is_kept():
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     asm.receive(start_msg())
     frames = [*range(1, 41), *range(1, 11)]  # Vobiz restarted its chunk counter at 1
     for n, chunk in enumerate(frames):
         asm.receive(media(chunk=chunk, fill=n % 250))
     asm.close("close")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert len(audio(out)) == 160 * len(frames)  # nothing dropped as a "duplicate"
     (renumbered,) = named(out, "renumbered")
     assert renumbered.data == {"track": "inbound", "from_frame": 41, "to_frame": 1}
@@ -226,7 +228,7 @@ def test_numbering_that_jumps_back_is_a_restart_and_the_audio_is_kept():
 
 
 def test_dtmf_between_media_never_makes_a_gap_in_sequence_numbering():
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     asm.receive(start_msg())
     asm.receive(media(seq=1))
     asm.receive(media(seq=2))
@@ -234,7 +236,7 @@ def test_dtmf_between_media_never_makes_a_gap_in_sequence_numbering():
     asm.receive(media(seq=4))
     asm.receive(media(seq=5))
     asm.close("close")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert named(out, "gap") == [] and len(audio(out)) == 4 * 160
 
 
@@ -245,11 +247,11 @@ def test_a_reconnect_continues_the_call_stream_with_the_outage_as_a_gap():
     cont = Continuation(
         stream_id="first", generation=2, position_ms=1000, outage_ms=500, previous_stream_id="a"
     )
-    asm = Assembler(audio_settings=AudioSettings(), continuation=cont)
+    asm = Assembler(limits=AudioLimits(), continuation=cont)
     asm.receive(start_msg(stream="second"))
     asm.receive(media(chunk=1))
     asm.close("close")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert {r.stream_id for r in out} == {"first"} and asm.vobiz_stream_id == "second"
     assert min(r.seq for r in out) >= 2**32  # after every record of the first connection
     (gap,) = named(out, "gap")
@@ -262,11 +264,11 @@ def test_a_reconnect_continues_the_call_stream_with_the_outage_as_a_gap():
 
 
 def test_l16_24k_is_a_stream_format_end_to_end_in_the_core():
-    asm = Assembler(audio_settings=AudioSettings())
+    asm = Assembler(limits=AudioLimits())
     asm.receive(start_msg(encoding="audio/x-l16", rate=24000))
     asm.receive(media(chunk=1, size=960))
     asm.close("close")
-    (record,) = [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    (record,) = [r for r in records_of(asm.events_ready()) if isinstance(r, AudioRecord)]
     assert (record.sample_rate, len(record.payload)) == (24000, 960)
 
 

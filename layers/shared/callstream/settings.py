@@ -16,8 +16,10 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callstream.exceptions import ConfigError
+from callstream.vocabulary import AudioLimits
 
 ENV_PREFIX = "CALLSTREAM_"
+_LIMITS = AudioLimits()
 
 
 class _Base(BaseSettings):
@@ -25,17 +27,21 @@ class _Base(BaseSettings):
 
 
 class AudioSettings(_Base):
-    """How frames become Kinesis records and utterances (assembler and voice activity)."""
+    """How frames become Kinesis records and utterances, as a deployer sets it.
+
+    Validated, then handed to the audio core as an :class:`~callstream.vocabulary.AudioLimits`
+    (:meth:`limits`), whose defaults these are.
+    """
 
     record_max_bytes: int = Field(
-        25_100,
+        _LIMITS.record_max_bytes,
         ge=320,
         le=1_000_000,
         description="Largest audio payload in one Kinesis record. 25,100 bytes keeps a record "
         "with its largest header (463 bytes, 128-character ids) inside one 25 KB PUT payload unit.",
     )
     record_max_ms: int = Field(
-        1_000,
+        _LIMITS.record_max_ms,
         ge=20,
         le=60_000,
         description="Longest audio span in one record: bounds what a crashed task can lose. "
@@ -44,28 +50,36 @@ class AudioSettings(_Base):
         "3200 brings μ-law within a few % of the minimum, at up to 3 s lost on a crash.",
     )
     l16_byte_order: Literal["auto", "big", "little"] = Field(
-        "auto",
+        _LIMITS.l16_byte_order,
         description="Byte order of inbound L16. Vobiz's documentation says big-endian, Vobiz's "
         "own reference code sends little-endian: auto decides per track from the audio "
         "(speech is smooth in the right order), big or little forces one.",
     )
-    vad_mode: int = Field(3, ge=0, le=3, description="WebRTC VAD aggressiveness (0-3).")
+    vad_mode: int = Field(
+        _LIMITS.vad_mode, ge=0, le=3, description="WebRTC VAD aggressiveness (0-3)."
+    )
     vad_start_ms: int = Field(
-        60, ge=20, description="Voiced audio needed within the start window to open an utterance."
+        _LIMITS.vad_start_ms,
+        ge=20,
+        description="Voiced audio needed within the start window to open an utterance.",
     )
     vad_end_ms: int = Field(
-        500, ge=20, description="Unvoiced audio that closes an utterance (hangover)."
+        _LIMITS.vad_end_ms, ge=20, description="Unvoiced audio that closes an utterance (hangover)."
     )
-    vad_preroll_ms: int = Field(200, ge=0, description="Audio kept before the detected onset.")
+    vad_preroll_ms: int = Field(
+        _LIMITS.vad_preroll_ms, ge=0, description="Audio kept before the detected onset."
+    )
     vad_min_ms: int = Field(
-        250, ge=0, description="Utterances shorter than this (clicks, noise) are dropped."
+        _LIMITS.vad_min_ms,
+        ge=0,
+        description="Utterances shorter than this (clicks, noise) are dropped.",
     )
     utterance_max_ms: int = Field(
-        15_000,
+        _LIMITS.utterance_max_ms,
         ge=1_000,
-        le=30_000,
-        description="An utterance longer than this is split. 30 s of L16 16 kHz is ~960 KB, "
-        "just under Kinesis's 1 MB record limit.",
+        le=60_000,
+        description="An utterance longer than this is split. At any rate it is also cut where "
+        "its record would pass Kinesis's 1 MiB (21.8 s of L16 at 24 kHz).",
     )
 
     @model_validator(mode="after")
@@ -73,6 +87,10 @@ class AudioSettings(_Base):
         if self.vad_preroll_ms + self.vad_end_ms >= self.utterance_max_ms:
             raise ValueError("vad_preroll_ms + vad_end_ms must be below utterance_max_ms")
         return self
+
+    def limits(self) -> AudioLimits:
+        """The value the audio core takes."""
+        return AudioLimits(**self.model_dump())
 
 
 class ProtocolSettings(_Base):

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 from callstream.audio import records
 from callstream.audio.assembler import MAX_PENDING, Assembler
 from callstream.audio.events import StreamState
+from callstream.audio.events import records as records_of
 from callstream.audio.protocol import parse_message
 from callstream.audio.records import AudioRecord, EventRecord
 from callstream.exceptions import InvalidAudioError, OutOfOrderError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 
 
 def start(tracks=("inbound",), encoding="audio/x-mulaw", rate=8000, stream="s-1", call="c-1"):
@@ -55,7 +56,7 @@ def events(records, name=None):
 
 
 def make(**overrides):
-    return Assembler(audio_settings=AudioSettings(**overrides))
+    return Assembler(limits=AudioLimits(**overrides))
 
 
 def test_mulaw_frames_become_one_second_records_with_every_byte():
@@ -65,7 +66,7 @@ def test_mulaw_frames_become_one_second_records_with_every_byte():
     for i, frame in enumerate(frames, start=1):
         asm.receive(media(frame, chunk=i), now=1.0 + i * 0.02)
     asm.receive(stop(), now=4.0)
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert [r.seq for r in out] == list(range(len(out)))
     assert out[0].name == "start" and out[-1].name == "stop"  # type: ignore[union-attr]
     audio = [r for r in out if isinstance(r, AudioRecord)]
@@ -85,7 +86,7 @@ def test_l16_is_swapped_to_little_endian_and_capped_by_bytes():
     for i in range(1, 5):
         asm.receive(media(wire[:640], chunk=i))
     asm.receive(stop())
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     audio = [r for r in out if isinstance(r, AudioRecord)]
     assert all(len(r.payload) <= 2000 for r in audio)
     assert [r.frames for r in audio] == [3, 1]
@@ -100,7 +101,7 @@ def test_gap_is_reported_and_the_timeline_moves_on():
     for chunk in (1, 2, 5, 6):
         asm.receive(media(b"\x01" * 160, chunk=chunk))
     asm.close("socket closed")
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     (gap,) = events(out, "gap")
     assert gap.data == {
         "track": "inbound",
@@ -122,7 +123,7 @@ def test_sequence_number_detects_gaps_on_a_single_track_without_chunk():
     for seq in (1, 2, 4):
         asm.receive(media(b"\x01" * 160, seq=seq))
     asm.receive(stop())
-    assert events(asm.records_ready(), "gap")[0].data["frames"] == 1
+    assert events(records_of(asm.events_ready()), "gap")[0].data["frames"] == 1
 
 
 def test_duplicate_frames_are_dropped_and_counted():
@@ -131,7 +132,7 @@ def test_duplicate_frames_are_dropped_and_counted():
     for chunk in (1, 2, 2, 1, 3):
         asm.receive(media(bytes([chunk]) * 160, chunk=chunk))
     asm.receive(stop())
-    assert audio_of(asm.records_ready()) == b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160
+    assert audio_of(records_of(asm.events_ready())) == b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160
     assert asm.stats.tracks["inbound"].duplicates == 2
 
 
@@ -148,7 +149,7 @@ def test_events_keep_arrival_order_with_the_audio():
     asm.receive(stop())
     kinds = [
         r.name if isinstance(r, EventRecord) else f"{r.track}:{r.payload[0]}"
-        for r in asm.records_ready()
+        for r in records_of(asm.events_ready())
     ]
     assert kinds == [
         "start",
@@ -170,7 +171,7 @@ def test_late_track_lines_up_with_the_other():
         asm.receive(media(b"\x01" * 160, chunk=chunk, track="inbound"))
     asm.receive(media(b"\x02" * 160, chunk=1, track="outbound"))
     asm.receive(stop())
-    out = [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    out = [r for r in records_of(asm.events_ready()) if isinstance(r, AudioRecord)]
     assert {r.track: r.start_sample for r in out} == {"inbound": 0, "outbound": 9 * 160}
 
 
@@ -179,7 +180,7 @@ def test_media_before_start_is_held_and_replayed():
     asm.receive(media(b"\x05" * 160, chunk=1))
     asm.receive(start())
     asm.receive(stop())
-    assert audio_of(asm.records_ready()) == b"\x05" * 160
+    assert audio_of(records_of(asm.events_ready())) == b"\x05" * 160
 
 
 def test_too_much_before_start_is_refused():
@@ -199,7 +200,7 @@ def test_second_start_and_anything_after_the_end_are_refused():
     with pytest.raises(OutOfOrderError, match="after the stream ended"):
         asm.receive(media(b"\x01" * 160, chunk=1))
     asm.close("late close")  # idempotent after stop
-    assert [r.name for r in events(asm.records_ready())] == ["start", "stop"]
+    assert [r.name for r in events(records_of(asm.events_ready()))] == ["start", "stop"]
 
 
 def test_odd_l16_frame_is_refused_and_the_stream_goes_on():
@@ -210,7 +211,7 @@ def test_odd_l16_frame_is_refused_and_the_stream_goes_on():
         asm.receive(media(b"\x00" * 321, chunk=2))
     asm.receive(media(b"\x00\x02" * 160, chunk=3))
     asm.receive(stop())
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert len(audio_of(out)) == 640
     assert events(out, "gap")[0].data["frames"] == 1
 
@@ -220,9 +221,9 @@ def test_flush_due_bounds_how_long_audio_is_held():
     asm.receive(start(), now=100.0)
     asm.receive(media(b"\x01" * 160, chunk=1), now=100.0)
     asm.flush_due(100.5)
-    assert not [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    assert not [r for r in records_of(asm.events_ready()) if isinstance(r, AudioRecord)]
     asm.flush_due(101.2)  # 1 s, or the few frames more a record may carry (at most 1 KB)
-    (record,) = asm.records_ready()
+    (record,) = records_of(asm.events_ready())
     assert isinstance(record, AudioRecord) and record.received_at == 100.0
 
 
@@ -230,7 +231,7 @@ def test_close_before_start_drops_held_messages_and_ends():
     asm = make()
     asm.receive(media(b"\x01" * 160, chunk=1))
     asm.close("no start")
-    assert asm.state is StreamState.ENDED and asm.records_ready() == []
+    assert asm.state is StreamState.ENDED and records_of(asm.events_ready()) == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -263,7 +264,7 @@ def test_no_byte_lost_or_duplicated_and_every_gap_reported(plan, max_bytes, max_
             dropped[track] += 1
     # frames dropped after a track's last sent frame are invisible, as on the wire
     asm.receive(stop())
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert [r.seq for r in out] == list(range(len(out)))
     for track in ("inbound", "outbound"):
         assert audio_of(out, track) == bytes(sent[track])
@@ -289,7 +290,7 @@ def test_out_of_range_frame_numbers_are_refused_and_the_stream_goes_on(chunk):
         asm.receive(media(b"\x02" * 160, chunk=chunk))
     asm.receive(media(b"\x03" * 160, chunk=2))
     asm.receive(stop())
-    out = asm.records_ready()
+    out = records_of(asm.events_ready())
     assert audio_of(out) == b"\x01" * 160 + b"\x03" * 160
     assert records_encode_all(out)
 
@@ -303,12 +304,12 @@ def records_encode_all(out) -> bool:
 @pytest.mark.parametrize(("encoding", "rate"), [("audio/x-mulaw", 8000), ("audio/x-l16", 8000)])
 def test_time_capped_records_fill_the_kilobyte_they_are_billed_for(encoding, rate):
     stream = "MZ" + "7" * 34  # Vobiz-length ids
-    asm = Assembler(audio_settings=AudioSettings(), call_uuid="c" * 36)
+    asm = Assembler(limits=AudioLimits(), call_uuid="c" * 36)
     asm.receive(start(encoding=encoding, rate=rate, stream=stream, call="c" * 36))
     frame = bytes(160 if encoding == "audio/x-mulaw" else 320)
     for n in range(1, 500):
         asm.receive(media(frame, chunk=n))
-    audio = [r for r in asm.records_ready() if isinstance(r, AudioRecord)]
+    audio = [r for r in records_of(asm.events_ready()) if isinstance(r, AudioRecord)]
     one_second = 50 * len(frame)
     header = records.audio_header_bytes(stream, "c" * 36)
     paid_kb = -(-(header + one_second) // 1024)
@@ -340,7 +341,7 @@ def test_each_message_gives_its_event_once_in_order():
     asm.flush_due(10.0)  # stop waiting for it
     asm.receive(stop())
     got = asm.events_ready()
-    assert got == [
+    assert [e for e in got if not isinstance(e, ev.AudioReady)] == [
         ev.Started("s-1", "s-1", "c-1", "mulaw", 8000, ("inbound", "outbound")),
         ev.Dtmf("7", "inbound"),
         ev.Played("turn-1"),
@@ -351,6 +352,47 @@ def test_each_message_gives_its_event_once_in_order():
     ]
     assert asm.events_ready() == [] and asm.state is StreamState.ENDED
     assert asm.stats.frames == 2 and asm.stats.unknown_events == 1  # counted once, here
+
+
+def test_every_event_that_is_written_carries_its_record_encoded_in_stream_order():
+    """One output: the session writes each event's bytes as handed, and nothing else."""
+    from callstream.audio import events as ev
+    from callstream.audio.vad import Utterance
+
+    class OneUtterance:  # a segmenter that hears one utterance in the first second
+        active = False
+
+        def __init__(self) -> None:
+            self.pcm = bytearray()
+
+        def receive(self, pcm: bytes, start_sample: int) -> None:
+            self.pcm += pcm
+
+        def utterances_ready(self):
+            if len(self.pcm) != 16000:
+                return []
+            return [Utterance("inbound", 8000, 0, 0, 8000, bytes(self.pcm))]
+
+        def close(self):
+            return []
+
+    asm = Assembler(limits=AudioLimits(), segmenter_factory=lambda r, t: OneUtterance())
+    asm.receive(start(), now=1.0)
+    for n in range(1, 120):
+        asm.receive(media(bytes([n]) * 160, chunk=n), now=1.0 + n * 0.02)
+    asm.receive(message({"event": "dtmf", "dtmf": {"digit": "1", "track": "inbound"}}), now=4.0)
+    asm.receive(stop(), now=4.1)
+    got = asm.events_ready()
+    written = [e for e in got if e.write is not None]
+    assert {type(e) for e in written} >= {ev.Started, ev.AudioReady, ev.Dtmf, ev.UtteranceFound}
+    for event in written:
+        assert event.write.data == records.encode(event.record)
+        assert event.write.stream == ("utterances" if type(event) is ev.UtteranceFound else "audio")
+    audio = [e for e in written if e.write.stream == "audio"]
+    assert [e.record.seq for e in audio] == list(range(len(audio)))
+    assert type(audio[-1]) is ev.Ended and audio[-1].record.name == "stop"
+    assert sum(e.write.ms for e in audio) == pytest.approx(119 * 20)
+    assert [e for e in got if e.write is None and not isinstance(e, ev.SpeechBegan)] == []
 
 
 def test_media_is_decoded_for_a_listener_only_and_once(monkeypatch):
@@ -368,14 +410,14 @@ def test_media_is_decoded_for_a_listener_only_and_once(monkeypatch):
 
     monkeypatch.setattr(module.codecs, "ulaw_decode", counting)
     frame = bytes([0x00, 0x80] * 80)  # loud μ-law: speech to the VAD
-    cfg = AudioSettings()
-    quiet = Assembler(audio_settings=cfg)
+    cfg = AudioLimits()
+    quiet = Assembler(limits=cfg)
     quiet.receive(start())
     quiet.receive(media(frame, chunk=1))
     assert quiet.events_ready()[1:] == [] and decoded == []  # no listener, no VAD: no decode
 
     listener = Assembler(
-        audio_settings=cfg,
+        limits=cfg,
         segmenter_factory=lambda r, t: Segmenter(r, t, cfg),
         decode_media=True,
     )
@@ -394,12 +436,12 @@ def test_a_start_for_another_call_or_stream_than_the_tokens_is_refused():
     from callstream.exceptions import StreamMismatchError, TokenError
 
     for asm, start_message in (
-        (Assembler(audio_settings=AudioSettings(), call_uuid="c-9"), start()),
-        (Assembler(audio_settings=AudioSettings(), stream_id="s-9"), start()),
+        (Assembler(limits=AudioLimits(), call_uuid="c-9"), start()),
+        (Assembler(limits=AudioLimits(), stream_id="s-9"), start()),
     ):
         with pytest.raises(StreamMismatchError) as refused:
             asm.receive(start_message)
         assert isinstance(refused.value, TokenError) and asm.state is StreamState.NEW
-    same = Assembler(audio_settings=AudioSettings(), call_uuid="c-1", stream_id="s-1")
+    same = Assembler(limits=AudioLimits(), call_uuid="c-1", stream_id="s-1")
     same.receive(start())
     assert same.state is StreamState.STARTED

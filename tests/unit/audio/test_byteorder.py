@@ -13,9 +13,10 @@ import soxr
 from callstream.audio.assembler import BYTE_ORDER_HOLD, Assembler
 from callstream.audio.byteorder import ByteOrderDetector
 from callstream.audio.events import ByteOrderFound
+from callstream.audio.events import records as records_of
 from callstream.audio.protocol import parse_message
 from callstream.audio.records import AudioRecord, EventRecord
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 
 AUDIO = Path(__file__).resolve().parents[4] / "shared" / "audio"
 
@@ -37,7 +38,7 @@ def wire(samples: np.ndarray, order: str) -> bytes:
 
 def stream(samples: np.ndarray, rate: int, order: str, setting: str = "auto"):
     """Send ``samples`` as 20 ms L16 frames in ``order``; return (PCM out, events, records)."""
-    assembler = Assembler(audio_settings=AudioSettings(l16_byte_order=setting), call_uuid="c-1")
+    assembler = Assembler(limits=AudioLimits(l16_byte_order=setting), call_uuid="c-1")
     start = {
         "event": "start",
         "start": {
@@ -58,9 +59,10 @@ def stream(samples: np.ndarray, rate: int, order: str, setting: str = "auto"):
         }
         assembler.receive(parse_message(json.dumps(message)), i * 0.02)
     assembler.close("close", 99.0)
-    out = assembler.records_ready()
+    happened = assembler.events_ready()
+    out = records_of(happened)
     pcm = b"".join(r.payload for r in out if isinstance(r, AudioRecord))
-    return pcm, assembler.events_ready(), out
+    return pcm, happened, out
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 24000])
@@ -154,7 +156,7 @@ def test_a_track_held_for_its_byte_order_keeps_its_place_beside_one_that_was_not
     (found in a reconnected call: the held track slid 60 ms behind the other)."""
     rate = 8000
     talk = speech(rate)[58400:66400]  # loud speech from the first frame: held until decided
-    assembler = Assembler(audio_settings=AudioSettings(), call_uuid="c-1")
+    assembler = Assembler(limits=AudioLimits(), call_uuid="c-1")
     start = {
         "event": "start",
         "start": {
@@ -174,7 +176,7 @@ def test_a_track_held_for_its_byte_order_keeps_its_place_beside_one_that_was_not
                 parse_message(json.dumps({"event": "media", "media": body})), i * 0.02
             )
     assembler.close("close", 9.0)
-    audio = [r for r in assembler.records_ready() if isinstance(r, AudioRecord)]
+    audio = [r for r in records_of(assembler.events_ready()) if isinstance(r, AudioRecord)]
     first = {t: min(r.start_sample for r in audio if r.track == t) for t in ("inbound", "outbound")}
     assert first == {"inbound": 0, "outbound": 0}
     inbound = b"".join(r.payload for r in audio if r.track == "inbound")

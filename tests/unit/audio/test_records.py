@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from callstream.audio import records
 from callstream.exceptions import RecordError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 
 ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=128)
 
@@ -74,7 +74,7 @@ def test_bad_bytes_are_refused_precisely(data, needle):
 
 
 def test_a_full_record_fits_one_put_payload_unit_even_with_the_longest_ids():
-    limit = AudioSettings().record_max_bytes
+    limit = AudioLimits().record_max_bytes
     worst = records.AudioRecord(
         stream_id="s" * 128,
         call_uuid="c" * 128,

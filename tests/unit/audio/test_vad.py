@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from callstream.audio.vad import Segmenter
 from callstream.exceptions import InvalidAudioError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
 AUDIO = Path(__file__).resolve().parents[4] / "shared" / "audio"
-CFG = AudioSettings()
+CFG = AudioLimits()
 
 
 def voice(seconds: float, rate: int = 8000) -> bytes:
@@ -27,7 +27,7 @@ def silence(seconds: float, rate: int = 8000) -> bytes:
     return bytes(2 * int(seconds * rate))
 
 
-def run(pcm: bytes, rate: int = 8000, chunk: int = 320, cfg: AudioSettings = CFG):
+def run(pcm: bytes, rate: int = 8000, chunk: int = 320, cfg: AudioLimits = CFG):
     seg = Segmenter(rate, "inbound", cfg)
     out = []
     for i in range(0, len(pcm), chunk):
@@ -62,7 +62,7 @@ def test_short_clicks_are_dropped():
 
 
 def test_long_speech_is_split_and_the_pieces_join_up():
-    cfg = AudioSettings(utterance_max_ms=2000)
+    cfg = AudioLimits(utterance_max_ms=2000)
     pcm = silence(0.5) + voice(5.3) + silence(1)
     pieces = run(pcm, cfg=cfg)
     assert [u.split for u in pieces] == [True, True, False]

@@ -1,62 +1,42 @@
-"""Messages in, typed events and Kinesis records out: one :class:`Assembler` per stream, sans I/O.
+"""Messages in, typed events out: one :class:`Assembler` per stream, sans I/O.
 
 Feed it every parsed message with :meth:`Assembler.receive`, then take
-:meth:`Assembler.events_ready` (:mod:`callstream.audio.events`: started, DTMF, played, cleared,
-speech began, utterance found, gap, ended, and decoded media when asked for) and
-:meth:`Assembler.records_ready` (for AudioStream; an utterance's record rides on its event, for
-UtteranceStream). :meth:`Assembler.close` ends the stream (socket closed, drain, error) and
-flushes everything; a ``stop`` message does the same by itself. Time is passed in (``now``,
-epoch seconds) and settings are given, never read, so the whole thing is deterministic under
-test. Each frame is decoded once, and counted once (:attr:`Assembler.stats`).
+:meth:`Assembler.events_ready`: its one output (:mod:`callstream.audio.events`). An event that
+goes to Kinesis carries its record, encoded: audio, start, DTMF, checkpoints, gaps, the end,
+utterances. :meth:`Assembler.close` ends the stream (socket closed, drain, error) and flushes
+everything; a ``stop`` message does the same by itself. Time is passed in (``now``, epoch
+seconds) and limits are given, never read, so the whole thing is deterministic under test.
+Each frame is decoded once, and counted once (:attr:`Assembler.stats`).
 
 What it guarantees:
 
-* Each track's frames are aggregated into :class:`~callstream.audio.records.AudioRecord` s of
-  at most ``record_max_bytes`` and ``record_max_ms`` (settings; a time-capped record takes the
-  frames that still fit in the KB it is billed for); a record holds consecutive frames only.
-* Lost frames (a jump in ``chunk``, or in ``sequenceNumber`` on a single-track stream) give a
-  ``gap`` event and move the track's timeline on by the missing duration, so ``start_sample``
-  stays true. A frame that arrives ahead of a missing one is held (at most
-  ``REORDER_FRAMES`` frames, or ``REORDER_WAIT_S``): frames swapped on the way are put back in
-  order rather than counted lost. A number a little below the expected one is a duplicate:
-  dropped and counted; one far below it (more than ``RESTART_FRAMES``) is a restart of the
-  numbering: the audio is kept and a ``renumbered`` event recorded. Non-media messages (DTMF,
-  marks) use ``sequenceNumber`` too, and never count as lost media.
+* Each track's frames are put in order on its timeline (:mod:`.timeline`: reorder, duplicates,
+  gaps, restarts of the numbering) and aggregated into records of at most ``record_max_bytes``
+  and ``record_max_ms`` (:mod:`.batching`); a record holds consecutive frames only. Non-media
+  messages (DTMF, marks) use ``sequenceNumber`` too, and never count as lost media.
 * A reconnect (Vobiz's ``maxRetries``: a fresh ``start`` with a new ``streamId``) given as a
   :class:`Continuation` continues the call's stream: same stream id, record numbers after the
   previous connection's, the timeline moved on by the outage (a ``gap`` of that length).
-* Event records (start, dtmf, playedStream, clearedAudio, agent actions, stop/close) keep arrival
-  order with the audio: buffered audio that arrived before an event is emitted before it.
+* Event records keep arrival order with the audio: audio that arrived before an event is
+  written before it.
 * Every byte of audio received after ``start`` is in exactly one record. Messages that arrive
   before ``start`` are held (bounded) and replayed once it comes.
 * A ``start`` for another call (or stream) than the one the assembler was made for is refused
   with :class:`~callstream.exceptions.StreamMismatchError`: a token is for one call.
-* L16 arrives big-endian and leaves little-endian; μ-law leaves as μ-law.
+* L16 leaves little-endian, whichever order it came in (:mod:`.byteorder`); μ-law leaves as
+  μ-law.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from callstream.audio import codecs, records
+from callstream.audio import events as ev
+from callstream.audio.batching import OpenRecord, record_span
 from callstream.audio.byteorder import DOCUMENTED, ByteOrder, ByteOrderDetector
-from callstream.audio.events import (
-    AudioEvent,
-    ByteOrderFound,
-    Cleared,
-    Dtmf,
-    Ended,
-    Gap,
-    MediaDecoded,
-    Played,
-    SpeechBegan,
-    Started,
-    StreamState,
-    Unknown,
-    UtteranceFound,
-)
+from callstream.audio.events import AudioEvent, StreamState, Write
 from callstream.audio.protocol import (
     ClearedAudioMessage,
     DtmfMessage,
@@ -67,13 +47,9 @@ from callstream.audio.protocol import (
     UnknownMessage,
     as_int,
 )
-from callstream.audio.records import (
-    AudioRecord,
-    EventData,
-    EventName,
-    EventRecord,
-    UtteranceRecord,
-)
+from callstream.audio.records import EventData, EventName, EventRecord, UtteranceRecord
+from callstream.audio.timeline import Timeline, Timestamp, TrackStats
+from callstream.audio.vad import SegmenterFactory, SegmenterLike, UtteranceLike
 from callstream.exceptions import (
     InvalidAudioError,
     InvalidMessageError,
@@ -81,20 +57,13 @@ from callstream.exceptions import (
     OutOfOrderError,
     StreamMismatchError,
 )
-from callstream.settings import AudioSettings
-from callstream.vocabulary import MAX_INT, Codec, Track
+from callstream.vocabulary import MAX_INT, AudioLimits, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
-#: Frames held back, per track, while waiting for a missing one (60 ms of audio).
-REORDER_FRAMES = 3
 #: L16 frames a track holds at most while its audio has not told the byte order yet (0.5 s):
 #: past it they go out in Vobiz's documented order, provisionally (see :mod:`.byteorder`).
 BYTE_ORDER_HOLD = 25
-#: Longest a frame is held back for a missing one before the gap is declared.
-REORDER_WAIT_S = 0.1
-#: A frame number more than this below the expected one restarts the numbering.
-RESTART_FRAMES = 16
 #: Record numbers of each reconnect start this far after the previous connection's.
 SEQ_STRIDE = 2**32
 #: Utterance numbers of each reconnect start this far after the previous connection's: the
@@ -126,95 +95,6 @@ class Continuation:
     previous_stream_id: str | None = None
     frames: int = 0
     utterances: int = 0
-
-
-class SegmenterLike(Protocol):
-    """What the assembler needs of a voice-activity segmenter (``audio.vad.Segmenter``)."""
-
-    def receive(self, pcm: bytes, start_sample: int) -> None:
-        """Take PCM16 LE audio that starts at ``start_sample`` on the track's timeline."""
-
-    def utterances_ready(self) -> Sequence[UtteranceLike]:
-        """Return and forget finished utterances."""
-
-    def close(self) -> Sequence[UtteranceLike]:
-        """Flush the open utterance at end of stream; return what was still pending."""
-
-    @property
-    def active(self) -> bool:
-        """True while inside an utterance (speech detected and not yet ended)."""
-
-
-class UtteranceLike(Protocol):
-    """What the assembler reads of an utterance."""
-
-    @property
-    def track(self) -> str:
-        """``inbound`` or ``outbound``."""
-
-    @property
-    def index(self) -> int:
-        """0, 1, 2, … per track."""
-
-    @property
-    def start_sample(self) -> int:
-        """First sample on the track timeline."""
-
-    @property
-    def end_sample(self) -> int:
-        """One past the last sample."""
-
-    @property
-    def split(self) -> bool:
-        """Cut at the maximum length."""
-
-    @property
-    def pcm(self) -> bytes:
-        """PCM16 LE audio."""
-
-
-SegmenterFactory = Callable[[int, Track], SegmenterLike]
-
-
-@dataclass
-class TrackStats:
-    """Counters of one track."""
-
-    frames: int = 0
-    bytes: int = 0
-    gaps: int = 0
-    lost_frames: int = 0
-    duplicates: int = 0
-    reordered: int = 0
-    restarts: int = 0
-
-
-@dataclass
-class _Track:
-    name: Track
-    bytes_per_sample: int
-    frame_samples: int  # samples in a normal frame, for sizing gaps
-    position: int = 0  # next sample on this track's timeline
-    last_frame_start: int = 0
-    next_frame: int | None = None
-    started: bool = False
-    stats: TrackStats = field(default_factory=TrackStats)
-    # frames that arrived ahead of a missing one: number → (LE payload, timestamp, arrival)
-    held: dict[int, tuple[bytes, int | str | float | None, float]] = field(default_factory=dict)
-    # the open record
-    buf: bytearray = field(default_factory=bytearray)
-    buf_first_frame: int = 0
-    buf_frames: int = 0
-    buf_start_sample: int = 0
-    buf_timestamp: int | None = None
-    buf_received_at: float = 0.0
-    segmenter: SegmenterLike | None = None
-    speaking: bool = False
-    # L16 only: the byte order, and the frames held (wire bytes) until the audio tells it
-    byte_order: ByteOrderDetector | None = None
-    provisional: bool = False  # held frames went out in the documented order (said once)
-    undecided: list[tuple[MediaMessage, float]] = field(default_factory=list)
-    replaying: bool = False  # the held frames are going out: they were observed already
 
 
 @dataclass(frozen=True)
@@ -251,13 +131,28 @@ class AssemblerStats:
         return sum(t.lost_frames for t in self.tracks.values())
 
 
+@dataclass
+class _Track:
+    """A track's timeline, its open record and what listens to it."""
+
+    timeline: Timeline
+    open: OpenRecord
+    segmenter: SegmenterLike | None = None
+    speaking: bool = False
+    # L16 only: the byte order, and the frames held (as they came) until the audio tells it
+    byte_order: ByteOrderDetector | None = None
+    provisional: bool = False  # held frames went out in the documented order (said once)
+    undecided: list[tuple[MediaMessage, float]] = field(default_factory=list)
+    replaying: bool = False  # the held frames are going out: they were observed already
+
+
 class Assembler:
-    """Turns one stream's Vobiz messages into Kinesis records. See the module docstring."""
+    """Turns one stream's Vobiz messages into events and Kinesis records. See the module."""
 
     def __init__(
         self,
         *,
-        audio_settings: AudioSettings,
+        limits: AudioLimits,
         stream_id: str | None = None,
         call_uuid: str | None = None,
         segmenter_factory: SegmenterFactory | None = None,
@@ -268,7 +163,7 @@ class Assembler:
         """Create the assembler of one stream.
 
         Args:
-            audio_settings: record sizes and limits.
+            limits: record sizes, utterance and byte-order rules.
             stream_id: the stream this assembler is for, if the token names one: a ``start``
                 of another stream is refused.
             call_uuid: the call this assembler is for (the token's): a ``start`` naming another
@@ -278,8 +173,8 @@ class Assembler:
             requested_format: the content type asked for at start (``audio/x-l16;rate=16000``):
                 what ``start`` does not say about the format falls back to it.
             continuation: this connection continues a call's stream after a reconnect.
-            decode_media: also give every frame as PCM16 (:class:`MediaDecoded`), for an agent
-                that listens; off on the hot path.
+            decode_media: also give every frame as PCM16 (:class:`~.events.MediaDecoded`), for
+                an agent that listens; off on the hot path.
         """
         self.stream_id = stream_id
         self._granted = (call_uuid, stream_id)
@@ -289,7 +184,7 @@ class Assembler:
         self._base_position = 0  # where tracks begin on the timeline (after a reconnect)
         self._nonmedia = 0  # non-media messages numbered by sequenceNumber since start
         self.call_uuid = call_uuid
-        self._settings = audio_settings
+        self._limits = limits
         self._segmenter_factory = segmenter_factory
         self._decode_media = decode_media
         self.codec: Codec | None = None
@@ -297,13 +192,11 @@ class Assembler:
         self.state = StreamState.NEW
         self.stats = AssemblerStats()
         self._tracks: dict[str, _Track] = {}
-        self._out: list[AudioRecord | EventRecord] = []
         self._events: list[AudioEvent] = []
         self._pending: list[tuple[Message, float]] = []
         self._seq = 0
         self._utterance_base = 0  # a reconnect numbers its utterances after the earlier ones
         self._max_bytes = 0
-        self._max_samples = 0
         self._max_s = 0.0
         self._single_track = True
 
@@ -328,7 +221,7 @@ class Assembler:
             raise OutOfOrderError(f"{_event_name(message)} after the stream ended")
         if isinstance(message, UnknownMessage):
             self.stats.unknown_events += 1
-            self._events.append(Unknown(message.event))
+            self._events.append(ev.Unknown(message.event))
             return
         if isinstance(message, StartMessage):
             self._start(message, now)
@@ -347,14 +240,14 @@ class Assembler:
             self._nonmedia += 1  # numbered like media: never a gap in a track's numbering
         if isinstance(message, DtmfMessage):
             body = message.dtmf
-            self._event("dtmf", now, {"digit": body.digit, "track": body.track})
-            self._events.append(Dtmf(body.digit, body.track))
+            record = self._event("dtmf", now, {"digit": body.digit, "track": body.track})
+            self._events.append(ev.Dtmf(body.digit, body.track, record, _write(record)))
         elif isinstance(message, PlayedStreamMessage):
-            self._event("played_stream", now, {"name": message.name})
-            self._events.append(Played(message.name))
+            record = self._event("played_stream", now, {"name": message.name})
+            self._events.append(ev.Played(message.name, record, _write(record)))
         elif isinstance(message, ClearedAudioMessage):
-            self._event("cleared_audio", now, {})
-            self._events.append(Cleared())
+            record = self._event("cleared_audio", now, {})
+            self._events.append(ev.Cleared(record, _write(record)))
         else:
             self._end("stop", now, {})
 
@@ -366,7 +259,8 @@ class Assembler:
         """
         if self.state is not StreamState.STARTED:
             raise OutOfOrderError(f"{name} event while the stream is {self.state.value}")
-        self._event(name, now, data)
+        record = self._event(name, now, data)
+        self._events.append(ev.Noted(str(data.get("action", name)), record, _write(record)))
 
     def close(self, reason: str, now: float = 0.0) -> None:
         """End the stream without a ``stop`` (socket closed, drain, error): flush everything.
@@ -394,19 +288,12 @@ class Assembler:
         for track in list(self._tracks.values()):
             if track.undecided and now - track.undecided[0][1] >= limit:
                 self._provisional(track)  # a stalled track holds nothing past the bound
-            if track.held and now - min(h[2] for h in track.held.values()) >= REORDER_WAIT_S:
-                self._release_held(track, now)
-            if track.buf and now - track.buf_received_at >= limit:
+            if track.timeline.due(now):
+                track.timeline.release(now, self)
+            if track.open.buf and now - track.open.received_at >= limit:
                 self._flush(track)
 
     # -- output ---------------------------------------------------------------------------
-
-    def records_ready(self) -> list[AudioRecord | EventRecord]:
-        """Return and forget the AudioStream records ready so far, in order."""
-        if not self._out:
-            return []
-        out, self._out = self._out, []
-        return out
 
     def events_ready(self) -> list[AudioEvent]:
         """Return and forget what happened since the last call, in order."""
@@ -435,7 +322,59 @@ class Assembler:
         """Media time reached: the furthest track's position, in ms from stream start."""
         if not self._tracks or not self.sample_rate:
             return 0.0
-        return max(t.position for t in self._tracks.values()) * 1000 / self.sample_rate
+        return max(t.timeline.position for t in self._tracks.values()) * 1000 / self.sample_rate
+
+    # -- what each track's timeline tells (timeline.Placement) -----------------------------
+
+    def placed(
+        self, line: Timeline, frame: int | None, payload: bytes, timestamp: Timestamp, now: float
+    ) -> None:
+        """Put a frame the timeline placed into the open record; decode it for who listens."""
+        track = self._tracks[line.name]
+        start = line.last_frame_start
+        if not track.open.fits(len(payload)):
+            self._flush(track)
+        first = frame if frame is not None else line.stats.frames - 1
+        if track.open.add(first, payload, start, _timestamp(timestamp), now):
+            self._flush(track)
+        segmenter = track.segmenter
+        if segmenter is None and not self._decode_media:
+            return
+        pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload  # decoded once
+        if self._decode_media:
+            self._events.append(ev.MediaDecoded(line.name, pcm, start))
+        if segmenter is not None:
+            segmenter.receive(pcm, start)
+            found = segmenter.utterances_ready()
+            if found:
+                self._take_utterances(line.name, found, now)
+            speaking = segmenter.active
+            if speaking and not track.speaking:
+                self._events.append(ev.SpeechBegan(line.name))
+            track.speaking = speaking
+
+    def lost(self, line: Timeline, frames: int, first_frame: int | None, now: float) -> None:
+        """A gap: the open record ends before it, and the gap is recorded where it begins."""
+        self._flush(self._tracks[line.name])
+        data: EventData = {
+            "track": line.name,
+            "frames": frames,
+            "first_frame": first_frame,
+            "start_sample": line.position,
+            "samples": line.gap_samples,
+        }
+        if first_frame is None:
+            data["reason"] = "reconnect"
+        record = self._record("gap", now, data)
+        reason = "lost" if first_frame is not None else "reconnect"
+        self._events.append(ev.Gap(line.name, frames, reason, record, _write(record)))
+
+    def restarted(self, line: Timeline, from_frame: int, to_frame: int, now: float) -> None:
+        """The numbering restarted: the open record ends, and that is recorded."""
+        self._flush(self._tracks[line.name])
+        data: EventData = {"track": line.name, "from_frame": from_frame, "to_frame": to_frame}
+        record = self._record("renumbered", now, data)
+        self._events.append(ev.Renumbered(line.name, from_frame, to_frame, record, _write(record)))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -450,7 +389,6 @@ class Assembler:
                 f"start.streamId {message.stream!r} is not the token's stream"
             )
         codec, rate = message.media_format(self._requested)  # InvalidStartError: refused
-        tracks = message.track_list
         cont = self._continuation
         self.vobiz_stream_id = message.stream
         if cont is not None:
@@ -465,54 +403,27 @@ class Assembler:
         self.call_uuid = self.call_uuid or message.call
         self.codec = codec
         self.sample_rate = rate
-        bps = codecs.bytes_per_sample(self.codec)
-        frame_samples = self.sample_rate // 50
-        by_bytes = self._settings.record_max_bytes // bps // frame_samples * frame_samples
-        by_time = self.sample_rate * self._settings.record_max_ms // 1000
-        if by_time < by_bytes:
-            # On-demand Kinesis bills a record rounded up to 1 KB: a record the time cap
-            # ends part-way into a KB also carries the frames that still fit in that KB
-            # (1 s of μ-law + header is 8.2 KB; 1.12 s fills the 9 KB it pays for anyway).
-            header = records.audio_header_bytes(self.stream_id or "", self.call_uuid)
-            paid = -(-(header + by_time * bps) // 1024) * 1024
-            by_time = max(by_time, (paid - header) // bps // frame_samples * frame_samples)
-        self._max_samples = max(min(by_bytes, by_time), frame_samples)
-        self._max_bytes = self._max_samples * bps
-        self._max_s = self._max_samples / self.sample_rate
-        for name in tracks:
+        bps = codecs.bytes_per_sample(codec)
+        limits = self._limits
+        span = record_span(
+            bps, rate, limits.record_max_bytes, limits.record_max_ms, self.stream_id, self.call_uuid
+        )
+        self._max_bytes = span * bps
+        self._max_s = span / rate
+        for name in message.track_list:
             self._add_track(name)
         self._single_track = len(self._tracks) == 1
-        extra = message.extra_headers
-        fmt = message.start.media_format
-        data: EventData = {
-            "codec": self.codec,
-            "sample_rate": self.sample_rate,
-            "tracks": list(tracks),
-            "account_id": message.start.account_id,
-            "encoding": fmt.encoding if fmt is not None else None,
-            "vobiz_stream_id": message.stream,
-        }
-        if codec == "l16":
-            data["l16_byte_order"] = self._settings.l16_byte_order  # auto: see byte_order
-        if isinstance(extra, dict):
-            data["extra_headers"] = extra
-        elif extra:
-            data["extra_headers"] = {"raw": extra}
-        if cont is not None:
-            data |= {
-                "generation": cont.generation,
-                "continues": cont.previous_stream_id,
-                "outage_ms": round(cont.outage_ms, 1),
-            }
-        self._event("start", now, data)
+        record = self._event("start", now, self._start_data(message, cont))
         self._events.append(
-            Started(
+            ev.Started(
                 stream_id=self.stream_id,
                 vobiz_stream_id=message.stream,
                 call_uuid=self.call_uuid,
                 codec=codec,
                 sample_rate=rate,
-                tracks=tuple(track.name for track in self._tracks.values()),
+                tracks=tuple(self._tracks),  # type: ignore[arg-type]
+                record=record,
+                write=_write(record),
             )
         )
         for track in self._tracks.values():
@@ -524,42 +435,55 @@ class Assembler:
         for held, held_at in pending:
             self.receive(held, held_at)
 
+    def _start_data(self, message: StartMessage, cont: Continuation | None) -> EventData:
+        extra = message.extra_headers
+        fmt = message.start.media_format
+        data: EventData = {
+            "codec": self.codec,
+            "sample_rate": self.sample_rate,
+            "tracks": list(self._tracks),
+            "account_id": message.start.account_id,
+            "encoding": fmt.encoding if fmt is not None else None,
+            "vobiz_stream_id": message.stream,
+        }
+        if self.codec == "l16":
+            data["l16_byte_order"] = self._limits.l16_byte_order  # auto: see byte_order
+        if isinstance(extra, dict):
+            data["extra_headers"] = extra
+        elif extra:
+            data["extra_headers"] = {"raw": extra}
+        if cont is not None:
+            data |= {
+                "generation": cont.generation,
+                "continues": cont.previous_stream_id,
+                "outage_ms": round(cont.outage_ms, 1),
+            }
+        return data
+
     def _resume(self, cont: Continuation, now: float) -> None:
         """Continue the call's timeline after a reconnect: the outage is a gap on each track."""
         base = round(cont.position_ms * self.sample_rate / 1000)
         outage = round(cont.outage_ms * self.sample_rate / 1000)
         frame = self.sample_rate // 50
         for track in self._tracks.values():
-            track.position = base
+            track.timeline.position = base
             if outage:
-                track.stats.gaps += 1
-                track.stats.lost_frames += -(-outage // frame)
-                data: EventData = {
-                    "track": track.name,
-                    "frames": -(-outage // frame),
-                    "first_frame": None,
-                    "start_sample": base,
-                    "samples": outage,
-                    "reason": "reconnect",
-                }
-                self._emit_event("gap", now, data)
-                self._events.append(Gap(track.name, -(-outage // frame), "reconnect"))
-            track.position = base + outage
+                track.timeline.skip(-(-outage // frame), outage, now, self)
         self._base_position = base + outage
 
     def _add_track(self, name: Track) -> _Track:
         assert self.codec is not None
+        bps = codecs.bytes_per_sample(self.codec)
         track = _Track(
-            name=name,
-            bytes_per_sample=codecs.bytes_per_sample(self.codec),
-            frame_samples=self.sample_rate // 50,
+            timeline=Timeline(name, bps, self.sample_rate // 50),
+            open=OpenRecord(name, self._max_bytes),
         )
         if self._segmenter_factory is not None:
             track.segmenter = self._segmenter_factory(self.sample_rate, name)
         if self.codec == "l16":
-            track.byte_order = ByteOrderDetector(self._settings.l16_byte_order)
+            track.byte_order = ByteOrderDetector(self._limits.l16_byte_order)
         self._tracks[name] = track
-        self.stats.tracks[name] = track.stats
+        self.stats.tracks[name] = track.timeline.stats
         return track
 
     def _media(self, message: MediaMessage, now: float) -> None:
@@ -593,25 +517,18 @@ class Assembler:
         if frame is None and self._single_track:
             number = as_int(message.sequence_number, "sequenceNumber")
             frame = None if number is None else number - self._nonmedia
-
-        if not track.started:
+        if not track.timeline.started:
             self._start_track(track)
-        elif (
-            frame is not None
-            and track.next_frame is not None
-            and frame != track.next_frame
-            and not self._out_of_line(track, frame, payload, body.timestamp, now)
-        ):
-            return
-        self._append(track, frame, payload, body.timestamp, now)
-        if track.held:
-            self._drain_held(track, now)
+        track.timeline.receive(frame, payload, body.timestamp, now, self)
 
     def _start_track(self, track: _Track) -> None:
         """A track's first frame: a track that starts late lines up with the others' latest."""
-        track.started = True
-        others = [t.last_frame_start for t in self._tracks.values() if t.started and t is not track]
-        track.position = max(others, default=self._base_position)
+        others = [
+            t.timeline.last_frame_start
+            for t in self._tracks.values()
+            if t.timeline.started and t is not track
+        ]
+        track.timeline.begin(max(others, default=self._base_position))
 
     def _detect(
         self, track: _Track, detector: ByteOrderDetector, message: MediaMessage, now: float
@@ -632,7 +549,7 @@ class Assembler:
             return detector.decided
         if not detector.moved and not track.undecided:
             return DOCUMENTED
-        if not track.started:  # its place on the timeline is where it arrived, not where held
+        if not track.timeline.started:  # its place on the timeline is where it arrived
             self._start_track(track)
         track.undecided.append((message, now))
         if len(track.undecided) >= BYTE_ORDER_HOLD:
@@ -643,7 +560,8 @@ class Assembler:
         """Release what was held in the documented order (said once); detection goes on."""
         if not track.provisional:
             track.provisional = True
-            self._events.append(ByteOrderFound(track.name, DOCUMENTED, 0.0, provisional=True))
+            name = track.timeline.name
+            self._events.append(ev.ByteOrderFound(name, DOCUMENTED, 0.0, provisional=True))
         assert track.byte_order is not None
         track.byte_order.restart()  # what was held told nothing: judge what follows afresh
         self._release_undecided(track)
@@ -660,170 +578,46 @@ class Assembler:
     def _byte_order_found(self, track: _Track, evidence: float) -> None:
         detector = track.byte_order
         assert detector is not None and detector.decided is not None
+        name = track.timeline.name
         data: EventData = {
-            "track": track.name,
+            "track": name,
             "order": detector.decided,
             "evidence": round(evidence, 1),
             "forced": detector.forced,
         }
-        self._emit_event("byte_order", 0.0, data)
-        self._events.append(ByteOrderFound(track.name, detector.decided, evidence))
-
-    def _out_of_line(
-        self,
-        track: _Track,
-        frame: int,
-        payload: bytes,
-        timestamp: int | str | float | None,
-        now: float,
-    ) -> bool:
-        """A frame whose number is not the next one: True when the caller appends it now."""
-        expected = track.next_frame
-        assert expected is not None
-        if frame > expected:  # ahead of a missing frame: hold it a moment, in case it comes
-            track.held[frame] = (payload, timestamp, now)
-            if len(track.held) > REORDER_FRAMES:
-                self._release_held(track, now)
-            return False
-        if expected - frame > RESTART_FRAMES:  # a new numbering: keep the audio
-            self._release_held(track, now)
-            track.stats.restarts += 1
-            self._flush(track)
-            data: EventData = {"track": track.name, "from_frame": expected, "to_frame": frame}
-            self._emit_event("renumbered", now, data)
-            track.next_frame = frame
-            return True
-        track.stats.duplicates += 1
-        return False
-
-    def _drain_held(self, track: _Track, now: float) -> None:
-        """Append held frames that are next in line (a swapped frame came back)."""
-        while track.next_frame in track.held:
-            number = track.next_frame
-            payload, timestamp, _ = track.held.pop(number)
-            track.stats.reordered += 1
-            self._append(track, number, payload, timestamp, now)
-
-    def _release_held(self, track: _Track, now: float) -> None:
-        """Stop waiting: the missing frames are lost (a gap); append what was held, in order."""
-        held, track.held = track.held, {}
-        for number in sorted(held):
-            payload, timestamp, _ = held[number]
-            expected = track.next_frame
-            if expected is not None and number < expected:
-                track.stats.duplicates += 1
-                continue
-            if expected is not None and number > expected:
-                self._gap(track, number - expected, now)
-            self._append(track, number, payload, timestamp, now)
-
-    def _append(
-        self,
-        track: _Track,
-        frame: int | None,
-        payload: bytes,
-        timestamp: int | str | float | None,
-        now: float,
-    ) -> None:
-        """Put one frame on its track's timeline and into the open record."""
-        size = len(payload)
-        samples = size // track.bytes_per_sample
-        buf = track.buf
-        # a record holds consecutive frames only: a gap has already flushed it (see _gap)
-        if buf and len(buf) + size > self._max_bytes:
-            self._flush(track)
-            buf = track.buf
-        if not buf:
-            track.buf_first_frame = frame if frame is not None else track.stats.frames
-            track.buf_start_sample = track.position
-            track.buf_timestamp = _timestamp(timestamp)
-            track.buf_received_at = now
-        buf += payload
-        track.buf_frames += 1
-        start = track.last_frame_start = track.position
-        track.position = start + samples
-        track.frame_samples = samples
-        stats = track.stats
-        stats.frames += 1
-        stats.bytes += size
-        if frame is not None:
-            track.next_frame = frame + 1
-        if len(buf) >= self._max_bytes:
-            self._flush(track)
-        segmenter = track.segmenter
-        if segmenter is None and not self._decode_media:
-            return
-        pcm = codecs.ulaw_decode(payload) if self.codec == "mulaw" else payload  # decoded once
-        if self._decode_media:
-            self._events.append(MediaDecoded(track.name, pcm, start))
-        if segmenter is not None:
-            segmenter.receive(pcm, start)
-            found = segmenter.utterances_ready()
-            if found:
-                self._take_utterances(track, found, now)
-            speaking = segmenter.active
-            if speaking and not track.speaking:
-                self._events.append(SpeechBegan(track.name))
-            track.speaking = speaking
-
-    def _gap(self, track: _Track, missing: int, now: float) -> None:
-        self._flush(track)
-        samples = missing * track.frame_samples
-        track.stats.gaps += 1
-        track.stats.lost_frames += missing
-        data: EventData = {
-            "track": track.name,
-            "frames": missing,
-            "first_frame": track.next_frame,
-            "start_sample": track.position,
-            "samples": samples,
-        }
-        self._emit_event("gap", now, data)
-        self._events.append(Gap(track.name, missing, "lost"))
-        track.position += samples
+        record = self._record("byte_order", 0.0, data)
+        self._events.append(
+            ev.ByteOrderFound(name, detector.decided, evidence, False, record, _write(record))
+        )
 
     def _flush(self, track: _Track) -> None:
-        if not track.buf:
+        if not track.open.buf:
             return
         assert self.stream_id is not None and self.codec is not None
-        self._out.append(
-            AudioRecord(
-                stream_id=self.stream_id,
-                call_uuid=self.call_uuid,
-                seq=self._next_seq(),
-                track=track.name,
-                codec=self.codec,
-                sample_rate=self.sample_rate,
-                first_frame=track.buf_first_frame,
-                frames=track.buf_frames,
-                start_sample=track.buf_start_sample,
-                media_timestamp=track.buf_timestamp,
-                received_at=track.buf_received_at,
-                payload=bytes(track.buf),
-            )
+        record = track.open.take(
+            self._next_seq(), self.stream_id, self.call_uuid, self.codec, self.sample_rate
         )
-        track.buf = bytearray()
-        track.buf_frames = 0
+        ms = record.samples * 1000 / self.sample_rate
+        self._events.append(ev.AudioReady(record, Write("audio", records.encode(record), ms)))
 
-    def _event(self, name: EventName, now: float, data: EventData) -> None:
-        for track in self._tracks.values():  # audio that arrived first goes first
-            if track.held:
-                self._release_held(track, now)
+    def _event(self, name: EventName, now: float, data: EventData) -> EventRecord:
+        """An event record after the audio that arrived before it (held frames included)."""
+        for track in self._tracks.values():
+            if track.timeline.held:
+                track.timeline.release(now, self)
             self._flush(track)
-        self._emit_event(name, now, data)
+        return self._record(name, now, data)
 
-    def _emit_event(self, name: EventName, now: float, data: EventData) -> None:
+    def _record(self, name: EventName, now: float, data: EventData) -> EventRecord:
         assert self.stream_id is not None
-        self._out.append(
-            EventRecord(
-                stream_id=self.stream_id,
-                call_uuid=self.call_uuid,
-                seq=self._next_seq(),
-                name=name,
-                at_ms=self.position_ms,
-                received_at=now,
-                data=data,
-            )
+        return EventRecord(
+            stream_id=self.stream_id,
+            call_uuid=self.call_uuid,
+            seq=self._next_seq(),
+            name=name,
+            at_ms=self.position_ms,
+            received_at=now,
+            data=data,
         )
 
     def _end(self, name: EventName, now: float, data: EventData) -> None:
@@ -831,11 +625,11 @@ class Assembler:
             if track.undecided:
                 self._provisional(track)
         for track in self._tracks.values():
-            if track.held:
-                self._release_held(track, now)
+            if track.timeline.held:
+                track.timeline.release(now, self)
             self._flush(track)
             if track.segmenter is not None:
-                self._take_utterances(track, track.segmenter.close(), now)
+                self._take_utterances(track.timeline.name, track.segmenter.close(), now)
         totals = self.stream_totals
         data = {
             **data,
@@ -849,31 +643,31 @@ class Assembler:
             "stream_frames": totals.frames,
             "stream_utterances": totals.utterances,
         }
-        self._emit_event(name, now, data)
+        record = self._record(name, now, data)
+        reason = str(data.get("reason", name))
         self._events.append(
-            Ended(str(data.get("reason", name)), self.stats.frames, self.stats.gaps)
+            ev.Ended(reason, self.stats.frames, self.stats.gaps, record, _write(record))
         )
         self.state = StreamState.ENDED
 
-    def _take_utterances(self, track: _Track, found: Sequence[UtteranceLike], now: float) -> None:
+    def _take_utterances(self, track: Track, found: Sequence[UtteranceLike], now: float) -> None:
         assert self.stream_id is not None and self.codec is not None
         for utterance in found:
+            record = UtteranceRecord(
+                stream_id=self.stream_id,
+                call_uuid=self.call_uuid,
+                track=track,
+                index=self._utterance_base + utterance.index,
+                sample_rate=self.sample_rate,
+                start_sample=utterance.start_sample,
+                end_sample=utterance.end_sample,
+                split=utterance.split,
+                source_codec=self.codec,
+                received_at=now,
+                payload=utterance.pcm,
+            )
             self._events.append(
-                UtteranceFound(
-                    UtteranceRecord(
-                        stream_id=self.stream_id,
-                        call_uuid=self.call_uuid,
-                        track=track.name,
-                        index=self._utterance_base + utterance.index,
-                        sample_rate=self.sample_rate,
-                        start_sample=utterance.start_sample,
-                        end_sample=utterance.end_sample,
-                        split=utterance.split,
-                        source_codec=self.codec,
-                        received_at=now,
-                        payload=utterance.pcm,
-                    )
-                )
+                ev.UtteranceFound(record, Write("utterances", records.encode(record)))
             )
             self.stats.utterances += 1
 
@@ -884,13 +678,17 @@ class Assembler:
         return seq
 
 
+def _write(record: EventRecord) -> Write:
+    return Write("audio", records.encode(record))
+
+
 def _event_name(message: Message) -> str:
     if isinstance(message, UnknownMessage):
         return message.event
     return type(message).__name__.removesuffix("Message").lower()
 
 
-def _timestamp(value: int | str | float | None) -> int | None:
+def _timestamp(value: Timestamp) -> int | None:
     """Vobiz's timestamp is informational: one we cannot read is dropped, not the frame."""
     try:
         return as_int(value, "media.timestamp")

@@ -1,18 +1,21 @@
 """What the audio core tells its caller: typed events, in the order they happened.
 
-The :class:`~callstream.audio.assembler.Assembler` takes Vobiz messages and gives back these
-(:meth:`~callstream.audio.assembler.Assembler.events_ready`) beside the Kinesis records, in the
-manner of the ``websockets`` library's sans-I/O core: the caller (the stream server's session)
-acts on each event once and never looks at the messages again.
+The :class:`~callstream.audio.assembler.Assembler`'s one output is
+:meth:`~callstream.audio.assembler.Assembler.events_ready`, in the manner of the ``websockets``
+library's sans-I/O core (one input call, one output list). An event that must reach Kinesis
+carries its record, typed (``record``) and encoded (``write``: which stream, the bytes, the
+audio it holds), so the caller writes what it is handed, in the order given, and acts on the
+rest; it never looks at the messages again.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
-from callstream.audio.records import UtteranceRecord
+from callstream.audio.records import AudioRecord, EventRecord, UtteranceRecord
 from callstream.vocabulary import Codec, Track
 
 
@@ -25,6 +28,23 @@ class StreamState(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Write:
+    """Bytes for one Kinesis stream: AudioStream (audio and events) or UtteranceStream."""
+
+    stream: Literal["audio", "utterances"]
+    data: bytes
+    ms: float = 0.0  # audio in it (what the writer's lag is counted in)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioReady:
+    """Consecutive frames of one track, as one AudioStream record."""
+
+    record: AudioRecord
+    write: Write = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Started:
     """The stream began: its format and tracks are known."""
 
@@ -34,6 +54,8 @@ class Started:
     codec: Codec
     sample_rate: int
     tracks: tuple[Track, ...]
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +65,7 @@ class MediaDecoded:
     track: Track
     pcm: bytes
     start_sample: int
+    write: ClassVar[Write | None] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +76,9 @@ class ByteOrderFound:
     order: str  # big or little
     evidence: float  # how much rougher the other reading was (0: forced by the setting)
     provisional: bool = False  # the audio said nothing yet: Vobiz's documented order, for now
+    # none while provisional
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +87,8 @@ class Dtmf:
 
     digit: str
     track: str | None
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +96,25 @@ class Played:
     """Vobiz played up to a checkpoint (``playedStream``)."""
 
     name: str
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Cleared:
     """Vobiz dropped what it had queued (``clearedAudio``)."""
+
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """Something our side did (an ``agent`` action: play, checkpoint, clear), in the record."""
+
+    action: str
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +122,7 @@ class SpeechBegan:
     """Voice activity began on a track (what barge-in acts on)."""
 
     track: Track
+    write: ClassVar[Write | None] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +130,7 @@ class UtteranceFound:
     """An utterance ended: its record goes to UtteranceStream."""
 
     record: UtteranceRecord
+    write: Write = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +140,19 @@ class Gap:
     track: Track
     frames: int
     reason: str  # "lost" or "reconnect"
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Renumbered:
+    """A track's frame numbering jumped back (a restart on Vobiz's side): the audio is kept."""
+
+    track: Track
+    from_frame: int
+    to_frame: int
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +160,7 @@ class Unknown:
     """A message of an event Vobiz may add later: counted, otherwise ignored."""
 
     event: str
+    write: ClassVar[Write | None] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +170,36 @@ class Ended:
     reason: str
     frames: int
     gaps: int
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
 
 
 AudioEvent = (
-    (Started | MediaDecoded | Dtmf | Played | Cleared | SpeechBegan | UtteranceFound | Gap)
+    AudioReady
+    | Started
+    | MediaDecoded
+    | ByteOrderFound
+    | Dtmf
+    | Played
+    | Cleared
+    | Noted
+    | SpeechBegan
+    | UtteranceFound
+    | Gap
+    | Renumbered
     | Unknown
     | Ended
-    | ByteOrderFound
 )
+
+
+def records(events: Iterable[AudioEvent]) -> list[AudioRecord | EventRecord]:
+    """The AudioStream records among ``events`` (audio and events), in order."""
+    out: list[AudioRecord | EventRecord] = []
+    for event in events:
+        record = getattr(event, "record", None)
+        if isinstance(record, AudioRecord | EventRecord):
+            out.append(record)
+    return out
 
 
 def utterances(events: Iterable[AudioEvent]) -> list[UtteranceRecord]:

@@ -40,7 +40,7 @@ from callstream.exceptions import (
     MalformedMessageError,
     ProtocolError,
 )
-from callstream.vocabulary import MAX_INT, Codec, Track
+from callstream.vocabulary import ID_PATTERN, MAX_INT, Codec, Track
 
 TRACKS: tuple[Track, ...] = ("inbound", "outbound")
 
@@ -65,8 +65,6 @@ PLAY_RATES: dict[Codec, frozenset[int]] = {
 }
 _DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 _NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-#: What a stream or call id may look like: it becomes part of storage keys, so no "/" or "..".
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 # ---------------------------------------------------------------------------------------------
 # Typed messages. ``rename="camel"`` maps ``stream_id`` to the wire's ``streamId`` and so on.

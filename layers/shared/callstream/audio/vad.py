@@ -14,7 +14,8 @@ The state machine, in 20 ms frames:
 * **end**: ``vad_end_ms`` of unvoiced frames closes it at the end of its last voiced frame plus
   ``_TAIL_MS`` (word endings the detector calls unvoiced), not at the end of the hangover;
 * utterances whose voiced span is under ``vad_min_ms`` are dropped (clicks, breaths);
-* one reaching ``utterance_max_ms`` is cut there (``split=True``) and the next continues it.
+* one reaching ``utterance_max_ms`` (or what one Kinesis record holds at its rate) is cut there
+  (``split=True``) and the next continues it.
 
 Memory per track is bounded: the pre-roll ring plus one utterance of at most the maximum length.
 A jump in the timeline (lost frames) is silence: inside an utterance it is filled with zeros so
@@ -24,14 +25,15 @@ the utterance's audio matches its span.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import webrtcvad
 
 from callstream.exceptions import InvalidAudioError
-from callstream.settings import AudioSettings
+from callstream.vocabulary import AudioLimits, Track
 
 _FRAME_MS = 20
 _ONSET_WINDOW = 5  # frames (100 ms) in which vad_start_ms of voice opens an utterance
@@ -45,7 +47,7 @@ class Utterance:
 
     Attributes:
         track: ``inbound`` or ``outbound``.
-        sample_rate: 8000 or 16000.
+        sample_rate: 8000, 16000 or 24000.
         index: 0, 1, 2, … per track.
         start_sample: first sample on the track's timeline.
         end_sample: one past the last sample.
@@ -85,7 +87,7 @@ class Segmenter:
         self,
         sample_rate: int,
         track: str,
-        audio_settings: AudioSettings,
+        limits: AudioLimits,
         detector: Callable[[bytes], bool] | None = None,
     ) -> None:
         """Create a segmenter for a track at ``sample_rate`` (8000, 16000 or 24000).
@@ -103,7 +105,7 @@ class Segmenter:
             raise InvalidAudioError(
                 f"voice activity needs 8000, 16000 or 24000 Hz, got {sample_rate}"
             )
-        cfg = audio_settings
+        cfg = limits
         self.sample_rate = sample_rate
         self.track = track
         if detector is None:
@@ -127,7 +129,7 @@ class Segmenter:
         self._start_frames = max(1, cfg.vad_start_ms // _FRAME_MS)
         self._end_frames = max(1, cfg.vad_end_ms // _FRAME_MS)
         self._min_samples = cfg.vad_min_ms * sample_rate // 1000
-        self._max_samples = cfg.utterance_max_ms * sample_rate // 1000
+        self._max_samples = cfg.utterance_samples(sample_rate)  # fits one Kinesis record
         self._tail = _TAIL_MS * sample_rate // 1000
         preroll_frames = cfg.vad_preroll_ms // _FRAME_MS
         self._ring: deque[tuple[int, bytes, bool]] = deque(maxlen=preroll_frames + _ONSET_WINDOW)
@@ -270,3 +272,52 @@ class Segmenter:
         size = self._frame_bytes
         for offset in range(0, len(leftover) - size + 1, size):
             self._ring.append((end + offset // 2, bytes(leftover[offset : offset + size]), False))
+
+
+# What the assembler needs of a segmenter and its utterances (tests hand in their own).
+class SegmenterLike(Protocol):
+    """What the assembler needs of a voice-activity segmenter (``audio.vad.Segmenter``)."""
+
+    def receive(self, pcm: bytes, start_sample: int) -> None:
+        """Take PCM16 LE audio that starts at ``start_sample`` on the track's timeline."""
+
+    def utterances_ready(self) -> Sequence[UtteranceLike]:
+        """Return and forget finished utterances."""
+
+    def close(self) -> Sequence[UtteranceLike]:
+        """Flush the open utterance at end of stream; return what was still pending."""
+
+    @property
+    def active(self) -> bool:
+        """True while inside an utterance (speech detected and not yet ended)."""
+
+
+class UtteranceLike(Protocol):
+    """What the assembler reads of an utterance."""
+
+    @property
+    def track(self) -> str:
+        """``inbound`` or ``outbound``."""
+
+    @property
+    def index(self) -> int:
+        """0, 1, 2, … per track."""
+
+    @property
+    def start_sample(self) -> int:
+        """First sample on the track timeline."""
+
+    @property
+    def end_sample(self) -> int:
+        """One past the last sample."""
+
+    @property
+    def split(self) -> bool:
+        """Cut at the maximum length."""
+
+    @property
+    def pcm(self) -> bytes:
+        """PCM16 LE audio."""
+
+
+SegmenterFactory = Callable[[int, Track], SegmenterLike]

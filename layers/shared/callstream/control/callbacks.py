@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from callstream.audio.protocol import ID_PATTERN
 from callstream.exceptions import RequestError
 from callstream.registry import State
+from callstream.vocabulary import ID_PATTERN
 
 Params = Mapping[str, str | list[str]]
 

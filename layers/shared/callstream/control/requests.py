@@ -12,10 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 
-from callstream.audio.protocol import ID_PATTERN
 from callstream.control.commands import validation_problems
 from callstream.exceptions import RequestError
-from callstream.vocabulary import ContentType
+from callstream.vocabulary import ID_PATTERN, ContentType
 
 #: Vobiz's limit on ``extra_headers``: keys ASCII letters and digits, 512 bytes in all.
 EXTRA_HEADERS_MAX_BYTES = 512
