@@ -124,7 +124,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
     from stream_server.wiring import grant_verifier
 
     kinesis = FakeKinesis()
-    audio = AudioSettings()
+    audio = AudioSettings().limits()
     backends = Backends(
         put_records=kinesis.put_records,
         registry=NullRegistry(),
@@ -145,7 +145,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
         metrics_interval_s=3600,
         **json.loads(os.environ.get("BENCH_SERVER_SETTINGS", "{}")),
     )
-    server = StreamServer(settings, backends, limits=audio.limits())
+    server = StreamServer(settings, backends, limits=audio)
     await server.start()
     if not os.environ.get("BENCH_DEFAULT_GC"):
         from stream_server.__main__ import tune_gc
