@@ -12,7 +12,7 @@ leading and ~150 ms of trailing padding around the voice: the pre-roll and tail 
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +97,7 @@ def main():
     configs = [
         (
             f"webrtc mode {m}, end {e} ms",
-            base.model_copy(update={"vad_mode": m, "vad_end_ms": e}),
+            replace(base, vad_mode=m, vad_end_ms=e),
             None,
         )
         for m in (1, 2, 3)

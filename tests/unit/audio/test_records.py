@@ -90,3 +90,30 @@ def test_a_full_record_fits_one_put_payload_unit_even_with_the_longest_ids():
         payload=b"x" * limit,
     )
     assert len(records.encode(worst)) <= 25 * 1024
+
+
+def test_the_longest_utterance_at_any_rate_fits_one_kinesis_record():
+    """utterance_max_ms allows 60 s: at 24 kHz that is 2.9 MB of PCM, which Kinesis refuses;
+    the cap at the rate keeps the record, with its widest ids, within 1 MiB."""
+    from callstream.settings import AudioSettings
+    from callstream.vocabulary import KINESIS_MAX_RECORD
+
+    limits = AudioSettings(utterance_max_ms=60_000).limits()
+    for rate in (8000, 16000, 24000):
+        samples = limits.utterance_samples(rate)
+        record = records.UtteranceRecord(
+            stream_id="s" * 128,
+            call_uuid="c" * 128,
+            track="outbound",
+            index=2**63 - 1,
+            sample_rate=rate,
+            start_sample=2**62,
+            end_sample=2**62 + samples,
+            split=True,
+            source_codec="l16",
+            received_at=1.7e9,
+            payload=bytes(2 * samples),
+        )
+        assert len(records.encode(record)) + 128 <= KINESIS_MAX_RECORD  # the key counts too
+    assert limits.utterance_samples(8000) == 60 * 8000  # at 8 kHz 60 s fits: not cut
+    assert limits.utterance_samples(24000) < 60 * 24000
