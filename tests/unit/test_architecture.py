@@ -152,6 +152,20 @@ def test_the_audio_core_reads_no_environment() -> None:
     assert readers == []
 
 
+def test_the_audio_core_imports_only_the_vocabulary_and_the_exceptions() -> None:
+    """Limits are handed in (``AudioLimits``), never read from the settings machinery."""
+    allowed = ("callstream.audio", "callstream.vocabulary", "callstream.exceptions")
+    beyond = [
+        f"{module} → {imported}"
+        for module, imports in GRAPH.items()
+        if module.startswith("callstream.audio")
+        for imported in imports
+        if not imported.startswith(allowed)
+    ]
+    assert beyond == []
+    assert "callstream.vocabulary" in GRAPH["callstream.audio.assembler"]  # it sees imports
+
+
 def test_the_checker_sees_an_upward_import_and_a_cycle() -> None:
     """The rules above would catch what they are for (they are not vacuously green)."""
     assert _rank("callstream.adapters.dynamodb") > _rank("callstream.control.operations")
