@@ -294,10 +294,12 @@ class VobizSimulator:
                 if outcome == "dropped" and retries > 0 and index < frames:
                     retries -= 1
                     call.reconnects += 1
-                    down = time.monotonic()
-                    await asyncio.sleep(self.reconnect_delay_s)
-                    # What played while the line was down is lost, as on a real call.
-                    index += int((time.monotonic() - down) / step)
+                    # Vobiz comes back reconnect_delay_s later in the call; what played
+                    # meanwhile is lost, as on a real call. Counted in the call's time, not
+                    # measured: a late simulator thread (a busy host) would lose more, and at
+                    # --speed 16 sixteen times more, than any real line.
+                    await asyncio.sleep(self.reconnect_delay_s / self.speed)
+                    index += round(self.reconnect_delay_s / 0.02)
                     began = time.monotonic() - index * step  # pace on from here
                     continue
                 break
@@ -345,6 +347,7 @@ class VobizSimulator:
         outcome = "done"
         try:
             seq = 0
+            stamp0 = int((call.media_began or time.time()) * 1000)
             await ws.send(json.dumps(self._start_message(spec, call, stream_id)))
             chunk = 0
             while index < frames:
@@ -377,7 +380,8 @@ class VobizSimulator:
                         "streamId": stream_id,
                         "media": {
                             "track": track,
-                            "timestamp": str(int(time.time() * 1000)),
+                            # Vobiz stamps each frame with its time in the call
+                            "timestamp": str(stamp0 + index * 20),
                             "chunk": chunk,
                             "payload": wire.b64(
                                 wire.encode_frame(

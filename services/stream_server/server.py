@@ -306,6 +306,7 @@ class StreamServer:
                 generation=lease.generation,
                 position_ms=lease.position_ms,
                 outage_ms=outage * 1000,
+                media_clock_ms=lease.media_clock_ms,
                 previous_stream_id=lease.vobiz_stream_id,
                 frames=lease.frames,
                 utterances=lease.utterances,
@@ -440,6 +441,7 @@ class StreamServer:
             stream_id=assembler.stream_id,
             vobiz_stream_id=assembler.vobiz_stream_id,
             position_ms=assembler.position_ms,
+            media_clock_ms=assembler.media_clock_ms,
             frames=assembler.stream_totals.frames,
             utterances=assembler.stream_totals.utterances,
             # the line dropped now, not when a busy thread pool gets to the write: the

@@ -111,12 +111,17 @@ def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_p
     assert len(summary["vobiz_stream_ids"]) == 2, "Vobiz reconnected once, with a new streamId"
     reconnect = [g for g in summary["gaps"] if g.get("reason") == "reconnect"]
     assert {g["track"] for g in reconnect} == {"inbound", "outbound"}
-    assert all(g["start_sample"] == 600 * 160 and g["samples"] > 0 for g in reconnect)
+    # The simulator's Vobiz comes back 200 ms later in the call (10 frames lost): the gap is
+    # measured on Vobiz's timestamps, exactly, however late any loop was on a busy host.
+    assert [(g["start_sample"], g["samples"], g["measured_by"]) for g in reconnect] == [
+        (600 * 160, 10 * 160, "timestamps")
+    ] * 2
     session = [e for e in bus_events(folder) if e["source"] == "session"]
     starts = [e for e in session if e["name"] == "start"]
     assert [s["data"].get("generation") for s in starts] == [None, 2]
     assert {e["stream_id"] for e in session} == {summary["stream_id"]}, "one call stream"
     samples, _ = recording(folder)
-    assert len(samples) > 600 * 160 + reconnect[0]["samples"], "audio after the reconnect"
+    source, _ = read_wav(AUDIO / "support_call_8000_inbound.wav")
+    assert len(samples) == -(-len(source) // 320) * 160, "the call's whole length, in place"
     texts = [u["text"] for u in summary["utterances"] if u["start_s"] > 13]
     assert texts, "utterances after the reconnect were transcribed"

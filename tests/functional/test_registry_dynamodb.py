@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from callstream.adapters.dynamodb import DynamoOnceStore, DynamoRegistry
+from callstream.adapters.dynamodb import DynamoLeases, DynamoOnceStore, DynamoRegistry
 
 
 def test_states_only_move_forward_and_fields_merge(aws):
@@ -94,3 +94,26 @@ def test_an_earlier_connections_late_end_writes_nothing_on_the_reconnect(aws):
         "stop",
         "t9",
     )
+
+
+def test_a_lease_carries_vobizs_clock_to_the_reconnect_and_forgets_a_stale_one(aws):
+    """The reconnect measures its outage from the clock the last connection left; a connection
+    without timestamps must not leave an earlier one's behind (it would measure the next
+    outage from the wrong place on the call)."""
+    leases = DynamoLeases(aws["dynamodb"], "Nonces")
+    first = leases.acquire("jti-1", "task-a", 30)
+    assert first is not None and first.media_clock_ms is None
+    leases.release(
+        "jti-1",
+        "task-a",
+        stream_id="s-1",
+        vobiz_stream_id="v-1",
+        position_ms=12000.0,
+        media_clock_ms=1_732_450_012_000.5,
+    )
+    second = leases.acquire("jti-1", "task-b", 30)
+    assert second is not None and second.generation == 2
+    assert (second.position_ms, second.media_clock_ms) == (12000.0, 1_732_450_012_000.5)
+    leases.release("jti-1", "task-b", stream_id="s-1", vobiz_stream_id="v-2", position_ms=15000.0)
+    third = leases.acquire("jti-1", "task-c", 30)
+    assert third is not None and (third.generation, third.media_clock_ms) == (3, None)

@@ -171,10 +171,12 @@ def start_msg(tracks=("inbound",), rate=8000, encoding="audio/x-mulaw", stream="
     )
 
 
-def media(chunk=None, seq=None, fill=1, size=160):
+def media(chunk=None, seq=None, fill=1, size=160, timestamp=None):
     body = {"track": "inbound", "payload": base64.b64encode(bytes([fill]) * size).decode()}
     if chunk is not None:
         body["chunk"] = chunk
+    if timestamp is not None:
+        body["timestamp"] = timestamp
     doc = {"event": "media", "media": body}
     if seq is not None:
         doc["sequenceNumber"] = seq
@@ -261,6 +263,77 @@ def test_a_reconnect_continues_the_call_stream_with_the_outage_as_a_gap():
     assert first_audio.start_sample == 12000
     (start,) = named(out, "start")
     assert start.data["generation"] == 2 and start.data["continues"] == "a"
+
+
+T0 = 1_732_450_000_000  # Vobiz's timestamps: epoch ms (PROTOCOL.md §2)
+
+
+def first_connection(frames: int) -> Assembler:
+    """A first connection that took ``frames`` stamped frames, then dropped."""
+    asm = Assembler(limits=AudioLimits(record_max_ms=100))
+    asm.receive(start_msg(stream="a"))
+    for n in range(frames):
+        asm.receive(media(chunk=n + 1, timestamp=str(T0 + 20 * n)))
+    asm.close("close")
+    return asm
+
+
+def reconnect(first: Assembler, wall_outage_ms: float, stamps) -> list:
+    """Vobiz's reconnect continuing ``first``; ``stamps``: its frames' timestamps."""
+    cont = Continuation(
+        stream_id="first",
+        generation=2,
+        position_ms=first.position_ms,
+        outage_ms=wall_outage_ms,
+        media_clock_ms=first.media_clock_ms,
+        previous_stream_id="a",
+    )
+    asm = Assembler(limits=AudioLimits(), continuation=cont)
+    asm.receive(start_msg(stream="second"))
+    for n, stamp in enumerate(stamps):
+        asm.receive(media(chunk=n + 1, timestamp=stamp))
+    asm.close("close")
+    return records_of(asm.events_ready())
+
+
+@pytest.mark.parametrize("wall_outage_ms", [0.0, 200.0, 1700.0])
+def test_a_reconnects_outage_is_measured_on_vobizs_timestamps_not_on_a_late_loop(
+    wall_outage_ms,
+):
+    """The first connection's last frame ends at T0 + 1000 ms; the reconnect's first frame is
+    stamped T0 + 1300: 300 ms were lost, whatever our loop's clock saw (a stalled loop reads
+    the close late, and the outage short; CI lost a call's placement that way)."""
+    first = first_connection(50)
+    assert first.position_ms == 1000 and first.media_clock_ms == T0 + 1000
+    out = reconnect(first, wall_outage_ms, [str(T0 + 1300 + 20 * n) for n in range(3)])
+    (gap,) = named(out, "gap")
+    assert (gap.data["start_sample"], gap.data["samples"]) == (8000, 2400)
+    assert gap.data["measured_by"] == "timestamps"
+    assert min(r.start_sample for r in out if isinstance(r, AudioRecord)) == 8000 + 2400
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        [None, None],  # a reconnect without timestamps
+        ["soon", "later"],  # unreadable ones
+        [str(T0 - 60_000), str(T0 - 59_980)],  # a clock that went back a minute
+        [str(T0 + 3_600_000), str(T0 + 3_600_020)],  # or an hour ahead
+    ],
+)
+def test_a_reconnect_whose_timestamps_cannot_be_believed_is_measured_by_our_clock(stamps):
+    first = first_connection(50)
+    out = reconnect(first, 500.0, stamps)
+    (gap,) = named(out, "gap")
+    assert (gap.data["samples"], gap.data["measured_by"]) == (4000, "clock")
+    assert len(audio(out)) == 2 * 160, "no frame is lost to a bad timestamp"
+
+
+def test_timestamps_that_jitter_back_a_little_are_no_outage():
+    first = first_connection(50)
+    out = reconnect(first, 900.0, [str(T0 + 1000 - 40), str(T0 + 1000 - 20)])
+    assert named(out, "gap") == [], "no gap: the line came straight back"
+    assert min(r.start_sample for r in out if isinstance(r, AudioRecord)) == 8000
 
 
 def test_l16_24k_is_a_stream_format_end_to_end_in_the_core():

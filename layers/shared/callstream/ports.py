@@ -101,6 +101,7 @@ class Lease:
         stream_id: the call stream the token's earlier connections carried (None at first).
         vobiz_stream_id: Vobiz's stream id of the previous connection.
         position_ms: media time the previous connection reached.
+        media_clock_ms: Vobiz's timestamp at ``position_ms``, if its frames carried one.
         released_at: when the previous connection ended (epoch seconds), if it did.
         frames: frames the call stream's earlier connections received, all together.
         utterances: utterances they found, all together.
@@ -110,6 +111,7 @@ class Lease:
     stream_id: str | None = None
     vobiz_stream_id: str | None = None
     position_ms: float = 0.0
+    media_clock_ms: float | None = None
     released_at: float | None = None
     frames: int = 0
     utterances: int = 0
@@ -132,6 +134,7 @@ class Leases(Protocol):
         stream_id: str | None,
         vobiz_stream_id: str | None,
         position_ms: float,
+        media_clock_ms: float | None = None,
         frames: int = 0,
         utterances: int = 0,
         released_at: float | None = None,

@@ -362,6 +362,9 @@ class DynamoLeases:
             stream_id=item.get("stream_id"),
             vobiz_stream_id=item.get("vobiz_stream_id"),
             position_ms=float(item.get("position_ms", 0.0)),
+            media_clock_ms=(
+                float(item["media_clock_ms"]) if item.get("media_clock_ms") is not None else None
+            ),
             released_at=item.get("released_at"),
             frames=int(item.get("frames", 0)),
             utterances=int(item.get("utterances", 0)),
@@ -394,6 +397,7 @@ class DynamoLeases:
         stream_id: str | None,
         vobiz_stream_id: str | None,
         position_ms: float,
+        media_clock_ms: float | None = None,
         frames: int = 0,
         utterances: int = 0,
         released_at: float | None = None,
@@ -420,11 +424,19 @@ class DynamoLeases:
         if vobiz_stream_id is not None:
             values[":v"] = {"S": vobiz_stream_id}
             sets.append("vobiz_stream_id = :v")
+        removes = []
+        if media_clock_ms is not None:
+            values[":mc"] = {"N": str(round(media_clock_ms, 3))}
+            sets.append("media_clock_ms = :mc")
+        else:  # an earlier connection's clock would measure the next outage wrong
+            removes.append("media_clock_ms")
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": f"lease#{token_id}"}},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET "
+                + ", ".join(sets)
+                + (" REMOVE " + ", ".join(removes) if removes else ""),
                 ConditionExpression="holder = :h",
                 ExpressionAttributeValues=values,
             )

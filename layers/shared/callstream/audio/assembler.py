@@ -61,6 +61,12 @@ from callstream.vocabulary import MAX_INT, AudioLimits, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
+#: An outage longer than this by Vobiz's timestamps is not believed (a clock that jumped):
+#: our own clock measures it instead. Vobiz retries a dropped socket within seconds.
+MAX_STAMPED_OUTAGE_MS = 10 * 60 * 1000
+#: Timestamps may jitter: a reconnect's first frame this little before the last one's end
+#: is taken as no outage at all, not as a clock to distrust.
+STAMP_JITTER_MS = 100
 #: L16 frames a track holds at most while its audio has not told the byte order yet (0.5 s):
 #: past it they go out in Vobiz's documented order, provisionally (see :mod:`.byteorder`).
 BYTE_ORDER_HOLD = 25
@@ -81,7 +87,10 @@ class Continuation:
         stream_id: the call stream this connection continues (its first connection's id).
         generation: 2 for the first reconnect, 3 for the next, …
         position_ms: media time the previous connection reached.
-        outage_ms: how long the line was down (wall clock between the two sockets).
+        outage_ms: how long the line was down by our clock (one socket's end to the next's
+            start): late when our loop was, so only the fallback for ``media_clock_ms``.
+        media_clock_ms: Vobiz's ``timestamp`` at ``position_ms``, if it sent timestamps: the
+            new connection's first frame then measures the outage on Vobiz's own clock.
         previous_stream_id: Vobiz's stream id of the previous connection.
         frames: frames the earlier connections received (the end event counts the whole
             call stream, so that its recording and summary wait for all of it).
@@ -92,6 +101,7 @@ class Continuation:
     generation: int
     position_ms: float
     outage_ms: float
+    media_clock_ms: float | None = None
     previous_stream_id: str | None = None
     frames: int = 0
     utterances: int = 0
@@ -182,6 +192,10 @@ class Assembler:
         self._requested = requested_format
         self._continuation = continuation
         self._base_position = 0  # where tracks begin on the timeline (after a reconnect)
+        # (Vobiz's timestamp, timeline sample) of the latest record that carried one
+        self._media_clock: tuple[int, int] | None = None
+        self._outage_due: Continuation | None = None  # measured at this connection's 1st frame
+        self._outage_measured_by = "clock"  # a reconnect's gap: by "timestamps" or our "clock"
         self._nonmedia = 0  # non-media messages numbered by sequenceNumber since start
         self.call_uuid = call_uuid
         self._limits = limits
@@ -335,7 +349,12 @@ class Assembler:
         if not track.open.fits(len(payload)):
             self._flush(track)
         first = frame if frame is not None else line.stats.frames - 1
-        if track.open.add(first, payload, start, _timestamp(timestamp), now):
+        opens = not track.open.buf
+        stamp = _timestamp(timestamp)
+        full = track.open.add(first, payload, start, stamp, now)
+        if opens and stamp is not None:
+            self._media_clock = (stamp, start)
+        if full:
             self._flush(track)
         segmenter = track.segmenter
         if segmenter is None and not self._decode_media:
@@ -365,6 +384,7 @@ class Assembler:
         }
         if first_frame is None:
             data["reason"] = "reconnect"
+            data["measured_by"] = self._outage_measured_by
         record = self._record("gap", now, data)
         reason = "lost" if first_frame is not None else "reconnect"
         self._events.append(ev.Gap(line.name, frames, reason, record, _write(record)))
@@ -461,15 +481,48 @@ class Assembler:
         return data
 
     def _resume(self, cont: Continuation, now: float) -> None:
-        """Continue the call's timeline after a reconnect: the outage is a gap on each track."""
+        """Continue the call's timeline after a reconnect: the outage is a gap on each track.
+
+        Vobiz stamps every frame, so with timestamps on both sides the outage is measured at
+        this connection's first frame, on Vobiz's clock: ours saw each socket when our loop got
+        to it, seconds late on a busy host, and a recording built on it would slide.
+        """
         base = round(cont.position_ms * self.sample_rate / 1000)
-        outage = round(cont.outage_ms * self.sample_rate / 1000)
-        frame = self.sample_rate // 50
         for track in self._tracks.values():
             track.timeline.position = base
-            if outage:
+        self._base_position = base
+        if cont.media_clock_ms is not None:
+            self._outage_due = cont
+        else:
+            self._skip_outage(cont.outage_ms, "clock", now)
+
+    def _measure_outage(self, timestamp: Timestamp, now: float) -> None:
+        """The reconnect's first frame: the outage by Vobiz's clock, else by ours."""
+        cont, self._outage_due = self._outage_due, None
+        assert cont is not None and cont.media_clock_ms is not None
+        stamp = _timestamp(timestamp)
+        stamped = None if stamp is None else stamp - cont.media_clock_ms
+        if stamped is not None and -STAMP_JITTER_MS <= stamped <= MAX_STAMPED_OUTAGE_MS:
+            self._skip_outage(max(0.0, stamped), "timestamps", now)
+        else:
+            self._skip_outage(cont.outage_ms, "clock", now)
+
+    def _skip_outage(self, outage_ms: float, measured_by: str, now: float) -> None:
+        outage = round(outage_ms * self.sample_rate / 1000)
+        self._outage_measured_by = measured_by
+        if outage:
+            frame = self.sample_rate // 50
+            for track in self._tracks.values():
                 track.timeline.skip(-(-outage // frame), outage, now, self)
-        self._base_position = base + outage
+        self._base_position += outage
+
+    @property
+    def media_clock_ms(self) -> float | None:
+        """Vobiz's timestamp at :attr:`position_ms`, if its frames carried timestamps."""
+        if self._media_clock is None or not self.sample_rate:
+            return None
+        stamp, sample = self._media_clock
+        return stamp + (self.position_ms - sample * 1000 / self.sample_rate)
 
     def _add_track(self, name: Track) -> _Track:
         assert self.codec is not None
@@ -488,6 +541,8 @@ class Assembler:
 
     def _media(self, message: MediaMessage, now: float) -> None:
         body = message.media
+        if self._outage_due is not None:
+            self._measure_outage(body.timestamp, now)
         track = self._tracks.get(body.track)
         if track is None:  # a track that start did not announce: keep its audio all the same
             track = self._add_track(body.track)
