@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "shared" / "callstream"
 SERVER = ROOT / "services" / "stream_server"
@@ -91,33 +89,46 @@ def _layer(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def test_the_import_graph_has_no_cycle() -> None:
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle in ``graph`` (its modules, the first repeated at the end), or None."""
     done: set[str] = set()
 
-    def visit(module: str, path: list[str]) -> None:
+    def visit(module: str, path: list[str]) -> list[str] | None:
         if module in path:
-            cycle = [*path[path.index(module) :], module]
-            pytest.fail("import cycle: " + " → ".join(cycle))
+            return [*path[path.index(module) :], module]
         if module in done:
-            return
-        for imported in GRAPH[module]:
-            visit(imported, [*path, module])
+            return None
+        for imported in sorted(graph.get(module, ())):
+            if (cycle := visit(imported, [*path, module])) is not None:
+                return cycle
         done.add(module)
+        return None
 
-    for module in GRAPH:
-        visit(module, [])
+    for module in sorted(graph):
+        if (cycle := visit(module, [])) is not None:
+            return cycle
+    return None
 
 
-def test_imports_point_down_the_layers() -> None:
-    upward = [
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import in ``graph`` that points up the layers."""
+    return [
         f"{module} → {imported}"
-        for module, imports in GRAPH.items()
+        for module, imports in graph.items()
         for imported in imports
         if _rank(imported) > _rank(module)
         and not imported.startswith(_layer(module) + ".")  # within a package is not upward
         and not (module.startswith("callstream.") and module.endswith("__init__"))
     ]
-    assert upward == []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_imports_point_down_the_layers() -> None:
+    assert upward_imports(GRAPH) == []
 
 
 def test_control_and_analytics_do_not_import_each_other() -> None:
@@ -166,9 +177,43 @@ def test_the_audio_core_imports_only_the_vocabulary_and_the_exceptions() -> None
     assert "callstream.vocabulary" in GRAPH["callstream.audio.assembler"]  # it sees imports
 
 
-def test_the_checker_sees_an_upward_import_and_a_cycle() -> None:
-    """The rules above would catch what they are for (they are not vacuously green)."""
-    assert _rank("callstream.adapters.dynamodb") > _rank("callstream.control.operations")
-    assert "callstream.audio.protocol" in GRAPH["callstream.audio.assembler"]
+def _planted(tmp_path: Path, module: str, source: str) -> dict[str, set[str]]:
+    """GRAPH with ``module`` (parsed from ``source``, as the real files are) added or replaced."""
+    path = tmp_path / "planted.py"
+    path.write_text(source)
+    graph = {name: set(imports) for name, imports in GRAPH.items()}
+    graph[module] = {
+        i
+        for i in _imports(path, module)
+        if i in MODULES and i != module and MODULES[i].name != "__init__.py"
+    }
+    return graph
+
+
+def test_the_checker_catches_a_planted_upward_import(tmp_path: Path) -> None:
+    """The layer rule is not vacuously green: a domain module importing an adapter fails it."""
+    graph = _planted(
+        tmp_path,
+        "callstream.control.planted",
+        "from callstream.adapters import dynamodb\nfrom callstream import vocabulary\n",
+    )
+    assert upward_imports(graph) == ["callstream.control.planted → callstream.adapters.dynamodb"]
+
+
+def test_the_checker_catches_a_planted_cycle(tmp_path: Path) -> None:
+    """The codecs importing the assembler (which imports the codecs) is a cycle it reports."""
+    assert "callstream.audio.codecs" in GRAPH["callstream.audio.assembler"]
+    graph = _planted(
+        tmp_path,
+        "callstream.audio.codecs",
+        MODULES["callstream.audio.codecs"].read_text()
+        + "\nfrom callstream.audio.assembler import Assembler\n",
+    )
+    cycle = find_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    assert {"callstream.audio.codecs", "callstream.audio.assembler"} <= set(cycle)
+
+
+def test_the_checker_sees_the_whole_house() -> None:
     assert all(module in GRAPH for module in ("callstream.wiring", "stream_server.wiring"))
     assert "local.stack" in GRAPH and _rank("stream_server.server") < _rank("local.stack")
