@@ -73,7 +73,7 @@ test: $(STAMP)  ## lint, typecheck, validate and build the template, then the wh
 unit: $(STAMP)  ## unit tests only
 	$(BIN)/pytest tests/unit
 
-tape: $(STAMP)  ## regenerate the session tapes in events/tapes from ../shared/audio
+tape: $(STAMP)  ## regenerate the session tapes in events/tapes from samples/
 	$(BIN)/python scripts/make_tapes.py
 
 docs: $(STAMP)  ## regenerate docs/configuration.md from the settings classes

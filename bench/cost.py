@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "audio" / "support_call.json"
+SCRIPT = Path(__file__).resolve().parents[1] / "samples" / "support_call.json"
 
 # us-east-1 list prices (USD).
 FARGATE_VCPU_H = 0.04048

@@ -21,7 +21,7 @@ from callstream.audio.protocol import parse_message
 from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import CallAudio, messages, read_wav
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[1] / "samples"
 UNIT = 25 * 1024
 KB = 1024
 

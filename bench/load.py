@@ -333,7 +333,7 @@ def call_payloads(codec: str, track: str) -> list[str]:
     from local.vobiz_frames import encode_frame, read_wav, to_wire_rate
 
     rate = 8000 if codec == "mulaw" else 16000
-    audio = ROOT.parent / "shared" / "audio" / f"support_call_{rate}_{track}.wav"
+    audio = ROOT / "samples" / f"support_call_{rate}_{track}.wav"
     pcm, source_rate = read_wav(audio)
     pcm = to_wire_rate(pcm, source_rate, rate)
     size = rate // 50 * 2

@@ -27,7 +27,7 @@ from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "samples"
 TAPES = ROOT / "events" / "tapes"
 
 

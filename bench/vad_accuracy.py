@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python -m bench.vad_accuracy
 
-For each track of ../shared/audio/support_call (16 kHz L16, and 8 kHz after a μ-law round trip)
+For each track of samples/support_call (16 kHz L16, and 8 kHz after a μ-law round trip)
 the segmenter runs frame by frame; each expected utterance of support_call.json is matched to
 the detected one that overlaps it most. Reported: utterances found / expected / matched, and the
 mean and max absolute error of the emitted start (pre-roll included) and end against the
@@ -22,7 +22,7 @@ from callstream.audio.vad import Segmenter, Utterance
 from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[1] / "samples"
 
 
 @dataclass

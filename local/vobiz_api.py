@@ -1,4 +1,4 @@
-"""A stand-in for the Vobiz REST API (PROTOCOL.md §1a) on a local port: the stream endpoints.
+"""A stand-in for the Vobiz REST API (docs/protocol.md §1a) on a local port: the stream endpoints.
 
 Checks ``X-Auth-ID``/``X-Auth-Token``, validates bodies as Vobiz documents them (a
 bidirectional stream must use ``audio_track`` ``inbound``; ``extra_headers`` keys are

@@ -1,7 +1,7 @@
 """What Vobiz sends on the WebSocket for a call, built from PCM audio (pure, no I/O).
 
 One generator serves the session tapes in ``events/tapes/``, the tests, the Vobiz simulator
-and the load generator, so they all speak the protocol of PROTOCOL.md §2 as Vobiz does: a
+and the load generator, so they all speak the protocol of docs/protocol.md §2 as Vobiz does: a
 ``start`` (ids nested in ``start``), then 20 ms ``media`` frames per track interleaved in time
 order (``chunk`` counts a track's frames from 1, ``sequenceNumber`` counts every message from
 0), and then nothing: Vobiz ends a stream by closing the socket (``with_stop`` adds the ``stop``

@@ -1,6 +1,6 @@
 """The Vobiz simulator: answer URLs, the REST stream endpoints, the WebSocket client, callbacks.
 
-It behaves as Vobiz documents (``../shared/PROTOCOL.md``), with wire code of its own
+It behaves as Vobiz documents (``docs/protocol.md``), with wire code of its own
 (:mod:`local.vobiz_wire`; nothing from callstream), so that the product is tested against Vobiz's
 behaviour and not against its own assumptions:
 
@@ -53,7 +53,7 @@ from local.loops import stop_loop
 from local.vobiz_api import ApiStream, VobizApi
 from local.vobiz_frames import read_wav
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[1] / "samples"
 Signing = Literal["v3", "v2", "v3-url", "none"]
 
 

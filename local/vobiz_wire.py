@@ -1,13 +1,13 @@
-"""The Vobiz simulator's own wire code, written from PROTOCOL.md (numpy, soxr and stdlib only).
+"""The Vobiz simulator's own wire code, written from docs/protocol.md (numpy, soxr and stdlib only).
 
 Nothing here imports callstream: the simulator is the oracle the product is tested against, so it
 must not share the product's codec, protocol, signature or XML code (a shared mistake would pass
 every test). What it holds:
 
 * G.711 μ-law encode/decode (the ITU-T G.191 reference rounding) and the L16 byte orders:
-  inbound L16 is big-endian on the wire, ``playAudio`` L16 is little-endian (PROTOCOL.md §2).
-* Vobiz's request signatures, V3 (the SDK's string for GET and POST) and V2 (PROTOCOL.md §3).
-* The ``<Stream>`` answer XML read by Vobiz's rules (PROTOCOL.md §1b): what Vobiz would do.
+  inbound L16 is big-endian on the wire, ``playAudio`` L16 is little-endian (docs/protocol.md §2).
+* Vobiz's request signatures, V3 (the SDK's string for GET and POST) and V2 (docs/protocol.md §3).
+* The ``<Stream>`` answer XML read by Vobiz's rules (docs/protocol.md §1b): what Vobiz would do.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def encode_frame(pcm: bytes, codec: str, *, l16_little_endian: bool = False) -> 
     """PCM16 LE → a media payload as Vobiz sends it (μ-law, or L16 big-endian as documented).
 
     ``l16_little_endian``: L16 as Vobiz's own reference code sends it (its ``mock_vobiz.py``
-    and ``app.py`` treat inbound L16 as little-endian), the other witness of PROTOCOL.md §2.
+    and ``app.py`` treat inbound L16 as little-endian), the other witness of docs/protocol.md §2.
     """
     if codec == "mulaw":
         return mulaw_encode(pcm)
@@ -109,7 +109,7 @@ def _sorted_query(pairs: list[tuple[str, str]]) -> str:
 
 
 def v3_string(method: str, url: str, params: Params) -> str:
-    """The string Vobiz's V3 signature covers, before ``"." + nonce`` (PROTOCOL.md §3)."""
+    """The string Vobiz's V3 signature covers, before ``"." + nonce`` (docs/protocol.md §3)."""
     parts = urlsplit(url)
     base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     own = parse_qsl(parts.query, keep_blank_values=True)
@@ -180,7 +180,7 @@ END_OF_XML = "End Of XML Instructions"
 
 
 def read_answer(xml: str) -> AnswerPlan:
-    """Interpret answer XML the way Vobiz documents it (PROTOCOL.md §1b)."""
+    """Interpret answer XML the way Vobiz documents it (docs/protocol.md §1b)."""
     try:
         root = ET.fromstring(xml)  # noqa: S314 - the product's own answer, on loopback
     except ET.ParseError as error:

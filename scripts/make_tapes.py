@@ -1,4 +1,4 @@
-"""Write the session tapes in events/tapes/ from ../shared/audio (run: make tape).
+"""Write the session tapes in events/tapes/ from samples/ (run: make tape).
 
 A tape is a JSONL file of the text frames Vobiz would send for the shared support call, both
 tracks: the 8 kHz WAVs in μ-law, the 16 kHz WAVs in L16. Tests replay them; regenerating gives
@@ -15,7 +15,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "shared")]
 
 from local.vobiz_frames import CallAudio, WireCodec, messages, read_wav  # noqa: E402
 
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "samples"
 TAPES = ROOT / "events" / "tapes"
 #: tape name → (source sample rate, wire codec)
 SPECS: dict[str, tuple[int, WireCodec]] = {

@@ -1,4 +1,4 @@
-"""Talking back into a bidirectional stream: play, checkpoint and clear (PROTOCOL.md §2).
+"""Talking back into a bidirectional stream: play, checkpoint and clear (docs/protocol.md §2).
 
 :class:`Talkback` is the session controller that agents and the control endpoint call:
 
@@ -16,7 +16,7 @@
   queued when ``stop`` arrives, so the goodbye must have played first.
 
 ``playAudio`` carries the stream's own format (Vobiz plays anything else as noise); L16 goes
-little-endian, as Vobiz plays it (PROTOCOL.md §2).
+little-endian, as Vobiz plays it (docs/protocol.md §2).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from callstream.audio import codecs, protocol
 from callstream.exceptions import ConflictError
 from callstream.vocabulary import Codec
 
-#: One ``playAudio`` per 20 ms frame: PROTOCOL.md §2 ("send ~20 ms chunks so that clearAudio
+#: One ``playAudio`` per 20 ms frame: docs/protocol.md §2 ("send ~20 ms chunks so that clearAudio
 #: stays responsive") and Vobiz's own voice agent (``FRAME_MS = 20``, "the cadence a PSTN leg
 #: expects", vobiz-ai/Vobiz-Deepgram-Voice-Agent app.py).
 CHUNK_MS = 20

@@ -24,9 +24,7 @@ from local.lambdas import invoke
 from tests.conftest import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = json.loads((ROOT.parent / "shared" / "audio" / "support_call.json").read_text())[
-    "utterances"
-]
+SCRIPT = json.loads((ROOT / "samples" / "support_call.json").read_text())["utterances"]
 
 
 class Bus:

@@ -265,7 +265,7 @@ def test_callbacks_move_the_state_machine_in_every_encoding(api):
     assert invoke("stream_callback", load("callbacks/played_form.json"))[0] == 200
     assert invoke("stream_callback", load("callbacks/stop_get.json"))[0] == 200
     item = api.registry.get(STREAM)
-    # StopStream is recorded, never relied on to end a stream (PROTOCOL.md §3)
+    # StopStream is recorded, never relied on to end a stream (docs/protocol.md §3)
     assert item is not None and (item.state, item.last_checkpoint) == ("started", "turn-1")
     kinds = [e["detail-type"] for e in api.events()]
     assert sorted(kinds) == [

@@ -19,7 +19,7 @@ from callstream.audio import codecs
 from local import demo
 from local.vobiz_frames import read_wav
 
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[2] / "samples"
 SCRIPT = json.loads((AUDIO / "support_call.json").read_text())["utterances"]
 
 

@@ -23,7 +23,7 @@ from local.lambdas import invoke
 from local.vobiz_frames import CallAudio, messages, read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "samples"
 TAPES = ROOT / "events" / "tapes"
 
 

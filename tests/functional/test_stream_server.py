@@ -25,7 +25,7 @@ from stream_server.wiring import build_server
 from tests.conftest import read_stream
 
 KEY = b"test-token-key-0123456789abcdef"
-AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[2] / "samples"
 TAPES = Path(__file__).resolve().parents[2] / "events" / "tapes"
 
 

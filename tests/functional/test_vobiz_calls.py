@@ -1,5 +1,5 @@
 """Calls through the embedded stack as Vobiz makes them (the simulator plays Vobiz from
-PROTOCOL.md with wire code of its own): ending a stream from our side, and a real Vobiz's
+docs/protocol.md with wire code of its own): ending a stream from our side, and a real Vobiz's
 settings kept."""
 
 from __future__ import annotations

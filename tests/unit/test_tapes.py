@@ -17,7 +17,7 @@ from local.vobiz_frames import read_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 TAPES = ROOT / "events" / "tapes"
-AUDIO = ROOT.parent / "shared" / "audio"
+AUDIO = ROOT / "samples"
 
 
 def make_tapes_module():

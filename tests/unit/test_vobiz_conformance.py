@@ -1,6 +1,6 @@
-"""What Vobiz documents (PROTOCOL.md), checked at unit level against the pure core.
+"""What Vobiz documents (docs/protocol.md), checked at unit level against the pure core.
 
-Every expectation here comes from PROTOCOL.md, and where a wire format is built it is built by
+Every expectation here comes from docs/protocol.md, and where a wire format is built it is built by
 the simulator's own code (``local.vobiz_wire``), never by the product's.
 """
 
@@ -59,7 +59,7 @@ def test_play_audio_l16_goes_little_endian_as_vobiz_plays_it():
         "sampleRate": 24000,
         "payload": base64.b64encode(pcm).decode(),  # the same bytes: little-endian
     }
-    assert "streamId" not in frame  # PROTOCOL.md §2: playAudio carries event and media only
+    assert "streamId" not in frame  # docs/protocol.md §2: playAudio carries event and media only
 
 
 # ------------------------------------------------------------------ tolerant start and media
@@ -265,7 +265,7 @@ def test_a_reconnect_continues_the_call_stream_with_the_outage_as_a_gap():
     assert start.data["generation"] == 2 and start.data["continues"] == "a"
 
 
-T0 = 1_732_450_000_000  # Vobiz's timestamps: epoch ms (PROTOCOL.md §2)
+T0 = 1_732_450_000_000  # Vobiz's timestamps: epoch ms (docs/protocol.md §2)
 
 
 def first_connection(frames: int) -> Assembler:

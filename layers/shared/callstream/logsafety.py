@@ -2,7 +2,7 @@
 
 Two layers:
 
-* **Library loggers are capped** at INFO (:func:`cap_libraries`): at DEBUG, botocore logs whole
+* **Library loggers are capped** at WARNING (:func:`cap_libraries`): at DEBUG, botocore logs whole
   request and response bodies (a ``GetSecretValue`` answer with the secret in it, the base64
   audio of every ``PutRecords``), websockets every frame. Nothing of ours needs their DEBUG.
 * **A redaction filter on every handler** (:class:`Redactor`, defence in depth): a known secret

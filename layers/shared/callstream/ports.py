@@ -199,7 +199,7 @@ class Recordings(Protocol):
 
 
 class Vobiz(Protocol):
-    """Vobiz's REST API for streams (PROTOCOL.md §1a)."""
+    """Vobiz's REST API for streams (docs/protocol.md §1a)."""
 
     def start_stream(self, call_uuid: str, body: dict[str, Any]) -> dict[str, Any]:
         """Start a stream; Vobiz's answer carries ``stream_id``."""

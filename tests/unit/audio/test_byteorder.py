@@ -18,7 +18,7 @@ from callstream.audio.protocol import parse_message
 from callstream.audio.records import AudioRecord, EventRecord
 from callstream.vocabulary import AudioLimits
 
-AUDIO = Path(__file__).resolve().parents[4] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[3] / "samples"
 
 
 def speech(rate: int, seconds: float = 9.0) -> np.ndarray:

@@ -305,7 +305,7 @@ def test_plausible_messages_parse_to_valid_types_or_raise_protocol_error(doc):
         assert isinstance(msg.media.payload, bytes)
 
 
-#: One well-formed message of each kind Vobiz sends (PROTOCOL.md §2), to mutate field by field.
+#: One well-formed message of each kind Vobiz sends (docs/protocol.md §2), to mutate field by field.
 WELL_FORMED: list[dict[str, object]] = [
     START,
     media(),

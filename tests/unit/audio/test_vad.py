@@ -12,7 +12,7 @@ from callstream.exceptions import InvalidAudioError
 from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
 
-AUDIO = Path(__file__).resolve().parents[4] / "shared" / "audio"
+AUDIO = Path(__file__).resolve().parents[3] / "samples"
 CFG = AudioLimits()
 
 

@@ -1,4 +1,4 @@
-"""V3 signatures against vectors computed here by hand from PROTOCOL.md §3, and parsing."""
+"""V3 signatures against vectors computed here by hand from docs/protocol.md §3, and parsing."""
 
 import base64
 import hashlib

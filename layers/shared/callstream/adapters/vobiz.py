@@ -1,4 +1,4 @@
-"""The Vobiz REST client (PROTOCOL.md §1a): start, read, list, stop one or all streams.
+"""The Vobiz REST client (docs/protocol.md §1a): start, read, list, stop one or all streams.
 
 Listing follows Vobiz's ``limit``/``offset`` paging.
 

@@ -1,4 +1,4 @@
-"""The Vobiz Audio Stream WebSocket protocol (PROTOCOL.md §2), sans I/O.
+"""The Vobiz Audio Stream WebSocket protocol (docs/protocol.md §2), sans I/O.
 
 :func:`parse_message` turns one text frame from Vobiz into a typed message; the ``play_audio``,
 ``checkpoint`` and ``clear_audio`` builders make the frames we send back. Nothing here touches a
@@ -9,7 +9,7 @@ parsing uses msgspec: one pass decodes the JSON, validates every field against t
 and base64-decodes the payload: 0.46 µs per μ-law media message, five times cheaper than pydantic
 and six times cheaper than stdlib json + binascii (``python -m bench.protocol``).
 
-Tolerances from PROTOCOL.md §2 (be tolerant in what you accept): a message the strict schema
+Tolerances from docs/protocol.md §2 (be tolerant in what you accept): a message the strict schema
 refuses is normalised once and parsed again (the slow path, never taken by well-formed frames):
 ``streamId``/``callId`` at the top level or inside ``start``; the older flat ``start`` (ids and
 ``contentType`` at the top level, no ``mediaFormat``); ``mediaFormat`` without ``sampleRate`` (the
@@ -58,7 +58,7 @@ _RATES: dict[Codec, frozenset[int]] = {
     "mulaw": frozenset({8000}),
     "l16": frozenset({8000, 16000, 24000}),
 }
-#: Rates Vobiz accepts in playAudio (PROTOCOL.md §2, app → Vobiz).
+#: Rates Vobiz accepts in playAudio (docs/protocol.md §2, app → Vobiz).
 PLAY_RATES: dict[Codec, frozenset[int]] = {
     "mulaw": frozenset({8000}),
     "l16": frozenset({8000, 16000, 24000}),
@@ -96,7 +96,7 @@ class StartMessage(_Msg, frozen=True, tag="start"):
     """``start``: the stream begins; carries ids, tracks and the media format.
 
     Use :meth:`stream`, :meth:`call`, :meth:`media_format` and :attr:`track_list` rather than
-    the raw fields: they apply the tolerances and validation of PROTOCOL.md.
+    the raw fields: they apply the tolerances and validation of docs/protocol.md.
     """
 
     start: StartBody
@@ -497,7 +497,7 @@ def play_audio(stream_id: str, audio: bytes, codec: Codec, sample_rate: int) -> 
     Args:
         stream_id: the Vobiz stream id.
         audio: μ-law bytes, or L16 as little-endian PCM16: Vobiz plays ``playAudio`` L16 as
-            little-endian (PROTOCOL.md §2; inbound L16 is big-endian, this is not).
+            little-endian (docs/protocol.md §2; inbound L16 is big-endian, this is not).
         codec: ``mulaw`` or ``l16``.
         sample_rate: 8000 for μ-law; 8000, 16000 or 24000 for L16.
 

@@ -1,4 +1,4 @@
-"""Vobiz status callbacks (PROTOCOL.md §3): signatures, parsing and the state they move. Pure.
+"""Vobiz status callbacks (docs/protocol.md §3): signatures, parsing and the state they move. Pure.
 
 :func:`verify_signature` checks ``X-Vobiz-Signature-V3`` the way Vobiz's SDK builds it, and
 also the URL-only form Vobiz's reference agent reports. :func:`parse_callback` reads the three
@@ -263,7 +263,8 @@ def transition(callback: StreamCallback) -> Transition:
     """Map a callback to its registry change and EventBridge detail type.
 
     ``StopStream`` is recorded and published but ends nothing: Vobiz sends it reliably only for
-    stops the app asked for (PROTOCOL.md §3); the socket close and the Hangup webhook end streams.
+    stops the app asked for (docs/protocol.md §3); the socket close and the Hangup webhook end
+    streams.
     ``DroppedStream`` and other failure events move the stream to ``failed``.
     """
     event = callback.event

@@ -3,7 +3,7 @@
 The WebSocket URL Vobiz connects to carries everything the stream server needs about the
 stream in a token in its path (``/v1/audio/{token}``): Vobiz may connect before the REST call
 that started the stream has returned, so the server cannot rely on the registry at connect time,
-and query strings are not a safe carrier (PROTOCOL.md §1b).
+and query strings are not a safe carrier (docs/protocol.md §1b).
 
 A token is ``base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`` without
 padding. The server verifies it before the upgrade (constant-time) and refuses it when expired.

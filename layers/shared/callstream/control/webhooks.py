@@ -170,7 +170,7 @@ def answer_call(svc: Services, request: SignedRequest) -> str:
     The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,
     ``audio_track``, ``max_retries`` and the continuation (``redirect_url`` or ``dial``); they
     are part of the signed URL. Settings give the defaults (template parameters, checked when
-    the stack deploys). Vobiz's rules (PROTOCOL.md §1b):
+    the stack deploys). Vobiz's rules (docs/protocol.md §1b):
 
     * bidirectional: ``audioTrack="inbound"`` and ``keepCallAlive="true"`` (the stream holds the
       call until the app sends ``stop``); the default, so a fresh deployment answers a call;
