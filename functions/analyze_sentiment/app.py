@@ -1,22 +1,7 @@
 """EventBridge "Utterance Transcribed" → sentiment (Comprehend or offline), rolling, alerts."""
 
-from typing import Any
-
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from callstream import wiring
 from callstream.analytics import sentiment
+from callstream.edge import event_function
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    return sentiment.handle(wiring.sentiment_services(), event.detail)
+lambda_handler = event_function(wiring.sentiment_services, sentiment.handle)

@@ -31,6 +31,7 @@ RANKS = {
     "callstream.console": 3,
     "callstream.adapters": 4,
     "callstream.http": 5,
+    "callstream.edge": 5,
     "callstream.wiring": 5,
 }
 IO_LIBRARIES = ("boto3", "botocore", "urllib3")

@@ -1,7 +1,8 @@
 """The HTTP edge of the Lambdas: one resolver factory, and errors to JSON answers in one place.
 
 Every HTTP function is made by :func:`http_function`: a Powertools resolver with the error
-mapping installed, and its handler with the Logger, Tracer and Metrics around it. A
+mapping installed, and its handler with the Logger, Tracer and Metrics around it
+(:func:`callstream.edge.observed`; event and batch functions are made there). A
 :class:`~callstream.exceptions.CallstreamError` becomes ``{"error": code, "message": ...}`` with
 the status of :func:`~callstream.exceptions.http_status`; anything else becomes a 500 without
 details (the stack trace goes to the log, never to the caller).
@@ -12,16 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callstream.control import callbacks
 from callstream.control.callbacks import SignedRequest
+from callstream.edge import Handler, observed
 from callstream.exceptions import AuthError, CallstreamError, http_status
 
 log = logging.getLogger("callstream.http")
@@ -70,9 +70,6 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(Exception)(_unexpected)
 
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-
-
 def http_function(*, correlate: bool = True) -> tuple[APIGatewayHttpResolver, Handler]:
     """One HTTP Lambda's edge: its resolver (add routes to it) and its handler.
 
@@ -80,18 +77,14 @@ def http_function(*, correlate: bool = True) -> tuple[APIGatewayHttpResolver, Ha
         correlate: take the correlation id from the API Gateway request id (operator routes);
             Vobiz's webhooks have no id of ours to correlate.
     """
-    logger, tracer, metrics = Logger(), Tracer(), Metrics()
     app = APIGatewayHttpResolver()
     install_error_handlers(app)
     path = correlation_paths.API_GATEWAY_HTTP if correlate else None
 
-    @logger.inject_lambda_context(correlation_id_path=path)
-    @tracer.capture_lambda_handler
-    @metrics.log_metrics
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(event, context)
 
-    return app, lambda_handler
+    return app, observed(lambda_handler, correlation_id_path=path)
 
 
 def public_url(event: dict[str, Any]) -> str:

@@ -198,6 +198,14 @@ class Recordings(Protocol):
         """A URL that reads one object for ``expires_s`` seconds, without credentials."""
 
 
+class Quarantining(Protocol):
+    """A Kinesis consumer's services: where it keeps the records it can never process."""
+
+    @property
+    def quarantine(self) -> Recordings:
+        """The bucket (``quarantine/<stream>/<sequence>.bin``)."""
+
+
 class Vobiz(Protocol):
     """Vobiz's REST API for streams (docs/protocol.md §1a)."""
 

@@ -6,30 +6,21 @@ the batch*, other calls' audio included
 (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html).
 So a record that is not ours (:class:`~callstream.exceptions.RecordError`) is put aside at once
 and the batch goes on; one that is merely early (:class:`~callstream.exceptions.NotReadyError`)
-or whose service failed is still reported, and retried.
+or whose service failed is still reported, and retried. :func:`callstream.edge.batch_function`
+applies it to every record of a batch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol, TypeVar
-
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from typing import TypeVar
 
 from callstream.exceptions import RecordError
+from callstream.ports import Recordings
 
 log = logging.getLogger("callstream.analytics.quarantine")
 T = TypeVar("T")
-
-
-class Store(Protocol):
-    """Where quarantined records go (``callstream.adapters.s3_recordings.RecordingStore``)."""
-
-    def put(self, key: str, body: bytes, content_type: str = ...) -> None:
-        """Store ``body`` at ``key``."""
 
 
 def quarantine_key(stream_arn: str, sequence: str) -> str:
@@ -41,7 +32,7 @@ def or_put_aside(
     handle: Callable[[bytes], T],
     data: bytes,
     *,
-    store: Store,
+    store: Recordings,
     stream_arn: str,
     sequence: str,
     counted: Callable[[], None],
@@ -60,17 +51,3 @@ def or_put_aside(
         # one line per record, bounded by what arrives; the error names no payload bytes
         log.warning("unreadable record kept at %s: %s", key, error)
         return key
-
-
-def kinesis_record(
-    record: KinesisStreamRecord, handle: Callable[[bytes], T], store: Store, metrics: Metrics
-) -> T | str:
-    """:func:`or_put_aside` for a record of a Lambda Kinesis batch (``QuarantinedRecords``)."""
-    return or_put_aside(
-        handle,
-        record.kinesis.data_as_bytes(),
-        store=store,
-        stream_arn=record.event_source_arn,
-        sequence=record.kinesis.sequence_number,
-        counted=lambda: metrics.add_metric("QuarantinedRecords", MetricUnit.Count, 1),
-    )

@@ -29,6 +29,11 @@ class RecordingServices:
     registry: Registry
     events: EventBus
 
+    @property
+    def quarantine(self) -> Recordings:
+        """Records that are not audio are kept in the recordings bucket too."""
+        return self.store
+
 
 def segment_key(stream_id: str, seq: int, track: str, start_sample: int, samples: int) -> str:
     """The object key of one audio segment: its place on the timeline is in the key."""

@@ -9,13 +9,16 @@ everything that reached Kinesis, and marks the registry item stopped.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from callstream import clock
 from callstream.audio import records
 from callstream.ports import RecordLog, Registry, Tasks
 
+log = logging.getLogger("callstream.analytics.sweeper")
 #: The ``seq`` of a sweeper's close event: after any record a task could have written.
 SWEEP_SEQ = 2**40
 
@@ -58,3 +61,12 @@ def sweep(svc: SweeperServices, now: float | None = None) -> list[str]:
         )
         swept.append(item.stream_id)
     return swept
+
+
+def handle(svc: SweeperServices, event: dict[str, Any]) -> dict[str, Any]:
+    """One scheduled sweep (the schedule's event carries nothing it needs)."""
+    swept = sweep(svc)
+    if swept:
+        # one line per sweep, naming at most 20 (a dead task may have held hundreds)
+        log.warning("swept %d streams of dead tasks: %s", len(swept), ", ".join(swept[:20]))
+    return {"swept": swept}
