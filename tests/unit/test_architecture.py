@@ -218,3 +218,16 @@ def test_the_checker_catches_a_planted_cycle(tmp_path: Path) -> None:
 def test_the_checker_sees_the_whole_house() -> None:
     assert all(module in GRAPH for module in ("callstream.wiring", "stream_server.wiring"))
     assert "local.stack" in GRAPH and _rank("stream_server.server") < _rank("local.stack")
+
+
+def test_powertools_stays_at_the_edge() -> None:
+    """The domain takes plain values: Powertools is the Lambdas' edge and the adapters' tool."""
+    edge = ("callstream.edge", "callstream.http", "callstream.adapters", "callstream.wiring")
+    offenders = [
+        f"{module} imports {library}"
+        for module, path in MODULES.items()
+        if module.startswith("callstream.") and not module.startswith(edge)
+        for library in sorted(_imports(path, module))
+        if library.startswith("aws_lambda_powertools")
+    ]
+    assert offenders == []

@@ -7,7 +7,7 @@ embedded stack inject those same adapters with moto-backed clients.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,6 +90,18 @@ class OnceStore(Protocol):
 
     def recall(self, key: str) -> str | None:
         """The value kept under ``key``, if it has not expired."""
+
+
+class Once(Protocol):
+    """Runs a function at most once per key in its payload; a retry gets the first result."""
+
+    def run(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        payload: dict[str, Any],
+        lambda_context: Any = None,
+    ) -> dict[str, Any]:
+        """``fn(payload)``, or the first run's result (ConflictError for another payload)."""
 
 
 @dataclass(frozen=True)

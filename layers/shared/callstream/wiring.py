@@ -22,6 +22,7 @@ from callstream.adapters.dynamodb import (
     DynamoTranscripts,
 )
 from callstream.adapters.events import EventPublisher
+from callstream.adapters.idempotency import DynamoOnce
 from callstream.adapters.kinesis import KinesisLog
 from callstream.adapters.s3_recordings import RecordingStore
 from callstream.adapters.sentiment_models import ComprehendModel, VaderModel
@@ -71,7 +72,9 @@ def control_services() -> Services:
         vobiz_factory=vobiz,
         credentials=secrets_manager.vobiz_credentials,
         token_key_source=secrets_manager.token_key,
-        idempotency_client=dynamodb,
+        starts=DynamoOnce(
+            dynamodb, cfg.idempotency_table, key_path="[key, call_uuid]", payload_path="request"
+        ),
     )
 
 

@@ -7,19 +7,7 @@ through the ports in ``Services``.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
 from typing import Any, Literal
-
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from callstream.clock import now_iso
 from callstream.control import commands
@@ -34,11 +22,6 @@ from callstream.exceptions import (
 )
 from callstream.registry import StreamItem
 from callstream.vocabulary import CONTENT_TYPES
-
-#: Each Services' idempotent start_stream, built on first use and dropped with it.
-_IDEMPOTENT: weakref.WeakKeyDictionary[
-    Services, tuple[Callable[..., dict[str, Any]], IdempotencyConfig]
-] = weakref.WeakKeyDictionary()
 
 
 def start_stream(
@@ -125,35 +108,6 @@ def start_stream(
     return view
 
 
-def _idempotent_start(svc: Services) -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
-    """start_stream behind Powertools idempotency, keyed on (Idempotency-Key, call uuid).
-
-    Built once per :class:`Services` (kept beside it, and gone with it).
-    """
-    known = _IDEMPOTENT.get(svc)
-    if known is not None:
-        return known
-    persistence = DynamoDBPersistenceLayer(
-        table_name=svc.config.idempotency_table, boto3_client=svc.idempotency_client
-    )
-    config = IdempotencyConfig(
-        event_key_jmespath="[key, call_uuid]",
-        payload_validation_jmespath="request",
-        expires_after_seconds=24 * 3600,
-    )
-
-    def run(payload: dict[str, Any]) -> dict[str, Any]:
-        request = StartStreamRequest.model_validate(payload["request"])
-        attempt = f"start#{payload['key']}#{payload['call_uuid']}"
-        return start_stream(svc, payload["call_uuid"], request, payload["public_base"], attempt)
-
-    wrapped: Callable[..., dict[str, Any]] = idempotent_function(
-        data_keyword_argument="payload", persistence_store=persistence, config=config
-    )(run)
-    _IDEMPOTENT[svc] = wrapped, config
-    return wrapped, config
-
-
 def start_stream_once(
     svc: Services,
     call_uuid: str,
@@ -178,15 +132,13 @@ def start_stream_once(
         "request": request.model_dump(mode="json"),
         "public_base": public_base,  # not part of the key: the same API, however reached
     }
-    run, config = _idempotent_start(svc)
-    if lambda_context is not None:  # lets Powertools expire a stuck in-progress record
-        config.register_lambda_context(lambda_context)
-    try:
-        return run(payload=payload)
-    except IdempotencyValidationError:
-        raise ConflictError("Idempotency-Key was already used with a different body") from None
-    except IdempotencyAlreadyInProgressError:
-        raise ConflictError("a request with this Idempotency-Key is in progress") from None
+
+    def run(payload: dict[str, Any]) -> dict[str, Any]:
+        request = StartStreamRequest.model_validate(payload["request"])
+        attempt = f"start#{payload['key']}#{payload['call_uuid']}"
+        return start_stream(svc, payload["call_uuid"], request, payload["public_base"], attempt)
+
+    return svc.starts.run(run, payload, lambda_context)
 
 
 def _item(svc: Services, stream_id: str) -> StreamItem:

@@ -6,14 +6,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from callstream import settings
 from callstream.control.tokens import TokenClaims, new_jti, sign_token, ws_path
-from callstream.ports import EventBus, OnceStore, Registry, Tasks, Vobiz, VobizCredentials
+from callstream.ports import (
+    EventBus,
+    Once,
+    OnceStore,
+    Registry,
+    Tasks,
+    Vobiz,
+    VobizCredentials,
+)
 
 
-@dataclass(eq=False)  # hashable by identity: idempotency wrappers are cached per Services
+@dataclass(eq=False)
 class Services:
     """The registry, once-store, bus, tasks and Vobiz of the control plane, and its settings.
 
@@ -29,7 +36,7 @@ class Services:
     vobiz_factory: Callable[[], Vobiz]
     credentials: Callable[[], VobizCredentials]
     token_key_source: Callable[[], bytes]
-    idempotency_client: Any = None  # the DynamoDB client of Powertools' idempotency layer
+    starts: Once  # starts keyed on (Idempotency-Key, call uuid)
 
     @cached_property
     def vobiz(self) -> Vobiz:
