@@ -13,27 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from callstream.ports import Lease, Leases
 from stream_server import leases as machine
 from stream_server.leases import LEASE_HOLD_S, LEASE_RENEW_S, LeaseBook
+from stream_server.ports import Ending, Observed
 
 log = logging.getLogger("callstream.leases")
-
-
-class Observed(Protocol):
-    """A socket as the kernel sees it."""
-
-    def kernel_view(self) -> tuple[float, bool] | None:
-        """(when its last data arrived, on ``time.monotonic``; whether data waits unread)."""
-
-
-class Ending(Protocol):
-    """What the driver does to a session it supersedes."""
-
-    def request_stop(self, reason: str, code: int = 1001, message: str = "") -> None:
-        """End the session."""
 
 
 @dataclass

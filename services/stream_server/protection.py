@@ -15,16 +15,10 @@ import logging
 import os
 import time
 import urllib.request
-from typing import Protocol
+
+from stream_server.ports import Protection
 
 log = logging.getLogger("callstream.protection")
-
-
-class Protection(Protocol):
-    """Holds or releases scale-in protection."""
-
-    async def set(self, protected: bool) -> None:
-        """Protect the task (True) or let it be scaled in (False)."""
 
 
 class LocalProtection:

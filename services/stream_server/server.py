@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from picows import (
     WSUpgradeRequest,
@@ -41,7 +41,6 @@ from picows import (
 from callstream import logsafety
 from callstream.audio.assembler import Assembler, Continuation
 from callstream.audio.vad import SegmenterFactory
-from callstream.clock import now_iso
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
@@ -49,11 +48,12 @@ from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings,
 from callstream.vocabulary import AudioLimits
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
+from stream_server.bookkeeping import Bookkeeping
 from stream_server.control import ControlServer
 from stream_server.keepalive import Keepalive, Verdict
 from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
 from stream_server.metrics import MetricsEmitter, ServerCounters
-from stream_server.protection import Protection
+from stream_server.ports import Protection, Registry
 from stream_server.session import Grant, Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
@@ -64,19 +64,6 @@ log = logging.getLogger("callstream.server")
 KEEPALIVE_TICK_S = 1.0
 
 _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
-
-
-class Registry(Protocol):
-    """The registry calls the server makes (sync; run in threads)."""
-
-    def mark_started(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
-        """Record that the stream started on this task."""
-
-    def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
-        """Record how the stream ended."""
-
-    def annotate(self, stream_id: str, call_uuid: str, **fields: Any) -> Any:
-        """Set fields of the stream, whatever its state."""
 
 
 @dataclass
@@ -128,6 +115,15 @@ class StreamServer:
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
         #: Who may stream on each token: reconnects and copied URLs (:mod:`.leases`).
         self.leasing = LeaseDriver(backends.leases, on_refused=self._token_refused)
+        self.bookkeeping = Bookkeeping(
+            backends.registry,
+            backends.protection,
+            self.leasing,
+            task_address=lambda: self.task_address,
+            others_live=lambda session: any(
+                s.live for s in self.sessions.values() if s is not session
+            ),
+        )
         self._keepalives: dict[int, tuple[PicowsConnection, Keepalive]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.audio_writer = self._writer(settings.audio_stream, settings.max_unacked_ms)
@@ -327,7 +323,7 @@ class StreamServer:
                 decode_media=agent.wants_audio,  # PCM for an agent that listens, else none
             ),
             agent=agent,
-            hooks=self,
+            hooks=self.bookkeeping,
             talkback_factory=self._talkback,
             generation=lease.generation,
             lease_holder=holder,
@@ -381,94 +377,6 @@ class StreamServer:
             if stream_id in ids and session.live:
                 return session.talkback
         return None
-
-    # Session hooks: the registry and scale-in protection.
-
-    async def started(self, session: Session) -> None:
-        """A stream started: record it as ours and hold scale-in protection."""
-        await self.backends.protection.set(True)
-        assembler = session.assembler
-        fields: dict[str, Any] = {
-            "codec": assembler.codec,
-            "sample_rate": assembler.sample_rate,
-            "tracks": list(assembler.tracks),
-            "task_address": self.task_address,
-            "bidirectional": session.grant.bidirectional,
-            "agent": session.agent.name,
-            "generation": session.generation,
-            "vobiz_stream_id": assembler.vobiz_stream_id,
-            "at": now_iso(),
-        }
-        await self._registry("mark_started", session, session.stream_id, **fields)
-        vobiz = assembler.vobiz_stream_id
-        if vobiz is not None and vobiz != session.stream_id:  # a reconnect: link its own id
-            await self._registry(
-                "mark_started",
-                session,
-                vobiz,
-                continues=session.stream_id,
-                **{k: v for k, v in fields.items() if k != "generation"},
-            )
-
-    async def ended(self, session: Session) -> None:
-        """A stream ended and was flushed: record how; release protection if it was the last."""
-        stats = session.assembler.stats
-        fields: dict[str, Any] = {
-            "state": "failed" if session.end_reason in ("error", "refused") else "stopped",
-            "end_reason": session.end_reason or "close",
-            "frames": stats.frames,
-            "gaps": stats.gaps,
-            "generation": session.generation,
-            "at": now_iso(),
-        }
-        await self._registry("mark_ended", session, session.stream_id, **fields)
-        vobiz = session.assembler.vobiz_stream_id
-        if vobiz is not None and vobiz != session.stream_id:
-            await self._registry(
-                "mark_ended",
-                session,
-                vobiz,
-                **{k: v for k, v in fields.items() if k != "generation"},
-            )
-        if not any(s.live for s in self.sessions.values() if s is not session):
-            await self.backends.protection.set(False)
-
-    def release(self, session: Session) -> None:
-        """The socket is gone: free the token for Vobiz's reconnect, with the call's position."""
-        assembler = session.assembler
-        self.leasing.ended(
-            session.lease_id,
-            stream_id=assembler.stream_id,
-            vobiz_stream_id=assembler.vobiz_stream_id,
-            position_ms=assembler.position_ms,
-            media_clock_ms=assembler.media_clock_ms,
-            frames=assembler.stream_totals.frames,
-            utterances=assembler.stream_totals.utterances,
-            # the line dropped now, not when a busy thread pool gets to the write: the
-            # reconnect's gap is the outage, measured from here
-            released_at=time.time(),
-        )
-
-    async def annotate(self, session: Session, **fields: str) -> None:
-        """Something learnt about a started stream (its L16 byte order): on its registry item."""
-        await self._registry("annotate", session, session.stream_id, **fields)
-
-    async def refused(self, session: Session, stream_id: str | None, reason: str) -> None:
-        """The stream's ``start`` was refused: the registry says so (never a silent loss)."""
-        key = stream_id or f"refused-{session.grant.jti[:16]}"
-        await self._registry(
-            "mark_ended", session, key, state="failed", end_reason=reason[:200], at=now_iso()
-        )
-
-    async def _registry(
-        self, method: str, session: Session, stream_id: str | None, **fields: Any
-    ) -> None:
-        assert stream_id is not None
-        try:
-            call = getattr(self.backends.registry, method)
-            await asyncio.to_thread(call, stream_id, session.grant.call_uuid, **fields)
-        except Exception:  # the registry is bookkeeping: the audio goes on regardless
-            session.log.exception("registry %s failed", method)
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -42,41 +42,17 @@ from callstream.audio.events import (
     UtteranceFound,
 )
 from callstream.audio.protocol import Message, StartMessage, parse_message
-from callstream.clock import SYSTEM_CLOCK, Clock
+from callstream.clock import SYSTEM_CLOCK
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.logsafety import Throttle
+from callstream.ports import Clock
 from stream_server.agents import Agent, StreamInfo
+from stream_server.ports import Connection, Sink
 from stream_server.talkback import Talkback
 
 log = logging.getLogger("callstream.session")
 #: Agent hooks a session may have waiting (the end-of-stream hook always gets in).
 MAX_AGENT_BACKLOG = 256
-
-
-class Connection(Protocol):
-    """What a session needs of its WebSocket (see :mod:`stream_server.transport`)."""
-
-    def send(self, text: bytes) -> None:
-        """Send one text frame (UTF-8 bytes)."""
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame and disconnect (idempotent)."""
-
-    def pause_reading(self) -> None:
-        """Stop reading the socket (back-pressure)."""
-
-    def resume_reading(self) -> None:
-        """Read the socket again."""
-
-
-class Sink(Protocol):
-    """What a session needs of a Kinesis writer."""
-
-    def offer(self, key: str, data: bytes, ms: float = 0.0) -> bool:
-        """Queue one record (of ``ms`` of audio) unless the key is full."""
-
-    async def put(self, key: str, data: bytes, ms: float = 0.0) -> None:
-        """Queue one record; wait while the key is full."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.audio.vad import Segmenter
 from callstream.control.tokens import check_control_auth, verify_token
 from stream_server import protection
+from stream_server.ports import Protection
 from stream_server.server import Backends, StreamServer
 from stream_server.session import Grant
 
@@ -42,7 +43,7 @@ def build_server(
     kinesis: Any = None,
     dynamodb: Any = None,
     token_key: bytes | None = None,
-    protect: protection.Protection | None = None,
+    protect: Protection | None = None,
 ) -> StreamServer:
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)

@@ -302,10 +302,10 @@ def test_the_hangup_webhook_ends_every_live_stream_of_the_call_once(api):
 
 
 def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
-    from callstream.adapters.events import EventPublisher
+    from callstream.adapters.events import EventBridgeBus
 
     calls = {"n": 0}
-    real = EventPublisher.publish
+    real = EventBridgeBus.publish
 
     def flaky(self, detail_type, detail):
         calls["n"] += 1
@@ -313,7 +313,7 @@ def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
             raise RuntimeError("EventBridge is down")
         return real(self, detail_type, detail)
 
-    monkeypatch.setattr(EventPublisher, "publish", flaky)
+    monkeypatch.setattr(EventBridgeBus, "publish", flaky)
     assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 500
     # Vobiz retries the same signed request: it is handled now, and published once
     assert invoke("stream_callback", load("callbacks/start_form.json"))[0] == 200

@@ -174,7 +174,7 @@ def test_long_recordings_are_written_in_parts(bucket, monkeypatch):
     from callstream.adapters import s3_recordings
 
     monkeypatch.setattr(s3_recordings, "PART_BYTES", 5 * 1024 * 1024)
-    store = s3_recordings.RecordingStore(bucket, "recordings")
+    store = s3_recordings.S3Recordings(bucket, "recordings")
     chunks = [bytes([i]) * (1024 * 1024) for i in range(12)]
     assert (
         store.write_streaming("big.bin", iter(chunks), "application/octet-stream")

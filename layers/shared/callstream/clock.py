@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Final
 
 
 def iso(at: float) -> str:
@@ -15,16 +15,6 @@ def iso(at: float) -> str:
 def now_iso() -> str:
     """Now, as :func:`iso` writes it."""
     return iso(time.time())
-
-
-class Clock(Protocol):
-    """Time as a process reads it, injected so a test can hold it still or move it."""
-
-    def time(self) -> float:
-        """Epoch seconds (what records and the registry carry)."""
-
-    def monotonic(self) -> float:
-        """Seconds that never go back (what silences and timeouts are measured in)."""
 
 
 class SystemClock:

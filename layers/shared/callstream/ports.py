@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from callstream.audio.wav import Segment
 from callstream.registry import State, StreamItem
@@ -275,3 +275,75 @@ class ConsoleStore(Protocol):
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         """A call's timeline items after a cursor, oldest first."""
+
+
+# -- time, speech and sentiment ------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time as a process reads it, injected so a test can hold it still or move it.
+
+    ``callstream.clock.SYSTEM_CLOCK`` is the machine's.
+    """
+
+    def time(self) -> float:
+        """Epoch seconds (what records and the registry carry)."""
+
+    def monotonic(self) -> float:
+        """Seconds that never go back (what silences and timeouts are measured in)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a recogniser heard in one utterance."""
+
+    text: str
+    confidence: float | None  # None: the backend gives no confidence (PocketSphinx)
+
+
+class Transcriber(Protocol):
+    """A speech recogniser backend (``aws``: Amazon Transcribe; ``local``: PocketSphinx)."""
+
+    name: str
+
+    def transcribe(self, pcm: bytes, sample_rate: int, language: str) -> Transcript:
+        """Recognise one utterance of PCM16 LE mono audio."""
+
+
+Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    """A label and its scores (Positive, Negative, Neutral, Mixed; 0-1)."""
+
+    label: Label
+    scores: dict[str, float]
+
+
+class SentimentModel(Protocol):
+    """A sentiment backend (``comprehend`` in AWS, ``vader`` offline)."""
+
+    name: str
+
+    def score(self, text: str, language: str) -> Sentiment:
+        """Score one utterance's text."""
+
+
+# -- the stream server's side of the control contract --------------------------------------
+
+
+class Talk(Protocol):
+    """What a command needs of a stream's talk-back controller (``stream_server.talkback``)."""
+
+    async def play(self, pcm: bytes, sample_rate: int) -> float:
+        """Play PCM16 LE audio; returns its length in ms."""
+
+    async def checkpoint(self, name: str, timeout_s: float) -> str:
+        """Wait until Vobiz played up to here: ``played``, ``cleared`` or ``timeout``."""
+
+    async def clear(self) -> None:
+        """Barge-in: drop what is queued."""
+
+    async def end(self, goodbye: bytes | None, sample_rate: int, timeout_s: float) -> str:
+        """Play the goodbye (if any) to its end, then ``stop``."""

@@ -16,29 +16,28 @@ import urllib3
 from callstream import settings
 from callstream.adapters import clients, secrets_manager
 from callstream.adapters.dynamodb import (
-    DynamoConsole,
+    DynamoConsoleStore,
     DynamoOnceStore,
     DynamoRegistry,
     DynamoTranscripts,
 )
-from callstream.adapters.events import EventPublisher
+from callstream.adapters.events import EventBridgeBus
 from callstream.adapters.idempotency import DynamoOnce
-from callstream.adapters.kinesis import KinesisLog
-from callstream.adapters.s3_recordings import RecordingStore
+from callstream.adapters.kinesis import KinesisRecordLog
+from callstream.adapters.s3_recordings import S3Recordings
 from callstream.adapters.sentiment_models import ComprehendModel, VaderModel
-from callstream.adapters.tasks import TaskClient
+from callstream.adapters.tasks import HttpTasks
 from callstream.adapters.vobiz import VobizClient
 from callstream.analytics.recording import RecordingServices
-from callstream.analytics.sentiment import SentimentModel, SentimentServices
+from callstream.analytics.sentiment import SentimentServices
 from callstream.analytics.summary import SummaryServices
 from callstream.analytics.sweeper import SweeperServices
-from callstream.analytics.transcription import Transcriber
 from callstream.analytics.transcripts import TranscriptServices
 from callstream.console.feed import FeedServices
 from callstream.console.views import ConsoleServices
 from callstream.control.services import Services
 from callstream.exceptions import ConfigError
-from callstream.ports import Vobiz
+from callstream.ports import SentimentModel, Transcriber, Vobiz
 
 client = clients.client
 
@@ -66,9 +65,9 @@ def control_services() -> Services:
     return Services(
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
         once=DynamoOnceStore(dynamodb, cfg.nonce_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
+        events=EventBridgeBus(client("events"), cfg.event_bus),
         config=cfg,
-        tasks=TaskClient(http_pool(), read_timeout_s=cfg.control_timeout_s),
+        tasks=HttpTasks(http_pool(), read_timeout_s=cfg.control_timeout_s),
         vobiz_factory=vobiz,
         credentials=secrets_manager.vobiz_credentials,
         token_key_source=secrets_manager.token_key,
@@ -83,9 +82,9 @@ def recording_services() -> RecordingServices:
     """store_recording's services."""
     cfg = settings.load(settings.ConsumerSettings)
     return RecordingServices(
-        store=RecordingStore(client("s3"), cfg.recordings_bucket),
+        store=S3Recordings(client("s3"), cfg.recordings_bucket),
         registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
+        events=EventBridgeBus(client("events"), cfg.event_bus),
     )
 
 
@@ -113,9 +112,9 @@ def transcript_services() -> TranscriptServices:
     return TranscriptServices(
         transcriber=make_transcriber(cfg.transcriber, os.environ.get("AWS_REGION")),
         transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
+        events=EventBridgeBus(client("events"), cfg.event_bus),
         language=cfg.language,
-        quarantine=RecordingStore(client("s3"), cfg.recordings_bucket),
+        quarantine=S3Recordings(client("s3"), cfg.recordings_bucket),
     )
 
 
@@ -139,7 +138,7 @@ def sentiment_services() -> SentimentServices:
     return SentimentServices(
         model=make_sentiment_model(cfg.sentiment),
         transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
+        events=EventBridgeBus(client("events"), cfg.event_bus),
         threshold=cfg.alert_negative_score,
     )
 
@@ -150,10 +149,10 @@ def summary_services() -> SummaryServices:
     cfg = settings.load(settings.ConsumerSettings)
     dynamodb = client("dynamodb")
     return SummaryServices(
-        store=RecordingStore(client("s3"), cfg.recordings_bucket),
+        store=S3Recordings(client("s3"), cfg.recordings_bucket),
         transcripts=DynamoTranscripts(dynamodb, cfg.transcripts_table),
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
-        events=EventPublisher(client("events"), cfg.event_bus),
+        events=EventBridgeBus(client("events"), cfg.event_bus),
     )
 
 
@@ -163,8 +162,8 @@ def sweeper_services() -> SweeperServices:
     cfg = settings.load(settings.SweeperSettings)
     return SweeperServices(
         registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
-        audio=KinesisLog(client("kinesis"), cfg.audio_stream),
-        tasks=TaskClient(http_pool()),
+        audio=KinesisRecordLog(client("kinesis"), cfg.audio_stream),
+        tasks=HttpTasks(http_pool()),
     )
 
 
@@ -173,8 +172,8 @@ def console_services() -> ConsoleServices:
     """The console API's services (read-only)."""
     cfg = settings.load(settings.ConsoleSettings)
     return ConsoleServices(
-        store=DynamoConsole(client("dynamodb"), cfg.console_table),
-        recordings=RecordingStore(client("s3"), cfg.recordings_bucket),
+        store=DynamoConsoleStore(client("dynamodb"), cfg.console_table),
+        recordings=S3Recordings(client("s3"), cfg.recordings_bucket),
         transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
         config=cfg,
     )
@@ -184,7 +183,7 @@ def console_services() -> ConsoleServices:
 def feed_services() -> FeedServices:
     """console_feed's services."""
     cfg = settings.load(settings.ConsoleSettings)
-    return FeedServices(store=DynamoConsole(client("dynamodb"), cfg.console_table))
+    return FeedServices(store=DynamoConsoleStore(client("dynamodb"), cfg.console_table))
 
 
 FACTORIES = (

@@ -513,7 +513,7 @@ def _dynamo_value(value: Any) -> Any:
     return value
 
 
-class DynamoConsole:
+class DynamoConsoleStore:
     """The console's table: calls' timelines and the calls list's cards.
 
     A timeline item has pk ``call#<uuid>`` and sk its cursor; a card pk ``calls`` and sk the

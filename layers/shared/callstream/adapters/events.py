@@ -11,7 +11,7 @@ from callstream.exceptions import SinkError
 SOURCE = "callstream"
 
 
-class EventPublisher:
+class EventBridgeBus:
     """Puts events with ``Source`` = ``callstream`` on one bus."""
 
     def __init__(self, client: Any, bus: str) -> None:

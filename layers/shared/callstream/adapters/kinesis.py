@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-class KinesisLog:
+class KinesisRecordLog:
     """``PutRecord`` to one stream through a boto3 Kinesis client."""
 
     def __init__(self, client: Any, stream: str) -> None:

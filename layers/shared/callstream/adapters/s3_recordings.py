@@ -26,7 +26,7 @@ from callstream.exceptions import SinkError
 PART_BYTES = 8 * 1024 * 1024  # multipart parts (S3 needs ≥ 5 MiB but for the last)
 
 
-class RecordingStore:
+class S3Recordings:
     """Reads and writes the recordings bucket through a boto3 S3 client."""
 
     def __init__(self, client: Any, bucket: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callstream.analytics.sentiment import Label, Sentiment
+from callstream.ports import Label, Sentiment
 
 
 class VaderModel:

@@ -15,7 +15,7 @@ import urllib3
 from callstream.exceptions import UpstreamError, UpstreamTimeoutError
 
 
-class TaskClient:
+class HttpTasks:
     """Talks to ``{task_address}/internal/…`` over a shared urllib3 pool."""
 
     def __init__(

@@ -13,8 +13,8 @@ import random
 import time
 from typing import Any
 
-from callstream.analytics.transcription import Transcript
 from callstream.exceptions import UpstreamError
+from callstream.ports import Transcript
 
 CHUNK_BYTES = 8 * 1024
 RETRYABLE = ("LimitExceededException", "ServiceUnavailableException", "InternalFailureException")

@@ -10,8 +10,8 @@ import threading
 from functools import cache
 from typing import Any
 
-from callstream.analytics.transcription import Transcript
 from callstream.audio import codecs
+from callstream.ports import Transcript
 
 MODEL_RATE = 16000
 

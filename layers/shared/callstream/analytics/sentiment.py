@@ -10,31 +10,13 @@ a negative utterance; re-armed once the caller recovers below half of it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from callstream.exceptions import RequestError
-from callstream.ports import EventBus, Transcripts
+from callstream.ports import EventBus, Sentiment, SentimentModel, Transcripts
 
-Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]
 ROLLING_KEY = "rolling#caller"
 ALPHA = 0.5  # weight of the newest utterance in the caller's rolling negative score
-
-
-@dataclass(frozen=True)
-class Sentiment:
-    """A label and its scores (Positive, Negative, Neutral, Mixed; 0-1)."""
-
-    label: Label
-    scores: dict[str, float]
-
-
-class SentimentModel(Protocol):
-    """A sentiment backend."""
-
-    name: str
-
-    def score(self, text: str, language: str) -> Sentiment:
-        """Score one utterance's text."""
 
 
 @dataclass(eq=False)

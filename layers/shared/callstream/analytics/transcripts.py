@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from callstream.analytics.transcription import Transcriber
 from callstream.audio import records
 from callstream.exceptions import NotReadyError, RecordError
-from callstream.ports import EventBus, Recordings, Transcripts
+from callstream.ports import EventBus, Recordings, Transcriber, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
 
 ROLES = {"inbound": "caller", "outbound": "agent"}

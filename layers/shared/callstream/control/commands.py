@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +21,7 @@ from callstream.exceptions import (
     RequestError,
     UpstreamError,
 )
+from callstream.ports import Talk
 
 Action = Literal["play", "checkpoint", "clear", "end"]
 #: The largest base64 body of one command: ~4 minutes of 16 kHz PCM16.
@@ -109,22 +110,6 @@ def validation_problems(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
     )
-
-
-class Talk(Protocol):
-    """What a command needs of a stream's talk-back controller (``stream_server.talkback``)."""
-
-    async def play(self, pcm: bytes, sample_rate: int) -> float:
-        """Play PCM16 LE audio; returns its length in ms."""
-
-    async def checkpoint(self, name: str, timeout_s: float) -> str:
-        """Wait until Vobiz played up to here: ``played``, ``cleared`` or ``timeout``."""
-
-    async def clear(self) -> None:
-        """Barge-in: drop what is queued."""
-
-    async def end(self, goodbye: bytes | None, sample_rate: int, timeout_s: float) -> str:
-        """Play the goodbye (if any) to its end, then ``stop``."""
 
 
 async def run(talk: Talk, command: Command) -> dict[str, Any]:
