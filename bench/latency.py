@@ -27,8 +27,8 @@ import uuid
 import warnings
 from typing import Any
 
-from callstream.adapters.clients import client
 from callstream.audio import records
+from callstream.wiring import client
 from local.stack import Stack
 from local.vobiz_sim import AUDIO, SimCall
 

@@ -25,8 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from callstream import logsafety, settings
-from callstream.adapters import clients
+from callstream import logsafety, settings, wiring
 from local.aws import LocalAws
 from local.gateway import Gateway
 from local.loops import stop_loop
@@ -101,11 +100,10 @@ class Stack:
         if self.real_vobiz:  # the given credentials, not a secret of ours
             env.pop("CALLSTREAM_VOBIZ_SECRET_ARN", None)
         os.environ.update(env)
-        settings.reset()
-        clients.reset()
+        wiring.reset()
         # The secrets live in (moto's) Secrets Manager and are read through their ARNs, as
         # deployed: the process never sees them in its environment.
-        secretsmanager = clients.client("secretsmanager")
+        secretsmanager = wiring.client("secretsmanager")
         secretsmanager.put_secret_value(
             SecretId=names["TokenSecret"], SecretString=json.dumps({"key": self.token_key})
         )
@@ -134,7 +132,7 @@ class Stack:
         os.environ["CALLSTREAM_PUBLIC_BASE_URL"] = self.gateway.url
         os.environ.update({k: v for k, v in self.real_vobiz.items() if k in _PUBLIC})
         self.sim.hangup_url = self.gateway.url + "/vobiz/hangup"
-        settings.reset()
+        wiring.reset()
         self.poller = Poller(
             self.aws,
             self.template.sources(),
@@ -204,7 +202,5 @@ class Stack:
 
 
 def _reset_caches() -> None:
-    """Forget settings, clients, secrets and services cached from another environment."""
-    from callstream import wiring
-
+    """Forget clients, secrets and services cached from another environment."""
     wiring.reset()

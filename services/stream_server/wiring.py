@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from callstream import settings
-from callstream.adapters import secrets_manager
-from callstream.adapters.clients import client
 from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.audio.vad import Segmenter
 from callstream.control.tokens import check_control_auth, verify_token
+from callstream.wiring import client
+from callstream.wiring import token_key as read_token_key
 from stream_server import protection
 from stream_server.ports import Protection
 from stream_server.server import Backends, StreamServer
@@ -48,7 +48,7 @@ def build_server(
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
     limits = settings.load(settings.AudioSettings).limits()
-    key = token_key or secrets_manager.token_key()
+    key = token_key or read_token_key()
     kinesis = kinesis or client("kinesis")
     dynamodb = dynamodb or client("dynamodb")
     backends = Backends(

@@ -231,3 +231,19 @@ def test_powertools_stays_at_the_edge() -> None:
         if library.startswith("aws_lambda_powertools")
     ]
     assert offenders == []
+
+
+def test_caches_live_in_the_composition_roots() -> None:
+    """What a process keeps (clients, secrets, services) is built and forgotten in one place.
+
+    ``audio.codecs`` may memoise its lookup tables: constants computed once, no environment.
+    """
+    allowed = ("callstream.wiring", "stream_server.wiring", "callstream.audio.codecs")
+    keepers = [
+        f"{module} imports {name}"
+        for module, path in MODULES.items()
+        if not module.startswith(("local.", *allowed))
+        for name in sorted(_imports(path, module))
+        if name in ("functools.cache", "functools.lru_cache")
+    ]
+    assert keepers == []

@@ -22,12 +22,9 @@ def test_configuration_doc_is_up_to_date():
 def test_missing_required_settings_fail_fast_with_their_names(monkeypatch):
     for name in ("AUDIO_STREAM", "UTTERANCE_STREAM", "REGISTRY_TABLE", "NONCE_TABLE"):
         monkeypatch.delenv(f"CALLSTREAM_{name}", raising=False)
-    settings.reset()
     with pytest.raises(ConfigError, match="CALLSTREAM_AUDIO_STREAM") as error:
         settings.load(settings.ServerSettings)
     assert "CALLSTREAM_NONCE_TABLE" in str(error.value)
     monkeypatch.setenv("CALLSTREAM_VAD_MODE", "7")
-    settings.reset()
     with pytest.raises(ConfigError, match="CALLSTREAM_VAD_MODE"):
         settings.load(settings.AudioSettings)
-    settings.reset()

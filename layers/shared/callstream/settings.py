@@ -1,16 +1,15 @@
 """Typed settings, read from ``CALLSTREAM_*`` environment variables on first use.
 
 Nothing is read at import time. Each component has its own settings class so that a Lambda
-function only needs the variables it uses; :func:`load` builds one instance per class, caches
-it, and turns a missing or invalid value into a :class:`~callstream.exceptions.ConfigError`
-that names the environment variable. Required values have no defaults.
-
-Tests change the environment and call :func:`reset` to drop the cache.
+function only needs the variables it uses; :func:`load` builds one instance of a class and
+turns a missing or invalid value into a :class:`~callstream.exceptions.ConfigError` that names
+the environment variable. Required values have no defaults. Nothing here is cached: the
+composition roots (``callstream.wiring``, ``stream_server.wiring``) keep what they build.
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar, cast
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -279,21 +278,15 @@ class SecretsSettings(_Base):
 S = TypeVar("S", bound=BaseSettings)
 
 
-_loaded: dict[type[BaseSettings], BaseSettings] = {}
-
-
 def load(cls: type[S]) -> S:
-    """Return the settings of ``cls``, read from the environment once and cached.
+    """Return the settings of ``cls``, read from the environment now (the roots keep them).
 
     Raises:
         ConfigError: a required variable is missing or a value is invalid; the message names
             the environment variable(s).
     """
-    found = _loaded.get(cls)
-    if found is not None:
-        return cast(S, found)
     try:
-        settings = cls()
+        return cls()
     except ValidationError as error:
         problems = []
         for item in error.errors():
@@ -301,10 +294,3 @@ def load(cls: type[S]) -> S:
             variable = f"{ENV_PREFIX}{name.upper()}" if name else cls.__name__
             problems.append(f"{variable}: {item['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
-    _loaded[cls] = settings
-    return settings
-
-
-def reset() -> None:
-    """Forget every loaded settings object (tests, or a process that changed its env)."""
-    _loaded.clear()

@@ -1,15 +1,17 @@
 """The Lambdas' composition root: settings → clients → adapters → each consumer's services.
 
-Every factory is cached, so a warm invocation reuses what the cold one built; :func:`reset`
-forgets it all (tests, the embedded stack between environments). Nothing else in the package
-builds an adapter: the domain gets its ports from here (the stream server has its own root,
-``stream_server.wiring``).
+Every factory is cached here, and only here: a warm invocation reuses the clients, secrets and
+services the cold one built, and :func:`reset` (the one reset) forgets them all (tests, the
+embedded stack between environments). Nothing else in the package builds an adapter or keeps
+one: the domain gets its ports from here (the stream server's root, ``stream_server.wiring``,
+takes its clients and secrets from here too).
 """
 
 from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 import urllib3
 
@@ -37,9 +39,40 @@ from callstream.console.feed import FeedServices
 from callstream.console.views import ConsoleServices
 from callstream.control.services import Services
 from callstream.exceptions import ConfigError
-from callstream.ports import SentimentModel, Transcriber, Vobiz
+from callstream.ports import SentimentModel, Transcriber, Vobiz, VobizCredentials
 
-client = clients.client
+
+@cache
+def client(service: str) -> Any:
+    """The process's boto3 client for ``service``."""
+    return clients.make(service)
+
+
+@cache
+def token_key() -> bytes:
+    """The key that signs tokens and control credentials, read once per process."""
+    return secrets_manager.token_key(
+        settings.load(settings.SecretsSettings), lambda: client("secretsmanager")
+    )
+
+
+@cache
+def vobiz_credentials() -> VobizCredentials:
+    """The Vobiz REST credentials, read once per process."""
+    return secrets_manager.vobiz_credentials(
+        settings.load(settings.SecretsSettings), lambda: client("secretsmanager")
+    )
+
+
+#: The offline recogniser's model, loaded once per process: it depends on nothing a reset
+#: changes, and loading it is the slowest thing a cold start does.
+offline_transcriber = cache(lambda: _pocketsphinx())
+
+
+def _pocketsphinx() -> Transcriber:
+    from callstream.adapters.transcribe_local import PocketSphinxTranscriber
+
+    return PocketSphinxTranscriber()
 
 
 @cache
@@ -57,7 +90,7 @@ def control_services() -> Services:
     def vobiz() -> Vobiz:
         return VobizClient(
             cfg.vobiz_api_url,
-            secrets_manager.vobiz_credentials(),
+            vobiz_credentials(),
             pool=http_pool(),
             timeout_s=cfg.vobiz_timeout_s,
         )
@@ -69,8 +102,8 @@ def control_services() -> Services:
         config=cfg,
         tasks=HttpTasks(http_pool(), read_timeout_s=cfg.control_timeout_s),
         vobiz_factory=vobiz,
-        credentials=secrets_manager.vobiz_credentials,
-        token_key_source=secrets_manager.token_key,
+        credentials=vobiz_credentials,
+        token_key_source=token_key,
         starts=DynamoOnce(
             dynamodb, cfg.idempotency_table, key_path="[key, call_uuid]", payload_path="request"
         ),
@@ -95,9 +128,7 @@ def make_transcriber(name: str, region: str | None = None) -> Transcriber:
         ConfigError: an unknown backend.
     """
     if name == "local":
-        from callstream.adapters.transcribe_local import PocketSphinxTranscriber
-
-        return PocketSphinxTranscriber()
+        return offline_transcriber()
     if name == "aws":
         from callstream.adapters.transcribe_aws import AwsTranscriber
 
@@ -200,9 +231,6 @@ FACTORIES = (
 
 
 def reset() -> None:
-    """Forget settings, clients, secrets and every service built (a new environment)."""
-    settings.reset()
-    clients.reset()
-    secrets_manager.reset()
-    for factory in FACTORIES:
+    """Forget clients, secrets and every service built (a new environment)."""
+    for factory in (client, token_key, vobiz_credentials, *FACTORIES):
         factory.cache_clear()

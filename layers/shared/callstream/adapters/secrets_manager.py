@@ -1,24 +1,25 @@
 """Secrets: the Vobiz credentials and the key that signs WebSocket tokens.
 
 In AWS they live in Secrets Manager (``CALLSTREAM_VOBIZ_SECRET_ARN``: JSON ``{"auth_id",
-"auth_token"}``; ``CALLSTREAM_TOKEN_SECRET_ARN``: JSON ``{"key"}``), read once per process and
-cached. Locally (the embedded stack, tests) they may come straight from
+"auth_token"}``; ``CALLSTREAM_TOKEN_SECRET_ARN``: JSON ``{"key"}``). Locally (the embedded
+stack, tests) they may come straight from
 ``CALLSTREAM_VOBIZ_AUTH_ID``/``CALLSTREAM_VOBIZ_AUTH_TOKEN``/``CALLSTREAM_TOKEN_KEY``; an ARN,
 when set, wins. Values never reach a log line: only their names do. Library loggers are capped
 before a secret is fetched (botocore logs the answer's body at DEBUG), and every value loaded is
-registered with :mod:`callstream.logsafety` for redaction.
+registered with :mod:`callstream.logsafety` for redaction. ``callstream.wiring`` reads each once
+per process and keeps it.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
+from collections.abc import Callable
 from typing import Any
 
-from callstream import logsafety, settings
-from callstream.adapters.clients import client
+from callstream import logsafety
 from callstream.exceptions import ConfigError
 from callstream.ports import VobizCredentials
+from callstream.settings import SecretsSettings
 
 
 def _secret_json(arn: str, sm: Any) -> dict[str, Any]:
@@ -31,18 +32,16 @@ def _secret_json(arn: str, sm: Any) -> dict[str, Any]:
     return value
 
 
-@cache
-def token_key() -> bytes:
+def token_key(cfg: SecretsSettings, secretsmanager: Callable[[], Any]) -> bytes:
     """The key that signs WebSocket tokens and control credentials.
 
     Raises:
         ConfigError: neither CALLSTREAM_TOKEN_SECRET_ARN nor CALLSTREAM_TOKEN_KEY is set, or
             the key is shorter than 16 bytes.
     """
-    cfg = settings.load(settings.SecretsSettings)
     logsafety.install()  # before the fetch: its answer carries the secret
     if cfg.token_secret_arn:
-        key = str(_secret_json(cfg.token_secret_arn, client("secretsmanager")).get("key", ""))
+        key = str(_secret_json(cfg.token_secret_arn, secretsmanager()).get("key", ""))
     elif cfg.token_key is not None:
         key = cfg.token_key.get_secret_value()
     else:
@@ -55,17 +54,15 @@ def token_key() -> bytes:
     return key.encode()
 
 
-@cache
-def vobiz_credentials() -> VobizCredentials:
+def vobiz_credentials(cfg: SecretsSettings, secretsmanager: Callable[[], Any]) -> VobizCredentials:
     """The Vobiz auth id and token.
 
     Raises:
         ConfigError: no source is configured, or the secret lacks a field.
     """
-    cfg = settings.load(settings.SecretsSettings)
     logsafety.install()  # before the fetch: its answer carries the secret
     if cfg.vobiz_secret_arn:
-        value = _secret_json(cfg.vobiz_secret_arn, client("secretsmanager"))
+        value = _secret_json(cfg.vobiz_secret_arn, secretsmanager())
         try:
             found = VobizCredentials(str(value["auth_id"]), str(value["auth_token"]))
         except KeyError as missing:
@@ -79,9 +76,3 @@ def vobiz_credentials() -> VobizCredentials:
         )
     logsafety.protect_secret(found.auth_token)
     return found
-
-
-def reset() -> None:
-    """Forget cached secrets (tests, rotation)."""
-    token_key.cache_clear()
-    vobiz_credentials.cache_clear()

@@ -1,13 +1,13 @@
 """Offline speech recognition with PocketSphinx and the en-us model its wheel ships.
 
-The model is loaded once per process (a Lambda cold start or the embedded stack), not per
-utterance. It expects 16 kHz: 8 kHz audio is resampled up with soxr first.
+The model is loaded with the transcriber, which ``callstream.wiring`` builds once per process (a
+Lambda cold start or the embedded stack), not per utterance. It expects 16 kHz: 8 kHz audio is
+resampled up with soxr first.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import cache
 from typing import Any
 
 from callstream.audio import codecs
@@ -16,21 +16,16 @@ from callstream.ports import Transcript
 MODEL_RATE = 16000
 
 
-@cache
-def _decoder() -> Any:
-    from pocketsphinx import Decoder
-
-    return Decoder(samprate=MODEL_RATE, loglevel="FATAL")
-
-
 class PocketSphinxTranscriber:
     """The ``local`` transcriber backend."""
 
     name = "local"
 
     def __init__(self) -> None:
-        """Load the model (once per process)."""
-        self._decoder = _decoder()
+        """Load the model."""
+        from pocketsphinx import Decoder
+
+        self._decoder: Any = Decoder(samprate=MODEL_RATE, loglevel="FATAL")
         self._lock = threading.Lock()  # one decoder, one utterance at a time
 
     def transcribe(self, pcm: bytes, sample_rate: int, language: str) -> Transcript:
