@@ -120,12 +120,12 @@ async def serve_callstream(port: int, ready: Path) -> None:
     from callstream.audio.vad import Segmenter
     from callstream.settings import AudioSettings, ServerSettings
     from stream_server.protection import LocalProtection
-    from stream_server.server import Backends, StreamServer
+    from stream_server.server import ServerServices, StreamServer
     from stream_server.wiring import grant_verifier
 
     kinesis = FakeKinesis()
     audio = AudioSettings().limits()
-    backends = Backends(
+    services = ServerServices(
         put_records=kinesis.put_records,
         registry=NullRegistry(),
         leases=MemoryLeases(),
@@ -145,7 +145,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
         metrics_interval_s=3600,
         **json.loads(os.environ.get("BENCH_SERVER_SETTINGS", "{}")),
     )
-    server = StreamServer(settings, backends, limits=audio)
+    server = StreamServer(settings, services, limits=audio)
     await server.start()
     if not os.environ.get("BENCH_DEFAULT_GC"):
         from stream_server.__main__ import tune_gc

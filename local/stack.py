@@ -4,7 +4,7 @@ moto in server mode, the real stream server, the HTTP gateway (real API Gateway 
 poller (real Kinesis and EventBridge events to the real consumers, with Lambda's retry and
 on-failure semantics) and the Vobiz simulator, all wired from what CloudFormation receives (the
 transformed template, :mod:`local.template`): resources, routes, event sources, retries,
-failure queues and the functions' settings; plus the local backends (PocketSphinx, VADER) and
+failure queues and the functions' settings; plus the local services (PocketSphinx, VADER) and
 secrets kept in (moto's) Secrets Manager.
 
 A real Vobiz from a laptop: Vobiz settings given in the environment are kept, not replaced by

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from callstream import wiring
 from callstream.console import views
-from callstream.control.requests import check_id
+from callstream.control.api_models import check_id
 from callstream.exceptions import NotFoundError
 from callstream.http import http_function, json_response
 

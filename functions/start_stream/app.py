@@ -3,7 +3,7 @@
 from aws_lambda_powertools.event_handler import Response
 
 from callstream import wiring
-from callstream.control import operations, requests
+from callstream.control import api_models, operations
 from callstream.http import http_function, json_response, public_base
 
 app, lambda_handler = http_function()
@@ -11,8 +11,8 @@ app, lambda_handler = http_function()
 
 @app.post("/v1/calls/<call_uuid>/streams")
 def start(call_uuid: str) -> Response[str]:
-    body = requests.parse_json(app.current_event.body)
-    request = requests.parse_model(requests.StartStreamRequest, body)
+    body = api_models.parse_json(app.current_event.body)
+    request = api_models.parse_model(api_models.StartStreamRequest, body)
     key = app.current_event.headers.get("idempotency-key")
     base = public_base(app.current_event.raw_event)
     view = operations.start_stream_once(

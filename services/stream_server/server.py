@@ -8,7 +8,7 @@ One asyncio process (picows, see :mod:`stream_server.transport` for why) serves:
   call-scoped: Vobiz reconnects a dropped socket to the same URL (``maxRetries``) and that
   continues the same call stream (same stream id, the outage a gap); while one socket of a
   token is open, a second is closed with 1008 before any message of it is read.
-* the internal control endpoint on its own port (:mod:`stream_server.control`).
+* the internal control endpoint on its own port (:mod:`stream_server.internal_api`).
 
 Each connection becomes a :class:`~stream_server.session.Session`; records go to two shared
 :class:`~stream_server.writer.KinesisWriter` s. On SIGTERM, :meth:`StreamServer.drain` stops
@@ -41,6 +41,7 @@ from picows import (
 from callstream import logsafety
 from callstream.audio.assembler import Assembler, Continuation
 from callstream.audio.vad import SegmenterFactory
+from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
@@ -49,12 +50,12 @@ from callstream.vocabulary import AudioLimits
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.bookkeeping import Bookkeeping
-from stream_server.control import ControlServer
+from stream_server.internal_api import InternalApi
 from stream_server.keepalive import Keepalive, Verdict
 from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.ports import Protection, Registry
-from stream_server.session import Grant, Session
+from stream_server.session import Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
 from stream_server.writer import KinesisWriter, PutRecords
@@ -67,14 +68,14 @@ _AUDIO_PATH = re.compile(r"/v1/audio/(?P<token>[A-Za-z0-9_\-.]{1,1024})")
 
 
 @dataclass
-class Backends:
+class ServerServices:
     """Everything the server talks to, injected (boto3-backed in AWS, moto or fakes in tests).
 
     Attributes:
         put_records: a Kinesis client's ``put_records``.
         registry: the stream registry.
         leases: the tokens' connection leases.
-        verify_token: ``verify(token, now) -> Grant``; raises TokenError.
+        verify_token: ``verify(token, now) -> TokenClaims``; raises TokenError.
         authorize_control: ``authorize(stream_id, authorization_header)``; raises AuthError.
         protection: ECS task scale-in protection.
         segmenter_factory: voice-activity segmenter per track (None: no utterances).
@@ -83,7 +84,7 @@ class Backends:
     put_records: PutRecords
     registry: Registry
     leases: Leases
-    verify_token: Callable[[str, float], Grant]
+    verify_token: Callable[[str, float], TokenClaims]
     authorize_control: Callable[[str, str], None]
     protection: Protection
     segmenter_factory: SegmenterFactory | None = None
@@ -95,14 +96,14 @@ class StreamServer:
     def __init__(
         self,
         settings: ServerSettings,
-        backends: Backends,
+        services: ServerServices,
         *,
         limits: AudioLimits | None = None,
         protocol_settings: ProtocolSettings | None = None,
     ) -> None:
         """Configure the server; nothing listens until :meth:`start`."""
         self.settings = settings
-        self.backends = backends
+        self.services = services
         self.limits = limits or load(AudioSettings).limits()
         self.protocol_settings = protocol_settings or load(ProtocolSettings)
         self.counters = ServerCounters()
@@ -114,10 +115,10 @@ class StreamServer:
         self._no_sessions.set()
         self._listeners: weakref.WeakSet[AudioListener] = weakref.WeakSet()
         #: Who may stream on each token: reconnects and copied URLs (:mod:`.leases`).
-        self.leasing = LeaseDriver(backends.leases, on_refused=self._token_refused)
+        self.leasing = LeaseDriver(services.leases, on_refused=self._token_refused)
         self.bookkeeping = Bookkeeping(
-            backends.registry,
-            backends.protection,
+            services.registry,
+            services.protection,
             self.leasing,
             task_address=lambda: self.task_address,
             others_live=lambda session: any(
@@ -130,12 +131,12 @@ class StreamServer:
         self.utterance_writer = self._writer(settings.utterance_stream, None)
         self._metrics = MetricsEmitter()
         self._ws: asyncio.Server | None = None
-        self._control: ControlServer | None = None
+        self._control: InternalApi | None = None
         self._task_address: str | None = None
 
     def _writer(self, stream: str, max_unacked_ms: float | None) -> KinesisWriter:
         return KinesisWriter(
-            self.backends.put_records,
+            self.services.put_records,
             stream,
             buffer_records=self.settings.sink_buffer_records,
             max_unacked_ms=max_unacked_ms,
@@ -164,11 +165,11 @@ class StreamServer:
             listening.setsockopt(
                 socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes
             )
-        self._control = ControlServer(
+        self._control = InternalApi(
             self.settings.host,
             self.settings.control_port,
             self._talkback_of,
-            self.backends.authorize_control,
+            self.services.authorize_control,
             asyncio.get_running_loop(),
         )
         self._control.start()
@@ -244,7 +245,7 @@ class StreamServer:
         await self.audio_writer.close()
         await self.utterance_writer.close()
         self.leasing.close()
-        await self.backends.protection.set(False)
+        await self.services.protection.set(False)
 
     # -- HTTP before the upgrade ----------------------------------------------------------
 
@@ -262,7 +263,7 @@ class StreamServer:
         if match is None:
             return _respond(HTTPStatus.NOT_FOUND, b"not found\n")
         try:
-            grant = self.backends.verify_token(match["token"], time.time())
+            grant = self.services.verify_token(match["token"], time.time())
         except TokenError as error:
             self.counters.auth_failures += 1
             self._refusals.warning(error.code, "websocket refused: %s", error.message)
@@ -292,7 +293,7 @@ class StreamServer:
     # -- sessions -------------------------------------------------------------------------
 
     def _open(
-        self, connection: PicowsConnection, grant: Grant, lease: Lease, holder: str, conn: int
+        self, connection: PicowsConnection, grant: TokenClaims, lease: Lease, holder: str, conn: int
     ) -> Session:
         continuation = None
         if lease.generation > 1 and lease.stream_id is not None:
@@ -317,7 +318,7 @@ class StreamServer:
                 limits=self.limits,
                 call_uuid=grant.call_uuid,
                 stream_id=grant.stream_id,
-                segmenter_factory=self.backends.segmenter_factory,
+                segmenter_factory=self.services.segmenter_factory,
                 requested_format=grant.content_type,
                 continuation=continuation,
                 decode_media=agent.wants_audio,  # PCM for an agent that listens, else none

@@ -43,6 +43,7 @@ from callstream.audio.events import (
 )
 from callstream.audio.protocol import Message, StartMessage, parse_message
 from callstream.clock import SYSTEM_CLOCK
+from callstream.control.tokens import TokenClaims
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Clock
@@ -53,18 +54,6 @@ from stream_server.talkback import Talkback
 log = logging.getLogger("callstream.session")
 #: Agent hooks a session may have waiting (the end-of-stream hook always gets in).
 MAX_AGENT_BACKLOG = 256
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What the verified token allows this connection."""
-
-    jti: str
-    call_uuid: str
-    stream_id: str | None
-    agent: str
-    bidirectional: bool
-    content_type: str | None = None  # what was requested: start's missing format falls back
 
 
 @dataclass
@@ -111,7 +100,7 @@ class Session:
     def __init__(
         self,
         connection: Connection,
-        grant: Grant,
+        grant: TokenClaims,
         *,
         audio_sink: Sink,
         utterance_sink: Sink,

@@ -6,35 +6,23 @@ server) and the functional tests (boto3 on moto), so all three run the same wiri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from callstream import settings
 from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.audio.vad import Segmenter
-from callstream.control.tokens import check_control_auth, verify_token
+from callstream.control.tokens import TokenClaims, check_control_auth, verify_token
 from callstream.wiring import client
 from callstream.wiring import token_key as read_token_key
 from stream_server import protection
 from stream_server.ports import Protection
-from stream_server.server import Backends, StreamServer
-from stream_server.session import Grant
+from stream_server.server import ServerServices, StreamServer
 
 
-def grant_verifier(key: bytes) -> Any:
-    """``verify(token, now) -> Grant`` over :func:`callstream.control.tokens.verify_token`."""
-
-    def verify(token: str, now: float) -> Grant:
-        claims = verify_token(token, key, now)
-        return Grant(
-            jti=claims.jti,
-            call_uuid=claims.call_uuid,
-            stream_id=claims.stream_id,
-            agent=claims.agent,
-            bidirectional=claims.bidirectional,
-            content_type=claims.content_type,
-        )
-
-    return verify
+def grant_verifier(key: bytes) -> Callable[[str, float], TokenClaims]:
+    """``verify(token, now) -> TokenClaims`` with the task's key (:func:`verify_token`)."""
+    return lambda token, now: verify_token(token, key, now)
 
 
 def build_server(
@@ -51,7 +39,7 @@ def build_server(
     key = token_key or read_token_key()
     kinesis = kinesis or client("kinesis")
     dynamodb = dynamodb or client("dynamodb")
-    backends = Backends(
+    services = ServerServices(
         put_records=kinesis.put_records,
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
         leases=DynamoLeases(dynamodb, cfg.nonce_table),
@@ -60,4 +48,4 @@ def build_server(
         protection=protect or protection.from_environment(),
         segmenter_factory=lambda rate, track: Segmenter(rate, track, limits),
     )
-    return StreamServer(cfg, backends, limits=limits)
+    return StreamServer(cfg, services, limits=limits)

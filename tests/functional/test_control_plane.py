@@ -302,7 +302,7 @@ def test_the_hangup_webhook_ends_every_live_stream_of_the_call_once(api):
 
 
 def test_a_nonce_is_spent_only_by_a_request_that_was_handled(api, monkeypatch):
-    from callstream.adapters.events import EventBridgeBus
+    from callstream.adapters.eventbridge import EventBridgeBus
 
     calls = {"n": 0}
     real = EventBridgeBus.publish

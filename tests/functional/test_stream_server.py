@@ -272,7 +272,7 @@ async def test_a_second_socket_on_a_live_token_is_refused_before_any_message_is_
     intruder = CallAudio(
         tracks={"inbound": bytes(3200)}, sample_rate=8000, stream_id="s-intruder", call_id="call-1"
     )
-    leases = harness.server.backends.leases
+    leases = harness.server.services.leases
     acquired = []
     real_acquire = leases.acquire
 
@@ -345,7 +345,7 @@ async def test_a_reconnect_waits_for_its_tokens_release_however_slow(harness, mo
     reconnect landing on the task that is releasing its token awaits that release."""
     from stream_server import leases as lease_module
 
-    leases = harness.server.backends.leases
+    leases = harness.server.services.leases
     real_release = leases.release
 
     def slow_release(*args, **kwargs):

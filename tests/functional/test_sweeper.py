@@ -6,7 +6,7 @@ from callstream import wiring
 from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.analytics import sweeper
 from callstream.audio import records
-from stream_server.control import ControlServer
+from stream_server.internal_api import InternalApi
 from tests.conftest import read_stream
 
 
@@ -17,7 +17,7 @@ def test_streams_of_a_dead_task_are_closed_and_recorded(aws, monkeypatch):
     import asyncio
 
     loop = asyncio.new_event_loop()
-    live_task = ControlServer("127.0.0.1", 0, lambda _: None, lambda s, h: None, loop)
+    live_task = InternalApi("127.0.0.1", 0, lambda _: None, lambda s, h: None, loop)
     live_task.start()
     try:
         registry = DynamoRegistry(boto3.client("dynamodb", region_name="us-east-1"), "Registry")

@@ -25,12 +25,12 @@ class Bucket:
 
 
 @dataclass
-class Services:
+class FakeServices:
     quarantine: Bucket = field(default_factory=Bucket)
     handled: list[bytes] = field(default_factory=list)
 
 
-def _handle(svc: Services, data: bytes) -> str:
+def _handle(svc: FakeServices, data: bytes) -> str:
     if data.startswith(b"junk"):
         raise RecordError("not a callstream record")
     if data.startswith(b"fail"):
@@ -59,7 +59,7 @@ def _namespace(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_batch_keeps_unreadable_records_and_reports_only_the_failed_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    svc = Services()
+    svc = FakeServices()
     handler = batch_function(lambda: svc, _handle)
     event = kinesis_event([("a", b"one"), ("b", b"junk!"), ("c", b"fail"), ("d", b"two")])
 
@@ -75,7 +75,7 @@ def test_a_batch_keeps_unreadable_records_and_reports_only_the_failed_one(
 
 
 def test_a_batch_with_no_time_left_defers_every_record_without_raising() -> None:
-    svc = Services()
+    svc = FakeServices()
     asked: list[float] = []
 
     def time_left(seconds: float) -> None:
@@ -93,7 +93,7 @@ def test_a_batch_with_no_time_left_defers_every_record_without_raising() -> None
 
 
 def test_a_batch_that_fails_whole_without_a_deadline_raises_for_lambda_to_retry() -> None:
-    handler = batch_function(Services, _handle)
+    handler = batch_function(FakeServices, _handle)
     with pytest.raises(Exception, match="All records failed"):
         handler(kinesis_event([("a", b"fail")]), LambdaContext("store_recording"))
 

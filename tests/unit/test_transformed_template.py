@@ -249,7 +249,7 @@ def test_every_continuation_the_deploy_admits_the_answer_uses(transformed, param
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from callstream.control.requests import AnswerOptions
+    from callstream.control.api_models import AnswerOptions
 
     pattern = transformed["Parameters"][parameter]["AllowedPattern"]
 

@@ -238,7 +238,7 @@ class Vobiz(Protocol):
 
 
 class Tasks(Protocol):
-    """The stream-server tasks' internal control endpoint (``stream_server.control``)."""
+    """The stream-server tasks' internal control endpoint (``stream_server.internal_api``)."""
 
     def command(
         self, address: str, stream_id: str, action: str, body: bytes, credential: str

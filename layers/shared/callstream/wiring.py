@@ -23,7 +23,7 @@ from callstream.adapters.dynamodb import (
     DynamoRegistry,
     DynamoTranscripts,
 )
-from callstream.adapters.events import EventBridgeBus
+from callstream.adapters.eventbridge import EventBridgeBus
 from callstream.adapters.idempotency import DynamoOnce
 from callstream.adapters.kinesis import KinesisRecordLog
 from callstream.adapters.s3_recordings import S3Recordings
@@ -37,7 +37,7 @@ from callstream.analytics.sweeper import SweeperServices
 from callstream.analytics.transcripts import TranscriptServices
 from callstream.console.feed import FeedServices
 from callstream.console.views import ConsoleServices
-from callstream.control.services import Services
+from callstream.control.services import ControlServices
 from callstream.exceptions import ConfigError
 from callstream.ports import SentimentModel, Transcriber, Vobiz, VobizCredentials
 
@@ -82,7 +82,7 @@ def http_pool() -> urllib3.PoolManager:
 
 
 @cache
-def control_services() -> Services:
+def control_services() -> ControlServices:
     """The control plane's services (the operator routes and Vobiz's webhooks)."""
     cfg = settings.load(settings.ApiSettings)
     dynamodb = client("dynamodb")
@@ -95,7 +95,7 @@ def control_services() -> Services:
             timeout_s=cfg.vobiz_timeout_s,
         )
 
-    return Services(
+    return ControlServices(
         registry=DynamoRegistry(dynamodb, cfg.registry_table),
         once=DynamoOnceStore(dynamodb, cfg.nonce_table),
         events=EventBridgeBus(client("events"), cfg.event_bus),

@@ -1,4 +1,4 @@
-"""HTTP client of the stream-server tasks' internal control endpoint (``stream_server.control``).
+"""HTTP client of the stream-server tasks' internal endpoint (``stream_server.internal_api``).
 
 A task's address comes from the registry; the control Lambda posts commands to it and the
 sweeper probes its health. Explicit timeouts on every call; a command is never retried (a

@@ -1,10 +1,11 @@
 """The control contract: the commands the control API relays to the task holding a stream.
 
 One definition for both sides of the hop. The control Lambda validates a command with these
-models before it calls the task; the task (``stream_server.control``) parses the same models and
-runs them with :func:`run`. Their defaults are therefore the same on both sides, and so is the
-meaning of an error: the task answers ``{"error": code, "message": …}`` with the status of the
-exception tree, and :func:`raise_for_answer` turns that back into the same exception here.
+models before it calls the task; the task (``stream_server.internal_api``) parses the same
+models and runs them with :func:`run`. Their defaults are therefore the same on both sides, and
+so is the meaning of an error: the task answers ``{"error": code, "message": …}`` with the
+status of the exception tree, and :func:`raise_for_answer` turns that back into the same
+exception here.
 """
 
 from __future__ import annotations

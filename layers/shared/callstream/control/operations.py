@@ -1,8 +1,8 @@
 """The control plane's operations: one function per operator route, called by thin handlers.
 
-Each takes the injected :class:`~callstream.control.services.Services` and a typed request,
+Each takes the injected :class:`~callstream.control.services.ControlServices` and a typed request,
 and returns the plain dict of the HTTP answer. Vobiz, AWS and the tasks are reached only
-through the ports in ``Services``.
+through the ports in ``ControlServices``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from callstream.clock import now_iso
 from callstream.control import commands
-from callstream.control.requests import StartStreamRequest, check_id, header_string
-from callstream.control.services import Services
+from callstream.control.api_models import StartStreamRequest, check_id, header_string
+from callstream.control.services import ControlServices
 from callstream.control.tokens import control_auth
 from callstream.exceptions import (
     ConflictError,
@@ -25,7 +25,7 @@ from callstream.vocabulary import CONTENT_TYPES
 
 
 def start_stream(
-    svc: Services,
+    svc: ControlServices,
     call_uuid: str,
     request: StartStreamRequest,
     public_base: str,
@@ -109,7 +109,7 @@ def start_stream(
 
 
 def start_stream_once(
-    svc: Services,
+    svc: ControlServices,
     call_uuid: str,
     request: StartStreamRequest,
     idempotency_key: str | None,
@@ -141,14 +141,14 @@ def start_stream_once(
     return svc.starts.run(run, payload, lambda_context)
 
 
-def _item(svc: Services, stream_id: str) -> StreamItem:
+def _item(svc: ControlServices, stream_id: str) -> StreamItem:
     item = svc.registry.get(check_id(stream_id, "stream_id"))
     if item is None:
         raise NotFoundError(f"stream {stream_id} not found")
     return item
 
 
-def stream_view(svc: Services, item: StreamItem) -> dict[str, Any]:
+def stream_view(svc: ControlServices, item: StreamItem) -> dict[str, Any]:
     """What the API shows of a stream: the registry item plus links."""
     view = item.to_dict()
     view.pop("ttl", None)
@@ -166,7 +166,7 @@ def stream_view(svc: Services, item: StreamItem) -> dict[str, Any]:
     return view
 
 
-def get_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+def get_stream(svc: ControlServices, stream_id: str) -> dict[str, Any]:
     """One stream.
 
     Raises:
@@ -175,13 +175,13 @@ def get_stream(svc: Services, stream_id: str) -> dict[str, Any]:
     return stream_view(svc, _item(svc, stream_id))
 
 
-def list_streams(svc: Services, call_uuid: str) -> dict[str, Any]:
+def list_streams(svc: ControlServices, call_uuid: str) -> dict[str, Any]:
     """A call's streams, oldest first."""
     items = svc.registry.list_for_call(check_id(call_uuid, "call_uuid"))
     return {"call_uuid": call_uuid, "streams": [stream_view(svc, i) for i in items]}
 
 
-def stop_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+def stop_stream(svc: ControlServices, stream_id: str) -> dict[str, Any]:
     """Ask Vobiz to stop a stream. Idempotent: an ended stream is returned as it is.
 
     Raises:
@@ -195,7 +195,7 @@ def stop_stream(svc: Services, stream_id: str) -> dict[str, Any]:
     return {**stream_view(svc, item), "stop_requested": True}
 
 
-def stop_call_streams(svc: Services, call_uuid: str) -> dict[str, Any]:
+def stop_call_streams(svc: ControlServices, call_uuid: str) -> dict[str, Any]:
     """Ask Vobiz to stop every stream of a call (its stop-all), then list them.
 
     Raises:
@@ -213,7 +213,7 @@ _VOBIZ_STATES: dict[str, Literal["started", "stopped", "failed"]] = {
 }
 
 
-def reconcile_stream(svc: Services, stream_id: str) -> dict[str, Any]:
+def reconcile_stream(svc: ControlServices, stream_id: str) -> dict[str, Any]:
     """Read the stream's status from Vobiz and bring the registry in line with it.
 
     A stream Vobiz reports ``completed`` or ``failed`` that the registry still has live (a lost
@@ -247,7 +247,7 @@ def reconcile_stream(svc: Services, stream_id: str) -> dict[str, Any]:
     }
 
 
-def control_stream(svc: Services, stream_id: str, action: str, body: Any) -> dict[str, Any]:
+def send_command(svc: ControlServices, stream_id: str, action: str, body: Any) -> dict[str, Any]:
     """Send play / checkpoint / clear / end to the task that holds the stream's socket.
 
     Raises:

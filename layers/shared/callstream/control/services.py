@@ -21,7 +21,7 @@ from callstream.ports import (
 
 
 @dataclass(eq=False)
-class Services:
+class ControlServices:
     """The registry, once-store, bus, tasks and Vobiz of the control plane, and its settings.
 
     The Vobiz client and the token key read Secrets Manager, so they are built on first use from

@@ -18,16 +18,16 @@ from pydantic import ValidationError
 from callstream.clock import now_iso
 from callstream.control import answer as xml
 from callstream.control import callbacks
+from callstream.control.api_models import AnswerOptions, check_id, parse_query
 from callstream.control.callbacks import SignedRequest
-from callstream.control.requests import AnswerOptions, check_id, parse_query
-from callstream.control.services import Services
+from callstream.control.services import ControlServices
 from callstream.exceptions import RequestError, SignatureError
 from callstream.settings import ApiSettings
 
 log = logging.getLogger("callstream.webhooks")
 
 
-def verify(svc: Services, request: SignedRequest) -> str | None:
+def verify(svc: ControlServices, request: SignedRequest) -> str | None:
     """Check Vobiz's signature (V3, else V2) and claim the nonce; returns the claimed key.
 
     The URL-only V3 form (it does not cover a POST's body) counts only when the operator opted
@@ -54,7 +54,7 @@ def verify(svc: Services, request: SignedRequest) -> str | None:
 
 
 @contextmanager
-def verified(svc: Services, request: SignedRequest) -> Iterator[None]:
+def verified(svc: ControlServices, request: SignedRequest) -> Iterator[None]:
     """Verify a Vobiz request; if handling it then fails, give its nonce back.
 
     A nonce is spent only by a request that was handled: Vobiz's retry of a request that failed
@@ -69,7 +69,7 @@ def verified(svc: Services, request: SignedRequest) -> Iterator[None]:
         raise
 
 
-def _publish_once(svc: Services, key: str, detail_type: str, detail: dict[str, Any]) -> bool:
+def _publish_once(svc: ControlServices, key: str, detail_type: str, detail: dict[str, Any]) -> bool:
     """Publish an event unless ``key`` was published before; a failed publish frees the key."""
     if not svc.once.claim(key, svc.config.nonce_ttl_s):
         return False
@@ -81,7 +81,7 @@ def _publish_once(svc: Services, key: str, detail_type: str, detail: dict[str, A
     return True
 
 
-def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
+def handle_callback(svc: ControlServices, request: SignedRequest) -> dict[str, Any]:
     """Verify and apply one status callback; publish it on the bus (once per distinct event).
 
     A redelivery (the same event, name and ``Timestamp``, in any encoding) is the same event; a
@@ -123,7 +123,7 @@ def handle_callback(svc: Services, request: SignedRequest) -> dict[str, Any]:
     return {"stream_id": callback.stream_id, "event": callback.event, "state_changed": changed}
 
 
-def handle_hangup(svc: Services, request: SignedRequest) -> dict[str, Any]:
+def handle_hangup(svc: ControlServices, request: SignedRequest) -> dict[str, Any]:
     """Vobiz's ``hangup_url`` webhook: the authoritative end of a call.
 
     Every stream of the call that is not over ends (reason ``hangup``, with ``HangupCause`` and
@@ -164,7 +164,7 @@ def handle_hangup(svc: Services, request: SignedRequest) -> dict[str, Any]:
     return {"call_uuid": call_uuid, "streams_ended": ended}
 
 
-def answer_call(svc: Services, request: SignedRequest) -> str:
+def answer_call(svc: ControlServices, request: SignedRequest) -> str:
     """The ``<Response><Stream …>`` XML that streams a call from the moment of answer.
 
     The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,

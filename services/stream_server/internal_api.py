@@ -60,7 +60,7 @@ def _length_problem(
     return None
 
 
-class ControlServer:
+class InternalApi:
     """Runs the control endpoint in a thread, dispatching commands to the event loop."""
 
     def __init__(
