@@ -121,6 +121,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
     from callstream.settings import AudioSettings, ServerSettings
     from stream_server.protection import LocalProtection
     from stream_server.server import ServerServices, StreamServer
+    from stream_server.tuning import Tuning
     from stream_server.wiring import grant_verifier
 
     kinesis = FakeKinesis()
@@ -142,10 +143,8 @@ async def serve_callstream(port: int, ready: Path) -> None:
         host="127.0.0.1",
         port=port,
         control_port=0,
-        metrics_interval_s=3600,
-        **json.loads(os.environ.get("BENCH_SERVER_SETTINGS", "{}")),
     )
-    server = StreamServer(settings, services, limits=audio)
+    server = StreamServer(settings, services, limits=audio, tuning=Tuning(metrics_interval_s=3600))
     await server.start()
     if not os.environ.get("BENCH_DEFAULT_GC"):
         from stream_server.__main__ import tune_gc

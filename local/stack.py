@@ -112,6 +112,7 @@ class Stack:
             SecretString=json.dumps({"auth_id": AUTH_ID, "auth_token": self.vobiz_token}),
         )
         from stream_server.protection import LocalProtection
+        from stream_server.tuning import Tuning
         from stream_server.wiring import build_server
 
         server_settings = settings.ServerSettings(
@@ -122,9 +123,10 @@ class Stack:
             host="127.0.0.1",
             port=0,
             control_port=0,
-            metrics_interval_s=3600,
         )
-        self.server = build_server(server_settings, protect=LocalProtection())
+        self.server = build_server(
+            server_settings, protect=LocalProtection(), tuning=Tuning(metrics_interval_s=3600)
+        )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
         self.gateway = Gateway(self.template.routes(), self.token).start()

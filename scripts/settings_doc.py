@@ -17,7 +17,6 @@ from callstream import settings  # noqa: E402
 
 CLASSES = [
     settings.AudioSettings,
-    settings.ProtocolSettings,
     settings.ServerSettings,
     settings.ApiSettings,
     settings.ConsumerSettings,

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import enum
 
+#: A socket the kernel got nothing from for this long (while we read it) is pinged; one that
+#: then sends nothing for as long again is closed (1011 keepalive ping timeout).
+IDLE_S = 20.0
+REPLY_S = 20.0
+
 
 class Verdict(enum.Enum):
     """What to do with the socket now."""
@@ -35,7 +40,7 @@ class Keepalive:
 
     __slots__ = ("_pinged_at", "_resumed_at", "idle_s", "reply_s")
 
-    def __init__(self, idle_s: float = 20.0, reply_s: float = 20.0, now: float = 0.0) -> None:
+    def __init__(self, idle_s: float = IDLE_S, reply_s: float = REPLY_S, now: float = 0.0) -> None:
         """Start counting at ``now``."""
         self.idle_s = idle_s
         self.reply_s = reply_s

@@ -45,7 +45,7 @@ from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
 from callstream.ports import Lease, Leases
-from callstream.settings import AudioSettings, ProtocolSettings, ServerSettings, load
+from callstream.settings import AudioSettings, ServerSettings, load
 from callstream.vocabulary import AudioLimits
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
@@ -58,6 +58,7 @@ from stream_server.ports import Protection, Registry
 from stream_server.session import Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
+from stream_server.tuning import Tuning
 from stream_server.writer import KinesisWriter, PutRecords
 
 log = logging.getLogger("callstream.server")
@@ -99,13 +100,13 @@ class StreamServer:
         services: ServerServices,
         *,
         limits: AudioLimits | None = None,
-        protocol_settings: ProtocolSettings | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         """Configure the server; nothing listens until :meth:`start`."""
         self.settings = settings
         self.services = services
         self.limits = limits or load(AudioSettings).limits()
-        self.protocol_settings = protocol_settings or load(ProtocolSettings)
+        self.tuning = tuning or Tuning()
         self.counters = ServerCounters()
         # Unauthenticated upgrades cost a count, not a line each (they are counted in metrics).
         self._refusals = Throttle(log)
@@ -138,10 +139,10 @@ class StreamServer:
         return KinesisWriter(
             self.services.put_records,
             stream,
-            buffer_records=self.settings.sink_buffer_records,
+            buffer_records=self.tuning.sink_buffer_records,
             max_unacked_ms=max_unacked_ms,
-            max_in_flight=self.settings.kinesis_max_in_flight,
-            linger_s=self.settings.kinesis_linger_ms / 1000,
+            max_in_flight=self.tuning.kinesis_max_in_flight,
+            linger_s=self.tuning.kinesis_linger_ms / 1000,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class StreamServer:
             self._route,
             self.settings.host,
             self.settings.port,
-            max_frame_size=self.protocol_settings.max_message_bytes,
+            max_frame_size=self.tuning.max_message_bytes,
             # ours, by the kernel's bytes and never while paused (stream_server.keepalive)
             enable_auto_ping=False,
             enable_auto_pong=False,  # the listener answers pings, within a bound (transport)
@@ -163,7 +164,7 @@ class StreamServer:
         )
         for listening in self._ws.sockets:  # accepted sockets inherit it (Linux)
             listening.setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes
+                socket.SOL_SOCKET, socket.SO_RCVBUF, self.tuning.receive_buffer_bytes
             )
         self._control = InternalApi(
             self.settings.host,
@@ -279,7 +280,7 @@ class StreamServer:
         listener = AudioListener(
             claim,
             lambda connection, lease: self._open(connection, grant, lease, holder, claimed[0]),
-            self.protocol_settings.max_message_bytes,
+            self.tuning.max_message_bytes,
         )
         self._listeners.add(listener)
         return listener
@@ -334,7 +335,7 @@ class StreamServer:
             conn, session, lambda: session.last_heard, lambda: session.reading_paused
         )
         self.sessions[id(session)] = session
-        idle, reply = self.settings.keepalive_idle_s, self.settings.keepalive_reply_s
+        idle, reply = self.tuning.keepalive_idle_s, self.tuning.keepalive_reply_s
         self._keepalives[id(session)] = (connection, Keepalive(idle, reply, time.monotonic()))
         self._no_sessions.clear()
         self.counters.sessions += 1
@@ -366,9 +367,9 @@ class StreamServer:
     def _talkback(self, send: Callable[..., Any], **kwargs: Any) -> Talkback:
         return Talkback(
             send,
-            lead_ms=self.settings.play_lead_ms,
-            checkpoint_timeout_s=self.settings.checkpoint_timeout_s,
-            clear_backstop_s=self.settings.clear_backstop_s,
+            lead_ms=self.tuning.play_lead_ms,
+            checkpoint_timeout_s=self.tuning.checkpoint_timeout_s,
+            clear_backstop_s=self.tuning.clear_backstop_s,
             **kwargs,
         )
 
@@ -387,7 +388,7 @@ class StreamServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _ticker(self) -> None:
-        interval = self.settings.flush_interval_ms / 1000
+        interval = self.tuning.flush_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
             now = time.time()
@@ -423,7 +424,7 @@ class StreamServer:
 
     async def _metrics_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.metrics_interval_s)
+            await asyncio.sleep(self.tuning.metrics_interval_s)
             self.emit_metrics()
 
     def emit_metrics(self) -> None:

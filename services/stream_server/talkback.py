@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from callstream.audio import codecs, protocol
+from callstream.control.commands import CHECKPOINT_TIMEOUT_S
 from callstream.exceptions import ConflictError
 from callstream.vocabulary import Codec
 
@@ -34,6 +35,10 @@ from callstream.vocabulary import Codec
 #: stays responsive") and Vobiz's own voice agent (``FRAME_MS = 20``, "the cadence a PSTN leg
 #: expects", vobiz-ai/Vobiz-Deepgram-Voice-Agent app.py).
 CHUNK_MS = 20
+#: Most audio queued at Vobiz ahead of real time: what a barge-in may still let through.
+LEAD_MS = 400
+#: ``clear()`` holds new audio until ``clearedAudio``, or this long.
+CLEAR_BACKSTOP_S = 1.0
 CheckpointResult = Literal["played", "cleared", "timeout"]
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -59,9 +64,9 @@ class Talkback:
         codec: Codec,
         sample_rate: int,
         bidirectional: bool,
-        lead_ms: int = 400,
-        checkpoint_timeout_s: float = 30.0,
-        clear_backstop_s: float = 1.0,
+        lead_ms: int = LEAD_MS,
+        checkpoint_timeout_s: float = CHECKPOINT_TIMEOUT_S,
+        clear_backstop_s: float = CLEAR_BACKSTOP_S,
         clock: Callable[[], float] | None = None,
         on_action: Callable[[str, dict[str, str | int | float]], None] | None = None,
     ) -> None:

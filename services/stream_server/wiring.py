@@ -18,6 +18,7 @@ from callstream.wiring import token_key as read_token_key
 from stream_server import protection
 from stream_server.ports import Protection
 from stream_server.server import ServerServices, StreamServer
+from stream_server.tuning import Tuning
 
 
 def grant_verifier(key: bytes) -> Callable[[str, float], TokenClaims]:
@@ -32,6 +33,7 @@ def build_server(
     dynamodb: Any = None,
     token_key: bytes | None = None,
     protect: Protection | None = None,
+    tuning: Tuning | None = None,
 ) -> StreamServer:
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
@@ -48,4 +50,4 @@ def build_server(
         protection=protect or protection.from_environment(),
         segmenter_factory=lambda rate, track: Segmenter(rate, track, limits),
     )
-    return StreamServer(cfg, services, limits=limits)
+    return StreamServer(cfg, services, limits=limits, tuning=tuning)

@@ -35,6 +35,11 @@ log = logging.getLogger("callstream.writer")
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
+#: Records a stream may have waiting before back-pressure, concurrent PutRecords per stream, and
+#: how long a batch waits to fill up.
+BUFFER_RECORDS = 64
+MAX_IN_FLIGHT = 4
+LINGER_MS = 20
 
 #: ``put_records(StreamName=..., Records=[{"Data": b, "PartitionKey": k}])`` of a boto3 client.
 PutRecords = Callable[..., Mapping[str, Any]]
@@ -74,10 +79,10 @@ class KinesisWriter:
         put_records: PutRecords,
         stream_name: str,
         *,
-        buffer_records: int = 64,
+        buffer_records: int = BUFFER_RECORDS,
         max_unacked_ms: float | None = None,
-        max_in_flight: int = 4,
-        linger_s: float = 0.05,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        linger_s: float = LINGER_MS / 1000,
         backoff_base_s: float = 0.05,
         backoff_cap_s: float = 5.0,
     ) -> None:

@@ -23,6 +23,7 @@ from local.vobiz_api import Fault, VobizApi
 from local.vobiz_frames import CallAudio, messages
 from local.vobiz_wire import read_answer
 from stream_server.protection import LocalProtection
+from stream_server.tuning import Tuning
 from stream_server.wiring import build_server
 from tests.conftest import TABLES
 
@@ -483,8 +484,8 @@ async def test_control_reaches_the_task_that_holds_the_stream(api, aws):
             host="127.0.0.1",
             port=0,
             control_port=0,
-            metrics_interval_s=3600,
         ),
+        tuning=Tuning(metrics_interval_s=3600),
         kinesis=aws["kinesis"],
         dynamodb=aws["dynamodb"],
         token_key=KEY.encode(),
@@ -630,7 +631,8 @@ def test_listing_a_calls_streams_at_vobiz_follows_its_paging(api):
 
     for _ in range(25):
         started_stream(api)
-    client = VobizClient(api.vobiz.url, VobizCredentials("MA_TEST", "test-auth-token-callstream"))
+    credentials = VobizCredentials("MA_TEST", "test-auth-token-callstream")
+    client = VobizClient(api.vobiz.url, credentials, timeout_s=5.0)
     listed = client.list_streams(CALL, page_size=10)
     assert len(listed) == 25 and len({s["stream_id"] for s in listed}) == 25
     pages = [p for m, p, _ in api.vobiz.requests if m == "GET"]

@@ -18,9 +18,11 @@ from callstream.adapters.dynamodb import DynamoRegistry
 from callstream.audio import codecs, records
 from callstream.audio.records import AudioRecord, EventRecord, UtteranceRecord
 from callstream.control.tokens import TokenClaims, control_auth, new_jti, sign_token
-from callstream.settings import AudioSettings, ServerSettings
+from callstream.settings import ServerSettings
+from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import CallAudio, messages, read_wav
 from stream_server.protection import LocalProtection
+from stream_server.tuning import Tuning
 from stream_server.wiring import build_server
 from tests.conftest import read_stream
 
@@ -38,13 +40,21 @@ def settings(**overrides) -> ServerSettings:
         "host": "127.0.0.1",
         "port": 0,
         "control_port": 0,
+    }
+    values.update(overrides)
+    return ServerSettings(**values)
+
+
+def tuning(**overrides) -> Tuning:
+    """Shorter intervals than production's, so the tests see records and talk-back sooner."""
+    values = {
         "kinesis_linger_ms": 5,
         "flush_interval_ms": 50,
         "metrics_interval_s": 3600,
         "play_lead_ms": 200,
     }
     values.update(overrides)
-    return ServerSettings(**values)
+    return Tuning(**values)
 
 
 def token(call="call-1", exp=None, **claims) -> str:
@@ -78,6 +88,7 @@ async def harness(aws):
     protection = LocalProtection()
     server = build_server(
         settings(),
+        tuning=tuning(),
         kinesis=aws["kinesis"],
         dynamodb=aws["dynamodb"],
         token_key=KEY,
@@ -154,7 +165,7 @@ async def test_every_byte_reaches_kinesis_in_order(harness, codec, rate, tracks)
         if codec == "mulaw":
             expected = codecs.ulaw_decode(codecs.ulaw_encode(expected))
         assert codecs.to_pcm16(codec, got)[: len(expected)] == expected
-        assert all(len(p.payload) <= AudioSettings().record_max_bytes for p in parts)
+        assert all(len(p.payload) <= AudioLimits().record_max_bytes for p in parts)
     item = harness.registry.get(audio.stream_id)
     assert item is not None
     assert (item.state, item.end_reason, item.codec, item.sample_rate) == (
@@ -634,6 +645,7 @@ async def test_throttling_and_partial_failures_lose_nothing(aws):
 
     server = build_server(
         settings(),
+        tuning=tuning(),
         kinesis=Kinesis(),
         dynamodb=aws["dynamodb"],
         token_key=KEY,
@@ -1144,7 +1156,8 @@ async def test_a_socket_paused_behind_kinesis_longer_than_the_keepalive_keeps_it
     closed the call we had paused ourselves. Here Kinesis holds a call 4 s, past a 1 s + 1 s
     keepalive; the peer (like the simulator) keeps sending and the call ends whole."""
     server = build_server(
-        settings(keepalive_idle_s=1.0, keepalive_reply_s=1.0, max_unacked_ms=1000),
+        settings(max_unacked_ms=1000),
+        tuning=tuning(keepalive_idle_s=1.0, keepalive_reply_s=1.0),
         kinesis=aws["kinesis"],
         dynamodb=aws["dynamodb"],
         token_key=KEY,
@@ -1187,7 +1200,8 @@ async def test_a_peer_gone_silent_is_pinged_and_closed_with_the_reason(aws):
     import socket
 
     server = build_server(
-        settings(keepalive_idle_s=1.0, keepalive_reply_s=1.0),
+        settings(),
+        tuning=tuning(keepalive_idle_s=1.0, keepalive_reply_s=1.0),
         kinesis=aws["kinesis"],
         dynamodb=aws["dynamodb"],
         token_key=KEY,
@@ -1262,6 +1276,7 @@ async def test_under_sustained_throttling_a_stream_holds_at_most_the_cap_outside
     because the session stops reading its socket; nothing is lost in the end."""
     server = build_server(
         settings(),
+        tuning=tuning(),
         kinesis=Throttled(aws["kinesis"], share=0.8),
         dynamodb=aws["dynamodb"],
         token_key=KEY,

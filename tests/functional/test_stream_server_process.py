@@ -317,7 +317,7 @@ async def test_sigkill_while_kinesis_throttles_loses_a_bounded_tail(moto_server)
     """80 % of records throttled, as Kinesis does (per record), for 18 s of 10 calls, then
     SIGKILL. A stream may have CALLSTREAM_MAX_UNACKED_MS of audio outside Kinesis (plus the
     record it is filling); past that its socket is not read, and what waits unread is bounded
-    by the socket buffers (CALLSTREAM_RECEIVE_BUFFER_BYTES here, 8 KB at the caller). Without
+    by the socket buffers (stream_server.tuning.RECEIVE_BUFFER_BYTES here, 8 KB at the caller). Without
     the cap the server read on and kept it all in memory (the issue measured 6 s of 6 s)."""
     sent, lost = await sigkill_under_throttling(1000, moto_server)
     print(f"SIGKILL under 80 % throttling, loss per call (frames of 20 ms): {lost}, sent {sent}")

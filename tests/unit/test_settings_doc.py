@@ -2,6 +2,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from callstream import settings
 from callstream.exceptions import ConfigError
@@ -28,3 +29,9 @@ def test_missing_required_settings_fail_fast_with_their_names(monkeypatch):
     monkeypatch.setenv("CALLSTREAM_VAD_MODE", "7")
     with pytest.raises(ConfigError, match="CALLSTREAM_VAD_MODE"):
         settings.load(settings.AudioSettings)
+
+
+def test_a_keyword_that_is_no_setting_is_refused():
+    """A setting that was made a constant must not be silently ignored where code still sets it."""
+    with pytest.raises(ValidationError, match="keepalive_idle_s"):
+        settings.AudioSettings(keepalive_idle_s=1.0)

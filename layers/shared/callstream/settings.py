@@ -22,7 +22,8 @@ _LIMITS = AudioLimits()
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # extra="forbid" refuses a keyword that is no setting (the environment is only read for fields)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
 
 class AudioSettings(_Base):
@@ -32,13 +33,6 @@ class AudioSettings(_Base):
     (:meth:`limits`), whose defaults these are.
     """
 
-    record_max_bytes: int = Field(
-        _LIMITS.record_max_bytes,
-        ge=320,
-        le=1_000_000,
-        description="Largest audio payload in one Kinesis record. 25,100 bytes keeps a record "
-        "with its largest header (463 bytes, 128-character ids) inside one 25 KB PUT payload unit.",
-    )
     record_max_ms: int = Field(
         _LIMITS.record_max_ms,
         ge=20,
@@ -57,22 +51,6 @@ class AudioSettings(_Base):
     vad_mode: int = Field(
         _LIMITS.vad_mode, ge=0, le=3, description="WebRTC VAD aggressiveness (0-3)."
     )
-    vad_start_ms: int = Field(
-        _LIMITS.vad_start_ms,
-        ge=20,
-        description="Voiced audio needed within the start window to open an utterance.",
-    )
-    vad_end_ms: int = Field(
-        _LIMITS.vad_end_ms, ge=20, description="Unvoiced audio that closes an utterance (hangover)."
-    )
-    vad_preroll_ms: int = Field(
-        _LIMITS.vad_preroll_ms, ge=0, description="Audio kept before the detected onset."
-    )
-    vad_min_ms: int = Field(
-        _LIMITS.vad_min_ms,
-        ge=0,
-        description="Utterances shorter than this (clicks, noise) are dropped.",
-    )
     utterance_max_ms: int = Field(
         _LIMITS.utterance_max_ms,
         ge=1_000,
@@ -83,21 +61,13 @@ class AudioSettings(_Base):
 
     @model_validator(mode="after")
     def _windows_fit(self) -> AudioSettings:
-        if self.vad_preroll_ms + self.vad_end_ms >= self.utterance_max_ms:
-            raise ValueError("vad_preroll_ms + vad_end_ms must be below utterance_max_ms")
+        if _LIMITS.vad_preroll_ms + _LIMITS.vad_end_ms >= self.utterance_max_ms:
+            raise ValueError("utterance_max_ms must exceed the VAD's pre-roll and hangover")
         return self
 
     def limits(self) -> AudioLimits:
         """The value the audio core takes."""
         return AudioLimits(**self.model_dump())
-
-
-class ProtocolSettings(_Base):
-    """Limits on what a Vobiz WebSocket message may be."""
-
-    max_message_bytes: int = Field(
-        65_536, ge=1_024, description="Largest WebSocket message accepted (close 1009 above)."
-    )
 
 
 class ServerSettings(_Base):
@@ -122,26 +92,6 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
-    keepalive_idle_s: float = Field(
-        20.0,
-        gt=0,
-        description="A socket the kernel got nothing from for this long (while we read it) is "
-        "pinged; time we paused it for back-pressure does not count.",
-    )
-    keepalive_reply_s: float = Field(
-        20.0,
-        gt=0,
-        description="A pinged socket that sends nothing for this long is closed (1011 keepalive "
-        "ping timeout): the line is dead.",
-    )
-    receive_buffer_bytes: int = Field(
-        32_768,
-        ge=4096,
-        le=4_194_304,
-        description="Kernel receive buffer of each audio socket (SO_RCVBUF). While a stream's "
-        "socket is paused (Kinesis behind), the audio waiting here is unread: this bounds it "
-        "(about 2 s of μ-law, 0.5 s of L16 24 kHz). 32 KB carries 70 KB/s at 400 ms round trip.",
-    )
     max_unacked_ms: int = Field(
         3000,
         ge=500,
@@ -149,26 +99,6 @@ class ServerSettings(_Base):
         description="Audio a stream may have not yet acknowledged by Kinesis (queued or in "
         "flight) before its socket is paused: what a crashed task can lose, whatever Kinesis "
         "does (plus the record still open, at most CALLSTREAM_RECORD_MAX_MS per track).",
-    )
-    sink_buffer_records: int = Field(
-        64, ge=2, description="Records a stream may have waiting for Kinesis before back-pressure."
-    )
-    kinesis_max_in_flight: int = Field(
-        4, ge=1, le=32, description="Concurrent PutRecords calls per Kinesis stream."
-    )
-    kinesis_linger_ms: int = Field(
-        20, ge=0, le=1000, description="How long a PutRecords batch waits to fill up."
-    )
-    play_lead_ms: int = Field(
-        400, ge=40, le=10_000, description="Most audio queued at Vobiz ahead of real time."
-    )
-    checkpoint_timeout_s: float = Field(30.0, gt=0, description="checkpoint() gives up after this.")
-    clear_backstop_s: float = Field(
-        1.0, gt=0, le=10, description="clear() holds new audio until clearedAudio, or this long."
-    )
-    metrics_interval_s: float = Field(10.0, gt=0, description="EMF metrics line every N seconds.")
-    flush_interval_ms: int = Field(
-        200, ge=10, description="How often open records are checked against record_max_ms."
     )
 
 
@@ -188,7 +118,6 @@ class ApiSettings(_Base):
     recordings_bucket: str | None = Field(None, description="S3 bucket of recordings (links).")
     vobiz_api_url: str = Field("https://api.vobiz.ai", description="Vobiz REST base URL.")
     vobiz_timeout_s: float = Field(5.0, gt=0, le=25, description="Vobiz REST read timeout.")
-    control_timeout_s: float = Field(10.0, gt=0, le=25, description="Task control timeout.")
     token_ttl_s: int = Field(3600, ge=60, le=86_400, description="WebSocket token lifetime.")
     answer_agent: str = Field("none", description="Agent for streams started by answer XML.")
     answer_content_type: str = Field(
@@ -210,10 +139,6 @@ class ApiSettings(_Base):
         description="A unidirectional answer continues with <Dial> to this number or SIP URI; "
         "the answer URL's dial query overrides it.",
     )
-    answer_max_retries: int = Field(
-        3, ge=0, le=10, description="maxRetries of the answer <Stream>: Vobiz's reconnects."
-    )
-    nonce_ttl_s: int = Field(86_400, ge=60, description="How long a callback nonce is remembered.")
     accept_url_only_signatures: bool = Field(
         False,
         description="Accept the URL-only V3 signature on POSTs (it does not cover the body).",
@@ -253,9 +178,6 @@ class ConsoleSettings(_Base):
         "or bearer (the embedded stack's token).",
     )
     console_client_id: str = Field("", description="The Cognito user pool client of the page.")
-    console_recording_url_s: int = Field(
-        300, ge=30, le=3600, description="Lifetime of a recording's pre-signed URL."
-    )
 
 
 class SweeperSettings(_Base):

@@ -100,7 +100,7 @@ def control_services() -> ControlServices:
         once=DynamoOnceStore(dynamodb, cfg.nonce_table),
         events=EventBridgeBus(client("events"), cfg.event_bus),
         config=cfg,
-        tasks=HttpTasks(http_pool(), read_timeout_s=cfg.control_timeout_s),
+        tasks=HttpTasks(http_pool()),
         vobiz_factory=vobiz,
         credentials=vobiz_credentials,
         token_key_source=token_key,

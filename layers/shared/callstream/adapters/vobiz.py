@@ -33,8 +33,8 @@ class VobizClient:
         base_url: str,
         credentials: VobizCredentials,
         *,
+        timeout_s: float,
         pool: urllib3.PoolManager | None = None,
-        timeout_s: float = 5.0,
         attempts: int = 3,
         backoff_s: float = 0.2,
     ) -> None:

@@ -17,6 +17,9 @@ from callstream.ports import ConsoleStore, Recordings, Transcripts
 PAGE = 500
 STATES = ("requested", "live", "ended")
 
+#: Lifetime of a recording's pre-signed URL on the console.
+RECORDING_URL_S = 300
+
 
 @dataclass(eq=False)
 class ConsoleServices:
@@ -77,8 +80,8 @@ def recording(svc: ConsoleServices, call_uuid: str, stream_id: str) -> dict[str,
     found = svc.recordings.find(_sidecar) is not None
     return {
         "stream_id": stream_id,
-        "url": svc.recordings.presign(wav, svc.config.console_recording_url_s) if found else None,
-        "expires_s": svc.config.console_recording_url_s,
+        "url": svc.recordings.presign(wav, RECORDING_URL_S) if found else None,
+        "expires_s": RECORDING_URL_S,
         "summary": json.loads(summary) if summary is not None else None,
     }
 

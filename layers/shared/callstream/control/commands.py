@@ -39,6 +39,11 @@ def _check_base64(value: str | None) -> str | None:
     return value
 
 
+#: How long a checkpoint waits for Vobiz's ``playedStream`` unless told otherwise: the API's
+#: default, and the task's (within API Gateway's 30 s integration timeout, with room to answer).
+CHECKPOINT_TIMEOUT_S = 20.0
+
+
 class PlayCommand(BaseModel):
     """``play``: PCM16 LE mono audio (base64) at ``sample_rate``; answers ``played_ms``."""
 
@@ -58,7 +63,7 @@ class CheckpointCommand(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")
-    timeout_s: float = Field(20, gt=0, le=25)  # within the API's 30 s integration timeout
+    timeout_s: float = Field(CHECKPOINT_TIMEOUT_S, gt=0, le=25)
 
 
 class ClearCommand(BaseModel):

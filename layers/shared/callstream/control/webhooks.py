@@ -25,6 +25,10 @@ from callstream.exceptions import RequestError, SignatureError
 from callstream.settings import ApiSettings
 
 log = logging.getLogger("callstream.webhooks")
+#: How long a callback's nonce is remembered (a replay inside it is refused).
+NONCE_TTL_S = 86_400
+#: ``maxRetries`` of the answer's ``<Stream>``: how often Vobiz reconnects a dropped socket.
+ANSWER_MAX_RETRIES = 3
 
 
 def verify(svc: ControlServices, request: SignedRequest) -> str | None:
@@ -48,7 +52,7 @@ def verify(svc: ControlServices, request: SignedRequest) -> str | None:
     if not callbacks.verify_request(request, auth_token, url_only=cfg.accept_url_only_signatures):
         raise SignatureError("the Vobiz signature does not verify")
     key = f"nonce#{request.nonce_key}"
-    if not svc.once.claim(key, cfg.nonce_ttl_s):
+    if not svc.once.claim(key, NONCE_TTL_S):
         raise SignatureError("replayed nonce")
     return key
 
@@ -71,7 +75,7 @@ def verified(svc: ControlServices, request: SignedRequest) -> Iterator[None]:
 
 def _publish_once(svc: ControlServices, key: str, detail_type: str, detail: dict[str, Any]) -> bool:
     """Publish an event unless ``key`` was published before; a failed publish frees the key."""
-    if not svc.once.claim(key, svc.config.nonce_ttl_s):
+    if not svc.once.claim(key, NONCE_TTL_S):
         return False
     try:
         svc.events.publish(detail_type, detail)
@@ -228,7 +232,7 @@ def answer_options(query: dict[str, str], cfg: ApiSettings) -> tuple[AnswerOptio
         "agent": cfg.answer_agent,
         "bidirectional": str(cfg.answer_bidirectional),
         "content_type": cfg.answer_content_type,
-        "max_retries": str(cfg.answer_max_retries),
+        "max_retries": str(ANSWER_MAX_RETRIES),
         "redirect_url": cfg.answer_redirect_url or "",
         "dial": cfg.answer_dial or "",
     }
