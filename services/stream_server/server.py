@@ -39,7 +39,8 @@ from picows import (
 )
 
 from callstream import logsafety
-from callstream.audio.assembler import Assembler, Continuation
+from callstream.audio.assembler import Assembler
+from callstream.audio.continuation import Continuation
 from callstream.audio.vad import SegmenterFactory
 from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError, TokenError

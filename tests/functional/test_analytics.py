@@ -13,7 +13,8 @@ from bench.transcript_accuracy import word_error_rate
 from callstream import wiring
 from callstream.adapters.transcribe_aws import AwsTranscriber
 from callstream.audio import records
-from callstream.audio.assembler import UTTERANCE_STRIDE, Assembler, Continuation
+from callstream.audio.assembler import Assembler
+from callstream.audio.continuation import UTTERANCE_STRIDE, Continuation
 from callstream.audio.protocol import parse_message
 from callstream.audio.vad import Segmenter
 from callstream.exceptions import UpstreamError

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from callstream.audio import codecs, protocol
-from callstream.audio.assembler import Assembler, Continuation
+from callstream.audio.assembler import Assembler
+from callstream.audio.continuation import Continuation
 from callstream.audio.events import records as records_of
 from callstream.audio.protocol import MediaMessage, StartMessage, parse_message
 from callstream.audio.records import AudioRecord, EventRecord

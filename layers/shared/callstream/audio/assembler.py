@@ -36,6 +36,14 @@ from callstream.audio import codecs, records
 from callstream.audio import events as ev
 from callstream.audio.batching import OpenRecord, record_span
 from callstream.audio.byteorder import DOCUMENTED, ByteOrder, ByteOrderDetector
+from callstream.audio.continuation import (
+    SEQ_STRIDE,
+    UTTERANCE_STRIDE,
+    Continuation,
+    clock_at,
+    outage,
+)
+from callstream.audio.counts import AssemblerStats, StreamTotals
 from callstream.audio.events import AudioEvent, StreamState, Write
 from callstream.audio.protocol import (
     ClearedAudioMessage,
@@ -48,7 +56,7 @@ from callstream.audio.protocol import (
     as_int,
 )
 from callstream.audio.records import EventData, EventName, EventRecord, UtteranceRecord
-from callstream.audio.timeline import Timeline, Timestamp, TrackStats
+from callstream.audio.timeline import Timeline, Timestamp
 from callstream.audio.vad import SegmenterFactory, SegmenterLike, UtteranceLike
 from callstream.exceptions import (
     InvalidAudioError,
@@ -61,84 +69,9 @@ from callstream.vocabulary import MAX_INT, AudioLimits, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
-#: An outage longer than this by Vobiz's timestamps is not believed (a clock that jumped):
-#: our own clock measures it instead. Vobiz retries a dropped socket within seconds.
-MAX_STAMPED_OUTAGE_MS = 10 * 60 * 1000
-#: Timestamps may jitter: a reconnect's first frame this little before the last one's end
-#: is taken as no outage at all, not as a clock to distrust.
-STAMP_JITTER_MS = 100
 #: L16 frames a track holds at most while its audio has not told the byte order yet (0.5 s):
 #: past it they go out in Vobiz's documented order, provisionally (see :mod:`.byteorder`).
 BYTE_ORDER_HOLD = 25
-#: Record numbers of each reconnect start this far after the previous connection's.
-SEQ_STRIDE = 2**32
-#: Utterance numbers of each reconnect start this far after the previous connection's: the
-#: transcripts are keyed on them, and a reconnect's first utterance must not pass for the
-#: first connection's (it would be taken as transcribed already). The generation is bumped
-#: when the lease is taken, so this holds even when the previous task died without a word.
-UTTERANCE_STRIDE = 10**6
-
-
-@dataclass(frozen=True)
-class Continuation:
-    """Where a call's stream stands when Vobiz reconnects it (a new socket, a fresh ``start``).
-
-    Attributes:
-        stream_id: the call stream this connection continues (its first connection's id).
-        generation: 2 for the first reconnect, 3 for the next, …
-        position_ms: media time the previous connection reached.
-        outage_ms: how long the line was down by our clock (one socket's end to the next's
-            start): late when our loop was, so only the fallback for ``media_clock_ms``.
-        media_clock_ms: Vobiz's ``timestamp`` at ``position_ms``, if it sent timestamps: the
-            new connection's first frame then measures the outage on Vobiz's own clock.
-        previous_stream_id: Vobiz's stream id of the previous connection.
-        frames: frames the earlier connections received (the end event counts the whole
-            call stream, so that its recording and summary wait for all of it).
-        utterances: utterances the earlier connections found.
-    """
-
-    stream_id: str
-    generation: int
-    position_ms: float
-    outage_ms: float
-    media_clock_ms: float | None = None
-    previous_stream_id: str | None = None
-    frames: int = 0
-    utterances: int = 0
-
-
-@dataclass(frozen=True)
-class StreamTotals:
-    """A call stream's counts over all its connections (Vobiz reconnects continue one stream)."""
-
-    generation: int
-    frames: int
-    utterances: int
-
-
-@dataclass
-class AssemblerStats:
-    """Counters of one stream, for the registry and metrics."""
-
-    tracks: dict[str, TrackStats] = field(default_factory=dict)
-    unknown_events: int = 0
-    records: int = 0
-    utterances: int = 0
-
-    @property
-    def frames(self) -> int:
-        """Frames received on all tracks."""
-        return sum(t.frames for t in self.tracks.values())
-
-    @property
-    def gaps(self) -> int:
-        """Gap events on all tracks."""
-        return sum(t.gaps for t in self.tracks.values())
-
-    @property
-    def lost_frames(self) -> int:
-        """Frames known to be lost on all tracks."""
-        return sum(t.lost_frames for t in self.tracks.values())
 
 
 @dataclass
@@ -500,12 +433,7 @@ class Assembler:
         """The reconnect's first frame: the outage by Vobiz's clock, else by ours."""
         cont, self._outage_due = self._outage_due, None
         assert cont is not None and cont.media_clock_ms is not None
-        stamp = _timestamp(timestamp)
-        stamped = None if stamp is None else stamp - cont.media_clock_ms
-        if stamped is not None and -STAMP_JITTER_MS <= stamped <= MAX_STAMPED_OUTAGE_MS:
-            self._skip_outage(max(0.0, stamped), "timestamps", now)
-        else:
-            self._skip_outage(cont.outage_ms, "clock", now)
+        self._skip_outage(*outage(cont, _timestamp(timestamp)), now)
 
     def _skip_outage(self, outage_ms: float, measured_by: str, now: float) -> None:
         outage = round(outage_ms * self.sample_rate / 1000)
@@ -519,10 +447,7 @@ class Assembler:
     @property
     def media_clock_ms(self) -> float | None:
         """Vobiz's timestamp at :attr:`position_ms`, if its frames carried timestamps."""
-        if self._media_clock is None or not self.sample_rate:
-            return None
-        stamp, sample = self._media_clock
-        return stamp + (self.position_ms - sample * 1000 / self.sample_rate)
+        return clock_at(self._media_clock, self.position_ms, self.sample_rate)
 
     def _add_track(self, name: Track) -> _Track:
         assert self.codec is not None

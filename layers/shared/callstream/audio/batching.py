@@ -32,7 +32,7 @@ def record_span(
     """
     frame = sample_rate // FRAMES_PER_SECOND
     by_bytes = max_bytes // codec_bytes // frame * frame
-    by_time = sample_rate * max_ms // 1000
+    by_time = sample_rate * max_ms // 1000 // frame * frame  # whole frames (max_ms may be 1010)
     if by_time < by_bytes:
         header = audio_header_bytes(stream_id, call_uuid)
         paid = -(-(header + by_time * codec_bytes) // 1024) * 1024
