@@ -1,0 +1,156 @@
+"""The analytics consumers with fakes for their ports: sentiment, its alert, and the sweeper."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from callstream.analytics import sentiment, sweeper
+from callstream.audio import records
+from callstream.exceptions import RequestError
+from callstream.ports import Sentiment
+
+
+class Table:
+    """The transcripts table, in memory."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def get(self, stream_id: str, utterance: str) -> dict[str, Any] | None:
+        return self.items.get((stream_id, utterance))
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.items[(item["stream_id"], item["utterance"])] = dict(item)
+
+    def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
+        self.items.setdefault((stream_id, utterance), {}).update(fields)
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        self.published.append((detail_type, detail))
+
+
+class Labels:
+    """A sentiment model that reads the label off the text's first word."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.scored: list[str] = []
+
+    def score(self, text: str, language: str) -> Sentiment:
+        self.scored.append(text)
+        label = text.split()[0].upper()
+        return Sentiment(label, {"Negative": 1.0 if label == "NEGATIVE" else 0.0})  # type: ignore[arg-type]
+
+
+def scoring() -> sentiment.SentimentServices:
+    return sentiment.SentimentServices(
+        model=Labels(), transcripts=Table(), events=Bus(), threshold=0.5
+    )
+
+
+def said(text: str, n: int, track: str = "inbound") -> dict[str, Any]:
+    return {
+        "stream_id": "s-1",
+        "call_uuid": "c-1",
+        "utterance": f"{track}#{n:09d}",
+        "text": text,
+        "track": track,
+    }
+
+
+def test_a_negative_caller_raises_one_alert_until_they_recover() -> None:
+    svc = scoring()
+    for n, text in enumerate(
+        ["negative no", "negative still", "neutral ok", "neutral fine", "negative again"]
+    ):
+        sentiment.handle(svc, said(text, n))
+    alerts = [d["utterance"] for kind, d in svc.events.published if kind == "Sentiment Alert"]  # type: ignore[attr-defined]
+    # alerted at once; not again while still negative; re-armed below half the threshold
+    assert alerts == ["inbound#000000000", "inbound#000000004"]
+
+
+def test_a_redelivered_utterance_is_not_scored_twice() -> None:
+    svc = scoring()
+    sentiment.handle(svc, said("positive thanks", 1))
+    sentiment.handle(svc, said("positive thanks", 1))
+    assert svc.model.scored == ["positive thanks"]  # type: ignore[attr-defined]
+    assert [k for k, _ in svc.events.published] == ["Sentiment Scored"]  # type: ignore[attr-defined]
+
+
+def test_the_agent_never_moves_the_callers_alert_and_silence_costs_no_model_call() -> None:
+    svc = scoring()
+    sentiment.handle(svc, said("negative sorry", 1, track="outbound"))
+    sentiment.handle(svc, said("   ", 2))
+    assert svc.model.scored == ["negative sorry"]  # type: ignore[attr-defined]
+    assert all(kind == "Sentiment Scored" for kind, _ in svc.events.published)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("missing", ["stream_id", "utterance", "text"])
+def test_an_event_without_a_field_it_needs_is_a_precise_request_error(missing: str) -> None:
+    detail = said("positive", 1)
+    del detail[missing]
+    with pytest.raises(RequestError, match=missing):
+        sentiment.handle(scoring(), detail)
+
+
+class Registry:
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.ended: list[tuple[str, dict[str, Any]]] = []
+
+    def live_streams(self) -> list[Any]:
+        return self.items
+
+    def mark_ended(self, stream_id: str, call_uuid: str, **fields: Any) -> None:
+        self.ended.append((stream_id, fields))
+
+
+class Tasks:
+    def __init__(self, alive: set[str]) -> None:
+        self.alive_ones = alive
+        self.probed: list[str] = []
+
+    def alive(self, address: str) -> bool:
+        self.probed.append(address)
+        return address in self.alive_ones
+
+
+class Log:
+    def __init__(self) -> None:
+        self.put_records: list[tuple[str, bytes]] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        self.put_records.append((key, data))
+
+
+def test_the_sweeper_ends_only_the_streams_of_dead_tasks_probing_each_task_once() -> None:
+    items = [
+        SimpleNamespace(stream_id="s-1", call_uuid="c-1", task_address="http://10.0.0.1:8081"),
+        SimpleNamespace(stream_id="s-2", call_uuid="c-2", task_address="http://10.0.0.1:8081"),
+        SimpleNamespace(stream_id="s-3", call_uuid="c-3", task_address="http://10.0.0.2:8081"),
+        SimpleNamespace(stream_id="s-4", call_uuid="c-4", task_address=None),  # not yet started
+    ]
+    registry, tasks, log = Registry(items), Tasks({"http://10.0.0.2:8081"}), Log()
+    svc = sweeper.SweeperServices(registry=registry, audio=log, tasks=tasks)  # type: ignore[arg-type]
+
+    assert sweeper.handle(svc, {}) == {"swept": ["s-1", "s-2"]}
+
+    assert tasks.probed == ["http://10.0.0.1:8081", "http://10.0.0.2:8081"]
+    assert [(s, f["end_reason"], f["state"]) for s, f in registry.ended] == [
+        ("s-1", "swept", "stopped"),
+        ("s-2", "swept", "stopped"),
+    ]
+    ends = [records.decode(data) for _, data in log.put_records]
+    assert [(e.stream_id, e.name, e.seq) for e in ends] == [  # type: ignore[union-attr]
+        ("s-1", "close", sweeper.SWEEP_SEQ),
+        ("s-2", "close", sweeper.SWEEP_SEQ),
+    ]
