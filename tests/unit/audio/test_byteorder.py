@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soxr
 
-from callstream.audio.assembler import BYTE_ORDER_HOLD, Assembler
+from callstream.audio.assembler import Assembler
+from callstream.audio.byteorder import HOLD_FRAMES as BYTE_ORDER_HOLD
 from callstream.audio.byteorder import ByteOrderDetector
 from callstream.audio.events import ByteOrderFound
 from callstream.audio.events import records as records_of
@@ -181,3 +182,59 @@ def test_a_track_held_for_its_byte_order_keeps_its_place_beside_one_that_was_not
     assert first == {"inbound": 0, "outbound": 0}
     inbound = b"".join(r.payload for r in audio if r.track == "inbound")
     assert inbound == talk.astype("<i2").tobytes()
+
+
+# -- the hold on its own (byteorder.ByteOrderHold) --------------------------------------------
+
+
+def moving(order: str, seed: int) -> bytes:
+    """One 20 ms 8 kHz frame of a smooth tone (a moving frame) in ``order``."""
+    t = np.arange(160) + seed * 160
+    return wire((3000 * np.sin(2 * np.pi * 300 * t / 8000)).astype(np.int16), order)
+
+
+def test_the_hold_lets_a_silent_frame_through_at_once_in_the_documented_order() -> None:
+    from callstream.audio.byteorder import DOCUMENTED, ByteOrderHold
+
+    hold: ByteOrderHold[str] = ByteOrderHold()
+    release = hold.take(bytes(320), "f0", 1.0)
+    assert list(release.frames) == [("f0", 1.0)] and release.order == DOCUMENTED
+    assert release.found is None and not release.provisional and hold.held_since is None
+
+
+@pytest.mark.parametrize("order", ["big", "little"])
+def test_the_hold_keeps_moving_frames_in_order_until_the_audio_decides(order: str) -> None:
+    from callstream.audio.byteorder import ByteOrderHold
+
+    hold: ByteOrderHold[int] = ByteOrderHold()
+    released = []
+    for i in range(10):
+        release = hold.take(moving(order, i), i, float(i))
+        if not release.frames:
+            assert hold.held_since == 0.0, "held since the first moving frame"
+            continue
+        released.append(release)
+    first = released[0]
+    assert first.order == order and first.found is not None and first.found >= 4
+    assert [f for f, _ in first.frames] == list(range(len(first.frames))), "in arrival order"
+    assert hold.decided == order and hold.held_since is None
+
+
+def test_a_full_hold_goes_out_documented_said_once_and_detection_starts_again() -> None:
+    from callstream.audio.byteorder import DOCUMENTED, ByteOrderHold
+
+    noise = np.random.default_rng(3).integers(-30000, 30000, 160).astype(np.int16)
+    hold: ByteOrderHold[int] = ByteOrderHold(limit=3)
+    outs = [hold.take(wire(noise, "big"), i, float(i)) for i in range(6)]
+    full = [o for o in outs if o.frames]
+    assert [[f for f, _ in o.frames] for o in full] == [[0, 1, 2], [3, 4, 5]], "nothing lost"
+    assert all(o.order == DOCUMENTED and o.found is None for o in full)
+    assert [o.provisional for o in full] == [True, False], "provisional is said once"
+    assert hold.decided is None
+
+
+def test_a_forced_order_is_decided_from_the_start() -> None:
+    from callstream.audio.byteorder import ByteOrderHold
+
+    hold: ByteOrderHold[int] = ByteOrderHold("little")
+    assert hold.decided == "little" and hold.detector.forced

@@ -25,24 +25,23 @@ What it guarantees:
   with :class:`~callstream.exceptions.StreamMismatchError`: a token is for one call.
 * L16 leaves little-endian, whichever order it came in (:mod:`.byteorder`); μ-law leaves as
   μ-law.
+
+The pieces: each track's frames are placed on its :mod:`.timeline`, gathered by
+:mod:`.batching` and numbered and encoded by :mod:`.record_builder`; :mod:`.continuation`
+measures a reconnect's outage and :mod:`.byteorder` holds L16 until its order is known. The
+assembler is the stream: its state, its tracks, and the order in which they speak.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from callstream.audio import codecs, records
+from callstream.audio import codecs
 from callstream.audio import events as ev
-from callstream.audio.batching import OpenRecord, record_span
-from callstream.audio.byteorder import DOCUMENTED, ByteOrder, ByteOrderDetector
-from callstream.audio.continuation import (
-    SEQ_STRIDE,
-    UTTERANCE_STRIDE,
-    Continuation,
-    clock_at,
-    outage,
-)
+from callstream.audio.batching import FRAMES_PER_SECOND, OpenRecord, record_span
+from callstream.audio.byteorder import ByteOrderHold, Release
+from callstream.audio.continuation import Continuation, clock_at, outage
 from callstream.audio.counts import AssemblerStats, StreamTotals
 from callstream.audio.events import AudioEvent, StreamState, Write
 from callstream.audio.protocol import (
@@ -55,7 +54,8 @@ from callstream.audio.protocol import (
     UnknownMessage,
     as_int,
 )
-from callstream.audio.records import EventData, EventName, EventRecord, UtteranceRecord
+from callstream.audio.record_builder import RecordBuilder, end_data, start_data
+from callstream.audio.records import EventData, EventName, EventRecord
 from callstream.audio.timeline import Timeline, Timestamp
 from callstream.audio.vad import SegmenterFactory, SegmenterLike, UtteranceLike
 from callstream.exceptions import (
@@ -69,12 +69,11 @@ from callstream.vocabulary import MAX_INT, AudioLimits, Codec, Track
 
 #: Most messages held while waiting for a late ``start`` (5 s of two tracks).
 MAX_PENDING = 500
-#: L16 frames a track holds at most while its audio has not told the byte order yet (0.5 s):
-#: past it they go out in Vobiz's documented order, provisionally (see :mod:`.byteorder`).
-BYTE_ORDER_HOLD = 25
+
+Recorded = tuple[EventRecord, Write]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     """A track's timeline, its open record and what listens to it."""
 
@@ -82,11 +81,7 @@ class _Track:
     open: OpenRecord
     segmenter: SegmenterLike | None = None
     speaking: bool = False
-    # L16 only: the byte order, and the frames held (as they came) until the audio tells it
-    byte_order: ByteOrderDetector | None = None
-    provisional: bool = False  # held frames went out in the documented order (said once)
-    undecided: list[tuple[MediaMessage, float]] = field(default_factory=list)
-    replaying: bool = False  # the held frames are going out: they were observed already
+    byte_order: ByteOrderHold[MediaMessage] | None = None  # L16 only
 
 
 class Assembler:
@@ -141,8 +136,7 @@ class Assembler:
         self._tracks: dict[str, _Track] = {}
         self._events: list[AudioEvent] = []
         self._pending: list[tuple[Message, float]] = []
-        self._seq = 0
-        self._utterance_base = 0  # a reconnect numbers its utterances after the earlier ones
+        self._out: RecordBuilder | None = None  # from start on
         self._max_bytes = 0
         self._max_s = 0.0
         self._single_track = True
@@ -187,14 +181,13 @@ class Assembler:
             self._nonmedia += 1  # numbered like media: never a gap in a track's numbering
         if isinstance(message, DtmfMessage):
             body = message.dtmf
-            record = self._event("dtmf", now, {"digit": body.digit, "track": body.track})
-            self._events.append(ev.Dtmf(body.digit, body.track, record, _write(record)))
+            data: EventData = {"digit": body.digit, "track": body.track}
+            self._events.append(ev.Dtmf(body.digit, body.track, *self._event("dtmf", now, data)))
         elif isinstance(message, PlayedStreamMessage):
-            record = self._event("played_stream", now, {"name": message.name})
-            self._events.append(ev.Played(message.name, record, _write(record)))
+            data = {"name": message.name}
+            self._events.append(ev.Played(message.name, *self._event("played_stream", now, data)))
         elif isinstance(message, ClearedAudioMessage):
-            record = self._event("cleared_audio", now, {})
-            self._events.append(ev.Cleared(record, _write(record)))
+            self._events.append(ev.Cleared(*self._event("cleared_audio", now, {})))
         else:
             self._end("stop", now, {})
 
@@ -206,8 +199,8 @@ class Assembler:
         """
         if self.state is not StreamState.STARTED:
             raise OutOfOrderError(f"{name} event while the stream is {self.state.value}")
-        record = self._event(name, now, data)
-        self._events.append(ev.Noted(str(data.get("action", name)), record, _write(record)))
+        action = str(data.get("action", name))
+        self._events.append(ev.Noted(action, *self._event(name, now, data)))
 
     def close(self, reason: str, now: float = 0.0) -> None:
         """End the stream without a ``stop`` (socket closed, drain, error): flush everything.
@@ -233,8 +226,9 @@ class Assembler:
             return
         limit = self._max_s
         for track in list(self._tracks.values()):
-            if track.undecided and now - track.undecided[0][1] >= limit:
-                self._provisional(track)  # a stalled track holds nothing past the bound
+            hold = track.byte_order
+            if hold is not None and (since := hold.held_since) is not None and now - since >= limit:
+                self._place_released(track, hold.give_up())  # a stalled track holds nothing
             if track.timeline.due(now):
                 track.timeline.release(now, self)
             if track.open.buf and now - track.open.received_at >= limit:
@@ -270,6 +264,11 @@ class Assembler:
         if not self._tracks or not self.sample_rate:
             return 0.0
         return max(t.timeline.position for t in self._tracks.values()) * 1000 / self.sample_rate
+
+    @property
+    def media_clock_ms(self) -> float | None:
+        """Vobiz's timestamp at :attr:`position_ms`, if its frames carried timestamps."""
+        return clock_at(self._media_clock, self.position_ms, self.sample_rate)
 
     # -- what each track's timeline tells (timeline.Placement) -----------------------------
 
@@ -318,18 +317,17 @@ class Assembler:
         if first_frame is None:
             data["reason"] = "reconnect"
             data["measured_by"] = self._outage_measured_by
-        record = self._record("gap", now, data)
         reason = "lost" if first_frame is not None else "reconnect"
-        self._events.append(ev.Gap(line.name, frames, reason, record, _write(record)))
+        self._events.append(ev.Gap(line.name, frames, reason, *self._record("gap", now, data)))
 
     def restarted(self, line: Timeline, from_frame: int, to_frame: int, now: float) -> None:
         """The numbering restarted: the open record ends, and that is recorded."""
         self._flush(self._tracks[line.name])
         data: EventData = {"track": line.name, "from_frame": from_frame, "to_frame": to_frame}
-        record = self._record("renumbered", now, data)
-        self._events.append(ev.Renumbered(line.name, from_frame, to_frame, record, _write(record)))
+        recorded = self._record("renumbered", now, data)
+        self._events.append(ev.Renumbered(line.name, from_frame, to_frame, *recorded))
 
-    # -- internals ------------------------------------------------------------------------
+    # -- the start, and a reconnect's continuation -----------------------------------------
 
     def _start(self, message: StartMessage, now: float) -> None:
         if self.state is not StreamState.NEW:
@@ -344,18 +342,21 @@ class Assembler:
         codec, rate = message.media_format(self._requested)  # InvalidStartError: refused
         cont = self._continuation
         self.vobiz_stream_id = message.stream
-        if cont is not None:
-            self.stream_id = cont.stream_id
-            self._seq = (cont.generation - 1) * SEQ_STRIDE
-            self._utterance_base = (cont.generation - 1) * UTTERANCE_STRIDE
-        else:
-            self.stream_id = message.stream or self.stream_id
+        self.stream_id = cont.stream_id if cont is not None else message.stream or self.stream_id
         if self.stream_id is None:
             raise InvalidStartError("start: streamId is missing (top level and start.streamId)")
         self.state = StreamState.STARTED
         self.call_uuid = self.call_uuid or message.call
         self.codec = codec
         self.sample_rate = rate
+        self._out = RecordBuilder(
+            stream_id=self.stream_id,
+            call_uuid=self.call_uuid,
+            codec=codec,
+            sample_rate=rate,
+            stats=self.stats,
+            continuation=cont,
+        )
         bps = codecs.bytes_per_sample(codec)
         limits = self._limits
         span = record_span(
@@ -366,52 +367,33 @@ class Assembler:
         for name in message.track_list:
             self._add_track(name)
         self._single_track = len(self._tracks) == 1
-        record = self._event("start", now, self._start_data(message, cont))
+        data = start_data(
+            message,
+            codec=codec,
+            sample_rate=rate,
+            tracks=list(self._tracks),
+            l16_byte_order=limits.l16_byte_order,
+            continuation=cont,
+        )
         self._events.append(
             ev.Started(
-                stream_id=self.stream_id,
-                vobiz_stream_id=message.stream,
-                call_uuid=self.call_uuid,
-                codec=codec,
-                sample_rate=rate,
-                tracks=tuple(self._tracks),  # type: ignore[arg-type]
-                record=record,
-                write=_write(record),
+                self.stream_id,
+                message.stream,
+                self.call_uuid,
+                codec,
+                rate,
+                tuple(self._tracks),  # type: ignore[arg-type]
+                *self._event("start", now, data),
             )
         )
         for track in self._tracks.values():
-            if track.byte_order is not None and track.byte_order.forced:
+            if track.byte_order is not None and track.byte_order.detector.forced:
                 self._byte_order_found(track, 0.0)
         if cont is not None:
             self._resume(cont, now)
         pending, self._pending = self._pending, []
         for held, held_at in pending:
             self.receive(held, held_at)
-
-    def _start_data(self, message: StartMessage, cont: Continuation | None) -> EventData:
-        extra = message.extra_headers
-        fmt = message.start.media_format
-        data: EventData = {
-            "codec": self.codec,
-            "sample_rate": self.sample_rate,
-            "tracks": list(self._tracks),
-            "account_id": message.start.account_id,
-            "encoding": fmt.encoding if fmt is not None else None,
-            "vobiz_stream_id": message.stream,
-        }
-        if self.codec == "l16":
-            data["l16_byte_order"] = self._limits.l16_byte_order  # auto: see byte_order
-        if isinstance(extra, dict):
-            data["extra_headers"] = extra
-        elif extra:
-            data["extra_headers"] = {"raw": extra}
-        if cont is not None:
-            data |= {
-                "generation": cont.generation,
-                "continues": cont.previous_stream_id,
-                "outage_ms": round(cont.outage_ms, 1),
-            }
-        return data
 
     def _resume(self, cont: Continuation, now: float) -> None:
         """Continue the call's timeline after a reconnect: the outage is a gap on each track.
@@ -429,67 +411,76 @@ class Assembler:
         else:
             self._skip_outage(cont.outage_ms, "clock", now)
 
-    def _measure_outage(self, timestamp: Timestamp, now: float) -> None:
-        """The reconnect's first frame: the outage by Vobiz's clock, else by ours."""
-        cont, self._outage_due = self._outage_due, None
-        assert cont is not None and cont.media_clock_ms is not None
-        self._skip_outage(*outage(cont, _timestamp(timestamp)), now)
-
     def _skip_outage(self, outage_ms: float, measured_by: str, now: float) -> None:
-        outage = round(outage_ms * self.sample_rate / 1000)
+        samples = round(outage_ms * self.sample_rate / 1000)
         self._outage_measured_by = measured_by
-        if outage:
-            frame = self.sample_rate // 50
+        if samples:
+            frame = self.sample_rate // FRAMES_PER_SECOND
             for track in self._tracks.values():
-                track.timeline.skip(-(-outage // frame), outage, now, self)
-        self._base_position += outage
+                track.timeline.skip(-(-samples // frame), samples, now, self)
+        self._base_position += samples
 
-    @property
-    def media_clock_ms(self) -> float | None:
-        """Vobiz's timestamp at :attr:`position_ms`, if its frames carried timestamps."""
-        return clock_at(self._media_clock, self.position_ms, self.sample_rate)
+    # -- media ----------------------------------------------------------------------------
 
     def _add_track(self, name: Track) -> _Track:
         assert self.codec is not None
         bps = codecs.bytes_per_sample(self.codec)
         track = _Track(
-            timeline=Timeline(name, bps, self.sample_rate // 50),
+            timeline=Timeline(name, bps, self.sample_rate // FRAMES_PER_SECOND),
             open=OpenRecord(name, self._max_bytes),
         )
         if self._segmenter_factory is not None:
             track.segmenter = self._segmenter_factory(self.sample_rate, name)
         if self.codec == "l16":
-            track.byte_order = ByteOrderDetector(self._limits.l16_byte_order)
+            track.byte_order = ByteOrderHold(self._limits.l16_byte_order)
         self._tracks[name] = track
         self.stats.tracks[name] = track.timeline.stats
         return track
 
     def _media(self, message: MediaMessage, now: float) -> None:
         body = message.media
-        if self._outage_due is not None:
-            self._measure_outage(body.timestamp, now)
+        if (cont := self._outage_due) is not None:  # the reconnect's first frame
+            self._outage_due = None
+            self._skip_outage(*outage(cont, _timestamp(body.timestamp)), now)
         track = self._tracks.get(body.track)
         if track is None:  # a track that start did not announce: keep its audio all the same
             track = self._add_track(body.track)
             self._single_track = False
         payload = body.payload
-        if self.codec == "l16":
+        hold = track.byte_order
+        if hold is not None:
             if len(payload) % 2:
                 raise InvalidAudioError(
                     f"{body.track} L16 payload of {len(payload)} bytes is not whole samples"
                 )
-            detector = track.byte_order
-            assert detector is not None
-            order = detector.decided
+            order = hold.decided
             if order is None:
-                order = self._detect(track, detector, message, now)
-                if order is None:
-                    return  # held until the audio tells the byte order
+                release = hold.take(payload, message, now)
+                if not release.frames and not track.timeline.started:
+                    self._start_track(track)  # a held frame's place is where it arrived
+                self._place_released(track, release)
+                return
             if order == "big":
                 payload = codecs.l16_swap(payload)
+        self._place(track, message, payload, now)
+
+    def _place_released(self, track: _Track, release: Release[MediaMessage]) -> None:
+        """What the byte-order hold let go: said (found, or provisional), then placed."""
+        if release.found is not None:
+            self._byte_order_found(track, release.found)
+        elif release.provisional:
+            self._events.append(
+                ev.ByteOrderFound(track.timeline.name, release.order, 0.0, provisional=True)
+            )
+        swap = release.order == "big"
+        for message, at in release.frames:
+            payload = message.media.payload
+            self._place(track, message, codecs.l16_swap(payload) if swap else payload, at)
+
+    def _place(self, track: _Track, message: MediaMessage, payload: bytes, now: float) -> None:
         if not payload:
             return
-        chunk = body.chunk  # the hot path: ints pass straight through, the rest is checked
+        chunk = message.media.chunk  # the hot path: ints pass straight through, the rest checked
         if type(chunk) is int and 0 <= chunk <= MAX_INT:
             frame: int | None = chunk
         else:
@@ -499,7 +490,7 @@ class Assembler:
             frame = None if number is None else number - self._nonmedia
         if not track.timeline.started:
             self._start_track(track)
-        track.timeline.receive(frame, payload, body.timestamp, now, self)
+        track.timeline.receive(frame, payload, message.media.timestamp, now, self)
 
     def _start_track(self, track: _Track) -> None:
         """A track's first frame: a track that starts late lines up with the others' latest."""
@@ -510,77 +501,27 @@ class Assembler:
         ]
         track.timeline.begin(max(others, default=self._base_position))
 
-    def _detect(
-        self, track: _Track, detector: ByteOrderDetector, message: MediaMessage, now: float
-    ) -> ByteOrder | None:
-        """The byte order to read this frame in, or None to hold it until one is known.
-
-        A frame that does not move (silence, a constant) reads alike either way and tells
-        nothing: unless frames are held before it, it goes out at once in Vobiz's documented
-        order. A moving frame is held (in order) until the audio decides, for at most
-        ``BYTE_ORDER_HOLD`` frames; past that what is held goes out in the documented order,
-        provisionally, and detection goes on.
-        """
-        if track.replaying:
-            return DOCUMENTED
-        if detector.observe(message.media.payload) is not None:
-            self._byte_order_found(track, detector.evidence)
-            self._release_undecided(track)
-            return detector.decided
-        if not detector.moved and not track.undecided:
-            return DOCUMENTED
-        if not track.timeline.started:  # its place on the timeline is where it arrived
-            self._start_track(track)
-        track.undecided.append((message, now))
-        if len(track.undecided) >= BYTE_ORDER_HOLD:
-            self._provisional(track)
-        return None
-
-    def _provisional(self, track: _Track) -> None:
-        """Release what was held in the documented order (said once); detection goes on."""
-        if not track.provisional:
-            track.provisional = True
-            name = track.timeline.name
-            self._events.append(ev.ByteOrderFound(name, DOCUMENTED, 0.0, provisional=True))
-        assert track.byte_order is not None
-        track.byte_order.restart()  # what was held told nothing: judge what follows afresh
-        self._release_undecided(track)
-
-    def _release_undecided(self, track: _Track) -> None:
-        held, track.undecided = track.undecided, []
-        track.replaying = True
-        try:
-            for message, at in held:
-                self._media(message, at)
-        finally:
-            track.replaying = False
+    # -- records --------------------------------------------------------------------------
 
     def _byte_order_found(self, track: _Track, evidence: float) -> None:
-        detector = track.byte_order
-        assert detector is not None and detector.decided is not None
+        hold = track.byte_order
+        assert hold is not None and hold.decided is not None
         name = track.timeline.name
         data: EventData = {
             "track": name,
-            "order": detector.decided,
+            "order": hold.decided,
             "evidence": round(evidence, 1),
-            "forced": detector.forced,
+            "forced": hold.detector.forced,
         }
-        record = self._record("byte_order", 0.0, data)
-        self._events.append(
-            ev.ByteOrderFound(name, detector.decided, evidence, False, record, _write(record))
-        )
+        recorded = self._record("byte_order", 0.0, data)
+        self._events.append(ev.ByteOrderFound(name, hold.decided, evidence, False, *recorded))
 
     def _flush(self, track: _Track) -> None:
-        if not track.open.buf:
-            return
-        assert self.stream_id is not None and self.codec is not None
-        record = track.open.take(
-            self._next_seq(), self.stream_id, self.call_uuid, self.codec, self.sample_rate
-        )
-        ms = record.samples * 1000 / self.sample_rate
-        self._events.append(ev.AudioReady(record, Write("audio", records.encode(record), ms)))
+        if track.open.buf:
+            assert self._out is not None
+            self._events.append(self._out.audio(track.open))
 
-    def _event(self, name: EventName, now: float, data: EventData) -> EventRecord:
+    def _event(self, name: EventName, now: float, data: EventData) -> Recorded:
         """An event record after the audio that arrived before it (held frames included)."""
         for track in self._tracks.values():
             if track.timeline.held:
@@ -588,78 +529,30 @@ class Assembler:
             self._flush(track)
         return self._record(name, now, data)
 
-    def _record(self, name: EventName, now: float, data: EventData) -> EventRecord:
-        assert self.stream_id is not None
-        return EventRecord(
-            stream_id=self.stream_id,
-            call_uuid=self.call_uuid,
-            seq=self._next_seq(),
-            name=name,
-            at_ms=self.position_ms,
-            received_at=now,
-            data=data,
-        )
+    def _record(self, name: EventName, now: float, data: EventData) -> Recorded:
+        assert self._out is not None
+        return self._out.event(name, self.position_ms, now, data)
 
     def _end(self, name: EventName, now: float, data: EventData) -> None:
         for track in list(self._tracks.values()):
-            if track.undecided:
-                self._provisional(track)
+            hold = track.byte_order
+            if hold is not None and hold.held_since is not None:
+                self._place_released(track, hold.give_up())
         for track in self._tracks.values():
             if track.timeline.held:
                 track.timeline.release(now, self)
             self._flush(track)
             if track.segmenter is not None:
                 self._take_utterances(track.timeline.name, track.segmenter.close(), now)
-        totals = self.stream_totals
-        data = {
-            **data,
-            "frames": self.stats.frames,
-            "gaps": self.stats.gaps,
-            "lost_frames": self.stats.lost_frames,
-            "utterances": self.stats.utterances,
-            # What the call stream's recording and summary must wait for: after a reconnect,
-            # the earlier connections' frames and utterances too.
-            "generation": totals.generation,
-            "stream_frames": totals.frames,
-            "stream_utterances": totals.utterances,
-        }
-        record = self._record(name, now, data)
+        data = end_data(data, self.stats, self.stream_totals)
         reason = str(data.get("reason", name))
-        self._events.append(
-            ev.Ended(reason, self.stats.frames, self.stats.gaps, record, _write(record))
-        )
+        recorded = self._record(name, now, data)
+        self._events.append(ev.Ended(reason, self.stats.frames, self.stats.gaps, *recorded))
         self.state = StreamState.ENDED
 
     def _take_utterances(self, track: Track, found: Sequence[UtteranceLike], now: float) -> None:
-        assert self.stream_id is not None and self.codec is not None
-        for utterance in found:
-            record = UtteranceRecord(
-                stream_id=self.stream_id,
-                call_uuid=self.call_uuid,
-                track=track,
-                index=self._utterance_base + utterance.index,
-                sample_rate=self.sample_rate,
-                start_sample=utterance.start_sample,
-                end_sample=utterance.end_sample,
-                split=utterance.split,
-                source_codec=self.codec,
-                received_at=now,
-                payload=utterance.pcm,
-            )
-            self._events.append(
-                ev.UtteranceFound(record, Write("utterances", records.encode(record)))
-            )
-            self.stats.utterances += 1
-
-    def _next_seq(self) -> int:
-        seq = self._seq
-        self._seq += 1
-        self.stats.records += 1
-        return seq
-
-
-def _write(record: EventRecord) -> Write:
-    return Write("audio", records.encode(record))
+        assert self._out is not None
+        self._events.extend(self._out.utterances(track, found, now))
 
 
 def _event_name(message: Message) -> str:
