@@ -310,6 +310,48 @@ class Transcriber(Protocol):
         """Recognise one utterance of PCM16 LE mono audio."""
 
 
+@dataclass(frozen=True, slots=True)
+class LiveResult:
+    """A streaming recogniser's result for one track: a line that grows, then its final.
+
+    Attributes:
+        result_id: the line (the recogniser's own id, or one it made): its partials and its
+            final share it.
+        final: False while the line may still change.
+        text: the words so far, or the whole line.
+        start_sample: the line's first sample on the track's timeline.
+        end_sample: one past the last sample the result covers.
+        confidence: 0-1, when the recogniser gives one.
+    """
+
+    result_id: str
+    final: bool
+    text: str
+    start_sample: int
+    end_sample: int
+    confidence: float | None = None
+
+
+class LiveRecognizer(Protocol):
+    """A streaming recogniser of one track of one call (Transcribe streaming, PocketSphinx).
+
+    Sans I/O from the caller's side: audio in, results out, never blocking on the network.
+    """
+
+    def feed(self, pcm: bytes, start_sample: int) -> None:
+        """The track's next audio: PCM16 LE at its rate, at ``start_sample`` on its timeline."""
+
+    def results_ready(self) -> list[LiveResult]:
+        """Return and forget the results made since the last call, in order."""
+
+    def close(self) -> list[LiveResult]:
+        """The track ended: finish what was heard (its finals) and release the recogniser."""
+
+
+#: Opens a recogniser for a track: (stream key, track, sample rate, language) -> recogniser.
+LiveRecognizers = Callable[[str, str, int, str], LiveRecognizer]
+
+
 Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]
 
 

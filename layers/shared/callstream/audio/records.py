@@ -1,13 +1,17 @@
 """The Kinesis record format, version 1 (documented in ``docs/records.md``).
 
 A record is ``MAGIC`` (``b"CSR"`` + one version byte) followed by a MessagePack map: a tagged
-union on ``type`` of :class:`AudioRecord`, :class:`EventRecord` (both on AudioStream) and
-:class:`UtteranceRecord` (on UtteranceStream). Audio travels as bytes, never base64: μ-law stays
-μ-law, L16 is little-endian PCM16. :func:`encode` and :func:`decode` round-trip exactly.
+union on ``type`` of :class:`AudioRecord`, :class:`EventRecord` (both on AudioStream),
+:class:`UtteranceRecord` and :class:`TranscriptRecord` (on UtteranceStream). Audio travels as
+bytes, never base64: μ-law stays μ-law, L16 is little-endian PCM16. :func:`encode` and
+:func:`decode` round-trip exactly.
 
 Consumers deduplicate on ``(stream_id, seq)``: ``seq`` numbers the AudioStream records of one
 stream 0, 1, 2, … in order, audio and events alike; utterances are keyed on
-``(stream_id, track, index)``.
+``(stream_id, track, index)``; live transcript results are upserted on ``(stream_id,
+result_id)``: a final beats a provisional beats a partial, and of two of a kind the one that
+covers more audio (the later ``end_ms``) wins, so redelivery or reordering never turns a final
+line back into a partial.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ EventName: TypeAlias = Literal[
     "renumbered",  # a track's frame numbering jumped back: a restart, the audio is kept
     "agent",  # something the talk-back side did: play, checkpoint, clear
     "byte_order",  # the byte order a track's inbound L16 was found in: track, order, evidence
+]
+TranscriptKind: TypeAlias = Literal[
+    "partial",  # the words so far while the caller speaks: it grows and may change
+    "provisional",  # at our VAD's utterance end, the last partial, at once
+    "final",  # the recogniser's own final: replaces the provisional one
 ]
 JsonScalar: TypeAlias = str | int | float | bool | None
 EventData: TypeAlias = dict[str, JsonScalar | list[str] | dict[str, str]]
@@ -140,7 +149,32 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
         return self.end_sample * 1000 / self.sample_rate
 
 
-Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord
+class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
+    """One live recognition result of one track: a line that grows and then settles.
+
+    Attributes:
+        track: ``inbound`` or ``outbound``.
+        result_id: the line this updates; its partials, its provisional final and its final
+            share it, so a consumer upserts on ``(stream_id, result_id)`` (see the module).
+        kind: ``partial``, ``provisional`` or ``final`` (:data:`TranscriptKind`).
+        text: what was heard so far (partial) or in the whole line.
+        start_ms: media time of the line's first audio on the track, ms from stream start.
+        end_ms: media time of the audio the result covers up to.
+        confidence: 0-1, when the recogniser gives one.
+        received_at: wall-clock time (epoch seconds) the result was made.
+    """
+
+    track: Track
+    result_id: str
+    kind: TranscriptKind
+    text: str
+    start_ms: float
+    end_ms: float
+    confidence: float | None = None
+    received_at: float = 0.0
+
+
+Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord | TranscriptRecord
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)

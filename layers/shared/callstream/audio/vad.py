@@ -151,6 +151,15 @@ class Segmenter:
         """True while inside an utterance (speech began and has not ended)."""
         return self._active
 
+    @property
+    def open_start(self) -> int | None:
+        """First sample (pre-roll included) of the utterance being spoken, or None."""
+        return self._start if self._active else None
+
+    def open_audio(self) -> bytes:
+        """The audio of the utterance being spoken so far (empty between utterances)."""
+        return bytes(self._audio) if self._active else b""
+
     def receive(self, pcm: bytes, start_sample: int) -> None:
         """Take PCM16 LE audio whose first sample sits at ``start_sample`` on the timeline.
 
