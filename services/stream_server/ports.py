@@ -69,3 +69,16 @@ class Ending(Protocol):
 
     def request_stop(self, reason: str, code: int = 1001, message: str = "") -> None:
         """End the session."""
+
+
+class Recognizing(Protocol):
+    """Live recognition of calls' tracks (:class:`stream_server.recognition.Recognition`)."""
+
+    def open(self, key: str, track: str, rate: int, language: str) -> None:
+        """Start hearing a track of a connection."""
+
+    def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
+        """The track's next audio, PCM16 LE at its rate."""
+
+    def close(self, key: str, track: str) -> None:
+        """The track ended: its last finals follow."""

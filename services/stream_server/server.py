@@ -45,7 +45,7 @@ from callstream.audio.vad import SegmenterFactory
 from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
-from callstream.ports import Lease, Leases
+from callstream.ports import Lease, Leases, LiveResult
 from callstream.settings import AudioSettings, ServerSettings, load
 from callstream.vocabulary import AudioLimits
 from stream_server import ecs
@@ -54,8 +54,10 @@ from stream_server.bookkeeping import Bookkeeping
 from stream_server.internal_api import InternalApi
 from stream_server.keepalive import Keepalive, Verdict
 from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
+from stream_server.live_transcript import LiveTranscript
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.ports import Protection, Registry
+from stream_server.recognition import Recognition, Spawn
 from stream_server.session import Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
@@ -81,6 +83,7 @@ class ServerServices:
         authorize_control: ``authorize(stream_id, authorization_header)``; raises AuthError.
         protection: ECS task scale-in protection.
         segmenter_factory: voice-activity segmenter per track (None: no utterances).
+        recognition: spawns the live-recognition worker (None: no live transcript).
     """
 
     put_records: PutRecords
@@ -90,6 +93,7 @@ class ServerServices:
     authorize_control: Callable[[str, str], None]
     protection: Protection
     segmenter_factory: SegmenterFactory | None = None
+    recognition: Spawn | None = None
 
 
 class StreamServer:
@@ -135,6 +139,14 @@ class StreamServer:
         self._ws: asyncio.Server | None = None
         self._control: InternalApi | None = None
         self._task_address: str | None = None
+        self.recognition: Recognition | None = None
+        self._hearing: dict[str, Session] = {}  # live recognition's key → its session
+        self._all_heard = asyncio.Event()  # every ended session's last finals are in
+        self._all_heard.set()
+        if services.recognition is not None:
+            self.recognition = Recognition(
+                services.recognition, self._heard, on_closed=self._track_heard
+            )
 
     def _writer(self, stream: str, max_unacked_ms: float | None) -> KinesisWriter:
         return KinesisWriter(
@@ -153,6 +165,8 @@ class StreamServer:
         logsafety.cap_libraries()  # picows logs every connection below INFO: not per peer
         self.audio_writer.start()
         self.utterance_writer.start()
+        if self.recognition is not None:
+            self.recognition.start()
         self._ws = await ws_create_server(
             self._route,
             self.settings.host,
@@ -220,6 +234,9 @@ class StreamServer:
         for session in list(self.sessions.values()):
             session.request_stop("drain")
         await self._all_ended(deadline - 1)
+        with contextlib.suppress(TimeoutError):  # live recognition's last finals, if in time
+            async with asyncio.timeout(max(0.0, deadline - flush_reserve / 2 - time.monotonic())):
+                await self._all_heard.wait()
         remaining = max(1.0, deadline - time.monotonic())
         lost = await self.audio_writer.drain(remaining)
         lost += await self.utterance_writer.drain(max(0.5, deadline - time.monotonic()))
@@ -244,6 +261,8 @@ class StreamServer:
                     await self._ws.wait_closed()
         if self._control is not None:
             self._control.stop()
+        if self.recognition is not None:
+            await self.recognition.stop()
         await self.audio_writer.close()
         await self.utterance_writer.close()
         self.leasing.close()
@@ -311,6 +330,10 @@ class StreamServer:
                 utterances=lease.utterances,
             )
         agent = self._agent(grant.agent)
+        transcript = None
+        if self.recognition is not None and self.recognition.running:
+            key = f"{grant.jti}#{conn}"  # one connection of the token
+            transcript = LiveTranscript(self.recognition, key, self.settings.language, time.time)
         session = Session(
             connection,
             grant,
@@ -323,7 +346,8 @@ class StreamServer:
                 segmenter_factory=self.services.segmenter_factory,
                 requested_format=grant.content_type,
                 continuation=continuation,
-                decode_media=agent.wants_audio,  # PCM for an agent that listens, else none
+                # PCM for an agent that listens or live recognition, else none
+                decode_media=agent.wants_audio or transcript is not None,
             ),
             agent=agent,
             hooks=self.bookkeeping,
@@ -331,7 +355,11 @@ class StreamServer:
             generation=lease.generation,
             lease_holder=holder,
             lease_id=conn,
+            transcript=transcript,
         )
+        if transcript is not None:
+            self._hearing[transcript.key] = session
+            self._all_heard.clear()
         self.leasing.attach(
             conn, session, lambda: session.last_heard, lambda: session.reading_paused
         )
@@ -349,6 +377,7 @@ class StreamServer:
         finally:
             del self.sessions[id(session)]
             self._keepalives.pop(id(session), None)
+            self._forget_heard(session)
             if not self.sessions:
                 self._no_sessions.set()
             stats = session.assembler.stats
@@ -357,6 +386,26 @@ class StreamServer:
             self.counters.lost_frames += stats.lost_frames
             self.counters.errors.update(session.counters.errors)
             self.counters.byte_orders.update(session.counters.byte_orders)
+
+    def _heard(self, key: str, track: str, results: list[LiveResult]) -> None:
+        session = self._hearing.get(key)
+        if session is not None:
+            session.heard(track, results)
+
+    def _track_heard(self, key: str, track: str) -> None:
+        """A track's recognition finished (its last finals come after the session's end)."""
+        session = self._hearing.get(key)
+        if session is not None and session.transcript is not None:
+            session.transcript.track_closed(track)
+            self._forget_heard(session)
+
+    def _forget_heard(self, session: Session) -> None:
+        """An ended session whose transcript is finished hears nothing more."""
+        transcript = session.transcript
+        if transcript is not None and transcript.finished and session.ending:
+            self._hearing.pop(transcript.key, None)
+            if not self._hearing:
+                self._all_heard.set()
 
     def _agent(self, name: str) -> Agent:
         try:

@@ -46,8 +46,9 @@ from callstream.clock import SYSTEM_CLOCK
 from callstream.control.tokens import TokenClaims
 from callstream.exceptions import CallstreamError, InvalidStartError, ProtocolError, TokenError
 from callstream.logsafety import Throttle
-from callstream.ports import Clock
+from callstream.ports import Clock, LiveResult
 from stream_server.agents import Agent, StreamInfo
+from stream_server.live_transcript import LiveTranscript
 from stream_server.ports import Connection, Sink
 from stream_server.talkback import Talkback
 
@@ -112,8 +113,12 @@ class Session:
         generation: int = 1,
         lease_holder: str = "",
         lease_id: int = 0,
+        transcript: LiveTranscript | None = None,
     ) -> None:
-        """Wire a session; it starts with the first message."""
+        """Wire a session; it starts with the first message.
+
+        ``transcript`` turns live recognition on: the assembler must then decode the media.
+        """
         self.connection = connection
         self.generation = generation  # which connection of its token this is (2+: a reconnect)
         self.lease_holder = lease_holder
@@ -124,6 +129,7 @@ class Session:
         self.counters = SessionCounters()
         self.end_reason: str | None = None
         self.talkback: Talkback | None = None
+        self.transcript = transcript
         self.started_at: float | None = None
         self._sinks: dict[str, Sink] = {"audio": audio_sink, "utterances": utterance_sink}
         self._hooks = hooks
@@ -261,8 +267,11 @@ class Session:
         match event:
             case SpeechBegan(track=track) if talk is not None:
                 self._agent_now(self.agent.on_speech, talk, track)  # barge-in: beside any hook
-            case MediaDecoded(track=track, pcm=pcm, start_sample=start) if talk is not None:
-                self._agent_call(self.agent.on_audio, talk, track, pcm, start)
+            case MediaDecoded(track=track, pcm=pcm, start_sample=start):
+                if self.transcript is not None:
+                    self.transcript.audio(track, pcm, start)
+                if talk is not None and self.agent.wants_audio:
+                    self._agent_call(self.agent.on_audio, talk, track, pcm, start)
             case Started():
                 self._on_start(event)
             case Played(name=name) if talk is not None:
@@ -273,8 +282,11 @@ class Session:
                 self._agent_call(self.agent.on_cleared, talk)
             case Dtmf(digit=digit) if talk is not None:
                 self._agent_call(self.agent.on_dtmf, talk, digit)
-            case UtteranceFound(record=utterance) if talk is not None:
-                self._agent_call(self.agent.on_utterance, talk, utterance)
+            case UtteranceFound(record=utterance):
+                if self.transcript is not None:
+                    self.transcript.utterance_ended(utterance)
+                if talk is not None:
+                    self._agent_call(self.agent.on_utterance, talk, utterance)
             case Unknown(event=name):
                 self._throttle.log(
                     logging.INFO, "unknown_event", "unknown event %r ignored", name[:80]
@@ -308,6 +320,10 @@ class Session:
             bidirectional=self.grant.bidirectional,
         )
         self._agent_call(self.agent.on_start, self.talkback, info)
+        if self.transcript is not None:
+            self.transcript.start(
+                start.stream_id, self.grant.call_uuid, start.sample_rate, start.tracks
+            )
         self.log.info(
             "stream started: %s %d Hz %s",
             info.codec,
@@ -350,6 +366,34 @@ class Session:
             out = event.write
             if out is not None:
                 outbox.append((self._sinks[out.stream], out.data, out.ms))
+        self._offer(queued)
+        for event in events:
+            self._act(event)
+        if self.transcript is not None:
+            self._write_transcript()
+
+    def heard(self, track: str, results: list[LiveResult]) -> None:
+        """What live recognition heard on a track (the server calls this).
+
+        Also after the end: recognition runs behind the call, and its last finals come after
+        the socket closed.
+        """
+        if self.transcript is not None and self.assembler.stream_id is not None:
+            self.transcript.heard(track, results)
+            self._write_transcript()
+
+    def _write_transcript(self) -> None:
+        assert self.transcript is not None
+        made = self.transcript.records_ready()
+        if made:
+            queued = len(self._outbox)
+            sink = self._sinks["utterances"]
+            self._outbox.extend((sink, data, 0.0) for data in made)
+            self._offer(queued)
+
+    def _offer(self, queued: int) -> None:
+        """Offer what was queued past ``queued``; a full writer pauses the socket."""
+        outbox = self._outbox
         if len(outbox) > queued and self._pump is None:
             stream_id = self.assembler.stream_id
             assert stream_id is not None
@@ -358,8 +402,6 @@ class Session:
             if outbox:  # the writer is full for this stream: wait for it, reading nothing
                 self.connection.pause_reading()
                 self._pump = asyncio.create_task(self._pump_outbox(stream_id))
-        for event in events:
-            self._act(event)
 
     async def _pump_outbox(self, stream_id: str) -> None:
         try:
@@ -439,6 +481,8 @@ class Session:
         try:
             if self.assembler.stream_id is not None:
                 self._emit()
+            if self.transcript is not None and self.assembler.stream_id is not None:
+                self.transcript.close()  # its last finals come later: :meth:`heard` writes them
             if self._pump is not None:
                 await self._pump
         except Exception:  # the end is always recorded below, even if a sink refused here

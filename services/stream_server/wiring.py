@@ -6,6 +6,8 @@ server) and the functional tests (boto3 on moto), so all three run the same wiri
 
 from __future__ import annotations
 
+import multiprocessing
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +17,9 @@ from callstream.audio.vad import Segmenter
 from callstream.control.tokens import TokenClaims, check_control_auth, verify_token
 from callstream.wiring import client
 from callstream.wiring import token_key as read_token_key
-from stream_server import protection
+from stream_server import protection, recognition_worker
 from stream_server.ports import Protection
+from stream_server.recognition import Spawn, Worker
 from stream_server.server import ServerServices, StreamServer
 from stream_server.tuning import Tuning
 
@@ -24,6 +27,23 @@ from stream_server.tuning import Tuning
 def grant_verifier(key: bytes) -> Callable[[str, float], TokenClaims]:
     """``verify(token, now) -> TokenClaims`` with the task's key (:func:`verify_token`)."""
     return lambda token, now: verify_token(token, key, now)
+
+
+def recognition_spawner(backend: str) -> Spawn:
+    """Start the live-recognition worker as a process of its own.
+
+    Spawned, not forked: nothing of the server's loop, sockets or threads is inherited.
+    """
+    context = multiprocessing.get_context("spawn")
+
+    def spawn(sock: socket.socket) -> Worker:
+        worker = context.Process(
+            target=recognition_worker.main, args=(sock, backend), name="recognition", daemon=True
+        )
+        worker.start()
+        return worker
+
+    return spawn
 
 
 def build_server(
@@ -49,5 +69,8 @@ def build_server(
         authorize_control=lambda stream_id, header: check_control_auth(stream_id, header, key),
         protection=protect or protection.from_environment(),
         segmenter_factory=lambda rate, track: Segmenter(rate, track, limits),
+        recognition=(
+            None if cfg.live_transcription == "off" else recognition_spawner(cfg.live_transcription)
+        ),
     )
     return StreamServer(cfg, services, limits=limits, tuning=tuning)

@@ -324,3 +324,27 @@ def test_transcription_defers_what_it_has_no_time_for(stack):
     assert of_type(stack.drain(), "Utterance Transcribed") == []
     assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}  # 120 s: all done
     assert len(of_type(stack.drain(), "Utterance Transcribed")) == 3
+
+
+def test_live_transcript_records_are_passed_over_by_the_utterance_consumer(stack):
+    """Live recognition writes transcript records to UtteranceStream beside the utterances: the
+    per-utterance consumer transcribes the utterances, fails nothing and quarantines nothing."""
+    _, utterances = tape_records("support_call_mulaw_8k")
+    live = records.TranscriptRecord(
+        stream_id="tape-support_call_mulaw_8k",
+        call_uuid="tape-call",
+        track="inbound",
+        result_id="inbound-56160",
+        kind="partial",
+        text="hi my",
+        start_ms=7020.0,
+        end_ms=7600.0,
+    )
+    batch = [(live.stream_id, records.encode(live)), *utterances[:2]]
+    event = kinesis_event(batch, stream="UtteranceStream")
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    assert len(of_type(stack.drain(), "Utterance Transcribed")) == 2
+    kept = boto3.client("s3", region_name="us-east-1").list_objects_v2(
+        Bucket="recordings", Prefix="quarantine/"
+    )
+    assert kept.get("KeyCount", 0) == 0

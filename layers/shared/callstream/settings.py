@@ -92,6 +92,13 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
+    live_transcription: Literal["off", "local"] = Field(
+        "off",
+        description="Live recognition in a worker process beside the ingest loop: off, or local "
+        "(PocketSphinx; Amazon Transcribe streaming is not built yet). Its transcript records go "
+        "to UtteranceStream; no consumer persists them yet (docs/transcription.md).",
+    )
+    language: str = Field("en-US", description="Language of live recognition.")
     max_unacked_ms: int = Field(
         3000,
         ge=500,

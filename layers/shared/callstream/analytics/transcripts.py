@@ -51,14 +51,19 @@ class TranscriptServices:
     quarantine: Recordings  # where records that are not utterances are kept
 
 
-def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any]:
+def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
     """Transcribe one UtteranceStream record, store it, publish ``Utterance Transcribed``.
+
+    A live ``transcript`` record (the stream server's live recognition, docs/transcription.md)
+    is not this consumer's: it is passed over (None), neither transcribed nor quarantined.
 
     Raises:
         RecordError: not an utterance record.
         UpstreamError: the recogniser failed (the record is retried, then dead-lettered).
     """
     record = records.decode(data)
+    if isinstance(record, records.TranscriptRecord):
+        return None
     if not isinstance(record, records.UtteranceRecord):
         raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
     key = utterance_key(record.track, record.index)

@@ -1,0 +1,117 @@
+"""One call's live transcript: its audio to the recognition worker, what it heard as records.
+
+A session with live recognition holds one :class:`LiveTranscript`, sans I/O like the audio
+core: the session hands it the start, each decoded frame, each utterance the VAD closed and the
+end; the server hands it what the worker heard (:meth:`LiveTranscript.heard`); the session
+takes :meth:`LiveTranscript.records_ready` and writes them to UtteranceStream, in the order
+they were made:
+
+* ``partial``: the line's words so far, while the caller speaks;
+* ``provisional``: at our VAD's utterance end, at once, the line's last partial (the
+  recogniser's own final may take a second more: Transcribe's comes 1.1 s after the end of
+  speech at the median);
+* ``final``: the recogniser's, replacing the provisional one (same ``result_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from callstream.audio import records
+from callstream.audio.records import TranscriptKind, TranscriptRecord, UtteranceRecord
+from callstream.ports import LiveResult
+from stream_server.ports import Recognizing
+
+
+class LiveTranscript:
+    """See the module."""
+
+    def __init__(
+        self, recognition: Recognizing, key: str, language: str, now: Callable[[], float]
+    ) -> None:
+        """Nothing is sent until :meth:`start`; ``now`` stamps the records (epoch seconds)."""
+        self._recognition = recognition
+        self.key = key
+        self._language = language
+        self._now = now
+        self._out: list[bytes] = []
+        self._stream_id = ""
+        self._call_uuid: str | None = None
+        self._rate = 0
+        self._open: set[str] = set()
+        self._last_partial: dict[str, LiveResult] = {}  # per track: the line not yet final
+
+    def start(
+        self, stream_id: str, call_uuid: str | None, rate: int, tracks: tuple[str, ...]
+    ) -> None:
+        """The stream started: open a recogniser per track."""
+        self._stream_id, self._call_uuid, self._rate = stream_id, call_uuid, rate
+        for track in tracks:
+            self._open_track(track)
+
+    def audio(self, track: str, pcm: bytes, start_sample: int) -> None:
+        """A decoded frame of a track (a track ``start`` did not announce is opened here)."""
+        if not self._rate:
+            return
+        if track not in self._open:
+            self._open_track(track)
+        self._recognition.feed(self.key, track, start_sample, pcm)
+
+    def utterance_ended(self, utterance: UtteranceRecord) -> None:
+        """Our VAD closed an utterance: its line's last partial, at once, as provisional."""
+        partial = self._last_partial.pop(utterance.track, None)
+        if partial is not None:
+            self._record(utterance.track, partial, "provisional", end=utterance.end_sample)
+
+    def heard(self, track: str, results: list[LiveResult]) -> None:
+        """What the worker heard on a track, in order."""
+        for result in results:
+            if result.final:
+                last = self._last_partial.get(track)
+                if last is not None and last.result_id == result.result_id:
+                    del self._last_partial[track]
+                self._record(track, result, "final")
+            else:
+                self._last_partial[track] = result
+                self._record(track, result, "partial")
+
+    def records_ready(self) -> list[bytes]:
+        """Return and forget the encoded records made since the last call, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def close(self) -> None:
+        """The stream ended: each track's last finals follow, then :meth:`track_closed`."""
+        for track in sorted(self._open):
+            self._recognition.close(self.key, track)
+
+    def track_closed(self, track: str) -> None:
+        """The worker finished a track (its last results came before this)."""
+        self._open.discard(track)
+
+    @property
+    def finished(self) -> bool:
+        """True once no track is being heard (every last final is in)."""
+        return not self._open
+
+    def _open_track(self, track: str) -> None:
+        self._open.add(track)
+        self._recognition.open(self.key, track, self._rate, self._language)
+
+    def _record(
+        self, track: str, result: LiveResult, kind: TranscriptKind, end: int | None = None
+    ) -> None:
+        rate = self._rate
+        record = TranscriptRecord(
+            stream_id=self._stream_id,
+            call_uuid=self._call_uuid,
+            track=track,  # type: ignore[arg-type]
+            result_id=result.result_id,
+            kind=kind,
+            text=result.text,
+            start_ms=result.start_sample * 1000 / rate,
+            end_ms=(result.end_sample if end is None else end) * 1000 / rate,
+            confidence=result.confidence,
+            received_at=self._now(),
+        )
+        self._out.append(records.encode(record))

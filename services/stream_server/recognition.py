@@ -1,0 +1,335 @@
+"""The stream server's side of live recognition: calls' audio to a worker process, results back.
+
+Sessions hand each track's decoded audio to :meth:`Recognition.feed` as it comes (20 ms frames);
+it goes to the worker (:mod:`stream_server.recognition_worker`) in chunks of ``chunk_ms`` (100
+ms: the chunk Amazon Transcribe streaming asks for, and a partial every 100 ms needs no more).
+Sending never blocks the loop: the socket is non-blocking and what the kernel does not take
+waits in an outbox of at most ``max_outbox`` bytes; past that a chunk is dropped and counted
+(the worker is that far behind: the utterance records on Kinesis still carry every word).
+
+When the worker dies it is spawned again, every open track is opened again and replayed from
+the audio since its last final (at most ``replay_ms`` a track, kept here): a line's id is its
+first sample, so the replay replaces what was heard and never doubles it. A worker that dies
+``MAX_RESTARTS`` times in a minute is given up on, and recognition is off until the task
+restarts (logged, counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callstream.exceptions import RecordError
+from callstream.ports import LiveResult
+from stream_server.recognition_wire import (
+    Audio,
+    Close,
+    Closed,
+    FrameReader,
+    FromWorker,
+    Heard,
+    Open,
+    frame,
+)
+
+log = logging.getLogger("callstream.recognition")
+
+CHUNK_MS = 100
+#: Audio kept per track since its last final, to replay into a restarted worker.
+REPLAY_MS = 30_000
+#: Bytes waiting for a worker that does not read: about 4 minutes of one 16 kHz track.
+MAX_OUTBOX = 8 * 1024 * 1024
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
+class Worker(Protocol):
+    """A spawned worker process (``multiprocessing.Process``)."""
+
+    def is_alive(self) -> bool:
+        """True while it runs."""
+
+    def kill(self) -> None:
+        """Stop it now."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for it to exit."""
+
+
+#: Starts a worker on its end of a socket pair.
+Spawn = Callable[[socket.socket], Worker]
+#: (call key, track, results in order): what a worker heard.
+OnHeard = Callable[[str, str, list[LiveResult]], None]
+
+
+@dataclass
+class RecognitionStats:
+    """What the recognition seam counted, for the server's metrics."""
+
+    sent_ms: float = 0.0
+    dropped_ms: float = 0.0
+    restarts: int = 0
+    gave_up: bool = False
+
+
+@dataclass
+class _Track:
+    rate: int
+    language: str
+    chunk: bytearray = field(default_factory=bytearray)
+    chunk_start: int = 0
+    replay: deque[tuple[int, bytes]] = field(default_factory=deque)
+    replay_bytes: int = 0
+    closing: bool = False
+
+
+class Recognition:
+    """One recognition worker and the tracks it hears. See the module."""
+
+    def __init__(
+        self,
+        spawn: Spawn,
+        on_heard: OnHeard,
+        *,
+        on_closed: Callable[[str, str], None] = lambda key, track: None,
+        chunk_ms: int = CHUNK_MS,
+        replay_ms: int = REPLAY_MS,
+        max_outbox: int = MAX_OUTBOX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Nothing runs until :meth:`start`."""
+        self._spawn = spawn
+        self._on_heard = on_heard
+        self._on_closed = on_closed
+        self._chunk_ms = chunk_ms
+        self._replay_ms = replay_ms
+        self._max_outbox = max_outbox
+        self._clock = clock
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._sock: socket.socket | None = None
+        self._worker: Worker | None = None
+        self._reader: FrameReader[FromWorker] = FrameReader(FromWorker)
+        self._outbox = bytearray()
+        self._restarts: deque[float] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.stats = RecognitionStats()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spawn the worker (from the running loop)."""
+        self._loop = asyncio.get_running_loop()
+        self._connect()
+
+    async def stop(self) -> None:
+        """Close the worker's socket and wait for it to exit (killed after 2 s)."""
+        worker, self._worker = self._worker, None
+        self._disconnect()
+        if worker is not None:
+            await asyncio.to_thread(worker.join, 2.0)
+            if worker.is_alive():
+                worker.kill()
+                await asyncio.to_thread(worker.join, 1.0)
+
+    @property
+    def running(self) -> bool:
+        """True while a worker hears (False once given up on)."""
+        return self._sock is not None
+
+    # -- what sessions call ---------------------------------------------------------------
+
+    def open(self, key: str, track: str, rate: int, language: str) -> None:
+        """Start hearing a track of a call (``key`` names the connection)."""
+        self._tracks[(key, track)] = _Track(rate, language)
+        self._send(frame(Open(key, track, rate, language)))
+
+    def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
+        """The track's next audio (PCM16 LE at its rate), sent in chunks of ``chunk_ms``."""
+        state = self._tracks.get((key, track))
+        if state is None or state.closing:
+            return
+        chunk = state.chunk
+        if chunk and start_sample != state.chunk_start + len(chunk) // 2:
+            self._flush(key, track, state)  # a gap: a chunk holds consecutive audio only
+        if not state.chunk:
+            state.chunk_start = start_sample
+        state.chunk += pcm
+        if len(state.chunk) >= state.rate * self._chunk_ms // 500:  # 2 bytes a sample
+            self._flush(key, track, state)
+
+    def close(self, key: str, track: str) -> None:
+        """The track ended: what is left goes, then its finals come (and ``on_closed``)."""
+        state = self._tracks.get((key, track))
+        if state is None:  # never opened, or forgotten (a worker given up on): nothing to come
+            self._on_closed(key, track)
+            return
+        if state.closing:
+            return
+        self._flush(key, track, state)
+        state.closing = True
+        self._send(frame(Close(key, track)))
+        if self._sock is None:  # no worker: nothing more will come for it
+            self._forget(key, track)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _flush(self, key: str, track: str, state: _Track) -> None:
+        if not state.chunk:
+            return
+        pcm, start = bytes(state.chunk), state.chunk_start
+        state.chunk.clear()
+        state.replay.append((start, pcm))
+        state.replay_bytes += len(pcm)
+        limit = state.rate * self._replay_ms // 500
+        while state.replay_bytes > limit:  # older than the replay window: lost to a restart
+            state.replay_bytes -= len(state.replay.popleft()[1])
+        ms = len(pcm) * 500 / state.rate
+        if self._send(frame(Audio(key, track, start, pcm))):
+            self.stats.sent_ms += ms
+        else:
+            self.stats.dropped_ms += ms
+
+    def _send(self, data: bytes) -> bool:
+        sock = self._sock
+        if sock is None:
+            return False
+        if self._outbox:
+            if len(self._outbox) + len(data) > self._max_outbox:
+                return False
+            self._outbox += data
+            return True
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._died()
+            return False
+        if sent < len(data):
+            self._outbox += data[sent:]
+            assert self._loop is not None
+            self._loop.add_writer(sock, self._writable)
+        return True
+
+    def _writable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            sent = sock.send(self._outbox)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._died()
+            return
+        del self._outbox[:sent]
+        if not self._outbox:
+            assert self._loop is not None
+            self._loop.remove_writer(sock)
+
+    def _readable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(256 * 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._died()
+            return
+        try:
+            messages = self._reader.feed(data)
+        except RecordError as error:
+            log.error("recognition worker sent garbage (%s): restarting it", error.message)
+            self._died()
+            return
+        for message in messages:
+            key = (message.key, message.track)
+            state = self._tracks.get(key)
+            if isinstance(message, Heard):
+                results = [r.live() for r in message.results]
+                if state is not None:
+                    _trim(state, results)
+                self._on_heard(message.key, message.track, results)
+            elif isinstance(message, Closed) and state is not None and state.closing:
+                self._forget(message.key, message.track)
+
+    def _forget(self, key: str, track: str) -> None:
+        self._tracks.pop((key, track), None)
+        self._on_closed(key, track)
+
+    def _connect(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self._worker = self._spawn(theirs)
+        finally:
+            theirs.close()  # the worker has its own copy: its death is our end's EOF
+        ours.setblocking(False)
+        self._sock = ours
+        self._reader = FrameReader(FromWorker)
+        self._outbox.clear()
+        assert self._loop is not None
+        self._loop.add_reader(ours, self._readable)
+
+    def _disconnect(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None and self._loop is not None:
+            self._loop.remove_reader(sock)
+            self._loop.remove_writer(sock)
+        if sock is not None:
+            sock.close()
+        self._outbox.clear()
+
+    def _died(self) -> None:
+        """The worker is gone: spawn another and replay every track, unless it keeps dying."""
+        self._disconnect()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.is_alive():
+            worker.kill()
+        now = self._clock()
+        self._restarts.append(now)
+        while self._restarts and now - self._restarts[0] > RESTART_WINDOW_S:
+            self._restarts.popleft()
+        if len(self._restarts) > MAX_RESTARTS:
+            self.stats.gave_up = True
+            log.error(
+                "recognition worker died %d times in %.0f s: live recognition is off",
+                len(self._restarts),
+                RESTART_WINDOW_S,
+            )
+            for key, track in list(self._tracks):
+                self._forget(key, track)
+            return
+        self.stats.restarts += 1
+        log.warning(
+            "recognition worker died: restarting it and replaying %d tracks", len(self._tracks)
+        )
+        with contextlib.suppress(OSError):
+            self._connect()
+        for (key, track), state in list(self._tracks.items()):
+            self._send(frame(Open(key, track, state.rate, state.language)))
+            for start, pcm in state.replay:
+                self._send(frame(Audio(key, track, start, pcm)))
+            if state.closing:
+                self._send(frame(Close(key, track)))
+
+
+def _trim(state: _Track, results: list[LiveResult]) -> None:
+    """Forget the replay audio a final covers: a restart need not hear it again."""
+    ends = [r.end_sample for r in results if r.final]
+    if not ends:
+        return
+    end = max(ends)
+    replay = state.replay
+    while replay and replay[0][0] + len(replay[0][1]) // 2 <= end:
+        state.replay_bytes -= len(replay.popleft()[1])

@@ -1,0 +1,341 @@
+"""The live-recognition seam with a fake recogniser: the wire, the client's chunks, outbox,
+restarts and replay, and one call's transcript records. The worker runs the real ``serve`` loop
+on a real socket pair, in a thread standing in for its process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from callstream.audio import records
+from callstream.audio.records import TranscriptRecord, UtteranceRecord
+from callstream.exceptions import RecordError
+from callstream.ports import LiveRecognizer, LiveResult
+from stream_server.live_transcript import LiveTranscript
+from stream_server.recognition import MAX_RESTARTS, Recognition
+from stream_server.recognition_wire import (
+    Audio,
+    Close,
+    FrameReader,
+    FromWorker,
+    Heard,
+    Open,
+    Result,
+    ToWorker,
+    frame,
+)
+from stream_server.recognition_worker import serve
+
+RATE = 8000
+
+
+# -- the wire ---------------------------------------------------------------------------------
+
+
+def test_frames_split_anywhere_read_back_whole_and_in_order() -> None:
+    sent = [
+        Open("k", "inbound", RATE, "en-US"),
+        Audio("k", "inbound", 160, bytes(range(256)) * 7),
+        Close("k", "inbound"),
+    ]
+    data = b"".join(frame(m) for m in sent)
+    for step in (1, 3, 7, 64, len(data)):
+        reader: FrameReader[ToWorker] = FrameReader(ToWorker)
+        got = [m for i in range(0, len(data), step) for m in reader.feed(data[i : i + step])]
+        assert got == sent
+
+
+def test_a_frame_too_long_or_not_a_message_is_refused_precisely() -> None:
+    reader: FrameReader[FromWorker] = FrameReader(FromWorker, max_frame=100)
+    with pytest.raises(RecordError, match="frame of 101 bytes"):
+        reader.feed((101).to_bytes(4, "big"))
+    reader = FrameReader(FromWorker)
+    with pytest.raises(RecordError, match="invalid recognition message"):
+        reader.feed((3).to_bytes(4, "big") + b"\x93\x01\x02")
+
+
+# -- a fake recogniser, and the worker in a thread --------------------------------------------
+
+
+class Counting:
+    """Hears every 100 ms of audio as a word (a partial); a final at each 1 s of the track."""
+
+    def __init__(self, track: str) -> None:
+        self.track = track
+        self.heard: list[int] = []
+        self._out: list[LiveResult] = []
+
+    def feed(self, pcm: bytes, start_sample: int) -> None:
+        self.heard.append(start_sample)
+        end = start_sample + len(pcm) // 2
+        line = start_sample // RATE * RATE
+        self._out.append(LiveResult(f"{self.track}-{line}", False, "w", line, end))
+        if end % RATE == 0:
+            self._out.append(LiveResult(f"{self.track}-{line}", True, "line", line, end))
+
+    def results_ready(self) -> list[LiveResult]:
+        out, self._out = self._out, []
+        return out
+
+    def close(self) -> list[LiveResult]:
+        return [LiveResult(f"{self.track}-end", True, "last", 0, 0)]
+
+
+class ThreadWorker:
+    """A worker 'process': the real serve loop on its socket, in a thread; kill closes it."""
+
+    instances: list[ThreadWorker] = []
+
+    def __init__(self, sock: socket.socket, reading: bool = True) -> None:
+        self.sock = sock.dup()
+        self.recognizers: dict[str, Counting] = {}
+        self.reading = reading
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        ThreadWorker.instances.append(self)
+
+    def _run(self) -> None:
+        if not self.reading:
+            return  # a worker that hangs: never reads
+
+        def make(key: str, track: str, rate: int, language: str) -> LiveRecognizer:
+            self.recognizers[track] = Counting(track)
+            return self.recognizers[track]
+
+        try:
+            serve(self.sock, make)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+
+class Ear:
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, LiveResult]] = []
+        self.closed: list[str] = []
+
+    def on_heard(self, key: str, track: str, results: list[LiveResult]) -> None:
+        self.heard += [(track, r) for r in results]
+
+    def on_closed(self, key: str, track: str) -> None:
+        self.closed.append(track)
+
+
+async def until(predicate: Callable[[], bool], limit_s: float = 10.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def frames(seconds: float, first: int = 0) -> list[tuple[int, bytes]]:
+    """20 ms frames of a track from sample ``first``."""
+    step = RATE // 50
+    return [(first + i * step, bytes(2 * step)) for i in range(int(seconds * 50))]
+
+
+def test_audio_goes_in_100_ms_chunks_and_results_come_back_in_order() -> None:
+    async def run() -> None:
+        ThreadWorker.instances.clear()
+        ear = Ear()
+        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
+        rec.start()
+        rec.open("k", "inbound", RATE, "en-US")
+        for start, pcm in frames(2.0):
+            rec.feed("k", "inbound", start, pcm)
+        rec.close("k", "inbound")
+        await until(lambda: ear.closed == ["inbound"])
+        (worker,) = ThreadWorker.instances
+        assert worker.recognizers["inbound"].heard == list(range(0, 2 * RATE, RATE // 10))
+        finals = [r.text for _, r in ear.heard if r.final]
+        assert finals == ["line", "line", "last"], "the close's final comes last"
+        assert rec.stats.sent_ms == pytest.approx(2000) and rec.stats.dropped_ms == 0
+        await rec.stop()
+
+    asyncio.run(run())
+
+
+def test_a_gap_ends_a_chunk_so_a_chunk_holds_consecutive_audio_only() -> None:
+    async def run() -> None:
+        ThreadWorker.instances.clear()
+        ear = Ear()
+        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
+        rec.start()
+        rec.open("k", "inbound", RATE, "en-US")
+        for start, pcm in frames(0.04) + frames(0.1, first=RATE):
+            rec.feed("k", "inbound", start, pcm)
+        rec.close("k", "inbound")
+        await until(lambda: ear.closed == ["inbound"])
+        assert ThreadWorker.instances[0].recognizers["inbound"].heard == [0, RATE]
+        await rec.stop()
+
+    asyncio.run(run())
+
+
+def test_a_dead_worker_is_replaced_and_hears_again_from_the_last_final() -> None:
+    async def run() -> None:
+        ThreadWorker.instances.clear()
+        ear = Ear()
+        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
+        rec.start()
+        rec.open("k", "inbound", RATE, "en-US")
+        for start, pcm in frames(1.5):  # a final at 1 s; 0.5 s heard since
+            rec.feed("k", "inbound", start, pcm)
+        await until(lambda: any(r.final for _, r in ear.heard))
+        await until(lambda: len(ThreadWorker.instances[0].recognizers["inbound"].heard) == 15)
+        ThreadWorker.instances[0].kill()
+        await until(lambda: rec.stats.restarts == 1)
+        second = ThreadWorker.instances[1]
+        await until(lambda: len(second.recognizers.get("inbound", Counting("x")).heard) == 5)
+        assert second.recognizers["inbound"].heard == list(range(RATE, RATE * 3 // 2, RATE // 10))
+        for start, pcm in frames(0.5, first=RATE * 3 // 2):
+            rec.feed("k", "inbound", start, pcm)
+        rec.close("k", "inbound")
+        await until(lambda: ear.closed == ["inbound"])
+        finals = [r.result_id for _, r in ear.heard if r.final]
+        assert finals == ["inbound-0", "inbound-8000", "inbound-end"], "none lost, none doubled"
+        await rec.stop()
+
+    asyncio.run(run())
+
+
+def test_a_worker_that_keeps_dying_is_given_up_on_and_its_tracks_are_closed() -> None:
+    async def run() -> None:
+        ThreadWorker.instances.clear()
+        ear = Ear()
+        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
+        rec.start()
+        rec.open("k", "inbound", RATE, "en-US")
+        for restart in range(1, MAX_RESTARTS + 2):
+            await until(lambda n=restart: len(ThreadWorker.instances) == n)
+            ThreadWorker.instances[-1].kill()
+            await until(lambda n=restart: rec.stats.restarts == n or rec.stats.gave_up)
+        assert rec.stats.gave_up and not rec.running and ear.closed == ["inbound"]
+        rec.feed("k", "inbound", 0, bytes(320))  # nothing is sent, nothing raises
+        await rec.stop()
+
+    asyncio.run(run())
+
+
+def test_a_worker_that_does_not_read_costs_a_bounded_outbox_and_never_blocks_the_loop() -> None:
+    async def run() -> None:
+        ear = Ear()
+        rec = Recognition(
+            lambda sock: ThreadWorker(sock, reading=False), ear.on_heard, max_outbox=64 * 1024
+        )
+        rec.start()
+        rec.open("k", "inbound", RATE, "en-US")
+        for start, pcm in frames(120.0):  # two minutes of audio, at once
+            rec.feed("k", "inbound", start, pcm)
+        assert len(rec._outbox) <= 64 * 1024
+        assert rec.stats.dropped_ms > 60_000 and rec.stats.sent_ms + rec.stats.dropped_ms == (
+            pytest.approx(120_000)
+        )
+        await rec.stop()
+
+    asyncio.run(run())
+
+
+# -- one call's transcript --------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def open(self, key: str, track: str, rate: int, language: str) -> None:
+        self.calls.append(("open", track, language))
+
+    def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
+        self.calls.append(("feed", track))
+
+    def close(self, key: str, track: str) -> None:
+        self.calls.append(("close", track))
+
+
+def utterance(track: str, start: int, end: int) -> UtteranceRecord:
+    return UtteranceRecord(
+        stream_id="s-1",
+        track=track,  # type: ignore[arg-type]
+        index=0,
+        sample_rate=RATE,
+        start_sample=start,
+        end_sample=end,
+        payload=bytes(2 * (end - start)),
+    )
+
+
+def made(transcript: LiveTranscript) -> list[TranscriptRecord]:
+    out = [records.decode(data) for data in transcript.records_ready()]
+    assert all(isinstance(r, TranscriptRecord) for r in out)
+    return out  # type: ignore[return-value]
+
+
+def test_a_line_grows_is_provisional_at_the_vad_end_and_final_when_the_recogniser_says() -> None:
+    recorder = Recorder()
+    transcript = LiveTranscript(recorder, "k", "hi-IN", lambda: 5.0)
+    transcript.start("s-1", "c-1", RATE, ("inbound",))
+    transcript.audio("inbound", bytes(320), 0)
+    transcript.heard("inbound", [LiveResult("L1", False, "hello", 800, 4000)])
+    transcript.heard("inbound", [LiveResult("L1", False, "hello there", 800, 8000)])
+    transcript.utterance_ended(utterance("inbound", 800, 9600))
+    transcript.heard("inbound", [LiveResult("L1", True, "hello there friend", 800, 9600)])
+    out = made(transcript)
+    assert [(r.kind, r.text) for r in out] == [
+        ("partial", "hello"),
+        ("partial", "hello there"),
+        ("provisional", "hello there"),
+        ("final", "hello there friend"),
+    ]
+    assert {r.result_id for r in out} == {"L1"} and out[2].end_ms == 1200.0
+    assert out[0].start_ms == 100.0 and out[0].call_uuid == "c-1" and out[0].received_at == 5.0
+    assert recorder.calls[:2] == [("open", "inbound", "hi-IN"), ("feed", "inbound")]
+
+
+def test_a_final_before_the_vad_end_leaves_nothing_provisional() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("L1", False, "hi", 0, 800)])
+    transcript.heard("inbound", [LiveResult("L1", True, "hi", 0, 1600)])
+    transcript.utterance_ended(utterance("inbound", 0, 1600))
+    assert [r.kind for r in made(transcript)] == ["partial", "final"]
+
+
+def test_a_track_start_did_not_announce_is_opened_when_its_audio_comes() -> None:
+    recorder = Recorder()
+    transcript = LiveTranscript(recorder, "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.audio("outbound", bytes(320), 0)
+    transcript.close()
+    assert ("open", "outbound", "en-US") in recorder.calls
+    assert sorted(c for c in recorder.calls if c[0] == "close") == [
+        ("close", "inbound"),
+        ("close", "outbound"),
+    ]
+    assert not transcript.finished
+    transcript.track_closed("inbound")
+    transcript.track_closed("outbound")
+    assert transcript.finished
+
+
+def test_the_wire_result_is_the_ports_value() -> None:
+    result = LiveResult("L", True, "text", 1, 2, 0.5)
+    assert Result.of(result).live() == result
+    assert isinstance(Heard("k", "t", [Result.of(result)]), Heard)
