@@ -1,9 +1,9 @@
 """How far behind the caller live recognition runs, and what it costs: the shared call at real time.
 
-Run: .venv/bin/python -m bench.live_recognition [--calls N] [--rate 8000|16000]
+Run: .venv/bin/python -m bench.live_recognition [--calls N] [--workers N] [--rate 8000|16000]
 
-The stream server's own seam (``stream_server.recognition.Recognition``, the worker process
-spawned as the container does, PocketSphinx in it) hears ``--calls`` copies of the shared
+The stream server's own seam (``stream_server.recognition.RecognitionPool``, ``--workers``
+worker processes spawned as the container does, PocketSphinx in them) hears ``--calls`` copies of the shared
 support call, both tracks, each 20 ms frame fed at the moment the caller would have said it.
 For every result the clock starts when the last sample it covers was spoken:
 
@@ -36,7 +36,7 @@ from callstream.audio.vad import Segmenter
 from callstream.ports import LiveResult
 from callstream.vocabulary import AudioLimits
 from local.vobiz_frames import read_wav
-from stream_server.recognition import Recognition
+from stream_server.recognition import RecognitionPool
 from stream_server.wiring import recognition_spawner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def run(calls: int, rate: int) -> dict[str, object]:
+async def run(calls: int, rate: int, workers: int) -> dict[str, object]:
     tracks = {
         t: read_wav(ROOT / "samples" / f"support_call_{rate}_{t}.wav")[0]
         for t in ("inbound", "outbound")
@@ -102,12 +102,13 @@ async def run(calls: int, rate: int) -> dict[str, object]:
         now = time.monotonic()
         got.extend((key, track, r, now) for r in results)
 
-    recognition = Recognition(recognition_spawner("local"), on_heard, on_closed=on_closed)
+    recognition = RecognitionPool(
+        recognition_spawner("local"), on_heard, on_closed=on_closed, workers=workers
+    )
     recognition.start()
     await asyncio.sleep(3)  # the worker loads its model: not part of any call
-    worker = recognition._worker
-    assert worker is not None and worker.pid is not None
-    cpu_before = _cpu_s(worker.pid)
+    pids = [s._worker.pid for s in recognition.shards if s._worker is not None]
+    cpu_before = sum(_cpu_s(pid) for pid in pids if pid is not None)
     keys = [f"call-{i}" for i in range(calls)]
     for key in keys:
         for track in tracks:
@@ -135,7 +136,7 @@ async def run(calls: int, rate: int) -> dict[str, object]:
             recognition.close(key, track)
     async with asyncio.timeout(120):  # the worker's last finals
         await all_closed.wait()
-    cpu = _cpu_s(worker.pid) - cpu_before
+    cpu = sum(_cpu_s(pid) for pid in pids if pid is not None) - cpu_before
     await recognition.stop()
 
     def said_at(key: str, track: str, sample: int) -> float:
@@ -176,9 +177,10 @@ async def run(calls: int, rate: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rate", type=int, default=8000, choices=[8000, 16000])
     args = parser.parse_args()
-    result = asyncio.run(run(args.calls, args.rate))
+    result = asyncio.run(run(args.calls, args.rate, args.workers))
     print(
         "| calls | rate | partials | partial lag p50 / p95 ms | finals | final lag p50 / p95 ms "
         "| worker CPU per call | WER live finals / per utterance | audio dropped |"

@@ -21,10 +21,10 @@ import contextlib
 import logging
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from callstream.exceptions import RecordError
 from callstream.ports import LiveResult
@@ -333,3 +333,86 @@ def _trim(state: _Track, results: list[LiveResult]) -> None:
     replay = state.replay
     while replay and replay[0][0] + len(replay[0][1]) // 2 <= end:
         state.replay_bytes -= len(replay.popleft()[1])
+
+
+class RecognitionPool:
+    """Several recognition workers; all the tracks of one connection on the same one.
+
+    A worker is one process, so one core: PocketSphinx holds about one call a worker
+    (bench/RESULTS.md), and a task with more cores runs more. Each shard restarts and replays on
+    its own; a new connection goes to a shard that still runs (least busy first).
+    """
+
+    def __init__(
+        self,
+        spawn: Spawn,
+        on_heard: OnHeard,
+        *,
+        on_closed: Callable[[str, str], None] = lambda key, track: None,
+        workers: int = 1,
+        **options: Any,
+    ) -> None:
+        """``workers`` shards, each a :class:`Recognition` with ``options``."""
+        self._on_closed = on_closed
+        self._routes: dict[str, tuple[Recognition, set[str]]] = {}  # key → shard, open tracks
+        self.shards = [
+            Recognition(spawn, on_heard, on_closed=self._closed, **options)
+            for _ in range(max(1, workers))
+        ]
+
+    def start(self) -> None:
+        """Spawn every worker (from the running loop)."""
+        for shard in self.shards:
+            shard.start()
+
+    async def stop(self) -> None:
+        """Stop every worker."""
+        for shard in self.shards:
+            await shard.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while any worker hears."""
+        return any(s.running for s in self.shards)
+
+    @property
+    def stats(self) -> RecognitionStats:
+        """The shards' counts, summed (``gave_up``: every one of them)."""
+        return RecognitionStats(
+            sent_ms=sum(s.stats.sent_ms for s in self.shards),
+            dropped_ms=sum(s.stats.dropped_ms for s in self.shards),
+            restarts=sum(s.stats.restarts for s in self.shards),
+            gave_up=all(s.stats.gave_up for s in self.shards),
+        )
+
+    def open(self, key: str, track: str, rate: int, language: str) -> None:
+        """Start hearing a track, on its connection's shard."""
+        route = self._routes.get(key)
+        if route is None:
+            running = [s for s in self.shards if s.running] or self.shards
+            load = Counter(id(shard) for shard, _ in self._routes.values())
+            route = self._routes[key] = (min(running, key=lambda s: load[id(s)]), set())
+        route[1].add(track)
+        route[0].open(key, track, rate, language)
+
+    def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
+        """The track's next audio."""
+        route = self._routes.get(key)
+        if route is not None:
+            route[0].feed(key, track, start_sample, pcm)
+
+    def close(self, key: str, track: str) -> None:
+        """The track ended."""
+        route = self._routes.get(key)
+        if route is None:
+            self._on_closed(key, track)
+        else:
+            route[0].close(key, track)
+
+    def _closed(self, key: str, track: str) -> None:
+        route = self._routes.get(key)
+        if route is not None:
+            route[1].discard(track)
+            if not route[1]:
+                del self._routes[key]
+        self._on_closed(key, track)

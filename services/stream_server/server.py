@@ -57,7 +57,7 @@ from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
 from stream_server.live_transcript import LiveTranscript
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.ports import Protection, Registry
-from stream_server.recognition import Recognition, Spawn
+from stream_server.recognition import RecognitionPool, Spawn
 from stream_server.session import Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
@@ -83,7 +83,8 @@ class ServerServices:
         authorize_control: ``authorize(stream_id, authorization_header)``; raises AuthError.
         protection: ECS task scale-in protection.
         segmenter_factory: voice-activity segmenter per track (None: no utterances).
-        recognition: spawns the live-recognition worker (None: no live transcript).
+        recognition: spawns a live-recognition worker (None: no live transcript).
+        recognition_workers: how many (each a process, so a core).
     """
 
     put_records: PutRecords
@@ -94,6 +95,7 @@ class ServerServices:
     protection: Protection
     segmenter_factory: SegmenterFactory | None = None
     recognition: Spawn | None = None
+    recognition_workers: int = 1
 
 
 class StreamServer:
@@ -139,13 +141,16 @@ class StreamServer:
         self._ws: asyncio.Server | None = None
         self._control: InternalApi | None = None
         self._task_address: str | None = None
-        self.recognition: Recognition | None = None
+        self.recognition: RecognitionPool | None = None
         self._hearing: dict[str, Session] = {}  # live recognition's key → its session
         self._all_heard = asyncio.Event()  # every ended session's last finals are in
         self._all_heard.set()
         if services.recognition is not None:
-            self.recognition = Recognition(
-                services.recognition, self._heard, on_closed=self._track_heard
+            self.recognition = RecognitionPool(
+                services.recognition,
+                self._heard,
+                on_closed=self._track_heard,
+                workers=services.recognition_workers,
             )
 
     def _writer(self, stream: str, max_unacked_ms: float | None) -> KinesisWriter:

@@ -7,6 +7,7 @@ server) and the functional tests (boto3 on moto), so all three run the same wiri
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -72,5 +73,7 @@ def build_server(
         recognition=(
             None if cfg.live_transcription == "off" else recognition_spawner(cfg.live_transcription)
         ),
+        # PocketSphinx decodes in the worker: a worker per core, one left for the ingest loop
+        recognition_workers=max(1, (os.cpu_count() or 2) - 1),
     )
     return StreamServer(cfg, services, limits=limits, tuning=tuning)

@@ -96,13 +96,16 @@ class ThreadWorker:
         self.sock = sock.dup()
         self.recognizers: dict[str, Counting] = {}
         self.reading = reading
+        self.killed = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         ThreadWorker.instances.append(self)
 
     def _run(self) -> None:
-        if not self.reading:
-            return  # a worker that hangs: never reads
+        if not self.reading:  # a worker that hangs: never reads, until it is killed
+            self.killed.wait()
+            self.sock.close()
+            return
 
         def make(key: str, track: str, rate: int, language: str) -> LiveRecognizer:
             self.recognizers[track] = Counting(track)
@@ -119,6 +122,7 @@ class ThreadWorker:
         return self.thread.is_alive()
 
     def kill(self) -> None:
+        self.killed.set()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -339,3 +343,26 @@ def test_the_wire_result_is_the_ports_value() -> None:
     result = LiveResult("L", True, "text", 1, 2, 0.5)
     assert Result.of(result).live() == result
     assert isinstance(Heard("k", "t", [Result.of(result)]), Heard)
+
+
+def test_a_pool_keeps_a_calls_tracks_on_one_worker_and_spreads_calls_over_the_workers() -> None:
+    from stream_server.recognition import RecognitionPool
+
+    async def run() -> None:
+        ThreadWorker.instances.clear()
+        ear = Ear()
+        pool = RecognitionPool(ThreadWorker, ear.on_heard, on_closed=ear.on_closed, workers=2)
+        pool.start()
+        for key in ("a", "b"):
+            for track in ("inbound", "outbound"):
+                pool.open(key, track, RATE, "en-US")
+                for start, pcm in frames(0.2):
+                    pool.feed(key, track, start, pcm)
+                pool.close(key, track)
+        await until(lambda: len(ear.closed) == 4)
+        heard = [sorted(w.recognizers) for w in ThreadWorker.instances]
+        assert heard == [["inbound", "outbound"], ["inbound", "outbound"]], "one call a worker"
+        assert pool.stats.sent_ms == pytest.approx(800) and pool._routes == {}
+        await pool.stop()
+
+    asyncio.run(run())
