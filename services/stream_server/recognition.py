@@ -257,7 +257,7 @@ class Recognition:
             key = (message.key, message.track)
             state = self._tracks.get(key)
             if isinstance(message, Heard):
-                results = [r.live() for r in message.results]
+                results = message.results
                 if state is not None:
                     _trim(state, results)
                 self._on_heard(message.key, message.track, results)

@@ -46,46 +46,12 @@ class Close(msgspec.Struct, frozen=True, tag="close"):
     track: str
 
 
-class Result(msgspec.Struct, frozen=True, array_like=True):
-    """A :class:`~callstream.ports.LiveResult` on the wire."""
-
-    result_id: str
-    final: bool
-    text: str
-    start_sample: int
-    end_sample: int
-    confidence: float | None = None
-
-    def live(self) -> LiveResult:
-        """As the port's value."""
-        return LiveResult(
-            self.result_id,
-            self.final,
-            self.text,
-            self.start_sample,
-            self.end_sample,
-            self.confidence,
-        )
-
-    @classmethod
-    def of(cls, result: LiveResult) -> Result:
-        """From the port's value."""
-        return cls(
-            result.result_id,
-            result.final,
-            result.text,
-            result.start_sample,
-            result.end_sample,
-            result.confidence,
-        )
-
-
 class Heard(msgspec.Struct, frozen=True, tag="heard"):
     """Results of one track, in the order they were made."""
 
     key: str
     track: str
-    results: list[Result]
+    results: list[LiveResult]  # a dataclass: msgspec encodes and decodes it as a map
 
 
 class Closed(msgspec.Struct, frozen=True, tag="closed"):

@@ -22,7 +22,6 @@ from stream_server.recognition_wire import (
     FrameReader,
     Heard,
     Open,
-    Result,
     ToWorker,
     frame,
 )
@@ -60,7 +59,7 @@ def serve(sock: socket.socket, recognizers: LiveRecognizers) -> None:
 
 def _send(sock: socket.socket, key: str, track: str, results: list[LiveResult]) -> None:
     if results:
-        sock.sendall(frame(Heard(key, track, [Result.of(r) for r in results])))
+        sock.sendall(frame(Heard(key, track, results)))
 
 
 def live_recognizers(backend: str) -> LiveRecognizers:

@@ -26,7 +26,6 @@ from stream_server.recognition_wire import (
     FromWorker,
     Heard,
     Open,
-    Result,
     ToWorker,
     frame,
 )
@@ -149,6 +148,16 @@ async def until(predicate: Callable[[], bool], limit_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def hearing() -> tuple[Recognition, Ear]:
+    """A started Recognition on thread workers, with one track open (from a running loop)."""
+    ThreadWorker.instances.clear()
+    ear = Ear()
+    rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
+    rec.start()
+    rec.open("k", "inbound", RATE, "en-US")
+    return rec, ear
+
+
 def frames(seconds: float, first: int = 0) -> list[tuple[int, bytes]]:
     """20 ms frames of a track from sample ``first``."""
     step = RATE // 50
@@ -157,11 +166,7 @@ def frames(seconds: float, first: int = 0) -> list[tuple[int, bytes]]:
 
 def test_audio_goes_in_100_ms_chunks_and_results_come_back_in_order() -> None:
     async def run() -> None:
-        ThreadWorker.instances.clear()
-        ear = Ear()
-        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
-        rec.start()
-        rec.open("k", "inbound", RATE, "en-US")
+        rec, ear = hearing()
         for start, pcm in frames(2.0):
             rec.feed("k", "inbound", start, pcm)
         rec.close("k", "inbound")
@@ -178,11 +183,7 @@ def test_audio_goes_in_100_ms_chunks_and_results_come_back_in_order() -> None:
 
 def test_a_gap_ends_a_chunk_so_a_chunk_holds_consecutive_audio_only() -> None:
     async def run() -> None:
-        ThreadWorker.instances.clear()
-        ear = Ear()
-        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
-        rec.start()
-        rec.open("k", "inbound", RATE, "en-US")
+        rec, ear = hearing()
         for start, pcm in frames(0.04) + frames(0.1, first=RATE):
             rec.feed("k", "inbound", start, pcm)
         rec.close("k", "inbound")
@@ -195,11 +196,7 @@ def test_a_gap_ends_a_chunk_so_a_chunk_holds_consecutive_audio_only() -> None:
 
 def test_a_dead_worker_is_replaced_and_hears_again_from_the_last_final() -> None:
     async def run() -> None:
-        ThreadWorker.instances.clear()
-        ear = Ear()
-        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
-        rec.start()
-        rec.open("k", "inbound", RATE, "en-US")
+        rec, ear = hearing()
         for start, pcm in frames(1.5):  # a final at 1 s; 0.5 s heard since
             rec.feed("k", "inbound", start, pcm)
         await until(lambda: any(r.final for _, r in ear.heard))
@@ -222,11 +219,7 @@ def test_a_dead_worker_is_replaced_and_hears_again_from_the_last_final() -> None
 
 def test_a_worker_that_keeps_dying_is_given_up_on_and_its_tracks_are_closed() -> None:
     async def run() -> None:
-        ThreadWorker.instances.clear()
-        ear = Ear()
-        rec = Recognition(ThreadWorker, ear.on_heard, on_closed=ear.on_closed)
-        rec.start()
-        rec.open("k", "inbound", RATE, "en-US")
+        rec, ear = hearing()
         for restart in range(1, MAX_RESTARTS + 2):
             await until(lambda n=restart: len(ThreadWorker.instances) == n)
             ThreadWorker.instances[-1].kill()
@@ -339,10 +332,10 @@ def test_a_track_start_did_not_announce_is_opened_when_its_audio_comes() -> None
     assert transcript.finished
 
 
-def test_the_wire_result_is_the_ports_value() -> None:
-    result = LiveResult("L", True, "text", 1, 2, 0.5)
-    assert Result.of(result).live() == result
-    assert isinstance(Heard("k", "t", [Result.of(result)]), Heard)
+def test_results_cross_the_wire_as_the_ports_values() -> None:
+    heard = Heard("k", "inbound", [LiveResult("L", True, "text", 1, 2, 0.5)])
+    reader: FrameReader[FromWorker] = FrameReader(FromWorker)
+    assert reader.feed(frame(heard)) == [heard]
 
 
 def test_a_pool_keeps_a_calls_tracks_on_one_worker_and_spreads_calls_over_the_workers() -> None:
