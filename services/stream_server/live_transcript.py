@@ -10,17 +10,29 @@ they were made:
 * ``provisional``: at our VAD's utterance end, at once, the line's last partial (the
   recogniser's own final may take a second more: Transcribe's comes 1.1 s after the end of
   speech at the median);
-* ``final``: the recogniser's, replacing the provisional one (same ``result_id``).
+* ``final``: the recogniser's, replacing the provisional one (same ``result_id``), naming the
+  utterance it transcribes (``utterance_index``): the consumer stores it there.
+
+The session's utterance records say ``live`` (the per-utterance consumer leaves them to this).
+An utterance whose line cannot be finished (its track's recognition ended without a final:
+the worker given up on, or further behind than its replay) is written again with ``live``
+False, so the per-utterance path transcribes it: nothing said is left without a transcript.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from callstream.audio import records
 from callstream.audio.records import TranscriptKind, TranscriptRecord, UtteranceRecord
 from callstream.ports import LiveResult
 from stream_server.ports import Recognizing
+
+#: Utterances a track holds waiting for their live finals; past it the oldest goes to the
+#: per-utterance path (a worker that far behind would take a minute to catch up).
+MAX_PENDING = 32
 
 
 class LiveTranscript:
@@ -40,6 +52,7 @@ class LiveTranscript:
         self._rate = 0
         self._open: set[str] = set()
         self._last_partial: dict[str, LiveResult] = {}  # per track: the line not yet final
+        self._pending: dict[str, list[UtteranceRecord]] = {}  # per track: awaiting a final
 
     def start(
         self, stream_id: str, call_uuid: str | None, rate: int, tracks: tuple[str, ...]
@@ -59,9 +72,17 @@ class LiveTranscript:
 
     def utterance_ended(self, utterance: UtteranceRecord) -> None:
         """Our VAD closed an utterance: its line's last partial, at once, as provisional."""
-        partial = self._last_partial.pop(utterance.track, None)
+        track = utterance.track
+        if track not in self._open:  # its recognition is over: the per-utterance path takes it
+            self._fall_back([utterance])
+            return
+        pending = self._pending.setdefault(track, [])
+        pending.append(utterance)
+        if len(pending) > MAX_PENDING:
+            self._fall_back([pending.pop(0)])
+        partial = self._last_partial.pop(track, None)
         if partial is not None:
-            self._record(utterance.track, partial, "provisional", end=utterance.end_sample)
+            self._record(track, partial, "provisional", end=utterance.end_sample)
 
     def heard(self, track: str, results: list[LiveResult]) -> None:
         """What the worker heard on a track, in order."""
@@ -70,7 +91,7 @@ class LiveTranscript:
                 last = self._last_partial.get(track)
                 if last is not None and last.result_id == result.result_id:
                     del self._last_partial[track]
-                self._record(track, result, "final")
+                self._record(track, result, "final", index=self._take_utterance(track, result))
             else:
                 self._last_partial[track] = result
                 self._record(track, result, "partial")
@@ -86,8 +107,12 @@ class LiveTranscript:
             self._recognition.close(self.key, track)
 
     def track_closed(self, track: str) -> None:
-        """The worker finished a track (its last results came before this)."""
+        """The worker finished a track (its last results came before this).
+
+        What it left without a final goes to the per-utterance path.
+        """
         self._open.discard(track)
+        self._fall_back(self._pending.pop(track, []))
 
     @property
     def finished(self) -> bool:
@@ -98,8 +123,28 @@ class LiveTranscript:
         self._open.add(track)
         self._recognition.open(self.key, track, self._rate, self._language)
 
+    def _take_utterance(self, track: str, result: LiveResult) -> int | None:
+        """The utterance a final transcribes: the first pending one its span overlaps."""
+        pending = self._pending.get(track, [])
+        for i, utterance in enumerate(pending):
+            if utterance.start_sample < result.end_sample and (
+                result.start_sample < utterance.end_sample
+            ):
+                del pending[i]
+                return utterance.index
+        return None
+
+    def _fall_back(self, utterances: list[UtteranceRecord]) -> None:
+        for utterance in utterances:
+            self._out.append(records.encode(msgspec.structs.replace(utterance, live=False)))
+
     def _record(
-        self, track: str, result: LiveResult, kind: TranscriptKind, end: int | None = None
+        self,
+        track: str,
+        result: LiveResult,
+        kind: TranscriptKind,
+        end: int | None = None,
+        index: int | None = None,
     ) -> None:
         rate = self._rate
         record = TranscriptRecord(
@@ -113,5 +158,6 @@ class LiveTranscript:
             end_ms=(result.end_sample if end is None else end) * 1000 / rate,
             confidence=result.confidence,
             received_at=self._now(),
+            utterance_index=index,
         )
         self._out.append(records.encode(record))

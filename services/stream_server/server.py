@@ -353,6 +353,7 @@ class StreamServer:
                 continuation=continuation,
                 # PCM for an agent that listens or live recognition, else none
                 decode_media=agent.wants_audio or transcript is not None,
+                live_transcript=transcript is not None,
             ),
             agent=agent,
             hooks=self.bookkeeping,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import boto3
+import msgspec
 import pytest
 
 from bench.transcript_accuracy import word_error_rate
@@ -326,25 +327,59 @@ def test_transcription_defers_what_it_has_no_time_for(stack):
     assert len(of_type(stack.drain(), "Utterance Transcribed")) == 3
 
 
-def test_live_transcript_records_are_passed_over_by_the_utterance_consumer(stack):
-    """Live recognition writes transcript records to UtteranceStream beside the utterances: the
-    per-utterance consumer transcribes the utterances, fails nothing and quarantines nothing."""
-    _, utterances = tape_records("support_call_mulaw_8k")
-    live = records.TranscriptRecord(
-        stream_id="tape-support_call_mulaw_8k",
-        call_uuid="tape-call",
+def _live(utterances, index: int, kind: str = "final", text: str = "live words"):
+    """A live transcript record of the tape's ``index``-th inbound utterance, and the
+    utterance records marked live as the server writes them when it hears the call live."""
+    decoded = [records.decode(data) for _, data in utterances]
+    inbound = [u for u in decoded if u.track == "inbound"]
+    u = inbound[index]
+    line = records.TranscriptRecord(
+        stream_id=u.stream_id,
+        call_uuid=u.call_uuid,
         track="inbound",
-        result_id="inbound-56160",
-        kind="partial",
-        text="hi my",
-        start_ms=7020.0,
-        end_ms=7600.0,
+        result_id=f"inbound-{u.start_sample}",
+        kind=kind,
+        text=text,
+        start_ms=u.start_ms,
+        end_ms=u.end_ms,
+        utterance_index=u.index if kind == "final" else None,
     )
-    batch = [(live.stream_id, records.encode(live)), *utterances[:2]]
-    event = kinesis_event(batch, stream="UtteranceStream")
-    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
-    assert len(of_type(stack.drain(), "Utterance Transcribed")) == 2
+    marked = [(u.stream_id, records.encode(msgspec.structs.replace(u, live=True))) for u in inbound]
+    return (u.stream_id, records.encode(line)), marked
+
+
+def test_a_live_call_is_stored_from_its_finals_and_its_utterances_are_left_alone(stack):
+    """Live recognition marks the utterances live and names each in a final: the consumer
+    stores and publishes the final's text under the utterance, recognises nothing, and passes
+    over partials and provisional finals (the console's)."""
+    _, utterances = tape_records("support_call_mulaw_8k")
+    final, marked = _live(utterances, 0)
+    partial, _ = _live(utterances, 1, kind="partial", text="it is")
+    provisional, _ = _live(utterances, 1, kind="provisional", text="it is four")
+    batch = [*marked, partial, provisional, final]
+    assert invoke("transcribe_utterance", kinesis_event(batch, stream="UtteranceStream")) == {
+        "batchItemFailures": []
+    }
+    (published,) = of_type(stack.drain(), "Utterance Transcribed")
+    assert published["detail"]["text"] == "live words"
+    assert published["detail"]["utterance"] == "inbound#000000000"
     kept = boto3.client("s3", region_name="us-east-1").list_objects_v2(
         Bucket="recordings", Prefix="quarantine/"
     )
     assert kept.get("KeyCount", 0) == 0
+    again = kinesis_event([final], stream="UtteranceStream")
+    assert invoke("transcribe_utterance", again) == {"batchItemFailures": []}
+    assert stack.drain() == [], "a redelivered final publishes nothing twice"
+
+
+def test_an_utterance_the_live_path_gave_back_is_recognised_here(stack):
+    """An utterance written again unmarked (its live line could not be finished) is recognised
+    by the per-utterance path as any other."""
+    _, utterances = tape_records("support_call_mulaw_8k")
+    _, marked = _live(utterances, 0)
+    first = records.decode(marked[0][1])
+    given_back = (first.stream_id, records.encode(msgspec.structs.replace(first, live=False)))
+    event = kinesis_event([marked[0], given_back], stream="UtteranceStream")
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    (published,) = of_type(stack.drain(), "Utterance Transcribed")
+    assert "frustrated" in published["detail"]["text"]  # PocketSphinx heard it here

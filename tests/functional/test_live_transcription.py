@@ -70,8 +70,11 @@ def check_lines(transcripts: list[TranscriptRecord], utterances: list[UtteranceR
     """Each utterance has one final line at its own span, after partials of the same line."""
     finals = [t for t in transcripts if t.kind == "final" and t.text]
     assert Counter(t.result_id for t in finals).most_common(1)[0][1] == 1, "a line doubled"
-    spans = sorted((t.track, round(t.start_ms), round(t.end_ms)) for t in finals)
-    assert spans == sorted((u.track, round(u.start_ms), round(u.end_ms)) for u in utterances)
+    spans = sorted((t.track, t.utterance_index, round(t.start_ms), round(t.end_ms)) for t in finals)
+    assert spans == sorted(
+        (u.track, u.index, round(u.start_ms), round(u.end_ms)) for u in utterances
+    ), "each utterance named by the final at its span"
+    assert all(u.live for u in utterances), "left to the live finals by the utterance consumer"
     for final in finals:
         before = transcripts[: transcripts.index(final)]
         assert any(t.kind == "partial" and t.result_id == final.result_id for t in before)

@@ -95,8 +95,8 @@ class ServerSettings(_Base):
     live_transcription: Literal["off", "local"] = Field(
         "off",
         description="Live recognition in a worker process beside the ingest loop: off, or local "
-        "(PocketSphinx; Amazon Transcribe streaming is not built yet). Its transcript records go "
-        "to UtteranceStream; no consumer persists them yet (docs/transcription.md).",
+        "(PocketSphinx; Amazon Transcribe streaming is not built yet): transcript records on "
+        "UtteranceStream, whose finals transcribe_utterance stores (docs/transcription.md).",
     )
     language: str = Field("en-US", description="Language of live recognition.")
     max_unacked_ms: int = Field(

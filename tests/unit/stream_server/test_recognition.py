@@ -267,11 +267,12 @@ class Recorder:
         self.calls.append(("close", track))
 
 
-def utterance(track: str, start: int, end: int) -> UtteranceRecord:
+def utterance(track: str, start: int, end: int, index: int = 0) -> UtteranceRecord:
     return UtteranceRecord(
         stream_id="s-1",
         track=track,  # type: ignore[arg-type]
-        index=0,
+        index=index,
+        live=True,
         sample_rate=RATE,
         start_sample=start,
         end_sample=end,
@@ -359,3 +360,42 @@ def test_a_pool_keeps_a_calls_tracks_on_one_worker_and_spreads_calls_over_the_wo
         await pool.stop()
 
     asyncio.run(run())
+
+
+def test_a_final_names_the_utterance_it_transcribes() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    first, second = utterance("inbound", 0, 1600, 4), utterance("inbound", 4000, 8000, 5)
+    transcript.utterance_ended(first)
+    transcript.utterance_ended(second)
+    transcript.heard("inbound", [LiveResult("L2", True, "two", 4000, 8000)])
+    transcript.heard("inbound", [LiveResult("L1", True, "one", 0, 1600)])
+    out = made(transcript)
+    assert [(r.text, r.utterance_index) for r in out] == [("two", 5), ("one", 4)]
+    transcript.track_closed("inbound")
+    assert transcript.records_ready() == [], "every utterance had its final: nothing falls back"
+
+
+def test_an_utterance_left_without_a_final_goes_to_the_per_utterance_path_unmarked() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.utterance_ended(utterance("inbound", 0, 1600, 0))
+    transcript.track_closed("inbound")  # the worker was given up on, or the call ended
+    transcript.utterance_ended(utterance("inbound", 4000, 8000, 1))  # after: at once
+    back = [records.decode(data) for data in transcript.records_ready()]
+    assert [(type(r).__name__, r.index, r.live) for r in back] == [  # type: ignore[union-attr]
+        ("UtteranceRecord", 0, False),
+        ("UtteranceRecord", 1, False),
+    ]
+
+
+def test_a_worker_far_behind_holds_a_bounded_number_of_utterances() -> None:
+    from stream_server.live_transcript import MAX_PENDING
+
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    for i in range(MAX_PENDING + 3):
+        transcript.utterance_ended(utterance("inbound", i * 1000, i * 1000 + 800, i))
+    back = [records.decode(data) for data in transcript.records_ready()]
+    assert [r.index for r in back] == [0, 1, 2]  # type: ignore[union-attr]
+    assert len(transcript._pending["inbound"]) == MAX_PENDING

@@ -1,4 +1,7 @@
-"""The transcribe_utterance consumer's domain: an utterance record → text, stored and published.
+"""The transcribe_utterance consumer's domain: an utterance → text, stored and published.
+
+The text is recognised here from an ``utterance`` record, or it is the stream server's live
+final naming the utterance (``transcript`` records, docs/transcription.md).
 
 Idempotent per utterance (``stream_id``, ``track``, ``index``): a redelivered utterance that is
 already transcribed and published costs one read, not a second recognition.
@@ -6,6 +9,7 @@ already transcribed and published costs one read, not a second recognition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,40 +56,81 @@ class TranscriptServices:
 
 
 def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
-    """Transcribe one UtteranceStream record, store it, publish ``Utterance Transcribed``.
+    """Store one utterance's transcript and publish ``Utterance Transcribed``, once.
 
-    A live ``transcript`` record (the stream server's live recognition, docs/transcription.md)
-    is not this consumer's: it is passed over (None), neither transcribed nor quarantined.
+    Two records bring one: an ``utterance`` (recognised here), or, when the stream server hears
+    the call live (docs/transcription.md), the ``transcript`` final naming it. An utterance
+    marked ``live`` is left to that final; the other live records (partials, provisional
+    finals) are the console's and are passed over (None).
 
     Raises:
-        RecordError: not an utterance record.
+        RecordError: not an UtteranceStream record.
         UpstreamError: the recogniser failed (the record is retried, then dead-lettered).
     """
     record = records.decode(data)
     if isinstance(record, records.TranscriptRecord):
-        return None
+        index = record.utterance_index
+        if record.kind != "final" or index is None:
+            return None
+        key = utterance_key(record.track, index)
+        return _once(svc, record.stream_id, key, lambda: _live_item(svc, record, index))
     if not isinstance(record, records.UtteranceRecord):
         raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
+    if record.live:
+        return None
     key = utterance_key(record.track, record.index)
-    item = svc.transcripts.get(record.stream_id, key)
+    return _once(svc, record.stream_id, key, lambda: _recognised_item(svc, record))
+
+
+def _base(record: records.UtteranceRecord | records.TranscriptRecord, index: int) -> dict[str, Any]:
+    return {
+        "stream_id": record.stream_id,
+        "utterance": utterance_key(record.track, index),
+        "call_uuid": record.call_uuid or UNKNOWN_CALL,
+        "track": record.track,
+        "role": ROLES.get(record.track, record.track),
+        "index": index,
+        "published": False,
+    }
+
+
+def _recognised_item(svc: TranscriptServices, record: records.UtteranceRecord) -> dict[str, Any]:
+    """The utterance recognised here."""
+    transcript = svc.transcriber.transcribe(record.payload, record.sample_rate, svc.language)
+    return _base(record, record.index) | {
+        "start_ms": record.start_ms,
+        "end_ms": record.end_ms,
+        "split": record.split,
+        "text": transcript.text,
+        "confidence": transcript.confidence,
+        "language": svc.language,
+        "transcriber": svc.transcriber.name,
+    }
+
+
+def _live_item(
+    svc: TranscriptServices, record: records.TranscriptRecord, index: int
+) -> dict[str, Any]:
+    """The utterance as the stream server's live recognition heard it (its final)."""
+    return _base(record, index) | {
+        "start_ms": record.start_ms,
+        "end_ms": record.end_ms,
+        "split": False,
+        "text": record.text,
+        "confidence": record.confidence,
+        "language": svc.language,
+        "transcriber": "live",
+        "result_id": record.result_id,
+    }
+
+
+def _once(
+    svc: TranscriptServices, stream_id: str, key: str, make: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Store the item (unless a redelivery finds it stored), publish it once."""
+    item = svc.transcripts.get(stream_id, key)
     if item is None:
-        transcript = svc.transcriber.transcribe(record.payload, record.sample_rate, svc.language)
-        item = {
-            "stream_id": record.stream_id,
-            "utterance": key,
-            "call_uuid": record.call_uuid or UNKNOWN_CALL,
-            "track": record.track,
-            "role": ROLES.get(record.track, record.track),
-            "index": record.index,
-            "start_ms": record.start_ms,
-            "end_ms": record.end_ms,
-            "split": record.split,
-            "text": transcript.text,
-            "confidence": transcript.confidence,
-            "language": svc.language,
-            "transcriber": svc.transcriber.name,
-            "published": False,
-        }
+        item = make()
         svc.transcripts.put(item)
     if not item.get("published"):
         detail = {
@@ -105,5 +150,5 @@ def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
             )
         }
         svc.events.publish("Utterance Transcribed", detail)
-        svc.transcripts.update(record.stream_id, key, published=True)
+        svc.transcripts.update(stream_id, key, published=True)
     return item

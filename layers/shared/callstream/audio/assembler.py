@@ -97,6 +97,7 @@ class Assembler:
         requested_format: str | None = None,
         continuation: Continuation | None = None,
         decode_media: bool = False,
+        live_transcript: bool = False,
     ) -> None:
         """Create the assembler of one stream.
 
@@ -112,7 +113,8 @@ class Assembler:
                 what ``start`` does not say about the format falls back to it.
             continuation: this connection continues a call's stream after a reconnect.
             decode_media: also give every frame as PCM16 (:class:`~.events.MediaDecoded`), for
-                an agent that listens; off on the hot path.
+                an agent that listens or live recognition; off on the hot path.
+            live_transcript: the stream is heard live: its utterance records say so.
         """
         self.stream_id = stream_id
         self._granted = (call_uuid, stream_id)
@@ -129,6 +131,7 @@ class Assembler:
         self._limits = limits
         self._segmenter_factory = segmenter_factory
         self._decode_media = decode_media
+        self._live = live_transcript
         self.codec: Codec | None = None
         self.sample_rate = 0
         self.state = StreamState.NEW
@@ -356,6 +359,7 @@ class Assembler:
             sample_rate=rate,
             stats=self.stats,
             continuation=cont,
+            live=self._live,
         )
         bps = codecs.bytes_per_sample(codec)
         limits = self._limits

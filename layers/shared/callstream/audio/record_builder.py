@@ -26,7 +26,16 @@ from callstream.vocabulary import Codec, Track
 class RecordBuilder:
     """Numbers and encodes the records of one started connection. See the module."""
 
-    __slots__ = ("_seq", "_stats", "_utterance_base", "call_uuid", "codec", "rate", "stream_id")
+    __slots__ = (
+        "_live",
+        "_seq",
+        "_stats",
+        "_utterance_base",
+        "call_uuid",
+        "codec",
+        "rate",
+        "stream_id",
+    )
 
     def __init__(
         self,
@@ -37,13 +46,18 @@ class RecordBuilder:
         sample_rate: int,
         stats: AssemblerStats,
         continuation: Continuation | None = None,
+        live: bool = False,
     ) -> None:
-        """Number from 0, or after the earlier connections' records when this one continues."""
+        """Number from 0, or after the earlier connections' records when this one continues.
+
+        ``live``: the stream is heard live, so its utterances are marked ``live``.
+        """
         self.stream_id = stream_id
         self.call_uuid = call_uuid
         self.codec = codec
         self.rate = sample_rate
         self._stats = stats
+        self._live = live
         generation = continuation.generation if continuation is not None else 1
         self._seq = (generation - 1) * SEQ_STRIDE
         self._utterance_base = (generation - 1) * UTTERANCE_STRIDE
@@ -88,6 +102,7 @@ class RecordBuilder:
                 split=utterance.split,
                 source_codec=self.codec,
                 received_at=now,
+                live=self._live,
                 payload=utterance.pcm,
             )
             out.append(ev.UtteranceFound(record, Write("utterances", records.encode(record))))

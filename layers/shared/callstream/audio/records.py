@@ -125,6 +125,9 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
         split: True when the utterance was cut at the maximum length and the next continues it.
         source_codec: codec the audio arrived in (μ-law audio was decoded to PCM16 here).
         received_at: wall-clock time the utterance was closed at the server.
+        live: the stream server hears it live: its text comes as a ``transcript`` final naming
+            it, and the per-utterance consumer leaves it alone. A live line that cannot be
+            finished (the recogniser given up on) sends the utterance again with ``live`` False.
         payload: little-endian PCM16, ``end_sample - start_sample`` samples.
     """
 
@@ -136,6 +139,7 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
     split: bool = False
     source_codec: Codec = "l16"
     received_at: float = 0.0
+    live: bool = False
     payload: bytes
 
     @property
@@ -162,6 +166,8 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
         end_ms: media time of the audio the result covers up to.
         confidence: 0-1, when the recogniser gives one.
         received_at: wall-clock time (epoch seconds) the result was made.
+        utterance_index: a final's utterance (the UtteranceRecord's ``index`` on this track),
+            when the line is one the server's VAD cut: its transcript is stored under it.
     """
 
     track: Track
@@ -172,6 +178,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
     end_ms: float
     confidence: float | None = None
     received_at: float = 0.0
+    utterance_index: int | None = None
 
 
 Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord | TranscriptRecord
