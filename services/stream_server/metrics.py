@@ -34,6 +34,8 @@ class ServerCounters:
     auth_failures: int = 0
     kinesis_retries: int = 0  # running totals of the writers, set before each line
     backpressure_s: float = 0.0
+    recognition_restarts: int = 0  # running totals of live recognition, set before each line
+    recognition_dropped_s: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     #: L16 tracks by the byte order their audio was found in (Vobiz's documentation and its
     #: own code disagree: this says which the deployment really gets).
@@ -77,6 +79,17 @@ class MetricsEmitter:
                 MetricUnit.Seconds,
                 counters.backpressure_s - last.backpressure_s,
             ),
+            (
+                "RecognitionRestarts",
+                count,
+                counters.recognition_restarts - last.recognition_restarts,
+            ),
+            # audio live recognition could not take (a worker minutes behind): per utterance then
+            (
+                "RecognitionDroppedSeconds",
+                MetricUnit.Seconds,
+                counters.recognition_dropped_s - last.recognition_dropped_s,
+            ),
         ]
         for order in ("big", "little"):
             found = counters.byte_orders[order] - last.byte_orders[order]
@@ -95,6 +108,8 @@ class MetricsEmitter:
             auth_failures=counters.auth_failures,
             kinesis_retries=counters.kinesis_retries,
             backpressure_s=counters.backpressure_s,
+            recognition_restarts=counters.recognition_restarts,
+            recognition_dropped_s=counters.recognition_dropped_s,
             errors=Counter(counters.errors),
             byte_orders=Counter(counters.byte_orders),
         )

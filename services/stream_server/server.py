@@ -488,6 +488,10 @@ class StreamServer:
         writers = (self.audio_writer, self.utterance_writer)
         self.counters.kinesis_retries = sum(w.stats.retries for w in writers)
         self.counters.backpressure_s = sum(w.stats.backpressure_s for w in writers)
+        if self.recognition is not None:
+            heard = self.recognition.stats
+            self.counters.recognition_restarts = heard.restarts
+            self.counters.recognition_dropped_s = heard.dropped_ms / 1000
         self._metrics.emit(
             self.counters,
             active_streams=sum(1 for s in self.sessions.values() if s.live),

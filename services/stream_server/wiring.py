@@ -6,6 +6,7 @@ server) and the functional tests (boto3 on moto), so all three run the same wiri
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import socket
@@ -16,6 +17,7 @@ from callstream import settings
 from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.audio.vad import Segmenter
 from callstream.control.tokens import TokenClaims, check_control_auth, verify_token
+from callstream.exceptions import ConfigError
 from callstream.wiring import client
 from callstream.wiring import token_key as read_token_key
 from stream_server import protection, recognition_worker
@@ -58,6 +60,11 @@ def build_server(
 ) -> StreamServer:
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
+    if cfg.live_transcription == "local" and importlib.util.find_spec("pocketsphinx") is None:
+        raise ConfigError(
+            "CALLSTREAM_LIVE_TRANSCRIPTION=local needs pocketsphinx, which this image does not "
+            "ship: local is the embedded stack's recogniser (off, or Transcribe when it is built)"
+        )
     limits = settings.load(settings.AudioSettings).limits()
     key = token_key or read_token_key()
     kinesis = kinesis or client("kinesis")

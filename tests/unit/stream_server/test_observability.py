@@ -26,6 +26,8 @@ def test_emf_line_has_the_metrics_as_deltas():
         counters.frames += 100
         counters.kinesis_retries += 2  # the writers' running totals grow: lines carry the change
         counters.backpressure_s += 1.25
+        counters.recognition_restarts += 1  # a recognition worker died and was replaced
+        counters.recognition_dropped_s += 2.5
         emitter.emit(
             counters,
             active_streams=2,
@@ -56,6 +58,8 @@ def test_emf_line_has_the_metrics_as_deltas():
     )
     assert (first["KinesisRetries"], second["KinesisRetries"]) == ([1.0], [2.0])
     assert (first["BackpressureSeconds"], second["BackpressureSeconds"]) == ([0.5], [1.25])
+    assert (first["RecognitionRestarts"], second["RecognitionRestarts"]) == ([0.0], [1.0])
+    assert second["RecognitionDroppedSeconds"] == [2.5]
     assert second["service"] == "stream_server"
 
 

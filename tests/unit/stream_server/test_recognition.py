@@ -399,3 +399,31 @@ def test_a_worker_far_behind_holds_a_bounded_number_of_utterances() -> None:
     back = [records.decode(data) for data in transcript.records_ready()]
     assert [r.index for r in back] == [0, 1, 2]  # type: ignore[union-attr]
     assert len(transcript._pending["inbound"]) == MAX_PENDING
+
+
+def test_the_container_refuses_a_local_recogniser_it_cannot_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image ships no PocketSphinx: a task told to use it fails at start, saying why,
+    instead of a worker that dies five times and takes live recognition off."""
+    import importlib.util
+
+    from callstream.exceptions import ConfigError
+    from callstream.settings import ServerSettings
+    from stream_server import wiring
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pocketsphinx" else real(name, *a),
+    )
+    cfg = ServerSettings(
+        audio_stream="a",
+        utterance_stream="u",
+        registry_table="r",
+        nonce_table="n",
+        live_transcription="local",
+    )
+    with pytest.raises(ConfigError, match="needs pocketsphinx"):
+        wiring.build_server(cfg, kinesis=object(), dynamodb=object(), token_key=b"k" * 32)
