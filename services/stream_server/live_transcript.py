@@ -114,6 +114,14 @@ class LiveTranscript:
         self._open.discard(track)
         self._fall_back(self._pending.pop(track, []))
 
+    def give_back(self) -> None:
+        """Recognition is ending (a drain): every open track is over.
+
+        What the tracks left without a final goes to the per-utterance path.
+        """
+        for track in sorted(self._open):
+            self.track_closed(track)
+
     @property
     def finished(self) -> bool:
         """True once no track is being heard (every last final is in)."""

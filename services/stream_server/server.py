@@ -242,6 +242,7 @@ class StreamServer:
         with contextlib.suppress(TimeoutError):  # live recognition's last finals, if in time
             async with asyncio.timeout(max(0.0, deadline - flush_reserve / 2 - time.monotonic())):
                 await self._all_heard.wait()
+        self._give_back_unheard()
         remaining = max(1.0, deadline - time.monotonic())
         lost = await self.audio_writer.drain(remaining)
         lost += await self.utterance_writer.drain(max(0.5, deadline - time.monotonic()))
@@ -255,6 +256,7 @@ class StreamServer:
 
     async def close(self) -> None:
         """Release everything (after :meth:`drain`, or in tests)."""
+        self._give_back_unheard()
         for task in list(self._tasks):
             task.cancel()
         for listener in list(self._listeners):
@@ -392,6 +394,13 @@ class StreamServer:
             self.counters.lost_frames += stats.lost_frames
             self.counters.errors.update(session.counters.errors)
             self.counters.byte_orders.update(session.counters.byte_orders)
+
+    def _give_back_unheard(self) -> None:
+        """Recognition stops with finals still to come: their utterances go per utterance."""
+        for session in list(self._hearing.values()):
+            session.recognition_over()
+        self._hearing.clear()
+        self._all_heard.set()
 
     def _heard(self, key: str, track: str, results: list[LiveResult]) -> None:
         session = self._hearing.get(key)

@@ -382,6 +382,15 @@ class Session:
             self.transcript.heard(track, results)
             self._write_transcript()
 
+    def recognition_over(self) -> None:
+        """Live recognition stops before its last finals (a drain's deadline).
+
+        The utterances still waiting for theirs are written for the per-utterance path.
+        """
+        if self.transcript is not None and self.assembler.stream_id is not None:
+            self.transcript.give_back()
+            self._write_transcript()
+
     def _write_transcript(self) -> None:
         assert self.transcript is not None
         made = self.transcript.records_ready()

@@ -122,3 +122,24 @@ async def test_a_worker_killed_mid_call_is_restarted_and_no_line_is_lost_or_doub
     await live.settle()
     transcripts, utterances = lines_of(live.records("UtteranceStream"))
     check_lines(transcripts, utterances)
+
+
+async def test_a_drain_before_the_last_finals_gives_their_utterances_to_the_per_utterance_path(
+    live,
+):
+    """The call sent faster than PocketSphinx hears it, then SIGTERM's drain with a deadline
+    shorter than the worker's backlog: each utterance gets exactly one transcript source, a
+    live final naming it or its record again unmarked (transcribe_utterance recognises it)."""
+    lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
+    await play(live.url(token(call="tape-call")), lines)
+    await wait_for(lambda: not live.server.sessions, 30)
+    assert live.server._hearing, "the worker is still behind the call"
+    assert await live.server.drain(deadline_s=8) == 0
+    transcripts, utterances = lines_of(live.records("UtteranceStream"))
+    named = Counter((t.track, t.utterance_index) for t in transcripts if t.kind == "final")
+    named.pop(("inbound", None), None)
+    named.pop(("outbound", None), None)
+    given_back = Counter((u.track, u.index) for u in utterances if not u.live)
+    marked = {(u.track, u.index) for u in utterances if u.live}
+    assert len(marked) == 8 and given_back, "some finals were still to come at the deadline"
+    assert named + given_back == Counter({key: 1 for key in marked}), "one source each"
