@@ -167,5 +167,6 @@ class LiveTranscript:
             confidence=result.confidence,
             received_at=self._now(),
             utterance_index=index,
+            language=self._language,
         )
         self._out.append(records.encode(record))

@@ -340,7 +340,8 @@ class StreamServer:
         transcript = None
         if self.recognition is not None and self.recognition.running:
             key = f"{grant.jti}#{conn}"  # one connection of the token
-            transcript = LiveTranscript(self.recognition, key, self.settings.language, time.time)
+            language = grant.language or self.settings.language
+            transcript = LiveTranscript(self.recognition, key, language, time.time)
         session = Session(
             connection,
             grant,
@@ -356,6 +357,7 @@ class StreamServer:
                 # PCM for an agent that listens or live recognition, else none
                 decode_media=agent.wants_audio or transcript is not None,
                 live_transcript=transcript is not None,
+                language=grant.language,
             ),
             agent=agent,
             hooks=self.bookkeeping,

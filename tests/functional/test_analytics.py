@@ -383,3 +383,13 @@ def test_an_utterance_the_live_path_gave_back_is_recognised_here(stack):
     assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
     (published,) = of_type(stack.drain(), "Utterance Transcribed")
     assert "frustrated" in published["detail"]["text"]  # PocketSphinx heard it here
+
+
+def test_an_utterance_is_recognised_and_scored_in_its_streams_language(stack):
+    _, utterances = tape_records("support_call_mulaw_8k")
+    first = records.decode(utterances[0][1])
+    in_hindi = msgspec.structs.replace(first, language="hi-IN")
+    event = kinesis_event([(first.stream_id, records.encode(in_hindi))], stream="UtteranceStream")
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    (published,) = of_type(stack.drain(), "Utterance Transcribed")
+    assert published["detail"]["language"] == "hi-IN"  # what analyze_sentiment scores it in

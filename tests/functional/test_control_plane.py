@@ -464,6 +464,35 @@ def test_a_unidirectional_answer_continues_with_the_rest_of_the_call_flow(api):
     assert 'maxRetries="5"' in xml
 
 
+def test_a_stream_asks_for_its_language_in_the_start_request_or_the_answer_url(api):
+    """The language travels in the signed token to the stream server (and from there on its
+    utterances to the recogniser); one Transcribe does not stream is refused by name at the
+    start, and at the answer keeps the deployment's (a caller is never refused)."""
+    start = load("api/start_stream.json")
+    start["body"] = json.dumps({"audio_track": "inbound", "language": "hi-IN"})
+    start["headers"]["Idempotency-Key"] = "lang-1"
+    status, body = invoke("start_stream", start)
+    assert status == 201, body
+    sent = api.vobiz.requests[-1][2]
+    claims = verify_token(sent["service_url"].rsplit("/", 1)[1], KEY.encode(), time.time())
+    assert claims.language == "hi-IN" and body["language"] == "hi-IN"
+    start["body"] = json.dumps({"audio_track": "inbound", "language": "klingon"})
+    start["headers"]["Idempotency-Key"] = "lang-2"
+    status, body = invoke("start_stream", start)
+    assert status == 400 and "language" in body["message"] and "Transcribe" in body["message"]
+
+    status, xml = answer(f"CallUUID={CALL}&language=ta-IN", "nonce-lang")
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert status == 200 and stream is not None
+    token = urlsplit(stream.text or "").path.rsplit("/", 1)[1]
+    assert verify_token(token, KEY.encode(), time.time()).language == "ta-IN"
+    status, xml = answer(f"CallUUID={CALL}&language=xx-XX", "nonce-lang-bad")
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert status == 200 and stream is not None
+    token = urlsplit(stream.text or "").path.rsplit("/", 1)[1]
+    assert verify_token(token, KEY.encode(), time.time()).language is None
+
+
 def test_forged_answer_gets_403(api):
     event = load("callbacks/answer_get.json")
     event["headers"]["x-vobiz-signature-v3"] = "AAAA"

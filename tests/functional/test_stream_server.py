@@ -227,6 +227,15 @@ async def test_tape_utterances_reach_the_utterance_stream(harness):
     assert all(isinstance(u, UtteranceRecord) and u.sample_rate == 8000 for u in utterances)
 
 
+async def test_a_streams_language_from_its_token_is_on_every_utterance(harness):
+    lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
+    await play(harness.url(token(call="tape-call", language="en-IN")), lines)
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    utterances = harness.records("UtteranceStream")
+    assert len(utterances) == 8 and {u.language for u in utterances} == {"en-IN"}
+
+
 async def test_gaps_are_reported_and_a_bare_close_flushes(harness):
     audio = CallAudio(
         tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 3]},

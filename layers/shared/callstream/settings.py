@@ -98,7 +98,9 @@ class ServerSettings(_Base):
         "(PocketSphinx; Amazon Transcribe streaming is not built yet): transcript records on "
         "UtteranceStream, whose finals transcribe_utterance stores (docs/transcription.md).",
     )
-    language: str = Field("en-US", description="Language of live recognition.")
+    language: str = Field(
+        "en-US", description="Language of live recognition, unless a stream asks for its own."
+    )
     max_unacked_ms: int = Field(
         3000,
         ge=500,
@@ -166,7 +168,10 @@ class ConsumerSettings(_Base):
     event_bus: str = Field(description="EventBridge bus name.")
     transcriber: str = Field("aws", description="Speech recogniser: aws (Transcribe) or local.")
     sentiment: str = Field("aws", description="Sentiment model: aws (Comprehend) or local.")
-    language: str = Field("en-US", description="Transcription and sentiment language.")
+    language: str = Field(
+        "en-US",
+        description="Transcription and sentiment language, unless a stream asks for its own.",
+    )
     alert_negative_score: float = Field(
         0.5, ge=0, le=1, description="Caller rolling negativity (0-1) that raises an alert."
     )

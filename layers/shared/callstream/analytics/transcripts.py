@@ -95,15 +95,16 @@ def _base(record: records.UtteranceRecord | records.TranscriptRecord, index: int
 
 
 def _recognised_item(svc: TranscriptServices, record: records.UtteranceRecord) -> dict[str, Any]:
-    """The utterance recognised here."""
-    transcript = svc.transcriber.transcribe(record.payload, record.sample_rate, svc.language)
+    """The utterance recognised here, in the stream's language (else the deployment's)."""
+    language = record.language or svc.language
+    transcript = svc.transcriber.transcribe(record.payload, record.sample_rate, language)
     return _base(record, record.index) | {
         "start_ms": record.start_ms,
         "end_ms": record.end_ms,
         "split": record.split,
         "text": transcript.text,
         "confidence": transcript.confidence,
-        "language": svc.language,
+        "language": language,
         "transcriber": svc.transcriber.name,
     }
 
@@ -118,7 +119,7 @@ def _live_item(
         "split": False,
         "text": record.text,
         "confidence": record.confidence,
-        "language": svc.language,
+        "language": record.language or svc.language,
         "transcriber": "live",
         "result_id": record.result_id,
     }

@@ -98,6 +98,7 @@ class Assembler:
         continuation: Continuation | None = None,
         decode_media: bool = False,
         live_transcript: bool = False,
+        language: str | None = None,
     ) -> None:
         """Create the assembler of one stream.
 
@@ -115,6 +116,7 @@ class Assembler:
             decode_media: also give every frame as PCM16 (:class:`~.events.MediaDecoded`), for
                 an agent that listens or live recognition; off on the hot path.
             live_transcript: the stream is heard live: its utterance records say so.
+            language: what the stream asked to be heard in (the token's), on its utterances.
         """
         self.stream_id = stream_id
         self._granted = (call_uuid, stream_id)
@@ -132,6 +134,7 @@ class Assembler:
         self._segmenter_factory = segmenter_factory
         self._decode_media = decode_media
         self._live = live_transcript
+        self._language = language
         self.codec: Codec | None = None
         self.sample_rate = 0
         self.state = StreamState.NEW
@@ -360,6 +363,7 @@ class Assembler:
             stats=self.stats,
             continuation=cont,
             live=self._live,
+            language=self._language,
         )
         bps = codecs.bytes_per_sample(codec)
         limits = self._limits

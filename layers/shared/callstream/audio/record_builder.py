@@ -27,6 +27,7 @@ class RecordBuilder:
     """Numbers and encodes the records of one started connection. See the module."""
 
     __slots__ = (
+        "_language",
         "_live",
         "_seq",
         "_stats",
@@ -47,10 +48,12 @@ class RecordBuilder:
         stats: AssemblerStats,
         continuation: Continuation | None = None,
         live: bool = False,
+        language: str | None = None,
     ) -> None:
         """Number from 0, or after the earlier connections' records when this one continues.
 
-        ``live``: the stream is heard live, so its utterances are marked ``live``.
+        ``live``: the stream is heard live, so its utterances are marked ``live``;
+        ``language``: what the stream asked to be heard in, stamped on its utterances.
         """
         self.stream_id = stream_id
         self.call_uuid = call_uuid
@@ -58,6 +61,7 @@ class RecordBuilder:
         self.rate = sample_rate
         self._stats = stats
         self._live = live
+        self._language = language
         generation = continuation.generation if continuation is not None else 1
         self._seq = (generation - 1) * SEQ_STRIDE
         self._utterance_base = (generation - 1) * UTTERANCE_STRIDE
@@ -103,6 +107,7 @@ class RecordBuilder:
                 source_codec=self.codec,
                 received_at=now,
                 live=self._live,
+                language=self._language,
                 payload=utterance.pcm,
             )
             out.append(ev.UtteranceFound(record, Write("utterances", records.encode(record))))

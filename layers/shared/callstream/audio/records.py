@@ -128,6 +128,7 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
         live: the stream server hears it live: its text comes as a ``transcript`` final naming
             it, and the per-utterance consumer leaves it alone. A live line that cannot be
             finished (the recogniser given up on) sends the utterance again with ``live`` False.
+        language: what the stream asked to be heard in (None: the deployment's).
         payload: little-endian PCM16, ``end_sample - start_sample`` samples.
     """
 
@@ -140,6 +141,7 @@ class UtteranceRecord(_Record, frozen=True, tag="utterance", kw_only=True):
     source_codec: Codec = "l16"
     received_at: float = 0.0
     live: bool = False
+    language: str | None = None
     payload: bytes
 
     @property
@@ -168,6 +170,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
         received_at: wall-clock time (epoch seconds) the result was made.
         utterance_index: a final's utterance (the UtteranceRecord's ``index`` on this track),
             when the line is one the server's VAD cut: its transcript is stored under it.
+        language: what the line was heard in.
     """
 
     track: Track
@@ -179,6 +182,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
     confidence: float | None = None
     received_at: float = 0.0
     utterance_index: int | None = None
+    language: str | None = None
 
 
 Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord | TranscriptRecord

@@ -7,19 +7,41 @@ field that is wrong; nothing past this module sees a raw body.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+)
 
 from callstream.control.commands import validation_problems
 from callstream.exceptions import RequestError
-from callstream.vocabulary import ID_PATTERN, ContentType
+from callstream.vocabulary import ID_PATTERN, STREAMING_LANGUAGES, ContentType
 
 #: Vobiz's limit on ``extra_headers``: keys ASCII letters and digits, 512 bytes in all.
 EXTRA_HEADERS_MAX_BYTES = 512
 Agent = Literal["none", "echo", "prompt"]
 AudioTrack = Literal["inbound", "outbound", "both"]
+
+
+def check_language(value: str) -> str:
+    """A stream's language: one Amazon Transcribe streaming takes (``en-IN``, ``hi-IN``, …).
+
+    Raises:
+        ValueError: any other (pydantic names the field).
+    """
+    if value not in STREAMING_LANGUAGES:
+        raise ValueError(f"{value[:20]!r} is not a language Amazon Transcribe streams")
+    return value
+
+
+Language = Annotated[str, AfterValidator(check_language)]
 
 
 def check_id(value: str, what: str) -> str:
@@ -82,6 +104,7 @@ class StartStreamRequest(BaseModel):
     status_callback_method: Literal["GET", "POST"] = "POST"
     extra_headers: dict[str, str] = Field(default_factory=dict, max_length=20)
     stream_timeout: int | None = Field(None, ge=1, le=86_400)
+    language: Language | None = None  # what the stream is heard in; the deployment's when None
 
     @field_validator("extra_headers")
     @classmethod
@@ -109,5 +132,6 @@ class AnswerOptions(BaseModel):
     content_type: ContentType
     audio_track: AudioTrack
     max_retries: int = Field(ge=0, le=10)
+    language: Language | None = None
     redirect_url: HttpUrl | None = None
     dial: str | None = Field(None, pattern=r"^(\+?[0-9]{3,20}|sip:[A-Za-z0-9@._:;=\-]{3,200})$")

@@ -59,7 +59,7 @@ def start_stream(
         )
     else:
         service_url = svc.service_url(
-            call_uuid, request.agent, request.bidirectional, request.content_type
+            call_uuid, request.agent, request.bidirectional, request.content_type, request.language
         )
         if attempt:
             svc.once.remember(attempt, service_url, svc.config.token_ttl_s)
@@ -102,6 +102,7 @@ def start_stream(
         "sample_rate": rate,
         "bidirectional": request.bidirectional,
         "agent": request.agent,
+        "language": request.language,
         "created_at": at,
     }
     svc.events.publish("Stream Requested", {k: v for k, v in view.items() if k != "service_url"})

@@ -49,7 +49,12 @@ class ControlServices:
         return self.token_key_source()
 
     def service_url(
-        self, call_uuid: str, agent: str, bidirectional: bool, content_type: str
+        self,
+        call_uuid: str,
+        agent: str,
+        bidirectional: bool,
+        content_type: str,
+        language: str | None = None,
     ) -> str:
         """A stream's WebSocket URL: the stream server's, with a fresh signed token."""
         claims = TokenClaims(
@@ -59,6 +64,7 @@ class ControlServices:
             agent=agent,
             bidirectional=bidirectional,
             content_type=content_type,
+            language=language,
         )
         return self.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, self.token_key))
 

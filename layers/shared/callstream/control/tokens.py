@@ -41,6 +41,7 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
         bidirectional: whether the app may send audio back.
         stream_id: the stream id when known at signing time (None for answer XML).
         content_type: the content type requested (what ``start`` lacks falls back to it).
+        language: what the stream is heard in (None: the deployment's).
     """
 
     jti: str
@@ -50,6 +51,7 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     bidirectional: bool = False
     stream_id: str | None = None
     content_type: str | None = None
+    language: str | None = None
 
 
 _encoder = msgspec.json.Encoder()
