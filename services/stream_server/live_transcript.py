@@ -50,7 +50,8 @@ class LiveTranscript:
         self._stream_id = ""
         self._call_uuid: str | None = None
         self._rate = 0
-        self._open: set[str] = set()
+        self._open: set[str] = set()  # tracks being heard
+        self._seen: set[str] = set()  # tracks ever opened
         self._last_partial: dict[str, LiveResult] = {}  # per track: the line not yet final
         self._pending: dict[str, list[UtteranceRecord]] = {}  # per track: awaiting a final
 
@@ -66,9 +67,10 @@ class LiveTranscript:
         """A decoded frame of a track (a track ``start`` did not announce is opened here)."""
         if not self._rate:
             return
-        if track not in self._open:
+        if track not in self._seen:  # a track start did not announce
             self._open_track(track)
-        self._recognition.feed(self.key, track, start_sample, pcm)
+        if track in self._open:
+            self._recognition.feed(self.key, track, start_sample, pcm)
 
     def utterance_ended(self, utterance: UtteranceRecord) -> None:
         """Our VAD closed an utterance: its line's last partial, at once, as provisional."""
@@ -128,6 +130,7 @@ class LiveTranscript:
         return not self._open
 
     def _open_track(self, track: str) -> None:
+        self._seen.add(track)  # a track's recognition is opened once: once over, it stays over
         self._open.add(track)
         self._recognition.open(self.key, track, self._rate, self._language)
 

@@ -146,7 +146,13 @@ class Recognition:
     # -- what sessions call ---------------------------------------------------------------
 
     def open(self, key: str, track: str, rate: int, language: str) -> None:
-        """Start hearing a track of a call (``key`` names the connection)."""
+        """Start hearing a track of a call (``key`` names the connection).
+
+        A worker given up on hears nothing: the track is closed at once (``on_closed``).
+        """
+        if self._sock is None and self._loop is not None:
+            self._on_closed(key, track)
+            return
         self._tracks[(key, track)] = _Track(rate, language)
         self._send(frame(Open(key, track, rate, language)))
 

@@ -158,6 +158,14 @@ def hearing() -> tuple[Recognition, Ear]:
     return rec, ear
 
 
+async def kill_until_given_up(rec: Recognition) -> None:
+    """Kill each worker as it comes, until the seam stops spawning them."""
+    for restart in range(1, MAX_RESTARTS + 2):
+        await until(lambda n=restart: len(ThreadWorker.instances) == n)
+        ThreadWorker.instances[-1].kill()
+        await until(lambda n=restart: rec.stats.restarts == n or rec.stats.gave_up)
+
+
 def frames(seconds: float, first: int = 0) -> list[tuple[int, bytes]]:
     """20 ms frames of a track from sample ``first``."""
     step = RATE // 50
@@ -220,10 +228,7 @@ def test_a_dead_worker_is_replaced_and_hears_again_from_the_last_final() -> None
 def test_a_worker_that_keeps_dying_is_given_up_on_and_its_tracks_are_closed() -> None:
     async def run() -> None:
         rec, ear = hearing()
-        for restart in range(1, MAX_RESTARTS + 2):
-            await until(lambda n=restart: len(ThreadWorker.instances) == n)
-            ThreadWorker.instances[-1].kill()
-            await until(lambda n=restart: rec.stats.restarts == n or rec.stats.gave_up)
+        await kill_until_given_up(rec)
         assert rec.stats.gave_up and not rec.running and ear.closed == ["inbound"]
         rec.feed("k", "inbound", 0, bytes(320))  # nothing is sent, nothing raises
         await rec.stop()
@@ -427,3 +432,23 @@ def test_the_container_refuses_a_local_recogniser_it_cannot_run(
     )
     with pytest.raises(ConfigError, match="needs pocketsphinx"):
         wiring.build_server(cfg, kinesis=object(), dynamodb=object(), token_key=b"k" * 32)
+
+
+def test_after_recognition_is_given_up_on_a_new_call_goes_straight_to_the_per_utterance_path() -> (
+    None
+):
+    async def run() -> None:
+        rec, _ = hearing()
+        await kill_until_given_up(rec)
+        assert rec.stats.gave_up
+        transcript = LiveTranscript(rec, "k2", "en-US", lambda: 0.0)
+        rec._on_closed = lambda key, track: transcript.track_closed(track)
+        transcript.start("s-2", None, RATE, ("inbound",))
+        assert transcript.finished, "no worker: the track is over at once"
+        transcript.audio("inbound", bytes(320), 0)  # not opened again, nothing sent
+        transcript.utterance_ended(utterance("inbound", 0, 800, 0))
+        (back,) = [records.decode(d) for d in transcript.records_ready()]
+        assert isinstance(back, UtteranceRecord) and not back.live
+        await rec.stop()
+
+    asyncio.run(run())
