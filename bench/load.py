@@ -1,7 +1,7 @@
 """Ingest capacity: N real-time Vobiz streams into one stream-server process on one core.
 
 Run: .venv/bin/python -m bench.load --streams 250 500 1000 --seconds 20 [--codec mulaw|l16-16k]
-     [--tracks 1|2] [--baseline]
+     [--tracks 1|2] [--baseline] [--live]
 
 * The server (``serve`` subcommand) is the real :class:`StreamServer` (parser, assembler, VAD,
   writer, registry hooks) pinned to core 0, with Kinesis replaced by an in-process sink whose
@@ -13,6 +13,10 @@ Run: .venv/bin/python -m bench.load --streams 250 500 1000 --seconds 20 [--codec
   CPU and how late its ticks ran. Its streams are spread over four 5 ms slots of each 20 ms
   period, as independent calls are (all in phase, every frame of every call would land in the
   same millisecond, a burst no real population of calls makes).
+* ``--live`` turns live recognition's ingest side on: every frame decoded to PCM, chunked to
+  100 ms and written to a worker process over the real socket pair (``Recognition``). The
+  worker here reads and discards (PocketSphinx holds one call a core, not hundreds): what is
+  measured is what live recognition costs the ingest loop, not the recogniser.
 * Reported per step: frames sent and received (lost = the difference), p50/p99 lag from the
   moment a record's last frame was due to the record reaching the sink, server CPU share,
   server RSS and memory per stream.
@@ -116,7 +120,23 @@ class NullRegistry:
         pass
 
 
-async def serve_callstream(port: int, ready: Path) -> None:
+def discard_worker(sock: Any) -> None:
+    """A recognition worker that reads everything and answers nothing (``--live``)."""
+    while sock.recv(1 << 20):
+        pass
+
+
+def spawn_discard_worker(sock: Any) -> Any:
+    import multiprocessing
+
+    worker = multiprocessing.get_context("spawn").Process(
+        target=discard_worker, args=(sock,), daemon=True
+    )
+    worker.start()
+    return worker
+
+
+async def serve_callstream(port: int, ready: Path, live: bool = False) -> None:
     from callstream.audio.vad import Segmenter
     from callstream.settings import AudioSettings, ServerSettings
     from stream_server.protection import LocalProtection
@@ -134,6 +154,7 @@ async def serve_callstream(port: int, ready: Path) -> None:
         authorize_control=lambda s, h: None,
         protection=LocalProtection(),
         segmenter_factory=lambda rate, track: Segmenter(rate, track, audio),
+        recognition=spawn_discard_worker if live else None,
     )
     settings = ServerSettings(
         audio_stream="a",
@@ -455,6 +476,7 @@ def run_step(
     baseline: str,
     generators: int = 2,
     audio: str = "call",
+    live: bool = False,
 ) -> dict[str, Any]:
     ready = Path(f"/tmp/callstream-bench-{os.getpid()}-{random.getrandbits(32)}")
     ready.unlink(missing_ok=True)
@@ -472,6 +494,7 @@ def run_step(
             "--ready",
             str(ready),
             *(["--baseline", baseline] if baseline else []),
+            *(["--live"] if live else []),
             core=0,
         ),
         env=env,
@@ -517,7 +540,7 @@ def run_step(
     ready.unlink(missing_ok=True)
     sent = sum(g["sent"] for g in gen_out)
     return {
-        "server": f"bare {baseline}" if baseline else "callstream",
+        "server": f"bare {baseline}" if baseline else "callstream" + (" (live)" if live else ""),
         "audio": audio,
         "streams": streams,
         "codec": codec,
@@ -585,6 +608,7 @@ def main() -> None:
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--ready", type=Path, required=True)
     s.add_argument("--baseline", choices=["websockets", "picows"])
+    s.add_argument("--live", action="store_true")
     g = sub.add_parser("generate")
     g.add_argument("--port", type=int, required=True)
     g.add_argument("--streams", type=int, required=True)
@@ -602,6 +626,9 @@ def main() -> None:
         action="store_true",
         help="also measure the bare baselines (websockets: the issue's reference; picows)",
     )
+    parser.add_argument(
+        "--live", action="store_true", help="also each step with live recognition's ingest side"
+    )
     parser.add_argument("--json", type=Path, help="also write the steps here")
     parser.add_argument(
         "--audio",
@@ -611,10 +638,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "serve":
-        serve = {None: serve_callstream, "websockets": serve_baseline}.get(
-            args.baseline, serve_baseline_picows
-        )
-        asyncio.run(serve(args.port, args.ready))
+        if args.baseline is None:
+            asyncio.run(serve_callstream(args.port, args.ready, args.live))
+        else:
+            serve = {"websockets": serve_baseline}.get(args.baseline, serve_baseline_picows)
+            asyncio.run(serve(args.port, args.ready))
     elif args.command == "generate":
         asyncio.run(
             generate(
@@ -630,8 +658,9 @@ def main() -> None:
     else:
         codec = "mulaw" if args.codec == "mulaw" else "l16"
         steps = [
-            run_step(n, args.seconds, codec, args.tracks, "", audio=args.audio)
+            run_step(n, args.seconds, codec, args.tracks, "", audio=args.audio, live=live)
             for n in args.streams
+            for live in ((False, True) if args.live else (False,))
         ]
         if args.baseline:  # the references, at the smallest step: the generator keeps up there
             steps += [
