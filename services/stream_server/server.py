@@ -45,19 +45,19 @@ from callstream.audio.vad import SegmenterFactory
 from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError, TokenError
 from callstream.logsafety import Throttle
-from callstream.ports import Lease, Leases, LiveResult
+from callstream.ports import Lease, Leases
 from callstream.settings import AudioSettings, ServerSettings, load
 from callstream.vocabulary import AudioLimits
 from stream_server import ecs
 from stream_server.agents import Agent, make_agent
 from stream_server.bookkeeping import Bookkeeping
+from stream_server.hearing import Hearing
 from stream_server.internal_api import InternalApi
 from stream_server.keepalive import Keepalive, Verdict
 from stream_server.lease_driver import RENEW_TICK_S, LeaseDriver
-from stream_server.live_transcript import LiveTranscript
 from stream_server.metrics import MetricsEmitter, ServerCounters
 from stream_server.ports import Protection, Registry
-from stream_server.recognition import RecognitionPool, Spawn
+from stream_server.recognition import Spawn
 from stream_server.session import Session
 from stream_server.talkback import Talkback
 from stream_server.transport import AudioListener, PicowsConnection
@@ -141,16 +141,12 @@ class StreamServer:
         self._ws: asyncio.Server | None = None
         self._control: InternalApi | None = None
         self._task_address: str | None = None
-        self.recognition: RecognitionPool | None = None
-        self._hearing: dict[str, Session] = {}  # live recognition's key → its session
-        self._all_heard = asyncio.Event()  # every ended session's last finals are in
-        self._all_heard.set()
+        self.hearing: Hearing | None = None  # live recognition (:mod:`.hearing`)
         if services.recognition is not None:
-            self.recognition = RecognitionPool(
+            self.hearing = Hearing(
                 services.recognition,
-                self._heard,
-                on_closed=self._track_heard,
                 workers=services.recognition_workers,
+                language=settings.language,
             )
 
     def _writer(self, stream: str, max_unacked_ms: float | None) -> KinesisWriter:
@@ -170,8 +166,8 @@ class StreamServer:
         logsafety.cap_libraries()  # picows logs every connection below INFO: not per peer
         self.audio_writer.start()
         self.utterance_writer.start()
-        if self.recognition is not None:
-            self.recognition.start()
+        if self.hearing is not None:
+            self.hearing.start()
         self._ws = await ws_create_server(
             self._route,
             self.settings.host,
@@ -239,10 +235,9 @@ class StreamServer:
         for session in list(self.sessions.values()):
             session.request_stop("drain")
         await self._all_ended(deadline - 1)
-        with contextlib.suppress(TimeoutError):  # live recognition's last finals, if in time
-            async with asyncio.timeout(max(0.0, deadline - flush_reserve / 2 - time.monotonic())):
-                await self._all_heard.wait()
-        self._give_back_unheard()
+        if self.hearing is not None:  # live recognition's last finals, if in time
+            await self.hearing.wait_all_heard(deadline - flush_reserve / 2)
+            self.hearing.give_back()
         remaining = max(1.0, deadline - time.monotonic())
         lost = await self.audio_writer.drain(remaining)
         lost += await self.utterance_writer.drain(max(0.5, deadline - time.monotonic()))
@@ -256,7 +251,8 @@ class StreamServer:
 
     async def close(self) -> None:
         """Release everything (after :meth:`drain`, or in tests)."""
-        self._give_back_unheard()
+        if self.hearing is not None:
+            self.hearing.give_back()
         for task in list(self._tasks):
             task.cancel()
         for listener in list(self._listeners):
@@ -268,8 +264,8 @@ class StreamServer:
                     await self._ws.wait_closed()
         if self._control is not None:
             self._control.stop()
-        if self.recognition is not None:
-            await self.recognition.stop()
+        if self.hearing is not None:
+            await self.hearing.stop()
         await self.audio_writer.close()
         await self.utterance_writer.close()
         self.leasing.close()
@@ -337,11 +333,7 @@ class StreamServer:
                 utterances=lease.utterances,
             )
         agent = self._agent(grant.agent)
-        transcript = None
-        if self.recognition is not None and self.recognition.running:
-            key = f"{grant.jti}#{conn}"  # one connection of the token
-            language = grant.language or self.settings.language
-            transcript = LiveTranscript(self.recognition, key, language, time.time)
+        transcript = self.hearing.transcript(grant, conn) if self.hearing is not None else None
         session = Session(
             connection,
             grant,
@@ -367,9 +359,8 @@ class StreamServer:
             lease_id=conn,
             transcript=transcript,
         )
-        if transcript is not None:
-            self._hearing[transcript.key] = session
-            self._all_heard.clear()
+        if self.hearing is not None and transcript is not None:
+            self.hearing.attach(session)
         self.leasing.attach(
             conn, session, lambda: session.last_heard, lambda: session.reading_paused
         )
@@ -387,7 +378,8 @@ class StreamServer:
         finally:
             del self.sessions[id(session)]
             self._keepalives.pop(id(session), None)
-            self._forget_heard(session)
+            if self.hearing is not None:
+                self.hearing.ended(session)
             if not self.sessions:
                 self._no_sessions.set()
             stats = session.assembler.stats
@@ -396,33 +388,6 @@ class StreamServer:
             self.counters.lost_frames += stats.lost_frames
             self.counters.errors.update(session.counters.errors)
             self.counters.byte_orders.update(session.counters.byte_orders)
-
-    def _give_back_unheard(self) -> None:
-        """Recognition stops with finals still to come: their utterances go per utterance."""
-        for session in list(self._hearing.values()):
-            session.recognition_over()
-        self._hearing.clear()
-        self._all_heard.set()
-
-    def _heard(self, key: str, track: str, results: list[LiveResult]) -> None:
-        session = self._hearing.get(key)
-        if session is not None:
-            session.heard(track, results)
-
-    def _track_heard(self, key: str, track: str) -> None:
-        """A track's recognition finished (its last finals come after the session's end)."""
-        session = self._hearing.get(key)
-        if session is not None and session.transcript is not None:
-            session.transcript.track_closed(track)
-            self._forget_heard(session)
-
-    def _forget_heard(self, session: Session) -> None:
-        """An ended session whose transcript is finished hears nothing more."""
-        transcript = session.transcript
-        if transcript is not None and transcript.finished and session.ending:
-            self._hearing.pop(transcript.key, None)
-            if not self._hearing:
-                self._all_heard.set()
 
     def _agent(self, name: str) -> Agent:
         try:
@@ -499,8 +464,8 @@ class StreamServer:
         writers = (self.audio_writer, self.utterance_writer)
         self.counters.kinesis_retries = sum(w.stats.retries for w in writers)
         self.counters.backpressure_s = sum(w.stats.backpressure_s for w in writers)
-        if self.recognition is not None:
-            heard = self.recognition.stats
+        if self.hearing is not None:
+            heard = self.hearing.stats
             self.counters.recognition_restarts = heard.restarts
             self.counters.recognition_dropped_s = heard.dropped_ms / 1000
         self._metrics.emit(

@@ -86,7 +86,7 @@ async def test_the_call_is_heard_live_partials_then_one_final_per_utterance(live
     lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
     await play(live.url(token(call="tape-call")), lines)
     await wait_for(lambda: not live.server.sessions, 30)
-    await wait_for(lambda: not live.server._hearing, HEARD_S)
+    await wait_for(lambda: not live.server.hearing.hearing, HEARD_S)
     await live.settle()
     transcripts, utterances = lines_of(live.records("UtteranceStream"))
     assert len(utterances) == 8
@@ -94,15 +94,15 @@ async def test_the_call_is_heard_live_partials_then_one_final_per_utterance(live
     assert all(
         t.call_uuid == "tape-call" and t.stream_id == utterances[0].stream_id for t in transcripts
     )
-    assert live.server.recognition is not None and live.server.recognition.stats.restarts == 0
+    assert live.server.hearing is not None and live.server.hearing.stats.restarts == 0
 
 
 async def test_a_worker_killed_mid_call_is_restarted_and_no_line_is_lost_or_doubled(live):
     """The call at real time, as Vobiz sends it; the worker SIGKILLed once it gave a final and
     is hearing the next lines. A restart replays each track from its last final (at most
     REPLAY_MS): every utterance still gets exactly one final line."""
-    recognition = live.server.recognition
-    assert recognition is not None
+    assert live.server.hearing is not None
+    recognition = live.server.hearing.pool
     lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
     call = asyncio.create_task(play_at_real_time(live.url(token(call="tape-call")), lines))
 
@@ -118,7 +118,7 @@ async def test_a_worker_killed_mid_call_is_restarted_and_no_line_is_lost_or_doub
     await wait_for(lambda: recognition.stats.restarts == 1, 30)
     await call
     await wait_for(lambda: not live.server.sessions, 30)
-    await wait_for(lambda: not live.server._hearing, HEARD_S)
+    await wait_for(lambda: not live.server.hearing.hearing, HEARD_S)
     await live.settle()
     transcripts, utterances = lines_of(live.records("UtteranceStream"))
     check_lines(transcripts, utterances)
@@ -133,7 +133,7 @@ async def test_a_drain_before_the_last_finals_gives_their_utterances_to_the_per_
     lines = (TAPES / "support_call_mulaw_8k.jsonl").read_text().splitlines()
     await play(live.url(token(call="tape-call")), lines)
     await wait_for(lambda: not live.server.sessions, 30)
-    assert live.server._hearing, "the worker is still behind the call"
+    assert live.server.hearing.hearing, "the worker is still behind the call"
     assert await live.server.drain(deadline_s=8) == 0
     transcripts, utterances = lines_of(live.records("UtteranceStream"))
     named = Counter((t.track, t.utterance_index) for t in transcripts if t.kind == "final")
