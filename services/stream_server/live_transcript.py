@@ -82,8 +82,10 @@ class LiveTranscript:
         pending.append(utterance)
         if len(pending) > MAX_PENDING:
             self._fall_back([pending.pop(0)])
-        partial = self._last_partial.pop(track, None)
-        if partial is not None:
+        partial = self._last_partial.get(track)
+        # the line this utterance is (a worker far behind may still be on an earlier one)
+        if partial is not None and _overlaps(utterance, partial):
+            del self._last_partial[track]
             self._record(track, partial, "provisional", end=utterance.end_sample)
 
     def heard(self, track: str, results: list[LiveResult]) -> None:
@@ -138,9 +140,7 @@ class LiveTranscript:
         """The utterance a final transcribes: the first pending one its span overlaps."""
         pending = self._pending.get(track, [])
         for i, utterance in enumerate(pending):
-            if utterance.start_sample < result.end_sample and (
-                result.start_sample < utterance.end_sample
-            ):
+            if _overlaps(utterance, result):
                 del pending[i]
                 return utterance.index
         return None
@@ -173,3 +173,8 @@ class LiveTranscript:
             language=self._language,
         )
         self._out.append(records.encode(record))
+
+
+def _overlaps(utterance: UtteranceRecord, result: LiveResult) -> bool:
+    """True when the result's span shares audio with the utterance's (both on the track)."""
+    return utterance.start_sample < result.end_sample and result.start_sample < utterance.end_sample

@@ -452,3 +452,18 @@ def test_after_recognition_is_given_up_on_a_new_call_goes_straight_to_the_per_ut
         await rec.stop()
 
     asyncio.run(run())
+
+
+def test_a_worker_a_line_behind_makes_no_provisional_final_for_the_wrong_utterance() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("L1", False, "first", 0, 800)])
+    transcript.utterance_ended(utterance("inbound", 0, 1600, 0))  # L1's: provisional
+    transcript.heard("inbound", [LiveResult("L1", False, "first line", 0, 1200)])
+    transcript.utterance_ended(utterance("inbound", 4000, 8000, 1))  # still hearing L1
+    kinds = [(r.kind, r.result_id, r.text) for r in made(transcript)]
+    assert kinds == [
+        ("partial", "L1", "first"),
+        ("provisional", "L1", "first"),
+        ("partial", "L1", "first line"),
+    ], "the second utterance gets no provisional made of the first line"
