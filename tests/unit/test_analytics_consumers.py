@@ -1,4 +1,5 @@
-"""The analytics consumers with fakes for their ports: sentiment, its alert, and the sweeper."""
+"""The analytics consumers with fakes for their ports: sentiment, its alert, the sweeper and the
+transcription consumer (per utterance and live)."""
 
 from __future__ import annotations
 
@@ -154,3 +155,98 @@ def test_the_sweeper_ends_only_the_streams_of_dead_tasks_probing_each_task_once(
         ("s-1", "close", sweeper.SWEEP_SEQ),
         ("s-2", "close", sweeper.SWEEP_SEQ),
     ]
+
+
+# -- the transcription consumer (transcribe_utterance) ----------------------------------------
+
+
+class Ears:
+    """A recogniser that says how many samples it heard, in which language."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def transcribe(self, pcm: bytes, sample_rate: int, language: str) -> Any:
+        from callstream.ports import Transcript
+
+        self.heard.append(language)
+        return Transcript(text=f"{len(pcm) // 2} samples", confidence=None)
+
+
+def transcribing() -> tuple[Any, Ears, Table, Bus]:
+    from callstream.analytics import transcripts
+
+    ears, table, bus = Ears(), Table(), Bus()
+    svc = transcripts.TranscriptServices(
+        transcriber=ears,
+        transcripts=table,
+        events=bus,
+        language="en-US",
+        quarantine=None,  # type: ignore[arg-type]
+    )
+    return svc, ears, table, bus
+
+
+def spoken(index: int, **fields: Any) -> records.UtteranceRecord:
+    return records.UtteranceRecord(
+        stream_id="s-1",
+        call_uuid="c-1",
+        track="inbound",
+        index=index,
+        sample_rate=8000,
+        start_sample=8000 * index,
+        end_sample=8000 * index + 800,
+        payload=bytes(1600),
+        **fields,
+    )
+
+
+def test_an_utterance_is_recognised_once_stored_and_published_once() -> None:
+    from callstream.analytics import transcripts
+
+    svc, ears, table, bus = transcribing()
+    data = records.encode(spoken(3, language="hi-IN"))
+    item = transcripts.handle(svc, data)
+    assert item is not None and item["text"] == "800 samples" and item["language"] == "hi-IN"
+    assert transcripts.handle(svc, data) is not None  # redelivered
+    assert ears.heard == ["hi-IN"] and len(bus.published) == 1
+    ((kind, detail),) = bus.published
+    assert kind == "Utterance Transcribed" and detail["utterance"] == "inbound#000000003"
+    assert table.items[("s-1", "inbound#000000003")]["published"] is True
+
+
+def test_a_live_call_is_stored_from_its_finals_and_nothing_is_recognised_twice() -> None:
+    from callstream.analytics import transcripts
+
+    svc, ears, _, bus = transcribing()
+    marked = records.encode(spoken(0, live=True))
+    line = {
+        "stream_id": "s-1",
+        "call_uuid": "c-1",
+        "track": "inbound",
+        "result_id": "inbound-0",
+        "start_ms": 0.0,
+        "end_ms": 100.0,
+    }
+    partial = records.TranscriptRecord(**line, kind="partial", text="hel")  # type: ignore[arg-type]
+    final = records.TranscriptRecord(**line, kind="final", text="hello", utterance_index=0)  # type: ignore[arg-type]
+    assert transcripts.handle(svc, marked) is None, "left to the live final"
+    assert transcripts.handle(svc, records.encode(partial)) is None, "the console's"
+    item = transcripts.handle(svc, records.encode(final))
+    assert item is not None and item["text"] == "hello" and item["transcriber"] == "live"
+    assert transcripts.handle(svc, records.encode(final)) is not None  # redelivered
+    given_back = records.encode(spoken(0, live=False))  # as the server sends a line it lost
+    assert transcripts.handle(svc, given_back)["text"] == "hello", "stored already: kept"  # type: ignore[index]
+    assert ears.heard == [] and [k for k, _ in bus.published] == ["Utterance Transcribed"]
+
+
+def test_a_record_that_is_not_an_utterance_stream_record_is_refused_by_name() -> None:
+    from callstream.analytics import transcripts
+    from callstream.exceptions import RecordError
+
+    svc, *_ = transcribing()
+    event = records.EventRecord(stream_id="s-1", seq=0, name="dtmf", at_ms=0.0)
+    with pytest.raises(RecordError, match="EventRecord does not belong on UtteranceStream"):
+        transcripts.handle(svc, records.encode(event))
