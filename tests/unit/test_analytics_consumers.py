@@ -1,5 +1,5 @@
-"""The analytics consumers with fakes for their ports: sentiment, its alert, the sweeper and the
-transcription consumer (per utterance and live)."""
+"""The analytics consumers with fakes for their ports: sentiment and its alert, the sweeper, the
+transcription consumer (per utterance and live) and the summary."""
 
 from __future__ import annotations
 
@@ -250,3 +250,99 @@ def test_a_record_that_is_not_an_utterance_stream_record_is_refused_by_name() ->
     event = records.EventRecord(stream_id="s-1", seq=0, name="dtmf", at_ms=0.0)
     with pytest.raises(RecordError, match="EventRecord does not belong on UtteranceStream"):
         transcripts.handle(svc, records.encode(event))
+
+
+# -- the summary consumer (finalize_call) ------------------------------------------------------
+
+
+class Store:
+    """The recordings bucket, in memory."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def find(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "") -> None:
+        self.objects[key] = data
+
+
+class Scored(Table):
+    def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
+        return [v for (s, _), v in sorted(self.items.items()) if s == stream_id]
+
+
+class Advances:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def advance(self, stream_id: str, call_uuid: str, state: str, **fields: Any) -> None:
+        self.calls.append((stream_id, state))
+
+
+def summarising(utterances: int, generation: int = 1) -> tuple[Any, Store, Scored, Bus]:
+    import json
+
+    from callstream.analytics import summary
+    from callstream.analytics.recording import recording_keys
+
+    store, table, bus = Store(), Scored(), Bus()
+    sidecar = {
+        "call_uuid": "c-1",
+        "recording": "recordings/c-1/s-1.wav",
+        "codec": "mulaw",
+        "sample_rate": 8000,
+        "duration_s": 40.0,
+        "gaps": 0,
+        "channels": ["inbound", "outbound"],
+        "utterances": utterances,
+        "generation": generation,
+    }
+    store.put(recording_keys("c-1", "s-1")[1], json.dumps(sidecar).encode())
+    svc = summary.SummaryServices(store=store, transcripts=table, registry=Advances(), events=bus)  # type: ignore[arg-type]
+    return svc, store, table, bus
+
+
+def test_the_call_completes_when_its_last_utterance_is_scored_and_not_before() -> None:
+    from callstream.analytics import summary
+
+    svc, store, table, bus = summarising(utterances=2)
+    first = {**said("hi", 0), "start_ms": 0.0, "end_ms": 1500.0, "sentiment": "NEUTRAL"}
+    table.put(first)
+    assert summary.handle(svc, {"stream_id": "s-1", "call_uuid": "c-1"}) == {
+        "stream_id": "s-1",
+        "waiting": "1 of 2 utterances scored",
+    }
+    table.put(
+        {
+            **said("bye", 1, "outbound"),
+            "start_ms": 2000.0,
+            "end_ms": 2500.0,
+            "sentiment": "POSITIVE",
+        }
+    )
+    done = summary.handle(svc, {"stream_id": "s-1", "call_uuid": "c-1"})
+    assert [u["text"] for u in done["utterances"]] == ["hi", "bye"]
+    assert done["talk_time_s"] == {"inbound": 1.5, "outbound": 0.5}
+    assert [k for k, _ in bus.published] == ["Call Completed"]
+    assert summary.summary_key("c-1", "s-1") in store.objects
+
+
+def test_an_earlier_connections_late_event_does_not_announce_the_call() -> None:
+    from callstream.analytics import summary
+
+    svc, _, _, bus = summarising(utterances=0, generation=2)
+    answer = summary.handle(svc, {"stream_id": "s-1", "call_uuid": "c-1", "generation": 1})
+    assert answer == {"stream_id": "s-1", "superseded_by_generation": 2} and bus.published == []
+
+
+def test_a_score_before_the_recording_waits_for_it() -> None:
+    from callstream.analytics import summary
+
+    svc, store, _, _ = summarising(utterances=1)
+    store.objects.clear()
+    assert summary.handle(svc, {"stream_id": "s-1"})["waiting"] == "the recording"
