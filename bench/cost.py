@@ -41,6 +41,12 @@ DDB_WRITE = 0.625 / 1e6  # on-demand write request unit
 DDB_READ = 0.125 / 1e6
 TRANSCRIBE_MIN = 0.024  # standard streaming, tier 1; billed per second, 15 s minimum a request
 TRANSCRIBE_MIN_S = 15
+#: The two readings of Transcribe streaming's price (docs/transcription.md): the long-standing
+#: sheet, and a 2026-09 reading of AWS's price list that nobody here could confirm.
+PRICE_SHEETS = {
+    "$0.024/min, 15 s minimum a request (long-standing)": (0.024, 15),
+    "$0.010/min, no minimum (2026-09 reading, unconfirmed)": (0.010, 0),
+}
 COMPREHEND_UNIT = 0.0001  # 100 characters; 3 units minimum a request
 EVENTBRIDGE_EVENT = 1.0 / 1e6
 HTTP_API_REQUEST = 1.0 / 1e6
@@ -193,6 +199,30 @@ def per_call_minute(i: Inputs, *, reference: bool = False) -> list[tuple[str, fl
     return rows
 
 
+def transcription(i: Inputs, live_cpu_factor: float) -> str:
+    """Transcribe per 1,000 call-minutes, per utterance and live, at both price sheets.
+
+    Live is one stream per call with channel identification (both tracks, billed once), so a
+    call is billed every second of it; per utterance pays for each utterance, at least the
+    sheet's minimum. Live also costs the ingest loop CPU (``live_cpu_factor``: measured with
+    ``bench.load --live``), a change to the Fargate row only.
+    """
+    fargate = per_call_minute(i)[0][1]
+    lines = [
+        "| Transcribe price sheet (assumption) | per utterance $/1,000 call-min "
+        "| live, one stream a call $/1,000 call-min | Fargate with live $/1,000 call-min |",
+        "|---|---|---|---|",
+    ]
+    for sheet, (per_min, minimum_s) in PRICE_SHEETS.items():
+        billed_s = max(minimum_s, i.utterance_s)
+        per_utterance = i.utterances_per_min * billed_s / 60 * per_min
+        lines.append(
+            f"| {sheet} | {per_utterance * 1000:.2f} | {per_min * 1000:.2f} "
+            f"| {fargate * live_cpu_factor * 1000:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def report(i: Inputs) -> str:
     """Both deployments as one markdown table, $ per 1,000 call-minutes."""
     ours = per_call_minute(i)
@@ -237,23 +267,28 @@ def main() -> None:
     parser.add_argument("--kinesis-kb-per-track-min", type=float, default=485)
     parser.add_argument("--records-per-track-min", type=float, default=56.9)
     parser.add_argument("--call-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--live-cpu-factor",
+        type=float,
+        default=1.26,
+        help="ingest CPU with live recognition over without (bench.load --live: 63 %% / 50 %%)",
+    )
     args = parser.parse_args()
     utterances, seconds, chars = shared_call()
-    print(
-        report(
-            Inputs(
-                streams_per_core=args.streams_per_core,
-                baseline_streams_per_core=args.baseline_streams_per_core,
-                kb_per_stream=args.kb_per_stream,
-                kinesis_kb_per_track_min=args.kinesis_kb_per_track_min,
-                records_per_track_min=args.records_per_track_min,
-                utterances_per_min=utterances,
-                utterance_s=seconds,
-                transcript_chars=chars,
-                call_minutes=args.call_minutes,
-            )
-        )
+    inputs = Inputs(
+        streams_per_core=args.streams_per_core,
+        baseline_streams_per_core=args.baseline_streams_per_core,
+        kb_per_stream=args.kb_per_stream,
+        kinesis_kb_per_track_min=args.kinesis_kb_per_track_min,
+        records_per_track_min=args.records_per_track_min,
+        utterances_per_min=utterances,
+        utterance_s=seconds,
+        transcript_chars=chars,
+        call_minutes=args.call_minutes,
     )
+    print(report(inputs))
+    print()
+    print(transcription(inputs, args.live_cpu_factor))
 
 
 if __name__ == "__main__":
