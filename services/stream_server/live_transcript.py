@@ -102,6 +102,8 @@ class LiveTranscript:
 
     def records_ready(self) -> list[bytes]:
         """Return and forget the encoded records made since the last call, in order."""
+        if not self._out:  # the usual case: called after every message
+            return []
         out, self._out = self._out, []
         return out
 

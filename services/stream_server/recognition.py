@@ -84,6 +84,8 @@ class RecognitionStats:
 class _Track:
     rate: int
     language: str
+    chunk_bytes: int  # a chunk's PCM16 (chunk_ms of audio)
+    replay_bytes_max: int  # the replay window's (replay_ms of audio)
     chunk: bytearray = field(default_factory=bytearray)
     chunk_start: int = 0
     replay: deque[tuple[int, bytes]] = field(default_factory=deque)
@@ -156,7 +158,9 @@ class Recognition:
         if self._sock is None and self._loop is not None:
             self._on_closed(key, track)
             return
-        self._tracks[(key, track)] = _Track(rate, language)
+        self._tracks[(key, track)] = _Track(
+            rate, language, rate * self._chunk_ms // 500, rate * self._replay_ms // 500
+        )
         self._send(frame(Open(key, track, rate, language)))
 
     def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
@@ -170,7 +174,7 @@ class Recognition:
         if not state.chunk:
             state.chunk_start = start_sample
         state.chunk += pcm
-        if len(state.chunk) >= state.rate * self._chunk_ms // 500:  # 2 bytes a sample
+        if len(state.chunk) >= state.chunk_bytes:
             self._flush(key, track, state)
 
     def close(self, key: str, track: str) -> None:
@@ -196,8 +200,9 @@ class Recognition:
         state.chunk.clear()
         state.replay.append((start, pcm))
         state.replay_bytes += len(pcm)
-        limit = state.rate * self._replay_ms // 500
-        while state.replay_bytes > limit:  # older than the replay window: lost to a restart
+        while (
+            state.replay_bytes > state.replay_bytes_max
+        ):  # older than the replay window: lost to a restart
             state.replay_bytes -= len(state.replay.popleft()[1])
         ms = len(pcm) * 500 / state.rate
         if self._send(frame(Audio(key, track, start, pcm))):

@@ -251,8 +251,6 @@ class StreamServer:
 
     async def close(self) -> None:
         """Release everything (after :meth:`drain`, or in tests)."""
-        if self.hearing is not None:
-            self.hearing.give_back()
         for task in list(self._tasks):
             task.cancel()
         for listener in list(self._listeners):
