@@ -103,3 +103,17 @@ def test_silence_and_a_click_make_no_line() -> None:
     click = bytes(4 * FRAME) + (b"\xff\x7f\x01\x80" * (FRAME // 2)) * 2 + bytes(100 * FRAME)
     assert [r for r in feed(live, click) if r.final and r.text] == []
     assert pool.take() is not None and pool.made <= 1, "a decoder is not kept by a dropped line"
+
+
+def test_a_track_that_ends_inside_a_too_short_line_gives_its_decoder_back() -> None:
+    """The segmenter drops a line under vad_min_ms even at the track's end: the decoder it
+    had borrowed goes back, and any partial of it settles as an empty final."""
+    from dataclasses import replace
+
+    pool = DecoderPool()
+    limits = replace(AudioLimits(), vad_min_ms=5000)  # nothing in the call is this long
+    live = PocketSphinxLive("inbound", RATE, limits, pool, PocketSphinxTranscriber())
+    results = feed(live, call("inbound", seconds=9.0))  # ends in the first spoken line
+    assert live._decoder is None and len(pool._idle) == 1, "the decoder is back in the pool"
+    assert all(r.text == "" for r in results if r.final)
+    assert any(r.final for r in results) == any(not r.final for r in results)

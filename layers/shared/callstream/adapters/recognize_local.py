@@ -105,12 +105,13 @@ class PocketSphinxLive:
         self._start = 0
         self._since_hyp = 0
         self._text = ""
+        self._heard_to = 0  # one past the last sample fed
 
     def feed(self, pcm: bytes, start_sample: int) -> None:
         """The track's next audio (PCM16 LE at its rate) at ``start_sample`` on its timeline."""
         segmenter = self._segmenter
         segmenter.receive(pcm, start_sample)
-        end = start_sample + len(pcm) // 2
+        end = self._heard_to = start_sample + len(pcm) // 2
         if self._decoder is not None:
             self._hear(pcm, end)
         for utterance in segmenter.utterances_ready():
@@ -133,6 +134,8 @@ class PocketSphinxLive:
         """
         for utterance in self._segmenter.close():
             self._finish(utterance)
+        if self._decoder is not None:  # the segmenter dropped the open line as too short
+            self._drop(self._heard_to)
         return self.results_ready()
 
     # -- a line ---------------------------------------------------------------------------
@@ -181,9 +184,9 @@ class PocketSphinxLive:
     def _drop(self, end: int) -> None:
         """The VAD dropped the line: if words were shown, it settles empty (withdrawn)."""
         self._decoder.end_utt()
-        self._release()
-        if self._text:
+        if self._text:  # before the release forgets it
             self._results.append(LiveResult(self._id(), True, "", self._start, end))
+        self._release()
 
     def _release(self) -> None:
         self._pool.give(self._decoder)
