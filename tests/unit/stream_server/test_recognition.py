@@ -373,10 +373,10 @@ def test_a_final_names_the_utterance_it_transcribes() -> None:
     first, second = utterance("inbound", 0, 1600, 4), utterance("inbound", 4000, 8000, 5)
     transcript.utterance_ended(first)
     transcript.utterance_ended(second)
-    transcript.heard("inbound", [LiveResult("L2", True, "two", 4000, 8000)])
     transcript.heard("inbound", [LiveResult("L1", True, "one", 0, 1600)])
+    transcript.heard("inbound", [LiveResult("L2", True, "two", 4000, 8000)])
     out = made(transcript)
-    assert [(r.text, r.utterance_index) for r in out] == [("two", 5), ("one", 4)]
+    assert [(r.text, r.utterance_index) for r in out] == [("one", 4), ("two", 5)]
     transcript.track_closed("inbound")
     assert transcript.records_ready() == [], "every utterance had its final: nothing falls back"
 
@@ -403,7 +403,7 @@ def test_a_worker_far_behind_holds_a_bounded_number_of_utterances() -> None:
         transcript.utterance_ended(utterance("inbound", i * 1000, i * 1000 + 800, i))
     back = [records.decode(data) for data in transcript.records_ready()]
     assert [r.index for r in back] == [0, 1, 2]  # type: ignore[union-attr]
-    assert len(transcript._pending["inbound"]) == MAX_PENDING
+    assert len(transcript._tracks["inbound"].pending) == MAX_PENDING
 
 
 def test_the_container_refuses_a_local_recogniser_it_cannot_run(
@@ -467,3 +467,161 @@ def test_a_worker_a_line_behind_makes_no_provisional_final_for_the_wrong_utteran
         ("provisional", "L1", "first"),
         ("partial", "L1", "first line"),
     ], "the second utterance gets no provisional made of the first line"
+
+
+# -- a recogniser that cuts its lines elsewhere than our VAD (Transcribe) -----------------------
+
+
+def finals_of(out: list[TranscriptRecord]) -> list[tuple[int | None, str]]:
+    return [(r.utterance_index, r.text) for r in out if r.kind == "final"]
+
+
+def test_two_lines_inside_one_utterance_settle_as_one_final_that_replaces_both() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("A", False, "good", 0, 800)])
+    transcript.heard("inbound", [LiveResult("A", True, "good morning", 0, 2400)])
+    transcript.heard("inbound", [LiveResult("B", False, "how are", 4000, 5600)])
+    transcript.utterance_ended(utterance("inbound", 0, 7200, 0))  # B still open: provisional
+    transcript.heard("inbound", [LiveResult("B", True, "how are you", 4000, 6800)])
+    out = made(transcript)
+    provisional = next(r for r in out if r.kind == "provisional")
+    assert provisional.text == "good morning how are"
+    (final,) = [r for r in out if r.kind == "final"]
+    assert (final.utterance_index, final.text) == (0, "good morning how are you")
+    assert final.result_id == provisional.result_id == "A" and final.settles == ("B",)
+    transcript.track_closed("inbound")
+    assert transcript.records_ready() == [], "settled: nothing goes per utterance"
+
+
+def test_one_line_across_two_utterances_is_heard_once_and_neither_goes_per_utterance() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("A", False, "yes", 0, 1600)])
+    transcript.utterance_ended(utterance("inbound", 0, 4000, 0))
+    transcript.heard("inbound", [LiveResult("A", False, "yes I can hear", 0, 6000)])
+    transcript.utterance_ended(utterance("inbound", 4800, 8000, 1))
+    transcript.heard("inbound", [LiveResult("A", True, "yes I can hear you", 0, 7600)])
+    out = made(transcript)
+    assert finals_of(out) == [(0, "yes I can hear you"), (1, "")]
+    transcript.track_closed("inbound")
+    assert transcript.records_ready() == []
+
+
+def test_a_final_before_the_vad_closes_its_utterance_waits_for_it() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("A", True, "hello", 800, 4000)])
+    assert made(transcript) == [], "no utterance to name yet"
+    transcript.utterance_ended(utterance("inbound", 800, 6400, 3))
+    out = made(transcript)
+    assert [(r.kind, r.utterance_index, r.text) for r in out] == [("final", 3, "hello")]
+
+
+def test_a_restarted_recognisers_new_line_over_an_open_one_hears_its_words_once() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("s1-A", False, "call me", 0, 1600)])
+    # the session dropped mid-line; the new one replays from the last final and says it anew
+    transcript.heard("inbound", [LiveResult("s2-A", False, "call me back", 0, 3200)])
+    transcript.utterance_ended(utterance("inbound", 0, 4000, 0))
+    transcript.heard("inbound", [LiveResult("s2-A", True, "call me back", 0, 3600)])
+    out = made(transcript)
+    assert finals_of(out) == [(0, "call me back")]
+    (final,) = [r for r in out if r.kind == "final"]
+    assert "s1-A" in final.settles, "the abandoned line leaves the console"
+
+
+def test_a_final_outside_every_utterance_is_published_unstored_once_a_later_one_passes() -> None:
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("A", True, "mm", 0, 800)])  # our VAD kept none
+    transcript.utterance_ended(utterance("inbound", 4000, 8000, 0))
+    transcript.heard("inbound", [LiveResult("B", True, "right", 4000, 7000)])
+    out = made(transcript)
+    assert finals_of(out) == [(None, "mm"), (0, "right")]
+
+
+def test_results_in_any_cut_lose_no_word_and_double_none() -> None:
+    """Whatever lines the recogniser cuts, each word it finalised is in exactly one stored final."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        words=st.lists(st.integers(1, 4), min_size=1, max_size=12),  # gaps before each word
+        line_cuts=st.lists(st.booleans(), min_size=12, max_size=12),
+        vad_cuts=st.lists(st.booleans(), min_size=12, max_size=12),
+        lag=st.integers(0, 3),
+    )
+    def check(words: list[int], line_cuts: list[bool], vad_cuts: list[bool], lag: int) -> None:
+        spans, t = [], 0
+        for gap in words:
+            t += gap * 800
+            spans.append((t, t + 1600))
+            t += 1600
+        n = len(spans)
+        line_of = [0]
+        for i in range(1, n):
+            line_of.append(line_of[-1] + (1 if line_cuts[i] else 0))
+        utt_of = [0]
+        for i in range(1, n):
+            utt_of.append(utt_of[-1] + (1 if vad_cuts[i] else 0))
+        # events in time order: a word's partial when said, a line's final `lag` words after
+        # its last word, an utterance's end after its last word (VAD hangover)
+        events: list[tuple[int, int, object]] = []
+        for line in set(line_of):
+            idx = [i for i in range(n) if line_of[i] == line]
+            for k, i in enumerate(idx):
+                text = " ".join(f"w{j}" for j in idx[: k + 1])
+                events.append(
+                    (
+                        spans[i][1],
+                        1,
+                        LiveResult(f"L{line}", False, text, spans[idx[0]][0], spans[i][1]),
+                    )
+                )
+            last = idx[-1]
+            done = min(n - 1, last + lag)
+            text = " ".join(f"w{j}" for j in idx)
+            events.append(
+                (
+                    spans[done][1] + 1,
+                    2,
+                    LiveResult(f"L{line}", True, text, spans[idx[0]][0], spans[last][1]),
+                )
+            )
+        for u in set(utt_of):
+            idx = [i for i in range(n) if utt_of[i] == u]
+            events.append(
+                (
+                    spans[idx[-1]][1] + 400,
+                    0,
+                    utterance("inbound", spans[idx[0]][0], spans[idx[-1]][1] + 400, u),
+                )
+            )
+        events.sort(key=lambda e: (e[0], e[1]))
+        transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+        transcript.start("s-1", None, RATE, ("inbound",))
+        for _, _, event in events:
+            if isinstance(event, LiveResult):
+                transcript.heard("inbound", [event])
+            else:
+                transcript.utterance_ended(event)  # type: ignore[arg-type]
+        transcript.track_closed("inbound")
+        out = [records.decode(d) for d in transcript.records_ready()]
+        stored = [
+            r
+            for r in out
+            if isinstance(r, TranscriptRecord)
+            and r.kind == "final"
+            and r.utterance_index is not None
+        ]
+        fell_back = [r for r in out if isinstance(r, UtteranceRecord)]
+        assert not fell_back, "every utterance settled live"
+        assert sorted(r.utterance_index for r in stored) == sorted(set(utt_of))  # type: ignore[type-var]
+        said = [w for r in stored for w in r.text.split()]
+        assert sorted(said) == sorted(f"w{i}" for i in range(n)), "each word once"
+        assert [r.utterance_index for r in stored] == sorted(set(utt_of)), "in call order"
+
+    check()

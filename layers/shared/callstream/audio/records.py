@@ -171,6 +171,8 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
         utterance_index: a final's utterance (the UtteranceRecord's ``index`` on this track),
             when the line is one the server's VAD cut: its transcript is stored under it.
         language: what the line was heard in.
+        settles: a final's (and a provisional final's) partial lines it replaces: the
+            recogniser's lines inside the utterance, which may be cut elsewhere than ours.
     """
 
     track: Track
@@ -183,6 +185,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
     received_at: float = 0.0
     utterance_index: int | None = None
     language: str | None = None
+    settles: tuple[str, ...] = ()
 
 
 Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord | TranscriptRecord
