@@ -18,6 +18,7 @@ from callstream import settings  # noqa: E402
 CLASSES = [
     settings.AudioSettings,
     settings.ServerSettings,
+    settings.TranscribeSettings,
     settings.ApiSettings,
     settings.ConsumerSettings,
     settings.SweeperSettings,

@@ -36,6 +36,7 @@ class ServerCounters:
     backpressure_s: float = 0.0
     recognition_restarts: int = 0  # running totals of live recognition, set before each line
     recognition_dropped_s: float = 0.0
+    recognition_refused: int = 0  # tracks live recognition gave up (Transcribe's quota)
     errors: Counter[str] = field(default_factory=Counter)
     #: L16 tracks by the byte order their audio was found in (Vobiz's documentation and its
     #: own code disagree: this says which the deployment really gets).
@@ -90,6 +91,12 @@ class MetricsEmitter:
                 MetricUnit.Seconds,
                 counters.recognition_dropped_s - last.recognition_dropped_s,
             ),
+            # tracks sent per utterance because Transcribe refused them (its stream quota)
+            (
+                "RecognitionRefused",
+                count,
+                counters.recognition_refused - last.recognition_refused,
+            ),
         ]
         for order in ("big", "little"):
             found = counters.byte_orders[order] - last.byte_orders[order]
@@ -110,6 +117,7 @@ class MetricsEmitter:
             backpressure_s=counters.backpressure_s,
             recognition_restarts=counters.recognition_restarts,
             recognition_dropped_s=counters.recognition_dropped_s,
+            recognition_refused=counters.recognition_refused,
             errors=Counter(counters.errors),
             byte_orders=Counter(counters.byte_orders),
         )

@@ -78,6 +78,7 @@ class RecognitionStats:
     dropped_ms: float = 0.0
     restarts: int = 0
     gave_up: bool = False
+    refused: int = 0  # tracks a worker gave up (Transcribe's quota): per utterance instead
 
 
 @dataclass
@@ -278,7 +279,15 @@ class Recognition:
                 if state is not None:
                     _trim(state, results)
                 self._on_heard(message.key, message.track, results)
-            elif isinstance(message, Closed) and state is not None and state.closing:
+            elif isinstance(message, Closed) and state is not None:
+                if not state.closing:  # given up by the worker: per utterance from here
+                    self.stats.refused += 1
+                    log.warning(
+                        "live recognition of %s %s given up (%s): it goes per utterance",
+                        message.key,
+                        message.track,
+                        message.reason or "no reason",
+                    )
                 self._forget(message.key, message.track)
 
     def _forget(self, key: str, track: str) -> None:
@@ -401,6 +410,7 @@ class RecognitionPool:
             dropped_ms=sum(s.stats.dropped_ms for s in self.shards),
             restarts=sum(s.stats.restarts for s in self.shards),
             gave_up=all(s.stats.gave_up for s in self.shards),
+            refused=sum(s.stats.refused for s in self.shards),
         )
 
     def open(self, key: str, track: str, rate: int, language: str) -> None:

@@ -55,10 +55,15 @@ class Heard(msgspec.Struct, frozen=True, tag="heard"):
 
 
 class Closed(msgspec.Struct, frozen=True, tag="closed"):
-    """The track is finished: its last results came before this."""
+    """The track is finished: its last results came before this.
+
+    Unasked (no :class:`Close` came), the worker gave the track up: ``reason`` says why
+    (``quota``: Transcribe's concurrent streams are all taken); the server falls back.
+    """
 
     key: str
     track: str
+    reason: str = ""
 
 
 ToWorker: TypeAlias = Open | Audio | Close

@@ -466,6 +466,7 @@ class StreamServer:
             heard = self.hearing.stats
             self.counters.recognition_restarts = heard.restarts
             self.counters.recognition_dropped_s = heard.dropped_ms / 1000
+            self.counters.recognition_refused = heard.refused
         self._metrics.emit(
             self.counters,
             active_streams=sum(1 for s in self.sessions.values() if s.live),

@@ -63,7 +63,7 @@ def build_server(
     if cfg.live_transcription == "local" and importlib.util.find_spec("pocketsphinx") is None:
         raise ConfigError(
             "CALLSTREAM_LIVE_TRANSCRIPTION=local needs pocketsphinx, which this image does not "
-            "ship: local is the embedded stack's recogniser (off, or Transcribe when it is built)"
+            "ship: local is the embedded stack's recogniser (off, or aws: Transcribe streaming)"
         )
     limits = settings.load(settings.AudioSettings).limits()
     key = token_key or read_token_key()
@@ -80,7 +80,10 @@ def build_server(
         recognition=(
             None if cfg.live_transcription == "off" else recognition_spawner(cfg.live_transcription)
         ),
-        # PocketSphinx decodes in the worker: a worker per core, one left for the ingest loop
-        recognition_workers=max(1, (os.cpu_count() or 2) - 1),
+        # PocketSphinx decodes in the worker: a worker per core, one left for the ingest loop;
+        # Transcribe's sessions are network, not CPU: one worker holds them all
+        recognition_workers=(
+            1 if cfg.live_transcription == "aws" else max(1, (os.cpu_count() or 2) - 1)
+        ),
     )
     return StreamServer(cfg, services, limits=limits, tuning=tuning)

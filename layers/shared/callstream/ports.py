@@ -345,11 +345,24 @@ class LiveRecognizer(Protocol):
         """Return and forget the results made since the last call, in order."""
 
     def close(self) -> list[LiveResult]:
-        """The track ended: finish what was heard (its finals) and release the recogniser."""
+        """The track ended: finish what was heard (its finals) and release the recogniser.
+
+        A recogniser over the network returns what it has; its last finals come after
+        (``results_ready``), then ``finished``.
+        """
+
+    @property
+    def finished(self) -> bool:
+        """True once nothing more comes: after ``close``'s last final, or given up."""
+
+    @property
+    def refused(self) -> str | None:
+        """Why the track was given up before its end (``quota``...), else None."""
 
 
-#: Opens a recogniser for a track: (stream key, track, sample rate, language) -> recogniser.
-LiveRecognizers = Callable[[str, str, int, str], LiveRecognizer]
+#: Opens a recogniser for a track: (stream key, track, sample rate, language, notify) ->
+#: recogniser; it calls ``notify`` when results are ready without being fed (the network's).
+LiveRecognizers = Callable[[str, str, int, str, Callable[[], None]], LiveRecognizer]
 
 
 Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]

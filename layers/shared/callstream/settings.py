@@ -92,11 +92,12 @@ class ServerSettings(_Base):
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
     )
-    live_transcription: Literal["off", "local"] = Field(
+    live_transcription: Literal["off", "local", "aws"] = Field(
         "off",
-        description="Live recognition in a worker process beside the ingest loop: off, or local "
-        "(PocketSphinx; Amazon Transcribe streaming is not built yet): transcript records on "
-        "UtteranceStream, whose finals transcribe_utterance stores (docs/transcription.md).",
+        description="Live recognition in worker processes beside the ingest loop: off, local "
+        "(PocketSphinx, the embedded stack's) or aws (Amazon Transcribe streaming, a session "
+        "per track): transcript records on UtteranceStream, whose finals transcribe_utterance "
+        "stores (docs/transcription.md).",
     )
     language: str = Field(
         "en-US", description="Language of live recognition, unless a stream asks for its own."
@@ -108,6 +109,34 @@ class ServerSettings(_Base):
         description="Audio a stream may have not yet acknowledged by Kinesis (queued or in "
         "flight) before its socket is paused: what a crashed task can lose, whatever Kinesis "
         "does (plus the record still open, at most CALLSTREAM_RECORD_MAX_MS per track).",
+    )
+
+
+class TranscribeSettings(_Base):
+    """Amazon Transcribe streaming, as the recognition workers use it (live_transcription=aws)."""
+
+    transcribe_region: str | None = Field(
+        None, description="Transcribe's region (default: the task's AWS_REGION)."
+    )
+    transcribe_endpoint: str | None = Field(
+        None,
+        description="Another streaming endpoint than the region's wss://…:8443 (the tests' "
+        "fake Transcribe, ws://127.0.0.1:port).",
+    )
+    transcribe_vocabulary: str | None = Field(
+        None, description="A custom vocabulary (made beforehand, same language) by name."
+    )
+    transcribe_redact_pii: bool = Field(
+        False,
+        description="Redact PII in finals (content-redaction-type=PII). Transcribe redacts "
+        "finals only: a redacting stream's partials are not written.",
+    )
+    transcribe_rotate_after_s: int = Field(
+        13_800,
+        ge=60,
+        le=13_800,
+        description="A session is rotated after this much audio, at its first quiet moment "
+        "(Transcribe ends one at 4 h).",
     )
 
 

@@ -28,6 +28,7 @@ def test_emf_line_has_the_metrics_as_deltas():
         counters.backpressure_s += 1.25
         counters.recognition_restarts += 1  # a recognition worker died and was replaced
         counters.recognition_dropped_s += 2.5
+        counters.recognition_refused += 3  # Transcribe's quota: three tracks per utterance
         emitter.emit(
             counters,
             active_streams=2,
@@ -60,6 +61,7 @@ def test_emf_line_has_the_metrics_as_deltas():
     assert (first["BackpressureSeconds"], second["BackpressureSeconds"]) == ([0.5], [1.25])
     assert (first["RecognitionRestarts"], second["RecognitionRestarts"]) == ([0.0], [1.0])
     assert second["RecognitionDroppedSeconds"] == [2.5]
+    assert (first["RecognitionRefused"], second["RecognitionRefused"]) == ([0.0], [3.0])
     assert second["service"] == "stream_server"
 
 

@@ -69,6 +69,8 @@ class Counting:
         self.track = track
         self.heard: list[int] = []
         self._out: list[LiveResult] = []
+        self.finished = False
+        self.refused: str | None = None
 
     def feed(self, pcm: bytes, start_sample: int) -> None:
         self.heard.append(start_sample)
@@ -83,6 +85,7 @@ class Counting:
         return out
 
     def close(self) -> list[LiveResult]:
+        self.finished = True
         return [LiveResult(f"{self.track}-end", True, "last", 0, 0)]
 
 
@@ -106,12 +109,14 @@ class ThreadWorker:
             self.sock.close()
             return
 
-        def make(key: str, track: str, rate: int, language: str) -> LiveRecognizer:
+        def make(
+            key: str, track: str, rate: int, language: str, notify: Callable[[], None]
+        ) -> LiveRecognizer:
             self.recognizers[track] = Counting(track)
             return self.recognizers[track]
 
         try:
-            serve(self.sock, make)
+            asyncio.run(serve(self.sock, make))
         except OSError:
             pass
         finally:

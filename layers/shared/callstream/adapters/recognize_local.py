@@ -106,6 +106,8 @@ class PocketSphinxLive:
         self._since_hyp = 0
         self._text = ""
         self._heard_to = 0  # one past the last sample fed
+        self.finished = False  # close() finishes it: everything it heard is in what it returns
+        self.refused: str | None = None  # it never gives a track up
 
     def feed(self, pcm: bytes, start_sample: int) -> None:
         """The track's next audio (PCM16 LE at its rate) at ``start_sample`` on its timeline."""
@@ -136,6 +138,7 @@ class PocketSphinxLive:
             self._finish(utterance)
         if self._decoder is not None:  # the segmenter dropped the open line as too short
             self._drop(self._heard_to)
+        self.finished = True
         return self.results_ready()
 
     # -- a line ---------------------------------------------------------------------------
