@@ -280,7 +280,7 @@ class Recognition:
                     _trim(state, results)
                 self._on_heard(message.key, message.track, results)
             elif isinstance(message, Closed) and state is not None:
-                if not state.closing:  # given up by the worker: per utterance from here
+                if message.reason:  # given up by the worker: per utterance from here
                     self.stats.refused += 1
                     log.warning(
                         "live recognition of %s %s given up (%s): it goes per utterance",

@@ -92,7 +92,8 @@ class _Tracks:
                 if not recognizer.finished:
                     continue
                 del self.live[key]
-                if key not in self.closing:  # given up before its end: the server falls back
+                if recognizer.refused or key not in self.closing:  # given up: it falls back
+                    self.closing.discard(key)
                     out += frame(Closed(key[0], key[1], recognizer.refused or "gave up"))
                     continue
             if key in self.closing:

@@ -143,3 +143,98 @@ async def test_a_drain_before_the_last_finals_gives_their_utterances_to_the_per_
     marked = {(u.track, u.index) for u in utterances if u.live}
     assert len(marked) == 8 and given_back, "some finals were still to come at the deadline"
     assert named + given_back == Counter({key: 1 for key in marked}), "one source each"
+
+
+# -- Amazon Transcribe streaming (the aws backend) against the fake endpoint -------------------
+
+
+@pytest.fixture
+async def live_aws(aws, monkeypatch):
+    """The server with live_transcription=aws; its worker's sessions go to the fake Transcribe."""
+    from local.fake_transcribe import ACCESS_KEY, SECRET_KEY, FakeTranscribe
+
+    fake = FakeTranscribe().start()
+    # read by the spawned worker: the credentials the fake checks the signature with
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("CALLSTREAM_TRANSCRIBE_ENDPOINT", fake.endpoint)
+    server = build_server(
+        settings(live_transcription="aws"),
+        tuning=tuning(),
+        kinesis=aws["kinesis"],
+        dynamodb=aws["dynamodb"],
+        token_key=KEY,
+        protect=LocalProtection(),
+    )
+    await server.start()
+    yield Harness(server, aws, None), fake
+    await server.close()
+    fake.stop()
+
+
+def tone_call() -> tuple[list[str], dict[str, list[list[str]]]]:
+    """A two-speaker call in tone words: the caller's lines, then the agent's, turn by turn."""
+    from local.fake_transcribe import silence, tone_words
+    from local.vobiz_frames import CallAudio, messages
+
+    said = {
+        "inbound": [["alpha", "bravo"], ["charlie"], ["delta", "echo", "alpha"]],
+        "outbound": [["foxtrot", "golf"], ["hotel", "hotel"], ["bravo"]],
+    }
+    tracks = {"inbound": b"", "outbound": b""}
+    for turn in range(3):  # the caller speaks while the agent is quiet, then the other way
+        for speaker, other in (("inbound", "outbound"), ("outbound", "inbound")):
+            pcm = silence(300, 8000) + tone_words(said[speaker][turn], 8000) + silence(900, 8000)
+            tracks[speaker] += pcm
+            tracks[other] += bytes(len(pcm))
+    audio = CallAudio(tracks=tracks, sample_rate=8000, stream_id="s-tones", call_id="tone-call")
+    return messages(audio, "mulaw"), said
+
+
+async def test_a_stereo_call_through_transcribe_each_speakers_words_once_in_their_lines(
+    live_aws,
+):
+    live, fake = live_aws
+    lines, said = tone_call()
+    await play(live.url(token(call="tone-call")), lines)
+    await wait_for(lambda: not live.server.sessions, 30)
+    await wait_for(lambda: not live.server.hearing.hearing, 60)
+    await live.settle()
+    transcripts, utterances = lines_of(live.records("UtteranceStream"))
+    assert utterances and all(u.live for u in utterances), "every utterance was heard live"
+    for track in ("inbound", "outbound"):
+        finals = sorted(
+            (t for t in transcripts if t.track == track and t.kind == "final"),
+            key=lambda t: t.start_ms,
+        )
+        stored = [t for t in finals if t.utterance_index is not None]
+        indexes = sorted(u.index for u in utterances if u.track == track)
+        assert sorted(t.utterance_index for t in stored) == indexes, "one final per utterance"
+        heard = [w for t in stored for w in t.text.split()]
+        assert heard == [w for line in said[track] for w in line], f"{track}: each word once"
+        assert any(t.kind == "partial" and t.track == track for t in transcripts)
+    params = [s.params for s in fake.sessions]
+    assert len(params) == 2 and {p["language-code"] for p in params} == {"en-US"}
+    assert all(s.ended_by == "end" for s in fake.sessions), "each session ended by its audio"
+
+
+async def test_a_track_transcribe_has_no_quota_for_goes_per_utterance_and_is_counted(live_aws):
+    live, fake = live_aws
+    fake.max_sessions = 1  # the account's concurrent streams: one left
+    lines, _ = tone_call()
+    await play(live.url(token(call="tone-call")), lines)
+    await wait_for(lambda: not live.server.sessions, 30)
+    await wait_for(lambda: not live.server.hearing.hearing, 60)
+    await live.settle()
+    transcripts, utterances = lines_of(live.records("UtteranceStream"))
+    assert [s.ended_by for s in fake.sessions].count("LimitExceededException") == 1
+    assert live.server.hearing.stats.refused == 1, "counted: the RecognitionRefused metric"
+    heard_live = {
+        t.track for t in transcripts if t.kind == "final" and t.utterance_index is not None
+    }
+    (lost,) = {"inbound", "outbound"} - heard_live  # the other track was heard live
+    indexes = {u.index for u in utterances if u.track == lost}
+    given_back = {u.index for u in utterances if u.track == lost and not u.live}
+    assert indexes and given_back == indexes, (
+        "each of the refused track's utterances went to the per-utterance path"
+    )

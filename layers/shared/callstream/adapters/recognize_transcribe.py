@@ -402,9 +402,15 @@ class TranscribeLive:
             self._replay_bytes -= len(replay.popleft()[1])
 
     def _requeue(self) -> None:
-        """A new session hears again what the failed one had not finished."""
+        """A new session hears again what the failed one had not finished, from the last final.
+
+        Cut at the final's end sample: a tail of its last word heard again could be a word.
+        """
+        end = self._final_end
         self._unsent = deque(
-            chunk for chunk in self._replay if chunk[0] + len(chunk[1]) // 2 > self._final_end
+            (max(start, end), pcm[max(0, end - start) * 2 :])
+            for start, pcm in self._replay
+            if start + len(pcm) // 2 > end
         )
 
     def _give_up(self, reason: str) -> None:

@@ -1,0 +1,271 @@
+"""The Transcribe streaming recogniser against a fake endpoint written from AWS's wire format.
+
+The real client (picows, the presigned URL, event-stream frames) talks to ``local.
+fake_transcribe`` on 127.0.0.1, whose SigV4 check and frame encoder are its own. Audio is tone
+words, so every test knows what was said and checks each word is finalised exactly once, through
+rotations, errors and dropped connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import Callable, Iterator
+
+import pytest
+from botocore.credentials import ReadOnlyCredentials
+
+from callstream.adapters.recognize_transcribe import TranscribeLive
+from callstream.adapters.transcribe_wire import (
+    PATH,
+    ResultReader,
+    StreamOptions,
+    audio_event,
+    presigned_url,
+)
+from callstream.exceptions import RecordError
+from callstream.ports import LiveResult
+from local.fake_transcribe import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    FakeTranscribe,
+    expected_signature,
+    silence,
+    tone_words,
+)
+
+RATE = 8000
+CHUNK = RATE // 10 * 2  # 100 ms of PCM16
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTranscribe]:
+    endpoint = FakeTranscribe().start()
+    yield endpoint
+    endpoint.stop()
+
+
+def connector(fake: FakeTranscribe, secret: str = SECRET_KEY) -> Callable[..., object]:
+    from picows.websockets.asyncio.client import connect
+
+    credentials = ReadOnlyCredentials(ACCESS_KEY, secret, None)
+
+    async def open_session(options: StreamOptions) -> object:
+        url = presigned_url(credentials, "us-east-1", options, base=fake.endpoint)
+        return await connect(url, compression=None, open_timeout=5)
+
+    return open_session
+
+
+async def recognise(
+    fake: FakeTranscribe,
+    pcm: bytes,
+    *,
+    pace_s: float = 0.0,
+    pause_after: dict[int, float] | None = None,
+    **options: object,
+) -> tuple[TranscribeLive, list[LiveResult]]:
+    """Feed ``pcm`` in 100 ms chunks (``pace_s`` apart), close, wait until finished."""
+    results: list[LiveResult] = []
+    ready = asyncio.Event()
+    recognizer = TranscribeLive(
+        "inbound",
+        RATE,
+        StreamOptions("en-US", RATE),
+        connector(fake),  # type: ignore[arg-type]
+        ready.set,
+        retry_s=0.05,
+        **options,  # type: ignore[arg-type]
+    )
+    for i, offset in enumerate(range(0, len(pcm), CHUNK)):
+        recognizer.feed(pcm[offset : offset + CHUNK], offset // 2)
+        await asyncio.sleep(pace_s)
+        if pause_after and i in pause_after:
+            await asyncio.sleep(pause_after[i])
+        results += recognizer.results_ready()
+    results += recognizer.close()
+    async with asyncio.timeout(20):
+        while not recognizer.finished:
+            ready.clear()
+            await ready.wait()
+            results += recognizer.results_ready()
+    results += recognizer.results_ready()
+    await recognizer.aclose()
+    return recognizer, results
+
+
+def final_words(results: list[LiveResult]) -> list[str]:
+    return [w for r in results if r.final for w in r.text.split()]
+
+
+SAID = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+
+
+def call(rate: int = RATE) -> bytes:
+    """Four lines of two tone words, a second of silence after each."""
+    return b"".join(tone_words(SAID[i : i + 2], rate) + silence(1000, rate) for i in range(0, 8, 2))
+
+
+# -- the wire ---------------------------------------------------------------------------------
+
+
+def test_the_presigned_url_is_signed_as_the_websocket_guide_computes_it() -> None:
+    credentials = ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, "session-token/with=odd+chars")
+    options = StreamOptions("hi-IN", 16000, vocabulary="callstream-terms", redact_pii=True)
+    url = presigned_url(credentials, "ap-south-1", options)
+    parts = urllib.parse.urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "wss",
+        "transcribestreaming.ap-south-1.amazonaws.com:8443",
+        PATH,
+    )
+    params = dict(urllib.parse.parse_qsl(parts.query))
+    assert params["X-Amz-Expires"] == "300" and params["X-Amz-SignedHeaders"] == "host"
+    assert params["X-Amz-Credential"].endswith("/ap-south-1/transcribe/aws4_request")
+    assert params["X-Amz-Security-Token"] == "session-token/with=odd+chars"
+    assert (params["language-code"], params["sample-rate"], params["media-encoding"]) == (
+        "hi-IN",
+        "16000",
+        "pcm",
+    )
+    assert params["vocabulary-name"] == "callstream-terms"
+    assert params["content-redaction-type"] == "PII"
+    assert params["X-Amz-Signature"] == expected_signature(parts.netloc, params, SECRET_KEY)
+
+
+def test_an_audio_event_is_what_botocores_decoder_reads_and_garbage_is_refused() -> None:
+    from botocore.eventstream import EventStreamBuffer
+
+    buffer = EventStreamBuffer()
+    buffer.add_data(audio_event(b"\x01\x02" * 50) + audio_event(b""))
+    first, last = list(buffer)
+    assert first.headers == {
+        ":content-type": "application/octet-stream",
+        ":event-type": "AudioEvent",
+        ":message-type": "event",
+    }
+    assert first.payload == b"\x01\x02" * 50 and last.payload == b""
+    with pytest.raises(RecordError, match="unreadable"):
+        ResultReader().feed(b"\x00\x00\x00\x10" + b"\xff" * 12)
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def test_partials_grow_then_each_line_is_final_once_at_its_place_on_the_track(
+    fake: FakeTranscribe,
+) -> None:
+    _, results = await recognise(fake, call())
+    finals = [r for r in results if r.final]
+    assert [r.text for r in finals] == [
+        "alpha bravo",
+        "charlie delta",
+        "echo foxtrot",
+        "golf hotel",
+    ]
+    line_ms = (300 + 100) * 2 + 1000
+    for i, final in enumerate(finals):  # the track's own samples: the line's first tone word
+        assert final.start_sample == pytest.approx(i * line_ms * 8, abs=160)
+        partials = [r for r in results if r.result_id == final.result_id and not r.final]
+        assert partials and partials[0].text == SAID[2 * i], "a partial before its final"
+        assert results.index(partials[-1]) < results.index(final)
+    assert [s.ended_by for s in fake.sessions] == ["end"], "one session, ended by its audio's end"
+    assert fake.sessions[0].params["enable-partial-results-stabilization"] == "true"
+
+
+async def test_a_session_is_rotated_mid_call_and_no_word_is_lost_or_doubled(
+    fake: FakeTranscribe,
+) -> None:
+    _, results = await recognise(fake, call(), rotate_after_s=2.5)
+    assert len(fake.sessions) >= 3, "rotated at the quiet moments after 2.5 s of audio each"
+    assert all(s.ended_by == "end" for s in fake.sessions)
+    assert final_words(results) == SAID
+    assert len({r.result_id for r in results if r.final}) == 4
+
+
+@pytest.mark.parametrize(
+    "fault", ["drop", "ServiceUnavailableException", "InternalFailureException"]
+)
+async def test_a_session_lost_mid_utterance_is_replayed_from_the_last_final(
+    fake: FakeTranscribe, fault: str
+) -> None:
+    # at 2.0 s of audio: inside the second line's first word ("charlie", 1.8-2.1 s)
+    fake.faults = [(2.0, fault)]
+    _, results = await recognise(fake, call())
+    assert [s.ended_by for s in fake.sessions] == [fault, "end"]
+    assert final_words(results) == SAID, "no word lost or doubled"
+    second = fake.sessions[1]
+    # the first line's final ends with "bravo" at 0.7 s: the replay starts there
+    assert second.audio_s == pytest.approx(len(call()) / 2 / RATE - 0.7, abs=0.05), (
+        "the new session heard from the first line's final on, not the whole call"
+    )
+
+
+async def test_the_4_hour_limit_ending_a_session_mid_line_loses_nothing(
+    fake: FakeTranscribe,
+) -> None:
+    fake.max_session_s = 3.0  # Transcribe's LimitExceededException at its maximum length
+    _, results = await recognise(fake, call())
+    assert fake.sessions[0].ended_by == "LimitExceededException" and len(fake.sessions) >= 2
+    assert final_words(results) == SAID
+
+
+async def test_a_refused_quota_gives_the_track_up_at_once(fake: FakeTranscribe) -> None:
+    fake.max_sessions = 0
+    recognizer, results = await recognise(fake, call())
+    assert recognizer.refused == "quota" and results == []
+    assert len(fake.sessions) == 1, "no retry against a full quota: per utterance instead"
+
+
+async def test_a_quiet_track_is_kept_alive_past_the_idle_limit(fake: FakeTranscribe) -> None:
+    fake.idle_s = 1.0  # Transcribe's is 15 s
+    pcm = tone_words(["alpha"], RATE) + silence(900, RATE) + tone_words(["bravo"], RATE)
+    _, results = await recognise(fake, pcm, pause_after={5: 2.5}, keepalive_s=0.3)
+    assert [s.ended_by for s in fake.sessions] == ["end"], "the session outlived 2.5 s of nothing"
+    assert final_words(results) == ["alpha", "bravo"]
+    finals = [r for r in results if r.final]
+    assert finals[1].start_sample == pytest.approx((400 + 900) * 8, abs=160), (
+        "keep-alive silence is on no track: the next line is where the track has it"
+    )
+
+
+async def test_a_wrong_secret_is_refused_at_the_handshake_and_not_retried(
+    fake: FakeTranscribe,
+) -> None:
+    ready = asyncio.Event()
+    recognizer = TranscribeLive(
+        "inbound",
+        RATE,
+        StreamOptions("en-US", RATE),
+        connector(fake, secret="wrong"),  # type: ignore[arg-type]
+        ready.set,
+        retry_s=0.05,
+    )
+    recognizer.feed(tone_words(["alpha"], RATE), 0)
+    async with asyncio.timeout(10):
+        await ready.wait()
+    assert recognizer.finished and recognizer.refused == "refused"
+    assert fake.refused_handshakes == 1 and fake.sessions == []
+    await recognizer.aclose()
+
+
+async def test_a_redacting_stream_gives_no_partials(fake: FakeTranscribe) -> None:
+    results: list[LiveResult] = []
+    ready = asyncio.Event()
+    recognizer = TranscribeLive(
+        "inbound",
+        RATE,
+        StreamOptions("en-US", RATE, redact_pii=True),
+        connector(fake),  # type: ignore[arg-type]
+        ready.set,
+    )
+    recognizer.feed(tone_words(["alpha", "bravo"], RATE), 0)
+    recognizer.close()
+    async with asyncio.timeout(10):
+        while not recognizer.finished:
+            ready.clear()
+            await ready.wait()
+    results = recognizer.results_ready()
+    assert [(r.final, r.text) for r in results] == [(True, "alpha bravo")]
+    assert fake.sessions[0].params["content-redaction-type"] == "PII"
+    await recognizer.aclose()
