@@ -470,3 +470,24 @@ class FakeTranscribe:
         with contextlib.suppress(ConnectionClosed):
             await connection.send(_exception(kind, message))
             await connection.close()
+
+
+def main() -> None:
+    """Run the endpoint on its own (``python -m local.fake_transcribe``): prints its URL."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="A fake Amazon Transcribe streaming endpoint")
+    parser.add_argument("--max-sessions", type=int, default=25)
+    args = parser.parse_args()
+    fake = FakeTranscribe(max_sessions=args.max_sessions).start()
+    print(fake.endpoint, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
