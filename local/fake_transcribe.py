@@ -17,7 +17,8 @@ It keeps the documented limits, smaller when asked: ``max_sessions`` at once
 (``LimitExceededException``), ``max_session_s`` of audio per session (``LimitExceededException``)
 and ``idle_s`` without audio (``BadRequestException``); and it fails as asked: ``faults`` are
 ``(after_audio_s, kind)`` for the sessions in the order they open, ``kind`` an exception type to
-send or ``"drop"`` to cut the TCP connection with no close frame.
+send, ``"drop"`` to cut the TCP connection with no close frame, ``"garbage"`` (bytes that are no
+event-stream message) or ``"wrong types"`` (a TranscriptEvent whose times are strings).
 """
 
 from __future__ import annotations
@@ -448,6 +449,13 @@ class FakeTranscribe:
                     log.ended_by = fault[1]
                     if fault[1] == "drop":
                         connection.transport.abort()
+                    elif fault[1] == "garbage":  # not an event-stream message at all
+                        await connection.send(b"\x00\x00\x00\x20" + b"\xff" * 28)
+                        await self._until_closed(connection)  # nothing more: the client acts
+                    elif fault[1] == "wrong types":  # a TranscriptEvent with a string time
+                        result = {"ResultId": "x", "StartTime": "soon", "EndTime": 1.0}
+                        await connection.send(_event([result | {"IsPartial": "yes"}]))
+                        await self._until_closed(connection)
                     else:
                         await self._fail(connection, fault[1], "injected")
                     return
@@ -465,6 +473,11 @@ class FakeTranscribe:
         for result in results:
             log.results.append(result)
             await connection.send(_event([result]))
+
+    async def _until_closed(self, connection: ServerConnection) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await connection.wait_closed()
 
     async def _fail(self, connection: ServerConnection, kind: str, message: str) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -184,7 +184,8 @@ async def test_a_session_is_rotated_mid_call_and_no_word_is_lost_or_doubled(
 
 
 @pytest.mark.parametrize(
-    "fault", ["drop", "ServiceUnavailableException", "InternalFailureException"]
+    "fault",
+    ["drop", "ServiceUnavailableException", "InternalFailureException", "garbage", "wrong types"],
 )
 async def test_a_session_lost_mid_utterance_is_replayed_from_the_last_final(
     fake: FakeTranscribe, fault: str

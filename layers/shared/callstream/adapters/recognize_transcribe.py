@@ -281,8 +281,11 @@ class TranscribeLive:
             error = sender.exception()
         if error is None and session.ending and self._closing and not self._unsent:
             return "done"  # the track's audio ended and Transcribe said all it had
-        with contextlib.suppress(Exception):
-            await session.connection.close()
+        # closed on the side: a closing handshake with a peer that stopped talking takes
+        # seconds, and the next session must not wait for it to replay
+        closing = asyncio.get_running_loop().create_task(_close(session.connection))
+        self._endings.add(closing)
+        closing.add_done_callback(self._endings.discard)
         if isinstance(error, _RefusedError):
             self._give_up(error.reason)
             return "done"
@@ -432,6 +435,12 @@ class _RefusedError(UpstreamError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"Transcribe refused the track: {reason}")
         self.reason = reason
+
+
+async def _close(connection: Connection) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(10):
+            await connection.close()
 
 
 def _closed_cleanly(error: Exception) -> bool:
