@@ -270,3 +270,34 @@ async def test_a_redacting_stream_gives_no_partials(fake: FakeTranscribe) -> Non
     assert [(r.final, r.text) for r in results] == [(True, "alpha bravo")]
     assert fake.sessions[0].params["content-redaction-type"] == "PII"
     await recognizer.aclose()
+
+
+async def test_a_stalled_session_holds_at_most_the_replay_window_of_audio() -> None:
+    """Transcribe stops reading (TCP full, send never returns): a minute of audio later the
+    track holds 30 s, not a minute, and says how much it let go."""
+
+    class Stalled:
+        async def send(self, message: bytes) -> None:
+            await asyncio.Event().wait()
+
+        async def recv(self) -> bytes:
+            await asyncio.Event().wait()
+            return b""
+
+        async def close(self) -> None:
+            return None
+
+    async def open_stalled(options: StreamOptions) -> Stalled:
+        return Stalled()
+
+    recognizer = TranscribeLive(
+        "inbound", RATE, StreamOptions("en-US", RATE), open_stalled, lambda: None, replay_s=30
+    )
+    chunk = bytes(CHUNK)
+    for i in range(600):  # 60 s
+        recognizer.feed(chunk, i * CHUNK // 2)
+        await asyncio.sleep(0)
+    assert recognizer._unsent_bytes <= 30 * RATE * 2
+    assert recognizer._replay_bytes <= 30 * RATE * 2
+    assert recognizer.dropped_samples >= 29 * RATE
+    await recognizer.aclose()

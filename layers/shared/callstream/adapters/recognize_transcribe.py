@@ -31,7 +31,6 @@ import asyncio
 import bisect
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -132,7 +131,6 @@ class _Session:
     number: int
     connection: Connection
     timeline: Timeline
-    opened_at: float
     open_lines: int = 0  # lines heard as partial, not yet final
     heard: bool = False  # a result came: it worked
     ending: bool = False
@@ -156,17 +154,18 @@ class TranscribeLive:
         keepalive_s: float = KEEPALIVE_S,
         replay_s: float = REPLAY_S,
         retry_s: float = 0.2,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Start the track's first session."""
         self.track, self.rate = track, rate
         self._options, self._connect, self._notify = options, connect, notify
         self._rotate_after = rotate_after_s * rate
-        self._keepalive_s, self._retry_s, self._clock = keepalive_s, retry_s, clock
+        self._keepalive_s, self._retry_s = keepalive_s, retry_s
         self._replay: deque[tuple[int, bytes]] = deque()
         self._replay_max = int(replay_s * rate) * 2
         self._replay_bytes = 0
         self._unsent: deque[tuple[int, bytes]] = deque()
+        self._unsent_bytes = 0  # at most the replay's: a stalled session holds no more
+        self.dropped_samples = 0
         self._more = asyncio.Event()
         self._out: list[LiveResult] = []
         self._closing = False
@@ -174,7 +173,8 @@ class TranscribeLive:
         self._sessions = 0
         self.finished = False
         self.refused: str | None = None  # why the track was given up, when it was
-        self._endings: set[asyncio.Task[None]] = set()  # rotated sessions' last finals
+        self._rotated: set[asyncio.Task[None]] = set()  # rotated sessions' last finals
+        self._endings: set[asyncio.Task[None]] = set()  # failed sessions' closes
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"transcribe-{track}")
 
     # -- the LiveRecognizer port ---------------------------------------------------------
@@ -184,6 +184,10 @@ class TranscribeLive:
         if self.finished or self._closing:
             return
         self._unsent.append((start_sample, pcm))
+        self._unsent_bytes += len(pcm)
+        while self._unsent_bytes > self._replay_max:  # a session stalled for longer than that
+            self._unsent_bytes -= len(dropped := self._unsent.popleft()[1])
+            self.dropped_samples += len(dropped) // 2
         self._replay.append((start_sample, pcm))
         self._replay_bytes += len(pcm)
         while self._replay_bytes > self._replay_max:
@@ -203,10 +207,12 @@ class TranscribeLive:
 
     async def aclose(self) -> None:
         """Stop now, finals or not (the worker is stopping)."""
-        for task in (self._task, *self._endings):
+        tasks = (self._task, *self._rotated)
+        for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(self._task, *self._endings, return_exceptions=True)
+            # failed sessions' closes are let finish (at most 10 s): their sockets go with them
+            await asyncio.gather(*tasks, *self._endings, return_exceptions=True)
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -237,6 +243,8 @@ class TranscribeLive:
                     self._requeue()
                 # "rotated": the next session takes the audio from where this one stopped
         finally:
+            if self._rotated:  # the last finals of sessions rotated away come first
+                await asyncio.wait(set(self._rotated), timeout=30)
             if not self.finished:
                 self.finished = True
                 self._notify()
@@ -256,7 +264,7 @@ class TranscribeLive:
                 log.error("Transcribe refused a session of %s: %s", self.track, error)
                 self.refused = "refused"
             return None
-        return _Session(self._sessions, connection, Timeline(), self._clock())
+        return _Session(self._sessions, connection, Timeline())
 
     async def _serve(self, session: _Session) -> str:
         """Send the audio and read the results until the session ends: done, rotated, failed."""
@@ -266,7 +274,7 @@ class TranscribeLive:
         await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         if sender.done() and sender.exception() is None:
             if sender.result() == "rotated":  # its last finals still come, on its timeline
-                self._endings.add(receiver)
+                self._rotated.add(receiver)
                 receiver.add_done_callback(self._ended)
                 return "rotated"
             await asyncio.wait({receiver})  # the audio's end went: Transcribe's last finals
@@ -300,7 +308,7 @@ class TranscribeLive:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A rotated session's receiver is done."""
-        self._endings.discard(task)
+        self._rotated.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning(
                 "a rotated Transcribe session of %s failed: %s", self.track, task.exception()
@@ -316,6 +324,7 @@ class TranscribeLive:
                     await connection.send(audio_event(b""))
                     return "rotated"
                 start, pcm = self._unsent.popleft()
+                self._unsent_bytes -= len(pcm)
                 await connection.send(audio_event(pcm))
                 timeline.audio(start, len(pcm) // 2)
             if self._closing:
@@ -415,10 +424,12 @@ class TranscribeLive:
             for start, pcm in self._replay
             if start + len(pcm) // 2 > end
         )
+        self._unsent_bytes = sum(len(pcm) for _, pcm in self._unsent)
 
     def _give_up(self, reason: str) -> None:
         self.refused = reason
         self._unsent.clear()
+        self._unsent_bytes = 0
         self._replay.clear()
         if not self.finished:
             self.finished = True
