@@ -293,6 +293,7 @@ class LiveTranscript:
             kind,
             index=utterance.index if kind == "final" else None,
             settles=tuple(s for s in settles if s != line.result_id),
+            split=utterance.split,
         )
 
     def _fall_back(self, utterances: list[UtteranceRecord]) -> None:
@@ -306,6 +307,7 @@ class LiveTranscript:
         kind: TranscriptKind,
         index: int | None = None,
         settles: tuple[str, ...] = (),
+        split: bool = False,
     ) -> None:
         rate = self._rate
         record = TranscriptRecord(
@@ -322,6 +324,7 @@ class LiveTranscript:
             utterance_index=index,
             language=self._language,
             settles=settles,
+            split=split,
         )
         self._out.append(records.encode(record))
 

@@ -513,6 +513,18 @@ def test_one_line_across_two_utterances_is_heard_once_and_neither_goes_per_utter
     assert transcript.records_ready() == []
 
 
+def test_a_final_says_when_its_utterance_was_cut_at_the_longest_utterance() -> None:
+    import msgspec
+
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", None, RATE, ("inbound",))
+    cut = msgspec.structs.replace(utterance("inbound", 0, 8000, 0), split=True)
+    transcript.utterance_ended(cut)
+    transcript.heard("inbound", [LiveResult("A", True, "a long line", 0, 8000)])
+    (final,) = [r for r in made(transcript) if r.kind == "final"]
+    assert final.split and final.utterance_index == 0
+
+
 def test_a_final_before_the_vad_closes_its_utterance_waits_for_it() -> None:
     transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
     transcript.start("s-1", None, RATE, ("inbound",))

@@ -116,7 +116,7 @@ def _live_item(
     return _base(record, index) | {
         "start_ms": record.start_ms,
         "end_ms": record.end_ms,
-        "split": False,
+        "split": record.split,
         "text": record.text,
         "confidence": record.confidence,
         "language": record.language or svc.language,

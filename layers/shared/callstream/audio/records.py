@@ -173,6 +173,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
         language: what the line was heard in.
         settles: a final's (and a provisional final's) partial lines it replaces: the
             recogniser's lines inside the utterance, which may be cut elsewhere than ours.
+        split: a final's utterance was cut at the longest utterance (its ``split``).
     """
 
     track: Track
@@ -186,6 +187,7 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
     utterance_index: int | None = None
     language: str | None = None
     settles: tuple[str, ...] = ()
+    split: bool = False
 
 
 Record: TypeAlias = AudioRecord | EventRecord | UtteranceRecord | TranscriptRecord

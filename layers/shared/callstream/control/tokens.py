@@ -30,7 +30,9 @@ _SHAPE: Final = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
 AUDIO_PATH_PREFIX: Final = "/v1/audio/"
 
 
-class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+# Unknown claims are ignored, not refused: the signature vouches for them, and in a rolling
+# deploy a task of the last version verifies tokens a newer Lambda signed (with a claim added).
+class TokenClaims(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a token grants.
 
     Attributes:
