@@ -219,10 +219,10 @@ async def test_a_refused_quota_gives_the_track_up_at_once(fake: FakeTranscribe) 
 
 
 async def test_a_quiet_track_is_kept_alive_past_the_idle_limit(fake: FakeTranscribe) -> None:
-    fake.idle_s = 1.0  # Transcribe's is 15 s
+    fake.idle_s = 1.5  # Transcribe's is 15 s
     pcm = tone_words(["alpha"], RATE) + silence(900, RATE) + tone_words(["bravo"], RATE)
-    _, results = await recognise(fake, pcm, pause_after={5: 2.5}, keepalive_s=0.3)
-    assert [s.ended_by for s in fake.sessions] == ["end"], "the session outlived 2.5 s of nothing"
+    _, results = await recognise(fake, pcm, pause_after={5: 3.5}, keepalive_s=0.3)
+    assert [s.ended_by for s in fake.sessions] == ["end"], "the session outlived 3.5 s of nothing"
     assert final_words(results) == ["alpha", "bravo"]
     finals = [r for r in results if r.final]
     assert finals[1].start_sample == pytest.approx((400 + 900) * 8, abs=160), (
