@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.transcript_accuracy import word_error_rate
@@ -72,6 +73,35 @@ def per_utterance(tracks: dict[str, bytes], rate: int) -> list[tuple[str, float,
     return lines
 
 
+class Ear:
+    """What the pool heard, each result stamped on arrival; set once ``tracks`` are closed."""
+
+    def __init__(self, tracks: int) -> None:
+        self.got: list[tuple[str, str, LiveResult, float]] = []
+        self.closed: set[tuple[str, str]] = set()
+        self.all_closed = asyncio.Event()
+        self._tracks = tracks
+
+    def on_closed(self, key: str, track: str) -> None:
+        self.closed.add((key, track))
+        if len(self.closed) == self._tracks:
+            self.all_closed.set()
+
+    def on_heard(self, key: str, track: str, results: list[LiveResult]) -> None:
+        now = time.monotonic()
+        self.got.extend((key, track, r, now) for r in results)
+
+
+async def at_real_time(samples: int, frame: int) -> AsyncIterator[tuple[int, float]]:
+    """Each 20 ms frame's first sample, at the moment it would have been spoken (and that time)."""
+    begun = time.monotonic()
+    for i, start in enumerate(range(0, samples, frame)):
+        ahead = begun + i * 0.02 - time.monotonic()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        yield start, time.monotonic()
+
+
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -89,21 +119,10 @@ async def run(calls: int, rate: int, workers: int) -> dict[str, object]:
     }
     frame = rate // 50
     spoken: dict[tuple[str, str], dict[int, float]] = {}  # (call, track) → end sample → time
-    got: list[tuple[str, str, LiveResult, float]] = []
-    closed: set[tuple[str, str]] = set()
-    all_closed = asyncio.Event()
-
-    def on_closed(key: str, track: str) -> None:
-        closed.add((key, track))
-        if len(closed) == 2 * calls:
-            all_closed.set()
-
-    def on_heard(key: str, track: str, results: list[LiveResult]) -> None:
-        now = time.monotonic()
-        got.extend((key, track, r, now) for r in results)
-
+    ear = Ear(2 * calls)
+    got = ear.got
     recognition = RecognitionPool(
-        recognition_spawner("local"), on_heard, on_closed=on_closed, workers=workers
+        recognition_spawner("local"), ear.on_heard, on_closed=ear.on_closed, workers=workers
     )
     recognition.start()
     await asyncio.sleep(3)  # the worker loads its model: not part of any call
@@ -117,12 +136,7 @@ async def run(calls: int, rate: int, workers: int) -> dict[str, object]:
     samples = min(len(pcm) for pcm in tracks.values()) // 2
     vads = {track: Segmenter(rate, track, AudioLimits()) for track in tracks}
     closed_at: list[tuple[str, int, float]] = []  # (track, utterance end sample, VAD closed)
-    begun = time.monotonic()
-    for i, start in enumerate(range(0, samples, frame)):
-        ahead = begun + i * 0.02 - time.monotonic()
-        if ahead > 0:
-            await asyncio.sleep(ahead)
-        now = time.monotonic()
+    async for start, now in at_real_time(samples, frame):
         for key in keys:
             for track, pcm in tracks.items():
                 recognition.feed(key, track, start, pcm[2 * start : 2 * (start + frame)])
@@ -135,7 +149,7 @@ async def run(calls: int, rate: int, workers: int) -> dict[str, object]:
         for track in tracks:
             recognition.close(key, track)
     async with asyncio.timeout(120):  # the worker's last finals
-        await all_closed.wait()
+        await ear.all_closed.wait()
     cpu = sum(_cpu_s(pid) for pid in pids if pid is not None) - cpu_before
     await recognition.stop()
 

@@ -26,10 +26,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-from bench.live_recognition import _cpu_s, _pct
-from callstream.ports import LiveResult
+from bench.live_recognition import Ear, _cpu_s, _pct, at_real_time
 from local.fake_transcribe import ACCESS_KEY, SECRET_KEY, silence, tone_words
 from stream_server.recognition import RecognitionPool
 from stream_server.wiring import recognition_spawner
@@ -68,20 +66,11 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
     tracks = {"inbound": track_audio(seconds, 0), "outbound": track_audio(seconds, 1)}
     frame = RATE // 50
     spoken: dict[tuple[str, str, int], float] = {}
-    got: list[tuple[str, str, LiveResult, float]] = []
-    closed: set[tuple[str, str]] = set()
-    all_closed = asyncio.Event()
-
-    def on_closed(key: str, track: str) -> None:
-        closed.add((key, track))
-        if len(closed) == 2 * calls:
-            all_closed.set()
-
-    def on_heard(key: str, track: str, results: list[LiveResult]) -> None:
-        now = time.monotonic()
-        got.extend((key, track, r, now) for r in results)
-
-    pool = RecognitionPool(recognition_spawner("aws"), on_heard, on_closed=on_closed, workers=1)
+    ear = Ear(2 * calls)
+    got = ear.got
+    pool = RecognitionPool(
+        recognition_spawner("aws"), ear.on_heard, on_closed=ear.on_closed, workers=1
+    )
     pool.start()
     await asyncio.sleep(2)  # the worker imports and starts
     pids = [s._worker.pid for s in pool.shards if s._worker is not None]
@@ -91,12 +80,7 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
             pool.open(key, track, RATE, "en-US")
     cpu_before = sum(_cpu_s(pid) for pid in pids if pid is not None)
     samples = int(seconds * RATE)
-    begun = time.monotonic()
-    for i, start in enumerate(range(0, samples, frame)):
-        ahead = begun + i * 0.02 - time.monotonic()
-        if ahead > 0:
-            await asyncio.sleep(ahead)
-        now = time.monotonic()
+    async for start, now in at_real_time(samples, frame):
         for key in keys:
             for track, pcm in tracks.items():
                 pool.feed(key, track, start, pcm[2 * start : 2 * (start + frame)])
@@ -105,7 +89,7 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
         for track in tracks:
             pool.close(key, track)
     async with asyncio.timeout(60):
-        await all_closed.wait()
+        await ear.all_closed.wait()
     cpu = sum(_cpu_s(pid) for pid in pids if pid is not None) - cpu_before
     await pool.stop()
     fake.terminate()

@@ -32,10 +32,10 @@ TAPES = Path(__file__).resolve().parents[2] / "events" / "tapes"
 HEARD_S = 240.0
 
 
-@pytest.fixture
-async def live(aws):
+async def live_server(aws, backend: str):
+    """The real server with live recognition on ``backend``, its workers spawned and started."""
     server = build_server(
-        settings(live_transcription="local"),
+        settings(live_transcription=backend),
         tuning=tuning(),
         kinesis=aws["kinesis"],
         dynamodb=aws["dynamodb"],
@@ -43,6 +43,12 @@ async def live(aws):
         protect=LocalProtection(),
     )
     await server.start()
+    return server
+
+
+@pytest.fixture
+async def live(aws):
+    server = await live_server(aws, "local")
     yield Harness(server, aws, None)
     await server.close()
 
@@ -158,15 +164,7 @@ async def live_aws(aws, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("CALLSTREAM_TRANSCRIBE_ENDPOINT", fake.endpoint)
-    server = build_server(
-        settings(live_transcription="aws"),
-        tuning=tuning(),
-        kinesis=aws["kinesis"],
-        dynamodb=aws["dynamodb"],
-        token_key=KEY,
-        protect=LocalProtection(),
-    )
-    await server.start()
+    server = await live_server(aws, "aws")
     yield Harness(server, aws, None), fake
     await server.close()
     fake.stop()
@@ -191,16 +189,22 @@ def tone_call() -> tuple[list[str], dict[str, list[list[str]]]]:
     return messages(audio, "mulaw"), said
 
 
-async def test_a_stereo_call_through_transcribe_each_speakers_words_once_in_their_lines(
-    live_aws,
-):
-    live, fake = live_aws
+async def play_tone_call(live):
+    """The tone call through the server, until its last finals are on UtteranceStream."""
     lines, said = tone_call()
     await play(live.url(token(call="tone-call")), lines)
     await wait_for(lambda: not live.server.sessions, 30)
     await wait_for(lambda: not live.server.hearing.hearing, 60)
     await live.settle()
     transcripts, utterances = lines_of(live.records("UtteranceStream"))
+    return transcripts, utterances, said
+
+
+async def test_a_stereo_call_through_transcribe_each_speakers_words_once_in_their_lines(
+    live_aws,
+):
+    live, fake = live_aws
+    transcripts, utterances, said = await play_tone_call(live)
     assert utterances and all(u.live for u in utterances), "every utterance was heard live"
     for track in ("inbound", "outbound"):
         finals = sorted(
@@ -221,12 +225,7 @@ async def test_a_stereo_call_through_transcribe_each_speakers_words_once_in_thei
 async def test_a_track_transcribe_has_no_quota_for_goes_per_utterance_and_is_counted(live_aws):
     live, fake = live_aws
     fake.max_sessions = 1  # the account's concurrent streams: one left
-    lines, _ = tone_call()
-    await play(live.url(token(call="tone-call")), lines)
-    await wait_for(lambda: not live.server.sessions, 30)
-    await wait_for(lambda: not live.server.hearing.hearing, 60)
-    await live.settle()
-    transcripts, utterances = lines_of(live.records("UtteranceStream"))
+    transcripts, utterances, _ = await play_tone_call(live)
     assert [s.ended_by for s in fake.sessions].count("LimitExceededException") == 1
     assert live.server.hearing.stats.refused == 1, "counted: the RecognitionRefused metric"
     heard_live = {
