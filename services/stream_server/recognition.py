@@ -286,7 +286,7 @@ class Recognition:
                         "live recognition of %s %s given up (%s): it goes per utterance",
                         message.key,
                         message.track,
-                        message.reason or "no reason",
+                        message.reason,
                     )
                 self._forget(message.key, message.track)
 

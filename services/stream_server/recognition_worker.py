@@ -83,7 +83,7 @@ class _Tracks:
         """What the dirty tracks have to say, as frames."""
         out = bytearray()
         dirty, self.dirty = self.dirty, set()
-        for key in sorted(dirty):
+        for key in dirty:  # a track's results in order; tracks in any order
             recognizer = self.live.get(key)
             if recognizer is not None:
                 results = self.last.pop(key, []) + recognizer.results_ready()
