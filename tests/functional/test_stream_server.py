@@ -949,9 +949,9 @@ async def test_a_start_the_stream_cannot_begin_with_is_refused_precisely_never_s
             await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     assert "audio/opus" in closed.value.rcvd.reason
-    for _ in range(50):
+    for _ in range(100):  # "requested" is written first, then the refusal: wait for that one
         item = harness.registry.get("s-opus")
-        if item is not None:
+        if item is not None and item.state != "requested":
             break
         await asyncio.sleep(0.1)
     assert item is not None and item.state == "failed"

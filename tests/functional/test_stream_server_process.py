@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,16 @@ def start_server(
     raise AssertionError(f"server did not start (exit {process.wait()})")
 
 
-async def caller(port: int, audio: CallAudio, stop_after: asyncio.Event | None) -> int:
-    """Send frames at 50/s; after ``stop_after`` is set, send stop. Returns frames sent."""
+async def caller(
+    port: int,
+    audio: CallAudio,
+    stop_after: asyncio.Event | None,
+    on_live: Callable[[], None] | None = None,
+) -> int:
+    """Send frames at 50/s; after ``stop_after`` is set, send stop. Returns frames sent.
+
+    ``on_live()`` is called once its start and first frame went.
+    """
     tok = sign_token(
         TokenClaims(jti=new_jti(), call_uuid="call-1", exp=int(time.time()) + 600), KEY.encode()
     )
@@ -113,6 +122,8 @@ async def caller(port: int, audio: CallAudio, stop_after: asyncio.Event | None) 
                     return sent
                 await ws.send(line)
                 sent += 1
+                if sent == 1 and on_live is not None:
+                    on_live()
                 await asyncio.sleep(0.02)
             await ws.wait_closed()
     except ConnectionClosed:
@@ -136,11 +147,23 @@ async def test_sigterm_drains_50_live_calls_and_exits_zero(moto_server):
             for i in range(50)
         ]
         ending = asyncio.Event()
+        connected: list[int] = []
+        everyone = asyncio.Event()
+
+        def live() -> None:
+            connected.append(1)
+            if len(connected) == len(calls):
+                everyone.set()
+
         tasks = [
-            asyncio.create_task(caller(port, c, ending if i < 25 else None))
+            asyncio.create_task(caller(port, c, ending if i < 25 else None, live))
             for i, c in enumerate(calls)
         ]
-        await asyncio.sleep(1.5)
+        # every call live before the SIGTERM (on a busy host 50 handshakes take a while; one
+        # that came after it would be refused, as it should, and have no records)
+        async with asyncio.timeout(60):
+            await everyone.wait()
+        await asyncio.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(1.0)
         ending.set()  # two calls end by themselves during the drain, two outlive the deadline
