@@ -3,7 +3,8 @@
 Starts the embedded stack (moto, the stream server, the HTTP gateway, the consumers, the Vobiz
 simulator), places each call through the public API as a user would
 (``POST /v1/calls/{call_uuid}/streams``), streams the WAVs into it, prints transcript lines with
-speaker and sentiment as they arrive, then a summary, writes the outputs and stops everything.
+speaker and sentiment as they arrive (heard live, each line grows as the caller speaks, then
+settles), then a summary, writes the outputs and stops everything.
 
 Outputs per call in ``OUT/<call_uuid>/``: ``recording.wav``, ``played.wav`` (what the caller
 heard, when the stream is bidirectional), ``events.jsonl`` and ``summary.json``.
@@ -62,6 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--speed", type=float, default=4.0, help="play the call N times faster than real time"
     )
     parser.add_argument("--agent", choices=["none", "echo", "prompt"], default="none")
+    parser.add_argument(
+        "--live",
+        choices=["local", "off"],
+        default="local",
+        help="hear the call live (PocketSphinx in the stream server's recognition worker: each "
+        "line grows while the caller speaks, then settles) or off (each utterance is "
+        "transcribed after it ends, by the transcription consumer)",
+    )
     parser.add_argument("--calls", type=int, default=1, help="simultaneous calls")
     parser.add_argument("--out", type=Path, default=Path("out"))
     parser.add_argument(
@@ -201,7 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             events.setdefault(call, []).append(event)
         kind = event["detail-type"]
         line = None
-        if kind == "Sentiment Scored":
+        if kind == "Transcript Partial" or (
+            kind == "Utterance Transcribed" and detail.get("kind") == "provisional"
+        ):
+            line = growing(call, detail)
+            if line is not None and sys.stdout.isatty():  # grows in place until the next line
+                print(f"\r{line[:COLUMNS]:<{COLUMNS}}", end="", flush=True)
+                shown_growing[0] = time.monotonic()
+                return
+        elif kind == "Sentiment Scored":
             role = ROLE.get(detail.get("track", ""), "?")
             line = (
                 f"  {call[:8]}  {role}  {detail.get('sentiment', ''):8}  {detail.get('text', '')}"
@@ -215,13 +232,28 @@ def main(argv: list[str] | None = None) -> int:
         if line is not None:
             print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
 
+    heard: dict[tuple[str, str], str] = {}  # (stream, line) → its words last printed
+    shown_growing = [0.0]  # when a growing line was last drawn (a terminal: the bar waits)
+
+    def growing(call: str, detail: dict[str, Any]) -> str | None:
+        """A live line as it grows (``…``) and settles (``~``: its final comes with sentiment)."""
+        line = (str(detail.get("stream_id")), str(detail.get("result_id")))
+        text = str(detail.get("text") or "")
+        provisional = detail.get("kind") == "provisional"
+        if not text or (heard.get(line) == text and not provisional):
+            return None
+        heard[line] = text
+        mark = "~" if provisional else "…"
+        role = ROLE.get(detail.get("track", ""), "?")
+        return f"  {call[:8]}  {role}  {mark:8}  {text}"
+
     log = args.out / "stack.log"
     print(
         "callstream demo: starting the embedded stack (moto, stream server, gateway, consumers, Vobiz simulator)…",
         flush=True,
     )
     via_answer = args.answer or args.drop_at is not None
-    with Stack(speed=args.speed, log_file=log, log_level=args.log_level) as stack:
+    with Stack(speed=args.speed, log_file=log, log_level=args.log_level, live=args.live) as stack:
         assert stack.poller is not None and stack.gateway is not None
         stack.poller.listeners.append(on_event)
         for name, value in stack.endpoints().items():
@@ -307,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\r{line:<{COLUMNS}}" if tty else line, flush=True)
             percent = min(100, 100 * sum(c.frames_sent for c in calls) // total)
             bar = "#" * (30 * percent // 100)
-            if tty:
+            if tty and time.monotonic() - shown_growing[0] > 1.0:
                 print(f"\r  [{bar:30}] {percent:3d}% of the call streamed", end="", flush=True)
             elif percent // 25 > shown:  # not a terminal: a line per quarter
                 shown = percent // 25

@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from moto.events.models import EventPattern
+
 from callstream.clock import now_iso
 from local.kinesis_events import kinesis_event
 from local.lambdas import invoke
@@ -202,7 +204,8 @@ class Poller:
 
     def _events(self, url: str) -> None:
         sqs = self.aws.client("sqs")
-        rules = [s for s in self.sources if s.kind == "rule"]
+        # moto's matcher: the rule's whole pattern (detail fields too), as EventBridge reads it
+        rules = [(s, EventPattern.load(s.pattern)) for s in self.sources if s.kind == "rule"]
         while not self._stop.is_set():
             messages = sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
@@ -214,9 +217,8 @@ class Poller:
                 event = json.loads(message["Body"])
                 for listener in self.listeners:
                     listener(event)
-                for rule in rules:
-                    # a pattern without detail-type (the console's feed) matches every event
-                    if not rule.detail_types or event["detail-type"] in rule.detail_types:
+                for rule, pattern in rules:
+                    if pattern.matches_event(event):
                         self._deliver(rule.function, event)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 

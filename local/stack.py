@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from callstream import logsafety, settings, wiring
 from local.aws import LocalAws
@@ -47,10 +47,19 @@ class Stack:
     """Start with :meth:`start`, always :meth:`stop` (a ``with`` block does both)."""
 
     def __init__(
-        self, speed: float = 1.0, log_file: Path | None = None, log_level: str = "WARNING"
+        self,
+        speed: float = 1.0,
+        log_file: Path | None = None,
+        log_level: str = "WARNING",
+        live: Literal["off", "local"] = "off",
     ) -> None:
-        """Prepare; ``speed`` makes the simulated calls and Lambda's retry waits N times faster."""
+        """Prepare; ``speed`` makes the simulated calls and Lambda's retry waits N times faster.
+
+        ``live="local"`` hears the calls live (PocketSphinx in the server's recognition worker:
+        partials while a caller speaks, docs/transcription.md) instead of per utterance.
+        """
         self.speed = speed
+        self.live = live
         self.log_level = log_level
         given = {k: os.environ[k] for k in (*VOBIZ_SETTINGS, *_PUBLIC) if os.environ.get(k)}
         #: The real Vobiz settings given in the environment (empty: the simulator plays Vobiz).
@@ -123,6 +132,7 @@ class Stack:
             host="127.0.0.1",
             port=0,
             control_port=0,
+            live_transcription=self.live,
         )
         self.server = build_server(
             server_settings, protect=LocalProtection(), tuning=Tuning(metrics_interval_s=3600)

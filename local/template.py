@@ -63,7 +63,7 @@ class Source:
         function: the function's folder under functions/.
         kind: ``kinesis`` or ``rule``.
         stream: the Kinesis stream's logical id (kinesis).
-        detail_types: the rule's ``detail-type`` pattern (rule; empty: every event).
+        pattern: the rule's event pattern as JSON (rule), matched as EventBridge does.
         batch_size: records per invocation (kinesis).
         max_retries: retries of a failing batch; -1 until the records expire (kinesis).
         bisect: split a batch in two when the function raises (does not count as a retry).
@@ -74,7 +74,7 @@ class Source:
     function: str
     kind: str
     stream: str | None = None
-    detail_types: tuple[str, ...] = ()
+    pattern: str = ""
     batch_size: int = 100
     max_retries: int = -1
     bisect: bool = False
@@ -175,13 +175,14 @@ class Template:
             pattern = props.get("EventPattern")
             if not pattern:
                 continue  # a schedule: nothing on the bus starts it
-            types = tuple(pattern.get("detail-type", []))
             for target in props.get("Targets", []):
                 function = _logical(target["Arn"])
                 if function in folders:
                     dlq = _logical(target.get("DeadLetterConfig", {}).get("Arn"))
                     out.append(
-                        Source(folders[function], "rule", detail_types=types, on_failure=dlq)
+                        Source(
+                            folders[function], "rule", pattern=json.dumps(pattern), on_failure=dlq
+                        )
                     )
         return out
 

@@ -5,5 +5,8 @@ from callstream.analytics import transcripts
 from callstream.edge import batch_function
 
 lambda_handler = batch_function(
-    wiring.transcript_services, transcripts.handle, time_left=transcripts.check_time_left
+    wiring.transcript_services,
+    transcripts.handle,
+    time_left=transcripts.check_time_left,
+    passed_over=transcripts.superseded,
 )

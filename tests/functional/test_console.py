@@ -210,3 +210,71 @@ def test_a_live_call_in_the_console(tmp_path):
     assert seen.summary["call_uuid"] == seen.call_uuid
     assert seen.freshness_ms, "events arrived while the page was open"
     assert seen.screenshot is not None and seen.screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings():
+    """The page reads what the bus brings, in the order EventBridge happens to deliver it.
+
+    A line grows with its partials; its provisional final and its final replace it, and a
+    final replaces the other line it settles. Late news (an older partial, a provisional after
+    its final) never turns a settled line back; a line no utterance kept is withdrawn.
+    """
+    from selenium.webdriver.common.by import By
+
+    from callstream.adapters.eventbridge import EventBridgeBus
+    from local.console_session import chromium, wait
+    from local.stack import Stack
+
+    call = f"c-{uuid.uuid4().hex[:8]}"
+    base = {"call_uuid": call, "stream_id": STREAM, "track": "inbound", "role": "caller"}
+
+    def line(result_id: str, text: str, end_ms: float, **more: object) -> dict:
+        return base | {"result_id": result_id, "text": text, "start_ms": 0, "end_ms": end_ms}
+
+    first = {"utterance": "inbound#000000000", "index": 0, "settles": ["B"]}
+    with Stack() as stack:
+        events = EventBridgeBus(stack.aws.client("events"), stack.aws.names["EventBus"])
+        events.publish("Stream Requested", base | {"codec": "mulaw"})
+        browser = chromium()
+        try:
+            browser.get(stack.endpoints()["console"])
+            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, "tr"))
+            browser.execute_script(f"location.hash = '#/call/{call}'")
+
+            def shown() -> list[tuple[str, str]]:
+                return [
+                    (li.get_attribute("data-kind"), li.find_element(By.CLASS_NAME, "text").text)
+                    for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li.utterance")
+                ]
+
+            events.publish("Transcript Partial", line("A", "good morning", 200) | {"done": False})
+            events.publish("Transcript Partial", line("A", "good", 100) | {"done": False})  # older
+            events.publish("Transcript Partial", line("C", "uh", 900) | {"done": False})
+            wait(
+                "the line grown to its newest words",
+                lambda: shown() == [("partial", "good morning"), ("partial", "uh")],
+                shown=lambda: str(shown()),
+            )
+            events.publish("Transcript Partial", line("B", "how are", 300) | {"done": False})
+            final = line("A", "good morning how are you", 300) | first
+            events.publish("Utterance Transcribed", final | {"kind": "final"})
+            late = line("A", "good morning how", 300) | first | {"kind": "provisional"}
+            events.publish("Utterance Transcribed", late)
+            events.publish("Transcript Partial", line("A", "good", 150) | {"done": False})
+            events.publish("Transcript Partial", line("B", "how are yo", 350) | {"done": False})
+            events.publish("Transcript Partial", line("C", "", 900) | {"done": True})  # withdrawn
+            events.publish(  # the per-utterance path's final: no live line
+                "Utterance Transcribed",
+                base | {"utterance": "inbound#000000001", "text": "bye", "start_ms": 5000},
+            )
+            settled = [("final", "good morning how are you"), ("final", "bye")]
+            wait("every line settled", lambda: shown() == settled, shown=lambda: str(shown()))
+            wait(
+                "the page to have read every event",
+                lambda: browser.execute_script("return window.__callstream.rendered") >= 11,
+            )
+            assert shown() == settled, "late news changed nothing"
+        finally:
+            browser.quit()

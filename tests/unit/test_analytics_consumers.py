@@ -95,6 +95,14 @@ def test_the_agent_never_moves_the_callers_alert_and_silence_costs_no_model_call
     assert all(kind == "Sentiment Scored" for kind, _ in svc.events.published)  # type: ignore[attr-defined]
 
 
+def test_a_provisional_line_is_never_scored_its_final_is() -> None:
+    svc = scoring()
+    sentiment.handle(svc, said("negative so far", 1) | {"kind": "provisional"})
+    assert svc.model.scored == [] and svc.events.published == []  # type: ignore[attr-defined]
+    sentiment.handle(svc, said("negative at last", 1) | {"kind": "final"})
+    assert svc.model.scored == ["negative at last"]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("missing", ["stream_id", "utterance", "text"])
 def test_an_event_without_a_field_it_needs_is_a_precise_request_error(missing: str) -> None:
     detail = said("positive", 1)
@@ -232,14 +240,64 @@ def test_a_live_call_is_stored_from_its_finals_and_nothing_is_recognised_twice()
     }
     partial = records.TranscriptRecord(**line, kind="partial", text="hel")  # type: ignore[arg-type]
     final = records.TranscriptRecord(**line, kind="final", text="hello", utterance_index=0)  # type: ignore[arg-type]
+    provisional = records.TranscriptRecord(  # type: ignore[arg-type]
+        **line, kind="provisional", text="hell", utterance_index=0, settles=("inbound-9",)
+    )
     assert transcripts.handle(svc, marked) is None, "left to the live final"
-    assert transcripts.handle(svc, records.encode(partial)) is None, "the console's"
+    transcripts.handle(svc, records.encode(partial))
+    transcripts.handle(svc, records.encode(provisional))
+    assert svc.transcripts.get("s-1", "inbound#000000000") is None, "a provisional is not stored"
     item = transcripts.handle(svc, records.encode(final))
     assert item is not None and item["text"] == "hello" and item["transcriber"] == "live"
     assert transcripts.handle(svc, records.encode(final)) is not None  # redelivered
     given_back = records.encode(spoken(0, live=False))  # as the server sends a line it lost
     assert transcripts.handle(svc, given_back)["text"] == "hello", "stored already: kept"  # type: ignore[index]
-    assert ears.heard == [] and [k for k, _ in bus.published] == ["Utterance Transcribed"]
+    assert ears.heard == []
+    published = [(k, d.get("kind"), d["text"]) for k, d in bus.published]
+    assert published == [
+        ("Transcript Partial", None, "hel"),
+        ("Utterance Transcribed", "provisional", "hell"),
+        ("Utterance Transcribed", "final", "hello"),
+    ], "the console sees the line grow and settle; the final is published once"
+    said = {k + str(d.get("kind")): d for k, d in bus.published}
+    assert said["Transcript PartialNone"]["result_id"] == "inbound-0"
+    assert said["Transcript PartialNone"]["done"] is False
+    assert said["Utterance Transcribedprovisional"]["settles"] == ["inbound-9"]
+    assert said["Utterance Transcribedfinal"]["utterance"] == "inbound#000000000"
+
+
+def test_a_batch_publishes_only_the_newest_of_each_live_line() -> None:
+    """Of a line's records in one batch, only what a later record does not replace goes out."""
+    from callstream.analytics import transcripts
+
+    def line(result_id: str, kind: str, text: str, **more: Any) -> bytes:
+        return records.encode(
+            records.TranscriptRecord(
+                stream_id=more.pop("stream_id", "s-1"),
+                track="inbound",
+                result_id=result_id,
+                kind=kind,  # type: ignore[arg-type]
+                text=text,
+                start_ms=0.0,
+                end_ms=float(len(text)),
+                **more,
+            )
+        )
+
+    batch = [
+        line("A", "partial", "good"),  # 0: A grows later in the batch
+        line("A", "partial", "good morning"),  # 1: settled by the provisional
+        line("A", "partial", "good", stream_id="s-2"),  # 2: another stream's line A: kept
+        records.encode(spoken(0, live=True)),  # 3: not a live line: never passed over
+        line("B", "partial", "how"),  # 4: settled by A's final (settles B)
+        b"not a record",  # 5: the handler quarantines it, the coalescing leaves it
+        line("A", "provisional", "good morning how", utterance_index=0),  # 6: final follows
+        line("C", "partial", "bye"),  # 7: the newest of its line: kept
+        line("A", "final", "good morning how are you", utterance_index=0, settles=("B",)),
+        line("D", "provisional", "hi", utterance_index=1),  # 9: its final is not in the batch
+    ]
+    assert transcripts.superseded(batch) == {0, 1, 4, 6}
+    assert transcripts.superseded([]) == set()
 
 
 def test_a_record_that_is_not_an_utterance_stream_record_is_refused_by_name() -> None:

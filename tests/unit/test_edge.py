@@ -115,3 +115,28 @@ def test_an_event_function_hands_the_detail_or_the_event_and_counts_the_result(
     assert _emf(capsys)["StreamsSwept"] == [2.0]
     event_function(object, handle, whole_event=True)(event, LambdaContext("console_feed"))
     assert seen == [{"stream_id": "s1"}, event]
+
+
+def test_records_a_later_one_makes_moot_are_skipped_and_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    svc = FakeServices()
+    seen: list[list[bytes]] = []
+
+    def moot(batch: list[bytes]) -> set[int]:  # "old" records are replaced by what follows
+        seen.append(batch)
+        return {i for i, data in enumerate(batch) if data.startswith(b"old")}
+
+    handler = batch_function(lambda: svc, _handle, passed_over=moot)
+    event = kinesis_event([("a", b"old one"), ("b", b"new one"), ("c", b"fail"), ("d", b"old")])
+
+    answer = handler(event, LambdaContext("transcribe_utterance"))
+
+    assert seen == [[b"old one", b"new one", b"fail", b"old"]], "the whole batch, in order"
+    assert svc.handled == [b"new one"]
+    failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+    assert failed == [event["Records"][2]["kinesis"]["sequenceNumber"]], "skipped is not failed"
+    assert _emf(capsys)["SupersededRecords"] == [2.0]
+
+    handler(kinesis_event([("e", b"old two"), ("f", b"new two")]), LambdaContext("t"))
+    assert svc.handled == [b"new one", b"new two"], "each batch is judged on its own"

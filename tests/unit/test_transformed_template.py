@@ -105,6 +105,26 @@ def test_rule_targets_dead_letter_to_the_watched_queue(resources):
         assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
 
 
+def test_sentiment_is_invoked_for_finals_not_for_a_live_lines_provisional_text(resources):
+    """EventBridge's matcher (moto's) on the deployed rule: a provisional costs no invocation."""
+    from moto.events.models import EventPattern
+
+    (rule,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and "AnalyzeSentiment" in json.dumps(r["Properties"]["Targets"])
+    ]
+    pattern = EventPattern.load(json.dumps(rule["EventPattern"]))
+
+    def event(**detail: str) -> dict:
+        return {"source": "callstream", "detail-type": "Utterance Transcribed", "detail": detail}
+
+    assert pattern.matches_event(event(kind="final", text="hello"))
+    assert not pattern.matches_event(event(kind="provisional", text="hell"))
+    assert not pattern.matches_event({**event(kind="final"), "detail-type": "Transcript Partial"})
+
+
 def test_asynchronous_functions_retry_twice_then_land_on_a_watched_queue(resources):
     configs = {
         next(iter(references(r["Properties"]["FunctionName"]))): r["Properties"]

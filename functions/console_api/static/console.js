@@ -171,7 +171,8 @@ function openCall(callUuid) {
     id: callUuid,
     cursor: "",
     seen: new Set(),
-    lines: new Map(), // stream#utterance → its timeline item
+    lines: new Map(), // stream#utterance → its transcript line ({li, rank, endMs})
+    live: new Map(), // stream#result_id → its transcript line (live transcription's lines)
     points: [], // {role, at, score}
     stream: null,
     bidirectional: null,
@@ -221,8 +222,9 @@ async function refreshTimeline() {
 function dedupKey(event) {
   const d = event.detail;
   if (event.type === "Session Event") return `session:${d.stream_id}:${d.seq}`;
-  if (event.type === "Utterance Transcribed" || event.type === "Sentiment Scored")
-    return `${event.type}:${d.stream_id}:${d.utterance}`;
+  if (event.type === "Utterance Transcribed")
+    return `${event.type}:${d.stream_id}:${d.utterance}:${d.kind || "final"}`;
+  if (event.type === "Sentiment Scored") return `${event.type}:${d.stream_id}:${d.utterance}`;
   if (event.type === "Recording Ready" || event.type === "Call Completed")
     return `${event.type}:${d.stream_id}:${d.generation}`;
   return event.id;
@@ -249,16 +251,14 @@ function render(call, event) {
   const d = event.detail;
   if (d.stream_id && event.type !== "Call Ended") call.stream = d.stream_id;
   switch (event.type) {
-    case "Utterance Transcribed": {
-      const role = d.role || ROLES[d.track] || d.track;
-      const li = item(`utterance ${role}`, d.start_ms, role, d.text || "…");
-      li.dataset.utterance = d.utterance;
-      li.dataset.startMs = d.start_ms;
-      call.lines.set(`${d.stream_id}#${d.utterance}`, li);
+    case "Utterance Transcribed":
+      transcriptLine(call, d, d.kind === "provisional" ? "provisional" : "final");
       break;
-    }
+    case "Transcript Partial":
+      transcriptLine(call, d, d.done ? "final" : "partial");
+      break;
     case "Sentiment Scored": {
-      const li = call.lines.get(`${d.stream_id}#${d.utterance}`);
+      const li = call.lines.get(`${d.stream_id}#${d.utterance}`)?.li;
       const role = d.role || ROLES[d.track] || d.track;
       if (li) {
         li.classList.add(`sentiment-${d.sentiment}`);
@@ -306,6 +306,52 @@ function render(call, event) {
       break;
   }
   $("talk-stream").textContent = call.stream ? `stream ${call.stream}` : "";
+}
+
+// A transcript line grows with its partials and settles at its provisional final, then its
+// final. EventBridge does not keep order, so a line only moves forward: partial < provisional
+// < final, and of two partials the one that covers more audio. A final also settles the
+// other partial lines it names (the recogniser cut the utterance elsewhere than our VAD).
+const RANK = { partial: 0, provisional: 1, final: 2 };
+
+function transcriptLine(call, d, kind) {
+  const byUtterance = d.utterance ? `${d.stream_id}#${d.utterance}` : null;
+  const byResult = d.result_id ? `${d.stream_id}#${d.result_id}` : null;
+  const rank = RANK[kind];
+  const endMs = Number(d.end_ms) || 0;
+  let line = (byUtterance && call.lines.get(byUtterance)) || (byResult && call.live.get(byResult));
+  if (line && (line.rank > rank || (line.rank === rank && rank === 0 && line.endMs >= endMs)))
+    return; // older than what the page shows
+  for (const other of d.settles || []) settle(call, `${d.stream_id}#${other}`, line);
+  if (kind === "final" && !d.utterance && !d.text) {
+    settle(call, byResult, null); // a line no utterance kept: withdrawn
+    return;
+  }
+  if (!line?.li) {
+    const role = d.role || ROLES[d.track] || d.track;
+    line = { li: item(`utterance ${role}`, d.start_ms, role, "") };
+  }
+  Object.assign(line, { rank, endMs });
+  const li = line.li;
+  li.classList.remove("partial", "provisional", "final");
+  li.classList.add(kind);
+  li.dataset.kind = kind;
+  li.dataset.startMs = d.start_ms;
+  li.querySelector(".at").textContent = clock(Number(d.start_ms) || 0);
+  li.querySelector(".text").textContent = d.text || "…";
+  if (byResult) call.live.set(byResult, line);
+  if (byUtterance) {
+    li.dataset.utterance = d.utterance;
+    call.lines.set(byUtterance, line);
+  }
+}
+
+// The line at `key` is replaced by `by` (or withdrawn): its item goes, later news of it is moot.
+function settle(call, key, by) {
+  const line = call.live.get(key);
+  if (line && line === by) return;
+  if (line?.li && line.li !== by?.li) line.li.remove();
+  call.live.set(key, { li: null, rank: RANK.final, endMs: Infinity });
 }
 
 function sessionEvent(call, d) {

@@ -78,6 +78,7 @@ def batch_function(
     handle: Callable[[Q, bytes], object],
     *,
     time_left: Callable[[float], None] | None = None,
+    passed_over: Callable[[list[bytes]], set[int]] | None = None,
 ) -> Handler:
     """A handler for Kinesis batches: ``handle(services(), data)`` for each record.
 
@@ -93,13 +94,19 @@ def batch_function(
             it) to the next invocation. Deferrals are reported even when every record is
             deferred: an error would make Lambda bisect the batch instead of resuming at the
             first deferred record.
+        passed_over: given the batch's records, the positions of those a later record of the
+            same batch makes moot; they are skipped (and counted, ``SupersededRecords``).
     """
     processor = BatchProcessor(
         event_type=EventType.KinesisDataStreams,
         raise_on_entire_batch_failure=time_left is None,
     )
 
+    skipped: set[str] = set()  # this batch's sequence numbers passed over
+
     def record_handler(record: KinesisStreamRecord, lambda_context: LambdaContext) -> object:
+        if record.kinesis.sequence_number in skipped:
+            return None
         if time_left is not None:
             time_left(lambda_context.get_remaining_time_in_millis() / 1000)
         svc = services()
@@ -113,6 +120,13 @@ def batch_function(
         )
 
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        skipped.clear()
+        if passed_over is not None:
+            batch = [KinesisStreamRecord(r) for r in event.get("Records", [])]
+            moot = passed_over([r.kinesis.data_as_bytes() for r in batch])
+            skipped.update(batch[i].kinesis.sequence_number for i in moot)
+            if skipped:
+                count("SupersededRecords", len(skipped))
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )

@@ -32,6 +32,9 @@ class SentimentServices:
 def handle(svc: SentimentServices, detail: dict[str, Any]) -> dict[str, Any]:
     """Score one ``Utterance Transcribed`` event (idempotent: a redelivery changes nothing).
 
+    Only finals are scored: a provisional line (``kind: provisional``) is replaced by its final
+    within seconds, and the rule passes it over already; one that comes anyway is ignored.
+
     Raises:
         RequestError: the event's detail lacks ``stream_id``, ``utterance`` or ``text``.
     """
@@ -43,6 +46,8 @@ def handle(svc: SentimentServices, detail: dict[str, Any]) -> dict[str, Any]:
         )
     except KeyError as missing:
         raise RequestError(f"Utterance Transcribed event without {missing}") from None
+    if detail.get("kind", "final") != "final":
+        return {}
     item = svc.transcripts.get(stream_id, key) or {}
     if item.get("sentiment"):
         return item

@@ -60,8 +60,9 @@ def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
 
     Two records bring one: an ``utterance`` (recognised here), or, when the stream server hears
     the call live (docs/transcription.md), the ``transcript`` final naming it. An utterance
-    marked ``live`` is left to that final; the other live records (partials, provisional
-    finals) are the console's and are passed over (None).
+    marked ``live`` is left to that final. The other live records are the console's: a
+    provisional final is published as ``Utterance Transcribed`` (``kind: provisional``, not
+    stored, not scored), a partial as ``Transcript Partial``.
 
     Raises:
         RecordError: not an UtteranceStream record.
@@ -69,17 +70,75 @@ def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
     """
     record = records.decode(data)
     if isinstance(record, records.TranscriptRecord):
-        index = record.utterance_index
-        if record.kind != "final" or index is None:
-            return None
-        key = utterance_key(record.track, index)
-        return _once(svc, record.stream_id, key, lambda: _live_item(svc, record, index))
+        return _live(svc, record)
     if not isinstance(record, records.UtteranceRecord):
         raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
     if record.live:
         return None
     key = utterance_key(record.track, record.index)
     return _once(svc, record.stream_id, key, lambda: _recognised_item(svc, record))
+
+
+def superseded(batch: list[bytes]) -> set[int]:
+    """Positions of the live records a later one of the same batch replaces: not published.
+
+    A line's partials come several a second; the console only shows its newest words, so of a
+    line's records in one batch only the last is published (a provisional final goes too when
+    its final is in the batch, and a partial when a later final or provisional settles it).
+    What is not a live record is never passed over.
+    """
+    later: set[tuple[str, str]] = set()  # (stream, line) a later record of the batch settles
+    final_later: set[tuple[str, str]] = set()
+    out: set[int] = set()
+    for position in range(len(batch) - 1, -1, -1):
+        try:
+            record = records.decode(batch[position])
+        except RecordError:
+            continue  # the handler says why, record by record
+        if not isinstance(record, records.TranscriptRecord):
+            continue
+        line = (record.stream_id, record.result_id)
+        replaced = later if record.kind == "partial" else final_later
+        if record.kind != "final" and line in replaced:
+            out.add(position)
+        later.add(line)
+        later.update((record.stream_id, other) for other in record.settles)
+        if record.kind == "final":
+            final_later.add(line)
+    return out
+
+
+def _live(svc: TranscriptServices, record: records.TranscriptRecord) -> dict[str, Any]:
+    """A live result: a final is stored and published once; the rest are published as they are."""
+    index = record.utterance_index
+    if record.kind == "final" and index is not None:
+        key = utterance_key(record.track, index)
+        return _once(svc, record.stream_id, key, lambda: _live_item(svc, record, index))
+    line = {
+        "stream_id": record.stream_id,
+        "call_uuid": record.call_uuid or UNKNOWN_CALL,
+        "track": record.track,
+        "role": ROLES.get(record.track, record.track),
+        "result_id": record.result_id,
+        "start_ms": record.start_ms,
+        "end_ms": record.end_ms,
+        "text": record.text,
+    }
+    if record.kind == "provisional" and index is not None:
+        detail = line | {
+            "kind": "provisional",
+            "utterance": utterance_key(record.track, index),
+            "index": index,
+            "settles": list(record.settles),
+            "confidence": record.confidence,
+            "language": record.language or svc.language,
+        }
+        svc.events.publish("Utterance Transcribed", detail)
+        return detail
+    # a partial, or the last word on a line no utterance took (withdrawn when empty): done
+    detail = line | {"done": record.kind != "partial"}
+    svc.events.publish("Transcript Partial", detail)
+    return detail
 
 
 def _base(record: records.UtteranceRecord | records.TranscriptRecord, index: int) -> dict[str, Any]:
@@ -113,16 +172,20 @@ def _live_item(
     svc: TranscriptServices, record: records.TranscriptRecord, index: int
 ) -> dict[str, Any]:
     """The utterance as the stream server's live recognition heard it (its final)."""
-    return _base(record, index) | {
-        "start_ms": record.start_ms,
-        "end_ms": record.end_ms,
-        "split": record.split,
-        "text": record.text,
-        "confidence": record.confidence,
-        "language": record.language or svc.language,
-        "transcriber": "live",
-        "result_id": record.result_id,
-    }
+    return (
+        _base(record, index)
+        | {
+            "start_ms": record.start_ms,
+            "end_ms": record.end_ms,
+            "split": record.split,
+            "text": record.text,
+            "confidence": record.confidence,
+            "language": record.language or svc.language,
+            "transcriber": "live",
+            "result_id": record.result_id,
+        }
+        | ({"settles": list(record.settles)} if record.settles else {})
+    )
 
 
 def _once(
@@ -148,8 +211,11 @@ def _once(
                 "text",
                 "confidence",
                 "language",
+                "result_id",
+                "settles",
             )
-        }
+            if k in item
+        } | {"kind": "final"}
         svc.events.publish("Utterance Transcribed", detail)
         svc.transcripts.update(stream_id, key, published=True)
     return item
