@@ -19,7 +19,7 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from local.demo import api
 from local.stack import Stack
@@ -109,6 +109,8 @@ class Observed:
     call_uuid: str
     stream_id: str
     lines_during_call: int = 0
+    growing: list[str] = field(default_factory=list)  # a live line's words as they were shown
+    grew_during_call: bool = False
     sentiments: list[str] = field(default_factory=list)
     alerts: int = 0
     checkpoint: str = ""
@@ -128,13 +130,19 @@ class Observed:
 
 
 def watch_a_call(
-    speed: float = 2.0, screenshot: Path | None = None, log_file: Path | None = None
+    speed: float = 2.0,
+    screenshot: Path | None = None,
+    log_file: Path | None = None,
+    live: Literal["off", "local"] = "off",
 ) -> Observed:
-    """Run one bidirectional call and watch it through the console; see the module docstring."""
+    """Run one bidirectional call and watch it through the console; see the module docstring.
+
+    ``live="local"``: the call is heard live, and the page's growing line is watched for too.
+    """
     from selenium.webdriver.common.by import By
 
     with Stack(
-        speed=speed, log_file=log_file, log_level="INFO" if log_file else "WARNING"
+        speed=speed, log_file=log_file, log_level="INFO" if log_file else "WARNING", live=live
     ) as stack:
         assert stack.gateway is not None
         call = SimCall(str(uuid.uuid4()), inbound=AUDIO / "support_call_8000_inbound.wav")
@@ -161,6 +169,18 @@ def watch_a_call(
             def lines() -> list[Any]:
                 return list(browser.find_elements(By.CSS_SELECTOR, "#timeline li.utterance"))
 
+            if live != "off":
+
+                def growing() -> list[str]:
+                    return [
+                        li.text
+                        for li in browser.find_elements(
+                            By.CSS_SELECTOR, "#timeline li.utterance.partial"
+                        )
+                    ]
+
+                seen.growing = wait("a line growing while the caller speaks", growing)
+                seen.grew_during_call = not call.done.is_set()
             wait("a transcript line", lines)
             seen.lines_during_call = 0 if call.done.is_set() else len(lines())
             wait(

@@ -199,7 +199,8 @@ def test_after_the_call_a_short_lived_recording_url_the_summary_and_the_transcri
 @pytest.mark.slow
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_a_live_call_in_the_console(tmp_path):
-    seen = watch_a_call(speed=1.0, screenshot=ROOT / "docs" / "console.png")
+    seen = watch_a_call(speed=1.0, screenshot=ROOT / "docs" / "console.png", live="local")
+    assert seen.growing and seen.grew_during_call, "a line grew on the page as the caller spoke"
     assert seen.lines_during_call >= 1, "transcript lines arrived while the call ran"
     assert seen.sentiments and set(seen.sentiments) <= {"POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"}
     assert seen.alerts >= 1, "the caller turned negative"
