@@ -7,12 +7,19 @@ from collections.abc import Iterable
 
 
 def kinesis_event(
-    payloads: Iterable[tuple[str, bytes]], stream: str = "AudioStream", first_seq: int = 1
+    payloads: Iterable[tuple[str, bytes] | tuple[str, bytes, str]],
+    stream: str = "AudioStream",
+    first_seq: int = 1,
+    shard: str = "shardId-000000000000",
 ) -> dict:
-    """A Lambda Kinesis event with one entry per (partition key, data)."""
+    """A Lambda Kinesis event with one entry per (partition key, data[, sequence number]).
+
+    Without a sequence number (a record made up, not read from a stream) one is numbered from
+    ``first_seq``; with one (read from moto), it is the record's own, as Lambda gives it.
+    """
     entries = []
-    for n, (key, data) in enumerate(payloads, start=first_seq):
-        sequence = f"4959{n:052d}"
+    for n, (key, data, *given) in enumerate(payloads, start=first_seq):
+        sequence = given[0] if given else f"4959{n:052d}"
         entries.append(
             {
                 "kinesis": {
@@ -24,7 +31,7 @@ def kinesis_event(
                 },
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{sequence}",
+                "eventID": f"{shard}:{sequence}",
                 "eventName": "aws:kinesis:record",
                 "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
                 "awsRegion": "us-east-1",

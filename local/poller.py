@@ -125,7 +125,7 @@ class Poller:
         iterator = kinesis.get_shard_iterator(
             StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        pending: list[tuple[str, bytes]] = []
+        pending: list[tuple[str, bytes, str]] = []
         size, retries = source.batch_size, 0
         while not self._stop.is_set():
             if len(pending) < source.batch_size:
@@ -133,12 +133,14 @@ class Poller:
                     ShardIterator=iterator, Limit=source.batch_size - len(pending)
                 )
                 iterator = response["NextShardIterator"]
-                pending += [(r["PartitionKey"], r["Data"]) for r in response["Records"]]
+                pending += [
+                    (r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in response["Records"]
+                ]
             if not pending:
                 self._stop.wait(0.2)
                 continue
             batch = pending[:size]
-            event = kinesis_event(batch, stream=name)
+            event = kinesis_event(batch, stream=name, shard=shard)
             numbers = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
             try:
                 answer = self._invoke(source.function, event) or {}

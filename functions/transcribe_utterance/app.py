@@ -2,9 +2,9 @@
 
 from callstream import wiring
 from callstream.analytics import transcripts
-from callstream.edge import batch_function
+from callstream.edge import located_batch_function
 
-lambda_handler = batch_function(
+lambda_handler = located_batch_function(
     wiring.transcript_services,
     transcripts.handle,
     time_left=transcripts.check_time_left,

@@ -4,6 +4,7 @@ sentiment, summary, with real Kinesis and EventBridge event shapes and the local
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import boto3
@@ -342,7 +343,7 @@ def _live(utterances, index: int, kind: str = "final", text: str = "live words")
         text=text,
         start_ms=u.start_ms,
         end_ms=u.end_ms,
-        utterance_index=u.index if kind == "final" else None,
+        utterance_index=u.index if kind != "partial" else None,
     )
     marked = [(u.stream_id, records.encode(msgspec.structs.replace(u, live=True))) for u in inbound]
     return (u.stream_id, records.encode(line)), marked
@@ -360,9 +361,12 @@ def test_a_live_call_is_stored_from_its_finals_and_its_utterances_are_left_alone
     assert invoke("transcribe_utterance", kinesis_event(batch, stream="UtteranceStream")) == {
         "batchItemFailures": []
     }
-    (published,) = of_type(stack.drain(), "Utterance Transcribed")
+    said = of_type(stack.drain(), "Utterance Transcribed")
+    (published,) = [e for e in said if e["detail"]["kind"] == "final"]
     assert published["detail"]["text"] == "live words"
     assert published["detail"]["utterance"] == "inbound#000000000"
+    (early,) = [e["detail"] for e in said if e["detail"]["kind"] == "provisional"]
+    assert (early["utterance"], early["text"]) == ("inbound#000000001", "it is four")
     kept = boto3.client("s3", region_name="us-east-1").list_objects_v2(
         Bucket="recordings", Prefix="quarantine/"
     )
@@ -370,6 +374,86 @@ def test_a_live_call_is_stored_from_its_finals_and_its_utterances_are_left_alone
     again = kinesis_event([final], stream="UtteranceStream")
     assert invoke("transcribe_utterance", again) == {"batchItemFailures": []}
     assert stack.drain() == [], "a redelivered final publishes nothing twice"
+
+
+def consume(kinesis, after: str | None = None) -> str | None:
+    """Hand what UtteranceStream holds past ``after`` to transcribe_utterance, as Lambda does
+    (the records' own shard and sequence numbers); the last sequence number handed."""
+    shard = kinesis.list_shards(StreamName="UtteranceStream")["Shards"][0]["ShardId"]
+    start = (
+        {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        if after
+        else {"ShardIteratorType": "TRIM_HORIZON"}
+    )
+    iterator = kinesis.get_shard_iterator(StreamName="UtteranceStream", ShardId=shard, **start)
+    found = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    batch = [(r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in found]
+    event = kinesis_event(batch, stream="UtteranceStream", shard=shard)
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    return batch[-1][2] if batch else after
+
+
+def test_a_live_utterance_whose_final_never_comes_is_given_back_and_transcribed_once(
+    stack, aws, monkeypatch
+):
+    """The task hearing a call dies between an utterance and its live final: the consumer held
+    the utterance, the sweeper reads it again from UtteranceStream after HOLD_S and puts it
+    back unmarked, and the per-utterance path transcribes it. The utterances whose finals did
+    come (before or after their record) are never touched."""
+    from callstream.analytics import sweeper
+    from callstream.analytics.transcripts import pending_partitions
+
+    monkeypatch.setenv("CALLSTREAM_UTTERANCE_STREAM", "UtteranceStream")
+    monkeypatch.setenv("CALLSTREAM_AUDIO_STREAM", "AudioStream")
+    kinesis = aws["kinesis"]
+    _, utterances = tape_records("support_call_mulaw_8k")
+    final_0, marked = _live(utterances, 0, text="heard live")
+    final_2, _ = _live(utterances, 2, text="heard early")
+    for key, data in [final_2, *marked[:3], final_0]:  # 2's final before its record; 1's never
+        kinesis.put_record(StreamName="UtteranceStream", Data=data, PartitionKey=key)
+    last = consume(kinesis)
+    svc = wiring.sweeper_services()
+    stream = records.decode(marked[0][1]).stream_id
+
+    def held() -> list[str]:
+        return [
+            i["utterance"]
+            for p in pending_partitions()
+            for i in svc.transcripts.pending(p, 2e9, 10)
+        ]
+
+    assert held() == ["inbound#000000001"], "only the utterance without a final is held"
+    assert sweeper.give_back(svc)["given_back"] == [], "not before HOLD_S: its final may come"
+    later = time.time() + sweeper.HOLD_S + 1
+    assert sweeper.give_back(svc, now=later)["given_back"] == [f"{stream}/inbound#000000001"]
+    assert sweeper.give_back(svc, now=later)["given_back"] == [], "held again meanwhile"
+    consume(kinesis, after=last)
+    items = {i["utterance"]: i for i in svc.transcripts.for_stream(stream)}
+    assert items["inbound#000000000"]["text"] == "heard live"
+    assert items["inbound#000000002"]["text"] == "heard early", "the hold never replaced a final"
+    filled = items["inbound#000000001"]
+    assert filled["transcriber"] != "live" and "seven" in filled["text"], "recognised here"
+    assert held() == [], "the transcript replaced the hold"
+    said = [e["detail"]["utterance"] for e in of_type(stack.drain(), "Utterance Transcribed")]
+    assert sorted(said) == [f"inbound#00000000{n}" for n in range(3)], "each published once"
+
+
+def test_a_held_utterance_the_stream_no_longer_has_is_let_go(stack, aws, monkeypatch):
+    from callstream.analytics import sweeper
+    from callstream.analytics.transcripts import pending_partitions
+
+    monkeypatch.setenv("CALLSTREAM_UTTERANCE_STREAM", "UtteranceStream")
+    monkeypatch.setenv("CALLSTREAM_AUDIO_STREAM", "AudioStream")
+    _, utterances = tape_records("support_call_mulaw_8k")
+    _, marked = _live(utterances, 0)
+    shard = aws["kinesis"].list_shards(StreamName="UtteranceStream")["Shards"][0]["ShardId"]
+    gone = "49" + "0" * 54  # a sequence number the stream does not hold (past its retention)
+    event = kinesis_event([(*marked[0], gone)], stream="UtteranceStream", shard=shard)
+    assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+    svc = wiring.sweeper_services()
+    back = sweeper.give_back(svc, now=time.time() + sweeper.HOLD_S + 1)
+    assert back["given_back"] == [] and len(back["lost"]) == 1
+    assert [i for p in pending_partitions() for i in svc.transcripts.pending(p, 2e9, 10)] == []
 
 
 def test_an_utterance_the_live_path_gave_back_is_recognised_here(stack):

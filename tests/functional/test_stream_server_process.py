@@ -27,6 +27,7 @@ from callstream.control.tokens import TokenClaims, new_jti, sign_token
 from local.aws import table_request
 from local.vobiz_frames import CallAudio, messages
 from tests.conftest import TABLES, read_stream
+from tests.functional.test_stream_server import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "process-test-key-0123456789abcdef"
@@ -352,3 +353,101 @@ async def test_sigkill_while_kinesis_throttles_loses_a_bounded_tail(moto_server)
     # the bound binds: calls went on well past it (uncapped, each lost about what it sent)
     assert max(sent) > bound + 100, "a call sent more than the bound"
     assert max(lost) <= bound, f"lost frames per call {lost}, bound {bound}"
+
+
+@pytest.mark.slow
+async def test_a_task_killed_between_an_utterance_and_its_live_final_loses_no_transcript(
+    moto_server, monkeypatch
+):
+    """The call is heard live; the task is SIGKILLed as soon as an utterance reaches Kinesis,
+    before its live final can. The transcription consumer holds it, the sweeper ends the stream
+    and gives the held utterance back after HOLD_S, and the per-utterance path transcribes it:
+    every utterance that reached Kinesis ends with one transcript."""
+    from callstream.analytics import sweeper
+    from callstream.analytics.transcripts import pending_partitions
+    from local.kinesis_events import kinesis_event
+    from local.lambdas import invoke
+    from local.vobiz_frames import read_wav
+
+    endpoint, kinesis = moto_server
+    boto3.client("dynamodb", endpoint_url=endpoint).create_table(
+        **table_request("Transcripts", TABLES["TranscriptsTable"])
+    )
+    pcm, rate = read_wav(ROOT / "samples" / "support_call_8000_inbound.wav")
+    # from 6.5 s: the caller's first line ("hi my internet has been down …") starts at once
+    call = CallAudio(
+        tracks={"inbound": pcm[rate * 13 :]}, sample_rate=rate, stream_id="live-1", call_id="call-1"
+    )
+    process, port = await asyncio.to_thread(start_server, endpoint, live_transcription="local")
+
+    def utterance_written() -> bool:
+        return any(
+            isinstance(records.decode(d), records.UtteranceRecord)
+            for _, d in read_stream(kinesis, "UtteranceStream")
+        )
+
+    talking = asyncio.create_task(caller(port, call, None))
+    try:
+        await wait_for(utterance_written, 60)
+        process.kill()  # SIGKILL: the utterance is on Kinesis, its live final never will be
+    finally:
+        if process.poll() is None:
+            process.kill()
+        await asyncio.to_thread(process.wait, 10)
+        assert process.stdout is not None
+        process.stdout.close()
+    await talking
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "CALLSTREAM_REGISTRY_TABLE": "Registry",
+        "CALLSTREAM_AUDIO_STREAM": "AudioStream",
+        "CALLSTREAM_UTTERANCE_STREAM": "UtteranceStream",
+        "CALLSTREAM_RECORDINGS_BUCKET": "recordings",
+        "CALLSTREAM_TRANSCRIPTS_TABLE": "Transcripts",
+        "CALLSTREAM_EVENT_BUS": "callstream",
+        "CALLSTREAM_TRANSCRIBER": "local",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "callstream",
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    shard = kinesis.list_shards(StreamName="UtteranceStream")["Shards"][0]["ShardId"]
+    handed: set[str] = set()
+
+    def consume() -> None:
+        """Everything on UtteranceStream not handed yet, to the consumer as Lambda hands it."""
+        iterator = kinesis.get_shard_iterator(
+            StreamName="UtteranceStream", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        found = kinesis.get_records(ShardIterator=iterator)["Records"]
+        batch = [
+            (r["PartitionKey"], r["Data"], r["SequenceNumber"])
+            for r in found
+            if r["SequenceNumber"] not in handed
+        ]
+        handed.update(b[2] for b in batch)
+        event = kinesis_event(batch, stream="UtteranceStream", shard=shard)
+        assert invoke("transcribe_utterance", event) == {"batchItemFailures": []}
+
+    await asyncio.to_thread(consume)
+    written = [
+        r
+        for _, d in read_stream(kinesis, "UtteranceStream")
+        if isinstance(r := records.decode(d), records.UtteranceRecord)
+    ]
+    assert written and all(u.live for u in written), "heard live: left to the live finals"
+    svc = wiring.sweeper_services()
+    assert await asyncio.to_thread(sweeper.sweep, svc) == ["live-1"], "the dead task's stream"
+    later = time.time() + sweeper.HOLD_S + 1
+    back = await asyncio.to_thread(sweeper.give_back, svc, later)
+    assert back["given_back"] and not back["lost"], back
+    await asyncio.to_thread(consume)
+
+    stored = {i["utterance"]: i for i in svc.transcripts.for_stream("live-1")}
+    for u in written:
+        item = stored[f"{u.track}#{u.index:09d}"]
+        assert item.get("text") and "pending" not in item, item
+    first = stored["inbound#000000000"]
+    assert "internet" in first["text"], first["text"]
+    assert [i for p in pending_partitions() for i in svc.transcripts.pending(p, 2e9, 10)] == []

@@ -13,6 +13,8 @@ from tests.conftest import read_stream
 def test_streams_of_a_dead_task_are_closed_and_recorded(aws, monkeypatch):
     monkeypatch.setenv("CALLSTREAM_REGISTRY_TABLE", "Registry")
     monkeypatch.setenv("CALLSTREAM_AUDIO_STREAM", "AudioStream")
+    monkeypatch.setenv("CALLSTREAM_UTTERANCE_STREAM", "UtteranceStream")
+    monkeypatch.setenv("CALLSTREAM_TRANSCRIPTS_TABLE", "Transcripts")
     wiring.reset()
     import asyncio
 

@@ -11,7 +11,7 @@ import pytest
 from callstream.analytics import sentiment, sweeper
 from callstream.audio import records
 from callstream.exceptions import RequestError
-from callstream.ports import Sentiment
+from callstream.ports import RecordAt, Sentiment
 
 
 class Table:
@@ -28,6 +28,20 @@ class Table:
 
     def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
         self.items.setdefault((stream_id, utterance), {}).update(fields)
+
+    def put_new(self, item: dict[str, Any]) -> bool:
+        if (item["stream_id"], item["utterance"]) in self.items:
+            return False
+        self.put(item)
+        return True
+
+    def pending(self, partition: str, before: float, limit: int) -> list[dict[str, Any]]:
+        held = [
+            i
+            for i in self.items.values()
+            if i.get("pending") == partition and i["pending_at"] < before
+        ]
+        return sorted(held, key=lambda i: i["pending_at"])[:limit]
 
 
 class Bus:
@@ -140,6 +154,9 @@ class Log:
     def put(self, key: str, data: bytes) -> None:
         self.put_records.append((key, data))
 
+    def read(self, at: Any) -> bytes | None:
+        return None
+
 
 def test_the_sweeper_ends_only_the_streams_of_dead_tasks_probing_each_task_once() -> None:
     items = [
@@ -149,9 +166,15 @@ def test_the_sweeper_ends_only_the_streams_of_dead_tasks_probing_each_task_once(
         SimpleNamespace(stream_id="s-4", call_uuid="c-4", task_address=None),  # not yet started
     ]
     registry, tasks, log = Registry(items), Tasks({"http://10.0.0.2:8081"}), Log()
-    svc = sweeper.SweeperServices(registry=registry, audio=log, tasks=tasks)  # type: ignore[arg-type]
+    svc = sweeper.SweeperServices(
+        registry=registry,  # type: ignore[arg-type]
+        audio=log,
+        tasks=tasks,  # type: ignore[arg-type]
+        transcripts=Table(),
+        utterances=Log(),
+    )
 
-    assert sweeper.handle(svc, {}) == {"swept": ["s-1", "s-2"]}
+    assert sweeper.handle(svc, {}) == {"swept": ["s-1", "s-2"], "given_back": [], "lost": []}
 
     assert tasks.probed == ["http://10.0.0.1:8081", "http://10.0.0.2:8081"]
     assert [(s, f["end_reason"], f["state"]) for s, f in registry.ended] == [
@@ -181,6 +204,9 @@ class Ears:
 
         self.heard.append(language)
         return Transcript(text=f"{len(pcm) // 2} samples", confidence=None)
+
+
+AT = RecordAt("shardId-000000000000", "49590000000000000000000000000000000000000000000001")
 
 
 def transcribing() -> tuple[Any, Ears, Table, Bus]:
@@ -216,9 +242,9 @@ def test_an_utterance_is_recognised_once_stored_and_published_once() -> None:
 
     svc, ears, table, bus = transcribing()
     data = records.encode(spoken(3, language="hi-IN"))
-    item = transcripts.handle(svc, data)
+    item = transcripts.handle(svc, data, AT)
     assert item is not None and item["text"] == "800 samples" and item["language"] == "hi-IN"
-    assert transcripts.handle(svc, data) is not None  # redelivered
+    assert transcripts.handle(svc, data, AT) is not None  # redelivered
     assert ears.heard == ["hi-IN"] and len(bus.published) == 1
     ((kind, detail),) = bus.published
     assert kind == "Utterance Transcribed" and detail["utterance"] == "inbound#000000003"
@@ -243,15 +269,24 @@ def test_a_live_call_is_stored_from_its_finals_and_nothing_is_recognised_twice()
     provisional = records.TranscriptRecord(  # type: ignore[arg-type]
         **line, kind="provisional", text="hell", utterance_index=0, settles=("inbound-9",)
     )
-    assert transcripts.handle(svc, marked) is None, "left to the live final"
-    transcripts.handle(svc, records.encode(partial))
-    transcripts.handle(svc, records.encode(provisional))
-    assert svc.transcripts.get("s-1", "inbound#000000000") is None, "a provisional is not stored"
-    item = transcripts.handle(svc, records.encode(final))
+    assert transcripts.handle(svc, marked, AT) is None, "left to the live final"
+    transcripts.handle(svc, records.encode(partial), AT)
+    transcripts.handle(svc, records.encode(provisional), AT)
+    held = svc.transcripts.get("s-1", "inbound#000000000")
+    assert held is not None and "text" not in held, (
+        "held for its final; a provisional is not stored"
+    )
+    assert (held["shard"], held["sequence"]) == (AT.shard, AT.sequence), "where to read it again"
+    item = transcripts.handle(svc, records.encode(final), AT)
     assert item is not None and item["text"] == "hello" and item["transcriber"] == "live"
-    assert transcripts.handle(svc, records.encode(final)) is not None  # redelivered
+    assert "pending" not in svc.transcripts.get("s-1", "inbound#000000000"), "the hold is replaced"
+    assert (
+        transcripts.handle(svc, marked, AT) is None
+        and svc.transcripts.get("s-1", "inbound#000000000")["text"] == "hello"
+    ), "a redelivered utterance record never replaces the stored transcript"
+    assert transcripts.handle(svc, records.encode(final), AT) is not None  # redelivered
     given_back = records.encode(spoken(0, live=False))  # as the server sends a line it lost
-    assert transcripts.handle(svc, given_back)["text"] == "hello", "stored already: kept"  # type: ignore[index]
+    assert transcripts.handle(svc, given_back, AT)["text"] == "hello", "stored already: kept"  # type: ignore[index]
     assert ears.heard == []
     published = [(k, d.get("kind"), d["text"]) for k, d in bus.published]
     assert published == [
@@ -307,7 +342,7 @@ def test_a_record_that_is_not_an_utterance_stream_record_is_refused_by_name() ->
     svc, *_ = transcribing()
     event = records.EventRecord(stream_id="s-1", seq=0, name="dtmf", at_ms=0.0)
     with pytest.raises(RecordError, match="EventRecord does not belong on UtteranceStream"):
-        transcripts.handle(svc, records.encode(event))
+        transcripts.handle(svc, records.encode(event), AT)
 
 
 # -- the summary consumer (finalize_call) ------------------------------------------------------

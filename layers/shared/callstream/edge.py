@@ -5,7 +5,8 @@ Every non-HTTP function is one line over a domain function (HTTP ones: :mod:`cal
 * :func:`event_function` for EventBridge and scheduled invocations: ``handle(services(), detail)``.
 * :func:`batch_function` for Kinesis batches: ``handle(services(), data)`` per record, with
   partial batch responses, and a record that can never be processed put aside
-  (:mod:`callstream.analytics.quarantine`) instead of holding up its shard.
+  (:mod:`callstream.analytics.quarantine`) instead of holding up its shard
+  (:func:`located_batch_function`: ``handle(services(), data, at)``, where the record is).
 
 :func:`observed` puts the Logger, Tracer and Metrics around a handler: all of them use it.
 """
@@ -26,7 +27,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from callstream.analytics import quarantine
-from callstream.ports import Quarantining
+from callstream.ports import Quarantining, RecordAt
 
 S = TypeVar("S")
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -82,13 +83,33 @@ def batch_function(
 ) -> Handler:
     """A handler for Kinesis batches: ``handle(services(), data)`` for each record.
 
+    As :func:`located_batch_function`, for a domain that needs only the record's bytes.
+    """
+    return located_batch_function(
+        services,
+        lambda svc, data, _at: handle(svc, data),
+        time_left=time_left,
+        passed_over=passed_over,
+    )
+
+
+def located_batch_function(
+    services: Callable[[], Q],
+    handle: Callable[[Q, bytes, RecordAt], object],
+    *,
+    time_left: Callable[[float], None] | None = None,
+    passed_over: Callable[[list[bytes]], set[int]] | None = None,
+) -> Handler:
+    """A handler for Kinesis batches: ``handle(services(), data, at)`` for each record.
+
+    ``at`` is where the record is on its stream (shard, sequence number), to read it again.
     A record ``handle`` raises :class:`~callstream.exceptions.RecordError` for is kept in the
     services' ``quarantine`` and counted (``QuarantinedRecords``); any other error reports the
     record as a batch item failure, and Lambda resumes the shard at it.
 
     Args:
         services: the composition root's factory (cached there).
-        handle: the domain function for one record's bytes.
+        handle: the domain function for one record's bytes and place.
         time_left: called with the invocation's seconds left before each record; it raises
             :class:`~callstream.exceptions.NotReadyError` to defer the record (and what follows
             it) to the next invocation. Deferrals are reported even when every record is
@@ -110,8 +131,10 @@ def batch_function(
         if time_left is not None:
             time_left(lambda_context.get_remaining_time_in_millis() / 1000)
         svc = services()
+        # Lambda's eventID is "<shard id>:<sequence number>"
+        at = RecordAt(record.event_id.split(":", 1)[0], record.kinesis.sequence_number)
         return quarantine.or_put_aside(
-            lambda data: handle(svc, data),
+            lambda data: handle(svc, data, at),
             record.kinesis.data_as_bytes(),
             store=svc.quarantine,
             stream_arn=record.event_source_arn,

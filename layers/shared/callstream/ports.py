@@ -174,10 +174,16 @@ class Transcripts(Protocol):
         """Write an item (the same utterance key overwrites itself)."""
 
     def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
-        """Set fields of an item."""
+        """Set fields of an item; a field given as None is removed."""
 
     def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
         """Every item of a stream, in key order."""
+
+    def put_new(self, item: dict[str, Any]) -> bool:
+        """Write an item unless its key is taken; False when it was."""
+
+    def pending(self, partition: str, before: float, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` items held in ``partition`` since before ``before``, oldest first."""
 
 
 class Recordings(Protocol):
@@ -257,6 +263,17 @@ class RecordLog(Protocol):
 
     def put(self, key: str, data: bytes) -> None:
         """Write one record with partition key ``key``."""
+
+    def read(self, at: RecordAt) -> bytes | None:
+        """The record at ``at`` on this stream; None once the stream's retention dropped it."""
+
+
+@dataclass(frozen=True)
+class RecordAt:
+    """Where a record is on its Kinesis stream: enough to read it again."""
+
+    shard: str
+    sequence: str
 
 
 class ConsoleStore(Protocol):

@@ -222,10 +222,12 @@ class ConsoleSettings(_Base):
 
 
 class SweeperSettings(_Base):
-    """The sweeper (ends streams whose task died)."""
+    """The sweeper (ends streams whose task died, gives back live utterances never finished)."""
 
     registry_table: str = Field(description="DynamoDB stream registry table.")
     audio_stream: str = Field(description="Kinesis stream for audio and session events.")
+    utterance_stream: str = Field(description="Kinesis stream for utterances.")
+    transcripts_table: str = Field(description="DynamoDB transcripts and sentiment table.")
 
 
 class SecretsSettings(_Base):

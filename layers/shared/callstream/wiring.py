@@ -195,6 +195,8 @@ def sweeper_services() -> SweeperServices:
         registry=DynamoRegistry(client("dynamodb"), cfg.registry_table),
         audio=KinesisRecordLog(client("kinesis"), cfg.audio_stream),
         tasks=HttpTasks(http_pool()),
+        transcripts=DynamoTranscripts(client("dynamodb"), cfg.transcripts_table),
+        utterances=KinesisRecordLog(client("kinesis"), cfg.utterance_stream),
     )
 
 

@@ -472,16 +472,48 @@ class DynamoTranscripts:
         )
 
     def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
-        """Set fields of an item."""
+        """Set fields of an item; a field given as None is removed."""
         names = {f"#f{i}": k for i, k in enumerate(fields)}
-        values = {f":v{i}": _serialize(_dynamo_value(v)) for i, v in enumerate(fields.values())}
+        given = [(f"#f{i}", v) for i, v in enumerate(fields.values())]
+        values = {f":v{n[2:]}": _serialize(_dynamo_value(v)) for n, v in given if v is not None}
+        expression = ""
+        if values:
+            expression = "SET " + ", ".join(f"{n} = :v{n[2:]}" for n, v in given if v is not None)
+        if removed := [n for n, v in given if v is None]:
+            expression += " REMOVE " + ", ".join(removed)
         self._client.update_item(
             TableName=self._table,
             Key={"stream_id": {"S": stream_id}, "utterance": {"S": utterance}},
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            UpdateExpression=expression.strip(),
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeValues": values} if values else {}),
         )
+
+    def put_new(self, item: dict[str, Any]) -> bool:
+        """Write an item unless its key is taken (a stored transcript is never replaced)."""
+        doc = {**item, "ttl": int(time.time()) + TTL_S}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={k: _serialize(_dynamo_value(v)) for k, v in doc.items() if v is not None},
+                ConditionExpression="attribute_not_exists(stream_id)",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def pending(self, partition: str, before: float, limit: int) -> list[dict[str, Any]]:
+        """Held items of one partition of the sparse ``pending`` index, oldest first."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName="pending",
+            KeyConditionExpression="pending = :p AND pending_at < :t",
+            ExpressionAttributeValues={":p": {"S": partition}, ":t": {"N": repr(before)}},
+            Limit=limit,
+        )
+        return [_from_dynamo(i) for i in response["Items"]]
 
     def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
         """Every item of a stream, in key order."""

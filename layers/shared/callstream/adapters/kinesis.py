@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from callstream.ports import RecordAt
+
 
 class KinesisRecordLog:
     """``PutRecord`` to one stream through a boto3 Kinesis client."""
@@ -16,3 +18,24 @@ class KinesisRecordLog:
     def put(self, key: str, data: bytes) -> None:
         """Write one record with partition key ``key`` (boto3 retries throttling)."""
         self._client.put_record(StreamName=self._stream, Data=data, PartitionKey=key)
+
+    def read(self, at: RecordAt) -> bytes | None:
+        """The record at ``at``; None once the stream's retention dropped it.
+
+        ``AT_SEQUENCE_NUMBER`` of a record past the retention period starts at the shard's
+        oldest record instead (or fails on a shard that is gone), so the sequence is checked.
+        """
+        try:
+            iterator = self._client.get_shard_iterator(
+                StreamName=self._stream,
+                ShardId=at.shard,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                StartingSequenceNumber=at.sequence,
+            )["ShardIterator"]
+        except self._client.exceptions.ResourceNotFoundException:
+            return None  # the shard was closed and has expired
+        found = self._client.get_records(ShardIterator=iterator, Limit=1)["Records"]
+        if not found or found[0]["SequenceNumber"] != at.sequence:
+            return None
+        data: bytes = found[0]["Data"]
+        return data

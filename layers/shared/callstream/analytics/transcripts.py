@@ -1,7 +1,10 @@
 """The transcribe_utterance consumer's domain: an utterance → text, stored and published.
 
 The text is recognised here from an ``utterance`` record, or it is the stream server's live
-final naming the utterance (``transcript`` records, docs/transcription.md).
+final naming the utterance (``transcript`` records, docs/transcription.md). An utterance left
+to its live final is held meanwhile: an item naming where its record is on UtteranceStream, so
+that if the final never comes (the task died) the sweeper puts the record back for this path
+(:mod:`callstream.analytics.sweeper`).
 
 Idempotent per utterance (``stream_id``, ``track``, ``index``): a redelivered utterance that is
 already transcribed and published costs one read, not a second recognition.
@@ -9,19 +12,37 @@ already transcribed and published costs one read, not a second recognition.
 
 from __future__ import annotations
 
+import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from callstream.audio import records
 from callstream.exceptions import NotReadyError, RecordError
-from callstream.ports import EventBus, Recordings, Transcriber, Transcripts
+from callstream.ports import EventBus, RecordAt, Recordings, Transcriber, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
 
 ROLES = {"inbound": "caller", "outbound": "agent"}
 #: The longest one utterance may take: the longest allowed (``CALLSTREAM_UTTERANCE_MAX_MS``
 #: at most 30 s) at real-time speed, plus Transcribe's setup and finalisation.
 UTTERANCE_WORST_S = 30.0 + 5.0
+
+
+#: Partitions of the transcripts table's sparse ``pending`` index: a held utterance is written
+#: there and removed when its transcript replaces it, and one partition takes 1,000 writes a
+#: second (about 500 held utterances a second), so they are spread over several.
+PENDING_SPREAD = 8
+
+
+def pending_partition(stream_id: str) -> str:
+    """The ``pending`` index partition a stream's held utterances go in."""
+    return f"held#{zlib.crc32(stream_id.encode()) % PENDING_SPREAD}"
+
+
+def pending_partitions() -> list[str]:
+    """Every partition of the ``pending`` index."""
+    return [f"held#{n}" for n in range(PENDING_SPREAD)]
 
 
 def check_time_left(remaining_s: float) -> None:
@@ -55,12 +76,13 @@ class TranscriptServices:
     quarantine: Recordings  # where records that are not utterances are kept
 
 
-def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
+def handle(svc: TranscriptServices, data: bytes, at: RecordAt) -> dict[str, Any] | None:
     """Store one utterance's transcript and publish ``Utterance Transcribed``, once.
 
     Two records bring one: an ``utterance`` (recognised here), or, when the stream server hears
     the call live (docs/transcription.md), the ``transcript`` final naming it. An utterance
-    marked ``live`` is left to that final. The other live records are the console's: a
+    marked ``live`` is left to that final, and held until it comes (``at``: where the record
+    is, to read it again). The other live records are the console's: a
     provisional final is published as ``Utterance Transcribed`` (``kind: provisional``, not
     stored, not scored), a partial as ``Transcript Partial``.
 
@@ -73,10 +95,26 @@ def handle(svc: TranscriptServices, data: bytes) -> dict[str, Any] | None:
         return _live(svc, record)
     if not isinstance(record, records.UtteranceRecord):
         raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
-    if record.live:
-        return None
     key = utterance_key(record.track, record.index)
+    if record.live:
+        _hold(svc, record, at)
+        return None
     return _once(svc, record.stream_id, key, lambda: _recognised_item(svc, record))
+
+
+def _hold(svc: TranscriptServices, record: records.UtteranceRecord, at: RecordAt) -> None:
+    """Note a live utterance and where its record is, unless its transcript is stored already."""
+    svc.transcripts.put_new(
+        _base(record, record.index)
+        | {
+            "start_ms": record.start_ms,
+            "end_ms": record.end_ms,
+            "pending": pending_partition(record.stream_id),
+            "pending_at": time.time(),
+            "shard": at.shard,
+            "sequence": at.sequence,
+        }
+    )
 
 
 def superseded(batch: list[bytes]) -> set[int]:
@@ -193,7 +231,7 @@ def _once(
 ) -> dict[str, Any]:
     """Store the item (unless a redelivery finds it stored), publish it once."""
     item = svc.transcripts.get(stream_id, key)
-    if item is None:
+    if item is None or "pending" in item:  # none yet, or only held: this is its transcript
         item = make()
         svc.transcripts.put(item)
     if not item.get("published"):
