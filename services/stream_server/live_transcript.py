@@ -291,7 +291,7 @@ class LiveTranscript:
             track,
             line,
             kind,
-            index=utterance.index if kind == "final" else None,
+            index=utterance.index,
             settles=tuple(s for s in settles if s != line.result_id),
             split=utterance.split,
         )

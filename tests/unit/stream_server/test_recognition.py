@@ -317,6 +317,30 @@ def test_a_line_grows_is_provisional_at_the_vad_end_and_final_when_the_recognise
     assert recorder.calls[:2] == [("open", "inbound", "hi-IN"), ("feed", "inbound")]
 
 
+def test_what_the_server_makes_of_a_line_the_consumer_publishes_as_the_console_expects() -> None:
+    """Across the seam with the real records: the server's partial, provisional and final of a
+    line become Transcript Partial, then Utterance Transcribed provisional, then final (the
+    provisional naming its utterance, as the console and sentiment's rule need)."""
+    from callstream.analytics import transcripts
+    from callstream.ports import RecordAt
+    from tests.unit.test_analytics_consumers import transcribing
+
+    transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
+    transcript.start("s-1", "c-1", RATE, ("inbound",))
+    transcript.heard("inbound", [LiveResult("L1", False, "hello there", 800, 8000)])
+    transcript.utterance_ended(utterance("inbound", 800, 9600, 4))
+    transcript.heard("inbound", [LiveResult("L1", True, "hello there friend", 800, 9600)])
+    svc, _, _, bus = transcribing()
+    for record in transcript.records_ready():
+        transcripts.handle(svc, record, RecordAt("shardId-0", "1"))
+    said = [(kind, d.get("kind"), d.get("utterance"), d["text"]) for kind, d in bus.published]
+    assert said == [
+        ("Transcript Partial", None, None, "hello there"),
+        ("Utterance Transcribed", "provisional", "inbound#000000004", "hello there"),
+        ("Utterance Transcribed", "final", "inbound#000000004", "hello there friend"),
+    ]
+
+
 def test_a_final_before_the_vad_end_leaves_nothing_provisional() -> None:
     transcript = LiveTranscript(Recorder(), "k", "en-US", lambda: 0.0)
     transcript.start("s-1", None, RATE, ("inbound",))

@@ -173,8 +173,9 @@ def _live(svc: TranscriptServices, record: records.TranscriptRecord) -> dict[str
         }
         svc.events.publish("Utterance Transcribed", detail)
         return detail
-    # a partial, or the last word on a line no utterance took (withdrawn when empty): done
-    detail = line | {"done": record.kind != "partial"}
+    # a partial (or a provisional naming no utterance: words so far all the same), or the
+    # last word on a line no utterance took (withdrawn when empty): done
+    detail = line | {"done": record.kind == "final"}
     svc.events.publish("Transcript Partial", detail)
     return detail
 

@@ -168,8 +168,9 @@ class TranscriptRecord(_Record, frozen=True, tag="transcript", kw_only=True):
         end_ms: media time of the audio the result covers up to.
         confidence: 0-1, when the recogniser gives one.
         received_at: wall-clock time (epoch seconds) the result was made.
-        utterance_index: a final's utterance (the UtteranceRecord's ``index`` on this track),
-            when the line is one the server's VAD cut: its transcript is stored under it.
+        utterance_index: a final's or a provisional final's utterance (the UtteranceRecord's
+            ``index`` on this track), when the line is one the server's VAD cut: a final's
+            transcript is stored under it.
         language: what the line was heard in.
         settles: a final's (and a provisional final's) partial lines it replaces: the
             recogniser's lines inside the utterance, which may be cut elsewhere than ours.
