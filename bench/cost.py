@@ -52,7 +52,7 @@ EVENTBRIDGE_EVENT = 1.0 / 1e6
 HTTP_API_REQUEST = 1.0 / 1e6
 #: Measured: ``Transcript Partial`` events per call-minute of the shared call heard live at
 #: real time on the embedded stack (``bench.latency --live local``, 2026-12-07).
-PARTIALS_PER_MIN = 0.0
+PARTIALS_PER_MIN = 195.0  # 130 in the 40 s call
 
 
 @dataclass(frozen=True)
