@@ -85,14 +85,16 @@ def run(
     texts: dict[tuple[str, int], dict[str, Any]] = {}
     lock = threading.Lock()
 
-    partials: list[tuple[str, float, float]] = []  # (call, arrival, end_ms)
+    partials: list[tuple[str, float, float, float]] = []  # (call, arrival, end_ms, heard_at)
 
     def on_event(event: dict[str, Any]) -> None:
         detail, now = event["detail"], time.time()
         kind = event["detail-type"]
         if kind == "Transcript Partial" and not detail.get("done"):
             with lock:
-                partials.append((detail["call_uuid"], now, float(detail["end_ms"])))
+                partials.append(
+                    (detail["call_uuid"], now, float(detail["end_ms"]), float(detail["heard_at"]))
+                )
         if kind in ("Utterance Transcribed", "Sentiment Scored"):
             key = (detail["call_uuid"], detail["utterance"])
             with lock:
@@ -106,6 +108,8 @@ def run(
         "utterance end → final transcript event": [],
         "utterance end → sentiment event": [],
         "spoken → partial on the bus": [],
+        "spoken → partial made by the server": [],
+        "partial made → on the bus": [],
         "socket open → first Kinesis record (start event)": [],
         "socket open → first audio record": [],
     }
@@ -169,11 +173,14 @@ def run(
                     if at is not None:
                         out[label].append((at - voice_end) * 1000)
             began = sim.media_began
+            mine = [p for p in partials if p[0] == sim.call_uuid]
             out["spoken → partial on the bus"] += [
-                (at - (began + end_ms / 1000)) * 1000
-                for call, at, end_ms in partials
-                if call == sim.call_uuid
+                (at - (began + end_ms / 1000)) * 1000 for _, at, end_ms, _ in mine
             ]
+            out["spoken → partial made by the server"] += [
+                (heard - (began + end_ms / 1000)) * 1000 for _, _, end_ms, heard in mine
+            ]
+            out["partial made → on the bus"] += [(at - heard) * 1000 for _, at, _, heard in mine]
         opened = min(s.opened_at for s in sims if s.opened_at is not None)
         if "any" in found:
             out["socket open → first Kinesis record (start event)"].append(

@@ -27,7 +27,10 @@ class Table:
         self.items[(item["stream_id"], item["utterance"])] = dict(item)
 
     def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
-        self.items.setdefault((stream_id, utterance), {}).update(fields)
+        item = self.items.setdefault((stream_id, utterance), {})
+        item.update({k: v for k, v in fields.items() if v is not None})
+        for k in [k for k, v in fields.items() if v is None]:  # None removes, as DynamoDB's
+            item.pop(k, None)
 
     def put_new(self, item: dict[str, Any]) -> bool:
         if (item["stream_id"], item["utterance"]) in self.items:
@@ -145,6 +148,40 @@ class Tasks:
     def alive(self, address: str) -> bool:
         self.probed.append(address)
         return address in self.alive_ones
+
+
+def test_a_hold_the_sweeper_cannot_read_back_is_let_go_and_never_stops_the_sweep() -> None:
+    """Holds with no place, one that names a record not an utterance, one past retention, and
+    one given back too often: each let go, named; the readable one is given back."""
+    from callstream.analytics.transcripts import pending_partition
+
+    table, log = Table(), Log()
+    readable = records.encode(spoken(0, live=True))
+    log.read = lambda at: {"1": readable, "2": b"CSR\x01junk"}.get(at.sequence)  # type: ignore[method-assign]
+    base = {"stream_id": "s-1", "pending": pending_partition("s-1"), "pending_at": 1.0}
+    for n, extra in enumerate(
+        [
+            {"shard": "shardId-0", "sequence": "1"},
+            {"shard": "shardId-0", "sequence": "2"},  # not an utterance record
+            {"shard": "shardId-0", "sequence": "3"},  # past the stream's retention
+            {},  # no place at all
+            {"shard": "shardId-0", "sequence": "1", "returns": sweeper.RETURNS_MAX},
+        ]
+    ):
+        table.put(base | {"utterance": f"inbound#{n:09d}"} | extra)
+    svc = sweeper.SweeperServices(
+        registry=Registry([]),  # type: ignore[arg-type]
+        audio=Log(),
+        tasks=Tasks(set()),  # type: ignore[arg-type]
+        transcripts=table,
+        utterances=log,
+    )
+    back = sweeper.give_back(svc, now=1.0 + sweeper.HOLD_S + 1)
+    assert back["given_back"] == ["s-1/inbound#000000000"]
+    assert sorted(back["lost"]) == [f"s-1/inbound#{n:09d}" for n in (1, 2, 3, 4)]
+    (put,) = log.put_records
+    assert records.decode(put[1]).live is False, "put back unmarked"  # type: ignore[union-attr]
+    assert [k for k, i in table.items.items() if i.get("pending")] == [("s-1", "inbound#000000000")]
 
 
 class Log:

@@ -99,7 +99,8 @@ def give_back(svc: SweeperServices, now: float | None = None) -> dict[str, list[
     for partition in transcripts.pending_partitions():
         for item in svc.transcripts.pending(partition, now - HOLD_S, GIVE_BACK_MAX - len(given)):
             name = f"{item['stream_id']}/{item['utterance']}"
-            data = svc.utterances.read(RecordAt(str(item["shard"]), str(item["sequence"])))
+            shard, sequence = item.get("shard"), item.get("sequence")
+            data = svc.utterances.read(RecordAt(shard, sequence)) if shard and sequence else None
             record = _utterance(data)
             returns = int(item.get("returns", 0))
             if record is None or returns >= RETURNS_MAX:

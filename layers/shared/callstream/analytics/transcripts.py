@@ -161,6 +161,7 @@ def _live(svc: TranscriptServices, record: records.TranscriptRecord) -> dict[str
         "start_ms": record.start_ms,
         "end_ms": record.end_ms,
         "text": record.text,
+        "heard_at": record.received_at,  # when the server made it (epoch s): freshness
     }
     if record.kind == "provisional" and index is not None:
         detail = line | {
