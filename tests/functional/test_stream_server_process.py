@@ -132,6 +132,24 @@ async def caller(
     return sent
 
 
+def as_the_lambdas(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """This process's environment as the consumers' and the sweeper's, on the moto server."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "CALLSTREAM_REGISTRY_TABLE": "Registry",
+        "CALLSTREAM_AUDIO_STREAM": "AudioStream",
+        "CALLSTREAM_UTTERANCE_STREAM": "UtteranceStream",
+        "CALLSTREAM_RECORDINGS_BUCKET": "recordings",
+        "CALLSTREAM_TRANSCRIPTS_TABLE": "Transcripts",
+        "CALLSTREAM_EVENT_BUS": "callstream",
+        "CALLSTREAM_TRANSCRIBER": "local",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "callstream",
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+
+
 TONE = bytes(range(0, 256, 2)) * 500  # 64,000 bytes = 4 s at 8 kHz of a ramp signal
 
 
@@ -222,19 +240,7 @@ async def test_sigkill_loses_at_most_the_unwritten_second_and_the_sweeper_record
     assert process.stdout is not None
     process.stdout.close()
 
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "CALLSTREAM_REGISTRY_TABLE": "Registry",
-        "CALLSTREAM_AUDIO_STREAM": "AudioStream",
-        "CALLSTREAM_UTTERANCE_STREAM": "UtteranceStream",
-        "CALLSTREAM_RECORDINGS_BUCKET": "recordings",
-        "CALLSTREAM_TRANSCRIPTS_TABLE": "Transcripts",
-        "CALLSTREAM_EVENT_BUS": "callstream",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_METRICS_NAMESPACE": "callstream",
-    }.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
+    as_the_lambdas(monkeypatch, endpoint)
     swept = await asyncio.to_thread(sweeper.sweep, wiring.sweeper_services())
     assert sorted(swept) == sorted(c.stream_id for c in calls)
     data = [(k, d) for k, d in read_stream(kinesis, "AudioStream")]
@@ -399,20 +405,7 @@ async def test_a_task_killed_between_an_utterance_and_its_live_final_loses_no_tr
         process.stdout.close()
     await talking
 
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "CALLSTREAM_REGISTRY_TABLE": "Registry",
-        "CALLSTREAM_AUDIO_STREAM": "AudioStream",
-        "CALLSTREAM_UTTERANCE_STREAM": "UtteranceStream",
-        "CALLSTREAM_RECORDINGS_BUCKET": "recordings",
-        "CALLSTREAM_TRANSCRIPTS_TABLE": "Transcripts",
-        "CALLSTREAM_EVENT_BUS": "callstream",
-        "CALLSTREAM_TRANSCRIBER": "local",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_METRICS_NAMESPACE": "callstream",
-    }.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
+    as_the_lambdas(monkeypatch, endpoint)
     shard = kinesis.list_shards(StreamName="UtteranceStream")["Shards"][0]["ShardId"]
     handed: set[str] = set()
 
