@@ -22,9 +22,11 @@ class KinesisRecordLog:
     def read(self, at: RecordAt) -> bytes | None:
         """The record at ``at``; None once the stream's retention dropped it.
 
-        ``AT_SEQUENCE_NUMBER`` of a record past the retention period starts at the shard's
-        oldest record instead (or fails on a shard that is gone), so the sequence is checked.
+        ``AT_SEQUENCE_NUMBER`` of a record past the retention period may start at the shard's
+        oldest record instead, or be refused (as on a shard that is gone), so the sequence
+        read is checked and a refusal is "gone" too: one lost record never stops a sweep.
         """
+        errors = self._client.exceptions
         try:
             iterator = self._client.get_shard_iterator(
                 StreamName=self._stream,
@@ -32,8 +34,8 @@ class KinesisRecordLog:
                 ShardIteratorType="AT_SEQUENCE_NUMBER",
                 StartingSequenceNumber=at.sequence,
             )["ShardIterator"]
-        except self._client.exceptions.ResourceNotFoundException:
-            return None  # the shard was closed and has expired
+        except (errors.ResourceNotFoundException, errors.InvalidArgumentException):
+            return None  # the shard was closed and has expired, or the record is gone
         found = self._client.get_records(ShardIterator=iterator, Limit=1)["Records"]
         if not found or found[0]["SequenceNumber"] != at.sequence:
             return None

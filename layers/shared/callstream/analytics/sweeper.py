@@ -36,7 +36,7 @@ SWEEP_SEQ = 2**40
 #: seconds after the utterance (Transcribe's about 1 s; a restarted worker replays in seconds),
 #: so this is a task or a recogniser that is gone, not one that is slow.
 HOLD_S = 300.0
-#: Held utterances given back per sweep, at most: each is two Kinesis reads, and a shard
+#: Held utterances read back per sweep, at most: each is two Kinesis reads, and a shard
 #: serves five reads a second to every reader (the consumers too). The rest wait for the next.
 GIVE_BACK_MAX = 200
 #: Times one utterance is given back before it is let go (its transcription keeps failing:
@@ -97,7 +97,8 @@ def give_back(svc: SweeperServices, now: float | None = None) -> dict[str, list[
     given: list[str] = []
     lost: list[str] = []
     for partition in transcripts.pending_partitions():
-        for item in svc.transcripts.pending(partition, now - HOLD_S, GIVE_BACK_MAX - len(given)):
+        room = GIVE_BACK_MAX - len(given) - len(lost)
+        for item in svc.transcripts.pending(partition, now - HOLD_S, room):
             name = f"{item['stream_id']}/{item['utterance']}"
             shard, sequence = item.get("shard"), item.get("sequence")
             data = svc.utterances.read(RecordAt(shard, sequence)) if shard and sequence else None
@@ -113,7 +114,7 @@ def give_back(svc: SweeperServices, now: float | None = None) -> dict[str, list[
                 item["stream_id"], item["utterance"], pending_at=now, returns=returns + 1
             )
             given.append(name)
-        if len(given) >= GIVE_BACK_MAX:
+        if len(given) + len(lost) >= GIVE_BACK_MAX:
             break
     return {"given_back": given, "lost": lost}
 

@@ -95,10 +95,10 @@ def handle(svc: TranscriptServices, data: bytes, at: RecordAt) -> dict[str, Any]
         return _live(svc, record)
     if not isinstance(record, records.UtteranceRecord):
         raise RecordError(f"{type(record).__name__} does not belong on UtteranceStream")
-    key = utterance_key(record.track, record.index)
     if record.live:
         _hold(svc, record, at)
         return None
+    key = utterance_key(record.track, record.index)
     return _once(svc, record.stream_id, key, lambda: _recognised_item(svc, record))
 
 
