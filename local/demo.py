@@ -39,6 +39,13 @@ ROLE = {"inbound": "caller", "outbound": "agent "}
 COLUMNS = 72
 
 
+def fit(line: str) -> str:
+    """A growing line in one terminal row: its start (who) and its newest words."""
+    if len(line) <= COLUMNS:
+        return line
+    return line[:28] + "…" + line[-(COLUMNS - 29) :]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The demo's options (``make demo ARGS="…"``)."""
     parser = argparse.ArgumentParser(
@@ -215,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             line = growing(call, detail)
             if line is not None and sys.stdout.isatty():  # grows in place until the next line
-                print(f"\r{line[:COLUMNS]:<{COLUMNS}}", end="", flush=True)
+                print(f"\r{fit(line):<{COLUMNS}}", end="", flush=True)
                 shown_growing[0] = time.monotonic()
                 return
         elif kind == "Sentiment Scored":
@@ -339,8 +346,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\r{line:<{COLUMNS}}" if tty else line, flush=True)
             percent = min(100, 100 * sum(c.frames_sent for c in calls) // total)
             bar = "#" * (30 * percent // 100)
-            if tty and time.monotonic() - shown_growing[0] > 1.0:
-                print(f"\r  [{bar:30}] {percent:3d}% of the call streamed", end="", flush=True)
+            if tty:  # in place, unless a growing line was drawn there a moment ago
+                if time.monotonic() - shown_growing[0] > 1.0:
+                    status = f"  [{bar:30}] {percent:3d}% of the call streamed"
+                    print(f"\r{status:<{COLUMNS}}", end="", flush=True)
             elif percent // 25 > shown:  # not a terminal: a line per quarter
                 shown = percent // 25
                 print(f"  [{bar:30}] {percent:3d}% of the call streamed", flush=True)
