@@ -474,13 +474,15 @@ class DynamoTranscripts:
     def update(self, stream_id: str, utterance: str, **fields: Any) -> None:
         """Set fields of an item; a field given as None is removed."""
         names = {f"#f{i}": k for i, k in enumerate(fields)}
-        given = [(f"#f{i}", v) for i, v in enumerate(fields.values())]
-        values = {f":v{n[2:]}": _serialize(_dynamo_value(v)) for n, v in given if v is not None}
+        given = list(fields.values())
+        kept = [i for i, v in enumerate(given) if v is not None]
+        gone = [i for i, v in enumerate(given) if v is None]
+        values = {f":v{i}": _serialize(_dynamo_value(given[i])) for i in kept}
         expression = ""
-        if values:
-            expression = "SET " + ", ".join(f"{n} = :v{n[2:]}" for n, v in given if v is not None)
-        if removed := [n for n, v in given if v is None]:
-            expression += " REMOVE " + ", ".join(removed)
+        if kept:
+            expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in kept)
+        if gone:
+            expression += " REMOVE " + ", ".join(f"#f{i}" for i in gone)
         self._client.update_item(
             TableName=self._table,
             Key={"stream_id": {"S": stream_id}, "utterance": {"S": utterance}},

@@ -100,11 +100,12 @@ def give_back(svc: SweeperServices, now: float | None = None) -> dict[str, list[
         room = GIVE_BACK_MAX - len(given) - len(lost)
         for item in svc.transcripts.pending(partition, now - HOLD_S, room):
             name = f"{item['stream_id']}/{item['utterance']}"
-            shard, sequence = item.get("shard"), item.get("sequence")
-            data = svc.utterances.read(RecordAt(shard, sequence)) if shard and sequence else None
-            record = _utterance(data)
+            shard, sequence = str(item.get("shard", "")), str(item.get("sequence", ""))
             returns = int(item.get("returns", 0))
-            if record is None or returns >= RETURNS_MAX:
+            record = None  # nothing to read, or given back too often: not worth a read
+            if shard and sequence and returns < RETURNS_MAX:
+                record = _utterance(svc.utterances.read(RecordAt(shard, sequence)))
+            if record is None:
                 svc.transcripts.update(item["stream_id"], item["utterance"], pending=None)
                 lost.append(name)
                 continue

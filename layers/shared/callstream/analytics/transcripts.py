@@ -35,14 +35,14 @@ UTTERANCE_WORST_S = 30.0 + 5.0
 PENDING_SPREAD = 8
 
 
-def pending_partition(stream_id: str) -> str:
-    """The ``pending`` index partition a stream's held utterances go in."""
-    return f"held#{zlib.crc32(stream_id.encode()) % PENDING_SPREAD}"
-
-
 def pending_partitions() -> list[str]:
     """Every partition of the ``pending`` index."""
     return [f"held#{n}" for n in range(PENDING_SPREAD)]
+
+
+def pending_partition(stream_id: str) -> str:
+    """The ``pending`` index partition a stream's held utterances go in."""
+    return pending_partitions()[zlib.crc32(stream_id.encode()) % PENDING_SPREAD]
 
 
 def check_time_left(remaining_s: float) -> None:
