@@ -241,14 +241,19 @@ def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings
         browser = chromium()
         try:
             browser.get(stack.endpoints()["console"])
-            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, "tr"))
+            # its row: the page has read its token and listed the calls (a hash set before
+            # that is replaced by the page's own #/calls)
+            row = f'tr[data-call="{call}"]'
+            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
             browser.execute_script(f"location.hash = '#/call/{call}'")
+            wait("the call's page", lambda: browser.find_element(By.ID, "call").is_displayed())
 
-            def shown() -> list[tuple[str, str]]:
-                return [
-                    (li.get_attribute("data-kind"), li.find_element(By.CLASS_NAME, "text").text)
-                    for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li.utterance")
-                ]
+            def shown() -> list[tuple[str, str]]:  # read at once: the page replaces lines
+                found = browser.execute_script(
+                    "return [...document.querySelectorAll('#timeline li.utterance')]"
+                    ".map(li => [li.dataset.kind, li.querySelector('.text').textContent])"
+                )
+                return [(kind, text) for kind, text in found]
 
             events.publish("Transcript Partial", line("A", "good morning", 200) | {"done": False})
             events.publish("Transcript Partial", line("A", "good", 100) | {"done": False})  # older
