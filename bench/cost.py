@@ -205,25 +205,26 @@ def per_call_minute(i: Inputs, *, reference: bool = False) -> list[tuple[str, fl
 def transcription(i: Inputs, live_cpu_factor: float) -> str:
     """Transcribe per 1,000 call-minutes, per utterance and live, at both price sheets.
 
-    Live as built is a session per track (``recognize_transcribe``): a two-track call is billed
-    twice its length. One stereo stream a call with channel identification (both tracks, billed
-    once) is the column beside it, not built yet. Per utterance pays for each utterance, at
-    least the sheet's minimum. Live also costs the ingest loop CPU (``live_cpu_factor``:
+    Live is one stereo session a call (``recognize_transcribe``, channel identification: both
+    tracks billed once, its length); a session per track, as first built, billed a two-track
+    call twice its length and is the column beside it. Per utterance pays for each utterance,
+    at least the sheet's minimum. Live also costs the ingest loop CPU (``live_cpu_factor``:
     measured with ``bench.load --live``), a change to the Fargate row only.
     """
     fargate = per_call_minute(i)[0][1]
     lines = [
         "| Transcribe price sheet (assumption) | per utterance $/1,000 call-min "
-        "| live as built, a session per track $/1,000 call-min "
-        "| live, one stereo stream a call $/1,000 call-min | Fargate with live $/1,000 call-min |",
+        "| live, one stereo session a call (as built) $/1,000 call-min "
+        "| live, a session per track (as first built) $/1,000 call-min "
+        "| Fargate with live $/1,000 call-min |",
         "|---|---|---|---|---|",
     ]
     for sheet, (per_min, minimum_s) in PRICE_SHEETS.items():
         billed_s = max(minimum_s, i.utterance_s)
         per_utterance = i.utterances_per_min * billed_s / 60 * per_min
         lines.append(
-            f"| {sheet} | {per_utterance * 1000:.2f} | {2 * per_min * 1000:.2f} "
-            f"| {per_min * 1000:.2f} | {fargate * live_cpu_factor * 1000:.4f} |"
+            f"| {sheet} | {per_utterance * 1000:.2f} | {per_min * 1000:.2f} "
+            f"| {2 * per_min * 1000:.2f} | {fargate * live_cpu_factor * 1000:.4f} |"
         )
     return "\n".join(lines)
 

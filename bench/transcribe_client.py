@@ -3,11 +3,11 @@
 Run: .venv/bin/python -m bench.transcribe_client [--calls N] [--seconds S]
 
 The stream server's seam (``RecognitionPool`` with the ``aws`` backend, its worker process
-spawned as the container does) opens a Transcribe session per track of ``--calls`` two-track
-calls and feeds each 20 ms frame at the moment it would have been spoken; the sessions go to
+spawned as the container does) opens ``--calls`` two-track calls, a stereo Transcribe session
+each (``--mono``: a session per track, as first built), and feeds each 20 ms frame at the moment it would have been spoken; the sessions go to
 ``local.fake_transcribe`` on 127.0.0.1 (a process of its own: its CPU is not the worker's). The audio is tone words, which the fake hears, so results flow as they would.
 
-* **worker CPU per session**: the worker process's CPU seconds per second of audio, per track
+* **worker CPU per call**: the worker process's CPU seconds per second of audio, per call
   (presigning, event-stream framing, the WebSocket, result decoding, the seam's messages);
 * **word end → partial**: the first partial with a new word, at the server, minus when that
   word's last sample was spoken (the fake answers each 100 ms audio event at once: this is our
@@ -47,7 +47,7 @@ def track_audio(seconds: float, turn: int) -> bytes:
     return out[: int(seconds * RATE) * 2]
 
 
-async def run(calls: int, seconds: float) -> dict[str, float]:
+async def run(calls: int, seconds: float, *, stereo: bool = True) -> dict[str, float]:
     # the fake in a process of its own: its CPU is neither the worker's nor this feeding loop's
     fake = subprocess.Popen(  # noqa: ASYNC220 -- once, before the measured part
         [sys.executable, "-m", "local.fake_transcribe", "--max-sessions", "100000"],
@@ -75,9 +75,10 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
     await asyncio.sleep(2)  # the worker imports and starts
     pids = [s._worker.pid for s in pool.shards if s._worker is not None]
     keys = [f"call-{i}" for i in range(calls)]
+    together = tuple(tracks) if stereo else ()
     for key in keys:
         for track in tracks:
-            pool.open(key, track, RATE, "en-US")
+            pool.open(key, track, RATE, "en-US", together)
     cpu_before = sum(_cpu_s(pid) for pid in pids if pid is not None)
     samples = int(seconds * RATE)
     async for start, now in at_real_time(samples, frame):
@@ -110,14 +111,15 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
         words[line] = count
     final = [t - said_at(r.end_sample) for _, _, r, t in got if r.final and r.text]
     return {
-        "sessions": 2 * calls,
+        "calls": calls,
+        "sessions": calls if stereo else 2 * calls,
         "partials": len(partial),
         "partial_p50_ms": 1000 * statistics.median(partial),
         "partial_p95_ms": 1000 * _pct(partial, 0.95),
         "finals": len(final),
         "final_p50_ms": 1000 * statistics.median(final),
         "final_p95_ms": 1000 * _pct(final, 0.95),
-        "cpu_per_session_pct": 100 * cpu / seconds / (2 * calls),
+        "cpu_per_call_pct": 100 * cpu / seconds / calls,
         "dropped_ms": pool.stats.dropped_ms,
     }
 
@@ -126,17 +128,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--mono", action="store_true", help="a session per track")
     args = parser.parse_args()
-    r = asyncio.run(run(args.calls, args.seconds))
+    r = asyncio.run(run(args.calls, args.seconds, stereo=not args.mono))
     print(
-        "| sessions | worker CPU per session | partials | partial lag p50 / p95 ms "
+        "| calls | sessions | worker CPU per call | partials | partial lag p50 / p95 ms "
         "| finals | final lag p50 / p95 ms | audio dropped |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     print(
-        f"| {r['sessions']:.0f} | {r['cpu_per_session_pct']:.2f} % | {r['partials']:.0f} "
-        f"| {r['partial_p50_ms']:.0f} / {r['partial_p95_ms']:.0f} | {r['finals']:.0f} "
-        f"| {r['final_p50_ms']:.0f} / {r['final_p95_ms']:.0f} | {r['dropped_ms']:.0f} ms |"
+        f"| {r['calls']:.0f} | {r['sessions']:.0f} | {r['cpu_per_call_pct']:.2f} % "
+        f"| {r['partials']:.0f} | {r['partial_p50_ms']:.0f} / {r['partial_p95_ms']:.0f} "
+        f"| {r['finals']:.0f} | {r['final_p50_ms']:.0f} / {r['final_p95_ms']:.0f} "
+        f"| {r['dropped_ms']:.0f} ms |"
     )
 
 

@@ -6,6 +6,9 @@ pseudocode says (a wrong signature, an expired URL or ``X-Amz-Expires`` over 300
 audio frames are read with botocore's event-stream decoder (AWS's own code: a second witness of
 our encoder) and results are written by an encoder of its own.
 
+With ``enable-channel-identification`` and ``number-of-channels=2`` it takes interleaved stereo
+and hears each channel on its own, its results labelled ``ch_0`` and ``ch_1``.
+
 What it hears is not speech: a **tone word** is a tone held 200 ms or more, each frequency in
 :data:`TONE_WORDS` a word, so a test knows exactly what was said and can check that nothing is
 lost or doubled. Like Transcribe, it cuts a segment at a pause (``pause_ms``), gives a partial
@@ -171,8 +174,9 @@ class _Segment:
 class ToneHearing:
     """A session's recogniser: tone words in, segments out (partial, then final at a pause)."""
 
-    def __init__(self, rate: int, pause_ms: int) -> None:
+    def __init__(self, rate: int, pause_ms: int, channel: str = "ch_0") -> None:
         self.rate = rate
+        self.channel = channel
         self._frame = rate * _FRAME_MS // 1000
         self._pause = pause_ms // _FRAME_MS
         self._buf = np.zeros(0, dtype=np.int16)
@@ -251,7 +255,7 @@ class ToneHearing:
             "StartTime": self._segment.start / seconds,
             "EndTime": end / seconds,
             "IsPartial": not final,
-            "ChannelId": "ch_0",
+            "ChannelId": self.channel,
             "Alternatives": [
                 {
                     "Transcript": " ".join(w.word for w in words),
@@ -269,6 +273,31 @@ class ToneHearing:
                 }
             ],
         }
+
+
+class StereoHearing:
+    """A session of one or two channels (interleaved samples), each heard on its own."""
+
+    def __init__(self, rate: int, pause_ms: int, channels: int) -> None:
+        self._channels = [ToneHearing(rate, pause_ms, f"ch_{i}") for i in range(channels)]
+        self._odd = b""  # a sample frame split across two audio events
+
+    def hear(self, pcm: bytes) -> list[dict[str, Any]]:
+        """Each channel's results for its samples of this audio, channel 0's first."""
+        if len(self._channels) == 1:
+            return self._channels[0].hear(pcm)
+        data, width = self._odd + pcm, 2 * len(self._channels)
+        whole = len(data) // width * width
+        samples, self._odd = np.frombuffer(data[:whole], dtype="<i2"), data[whole:]
+        return [
+            result
+            for i, hearing in enumerate(self._channels)
+            for result in hearing.hear(samples[i :: len(self._channels)].tobytes())
+        ]
+
+    def end(self) -> list[dict[str, Any]]:
+        """The audio ended: each channel's open segment's final."""
+        return [result for hearing in self._channels for result in hearing.end()]
 
 
 # -- the endpoint -----------------------------------------------------------------------------
@@ -394,6 +423,12 @@ class FakeTranscribe:
             return "SignatureDoesNotMatch"
         if params["media-encoding"] != "pcm":
             return "only pcm here"
+        identify = params.get("enable-channel-identification")
+        channels = params.get("number-of-channels")
+        if (identify == "true") != (channels is not None):  # the API: one needs the other
+            return "BadRequestException: channel identification needs number-of-channels"
+        if channels not in (None, "2"):
+            return "BadRequestException: two channels at most, and then two"
         return None
 
     async def _session(self, connection: ServerConnection) -> None:
@@ -421,7 +456,8 @@ class FakeTranscribe:
         self, connection: ServerConnection, log: SessionLog, fault: tuple[float, str] | None
     ) -> None:
         rate = int(log.params["sample-rate"])
-        hearing = ToneHearing(rate, self.pause_ms)
+        channels = int(log.params.get("number-of-channels", "1"))
+        hearing = StereoHearing(rate, self.pause_ms, channels)
         reader = EventStreamBuffer()
         while True:
             try:
@@ -444,7 +480,7 @@ class FakeTranscribe:
                     log.ended_by = "end"
                     await connection.close()
                     return
-                log.audio_s += len(pcm) / 2 / rate
+                log.audio_s += len(pcm) / 2 / rate / channels
                 if fault is not None and log.audio_s >= fault[0]:
                     log.ended_by = fault[1]
                     if fault[1] == "drop":

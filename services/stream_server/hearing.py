@@ -94,5 +94,5 @@ class Hearing:
         """A track's recognition finished (its last finals come after the session's end)."""
         session = self._sessions.get(key)
         if session is not None and session.transcript is not None:
-            session.transcript.track_closed(track)
+            session.recognition_closed(track)
             self.ended(session)

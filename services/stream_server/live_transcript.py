@@ -101,8 +101,9 @@ class LiveTranscript:
     ) -> None:
         """The stream started: open a recogniser per track."""
         self._stream_id, self._call_uuid, self._rate = stream_id, call_uuid, rate
+        together = tuple(tracks) if len(tracks) > 1 else ()
         for track in tracks:
-            self._open_track(track)
+            self._open_track(track, together)
 
     def audio(self, track: str, pcm: bytes, start_sample: int) -> None:
         """A decoded frame of a track (a track ``start`` did not announce is opened here)."""
@@ -228,11 +229,11 @@ class LiveTranscript:
         """True once no track is being heard (every last final is in)."""
         return not self._open
 
-    def _open_track(self, track: str) -> None:
+    def _open_track(self, track: str, together: tuple[str, ...] = ()) -> None:
         self._seen.add(track)  # a track's recognition is opened once: once over, it stays over
         self._open.add(track)
         self._tracks[track] = _TrackState()
-        self._recognition.open(self.key, track, self._rate, self._language)
+        self._recognition.open(self.key, track, self._rate, self._language, together)
 
     def _abandon_reached(self, state: _TrackState, result: LiveResult) -> None:
         """Open lines a newer line reaches over are abandoned: it hears their audio again.

@@ -74,8 +74,14 @@ class Ending(Protocol):
 class Recognizing(Protocol):
     """Live recognition of calls' tracks (:class:`stream_server.recognition.Recognition`)."""
 
-    def open(self, key: str, track: str, rate: int, language: str) -> None:
-        """Start hearing a track of a connection."""
+    def open(
+        self, key: str, track: str, rate: int, language: str, together: tuple[str, ...] = ()
+    ) -> None:
+        """Start hearing a track of a connection.
+
+        ``together``: the tracks the stream began with, heard as one call where the backend
+        can (one stereo Transcribe session).
+        """
 
     def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
         """The track's next audio, PCM16 LE at its rate."""

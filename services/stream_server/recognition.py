@@ -85,6 +85,7 @@ class RecognitionStats:
 class _Track:
     rate: int
     language: str
+    together: tuple[str, ...]  # the tracks heard with it (Open.together)
     chunk_bytes: int  # a chunk's PCM16 (chunk_ms of audio)
     replay_bytes_max: int  # the replay window's (replay_ms of audio)
     chunk: bytearray = field(default_factory=bytearray)
@@ -151,18 +152,21 @@ class Recognition:
 
     # -- what sessions call ---------------------------------------------------------------
 
-    def open(self, key: str, track: str, rate: int, language: str) -> None:
+    def open(
+        self, key: str, track: str, rate: int, language: str, together: tuple[str, ...] = ()
+    ) -> None:
         """Start hearing a track of a call (``key`` names the connection).
 
+        ``together``: the tracks heard with it (:class:`~stream_server.recognition_wire.Open`).
         A worker given up on hears nothing: the track is closed at once (``on_closed``).
         """
         if self._sock is None and self._loop is not None:
             self._on_closed(key, track)
             return
         self._tracks[(key, track)] = _Track(
-            rate, language, rate * self._chunk_ms // 500, rate * self._replay_ms // 500
+            rate, language, together, rate * self._chunk_ms // 500, rate * self._replay_ms // 500
         )
-        self._send(frame(Open(key, track, rate, language)))
+        self._send(frame(Open(key, track, rate, language, together)))
 
     def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
         """The track's next audio (PCM16 LE at its rate), sent in chunks of ``chunk_ms``."""
@@ -344,7 +348,10 @@ class Recognition:
         with contextlib.suppress(OSError):
             self._connect()
         for (key, track), state in list(self._tracks.items()):
-            self._send(frame(Open(key, track, state.rate, state.language)))
+            # heard together again only with the tracks still here (a mono session otherwise)
+            together = tuple(t for t in state.together if (key, t) in self._tracks)
+            together = together if len(together) > 1 else ()
+            self._send(frame(Open(key, track, state.rate, state.language, together)))
             for start, pcm in state.replay:
                 self._send(frame(Audio(key, track, start, pcm)))
             if state.closing:
@@ -413,7 +420,9 @@ class RecognitionPool:
             refused=sum(s.stats.refused for s in self.shards),
         )
 
-    def open(self, key: str, track: str, rate: int, language: str) -> None:
+    def open(
+        self, key: str, track: str, rate: int, language: str, together: tuple[str, ...] = ()
+    ) -> None:
         """Start hearing a track, on its connection's shard."""
         route = self._routes.get(key)
         if route is None:
@@ -421,7 +430,7 @@ class RecognitionPool:
             load = Counter(id(shard) for shard, _ in self._routes.values())
             route = self._routes[key] = (min(running, key=lambda s: load[id(s)]), set())
         route[1].add(track)
-        route[0].open(key, track, rate, language)
+        route[0].open(key, track, rate, language, together)
 
     def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
         """The track's next audio."""

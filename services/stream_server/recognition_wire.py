@@ -22,12 +22,18 @@ MAX_FRAME = 512 * 1024
 
 
 class Open(msgspec.Struct, frozen=True, tag="open"):
-    """Start recognising a track of a call."""
+    """Start recognising a track of a call.
+
+    ``together``: the tracks the stream began with, this one among them (``inbound``,
+    ``outbound``), in channel order; a backend may hear them in one session (Transcribe's
+    channel identification). Empty: the track is heard alone.
+    """
 
     key: str
     track: str
     rate: int
     language: str
+    together: tuple[str, ...] = ()
 
 
 class Audio(msgspec.Struct, frozen=True, tag="audio"):

@@ -2,7 +2,7 @@
 
 The stream server spawns it (:mod:`stream_server.recognition`) and talks to it over one socket
 pair (:mod:`stream_server.recognition_wire`). Recognition is CPU (PocketSphinx decodes at about
-half real time per speaking track) or network (Transcribe streaming: a session per track) the
+half real time per speaking track) or network (Transcribe streaming: a session per call) the
 ingest loop must never wait for, so it runs here: when it falls behind, its results come late,
 and the calls' audio is not held up.
 
@@ -21,7 +21,7 @@ import socket
 from collections.abc import Callable
 
 from callstream.exceptions import CallstreamError, ConfigError
-from callstream.ports import LiveRecognizer, LiveRecognizers, LiveResult
+from callstream.ports import LiveRecognizer, LiveRecognizers, LiveResult, TrackToHear
 from stream_server.recognition_wire import (
     Audio,
     Close,
@@ -52,10 +52,11 @@ class _Tracks:
     def handle(self, message: ToWorker) -> None:
         key = (message.key, message.track)
         match message:
-            case Open(rate=rate, language=language):
+            case Open(rate=rate, language=language, together=together):
                 try:
                     self.live[key] = self._recognizers(
-                        message.key, message.track, rate, language, self._notifier(key)
+                        TrackToHear(message.key, message.track, rate, language, together),
+                        self._notifier(key),
                     )
                 except CallstreamError as error:  # a rate it cannot take: that track only
                     log.warning("recognition of %s refused: %s", key, error.message)
@@ -132,7 +133,8 @@ def live_recognizers(backend: str) -> LiveRecognizers:
     """The recognisers a worker opens per track (its composition root's part).
 
     ``local`` is PocketSphinx (recognize_local); ``aws`` is Amazon Transcribe streaming
-    (recognize_transcribe), a session per track, credentials from the task's role.
+    (recognize_transcribe), a stereo session per two-track call, credentials from the task's
+    role.
 
     Raises:
         ConfigError: an unknown backend, or ``aws`` without a region or credentials.
@@ -152,10 +154,8 @@ def _local() -> LiveRecognizers:
     limits = settings.load(settings.AudioSettings).limits()
     pool, finals = DecoderPool(), offline_transcriber()
 
-    def recognizer(
-        key: str, track: str, rate: int, language: str, notify: Callable[[], None]
-    ) -> LiveRecognizer:
-        return PocketSphinxLive(track, rate, limits, pool, finals, language=language)
+    def recognizer(hear: TrackToHear, notify: Callable[[], None]) -> LiveRecognizer:
+        return PocketSphinxLive(hear.track, hear.rate, limits, pool, finals, language=hear.language)
 
     return recognizer
 
@@ -165,7 +165,7 @@ def _aws() -> LiveRecognizers:
     from picows.websockets.asyncio.client import connect
 
     from callstream import settings
-    from callstream.adapters.recognize_transcribe import Connection, TranscribeLive
+    from callstream.adapters.recognize_transcribe import Connection, TranscribeCall
     from callstream.adapters.transcribe_wire import StreamOptions, presigned_url
 
     cfg = settings.load(settings.TranscribeSettings)
@@ -181,23 +181,32 @@ def _aws() -> LiveRecognizers:
         )
         return await connect(url, compression=None, open_timeout=5, max_size=1024 * 1024)
 
-    def recognizer(
-        key: str, track: str, rate: int, language: str, notify: Callable[[], None]
-    ) -> LiveRecognizer:
-        options = StreamOptions(
-            language=language,
-            sample_rate=rate,
-            vocabulary=cfg.transcribe_vocabulary,
-            redact_pii=cfg.transcribe_redact_pii,
-        )
-        return TranscribeLive(
-            track,
-            rate,
-            options,
-            open_session,
-            notify,
-            rotate_after_s=cfg.transcribe_rotate_after_s,
-        )
+    calls: dict[str, TranscribeCall] = {}  # stereo calls whose second track is still to open
+
+    def recognizer(hear: TrackToHear, notify: Callable[[], None]) -> LiveRecognizer:
+        # a stream's two tracks are one stereo session (billed once, one stream of the quota)
+        stereo = len(hear.together) == 2 and hear.track in hear.together
+        for key in [k for k, c in calls.items() if c.finished]:  # its other track never came
+            del calls[key]
+        call = calls.pop(hear.key, None) if stereo else None
+        if call is None or hear.track not in call.tracks:
+            call = TranscribeCall(
+                hear.together if stereo else (hear.track,),
+                hear.rate,
+                StreamOptions(
+                    language=hear.language,
+                    sample_rate=hear.rate,
+                    vocabulary=cfg.transcribe_vocabulary,
+                    redact_pii=cfg.transcribe_redact_pii,
+                ),
+                open_session,
+                rotate_after_s=cfg.transcribe_rotate_after_s,
+            )
+            if stereo:
+                calls[hear.key] = call  # its other track opens next
+        track = call.track(hear.track)
+        track.notify = notify
+        return track
 
     return recognizer
 

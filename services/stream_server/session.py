@@ -382,6 +382,16 @@ class Session:
             self.transcript.heard(track, results)
             self._write_transcript()
 
+    def recognition_closed(self, track: str) -> None:
+        """Live recognition of a track finished, or was given up (Transcribe's quota).
+
+        What it left unsettled is written now: the utterances it heard nothing of go to the
+        per-utterance path, its finals outside every utterance are stored as they are.
+        """
+        if self.transcript is not None and self.assembler.stream_id is not None:
+            self.transcript.track_closed(track)
+            self._write_transcript()
+
     def recognition_over(self) -> None:
         """Live recognition stops before its last finals (a drain's deadline).
 

@@ -217,23 +217,28 @@ async def test_a_stereo_call_through_transcribe_each_speakers_words_once_in_thei
         heard = [w for t in stored for w in t.text.split()]
         assert heard == [w for line in said[track] for w in line], f"{track}: each word once"
         assert any(t.kind == "partial" and t.track == track for t in transcripts)
-    params = [s.params for s in fake.sessions]
-    assert len(params) == 2 and {p["language-code"] for p in params} == {"en-US"}
-    assert all(s.ended_by == "end" for s in fake.sessions), "each session ended by its audio"
-
-
-async def test_a_track_transcribe_has_no_quota_for_goes_per_utterance_and_is_counted(live_aws):
-    live, fake = live_aws
-    fake.max_sessions = 1  # the account's concurrent streams: one left
-    transcripts, utterances, _ = await play_tone_call(live)
-    assert [s.ended_by for s in fake.sessions].count("LimitExceededException") == 1
-    assert live.server.hearing.stats.refused == 1, "counted: the RecognitionRefused metric"
-    heard_live = {
-        t.track for t in transcripts if t.kind == "final" and t.utterance_index is not None
-    }
-    (lost,) = {"inbound", "outbound"} - heard_live  # the other track was heard live
-    indexes = {u.index for u in utterances if u.track == lost}
-    given_back = {u.index for u in utterances if u.track == lost and not u.live}
-    assert indexes and given_back == indexes, (
-        "each of the refused track's utterances went to the per-utterance path"
+    (session,) = fake.sessions  # one stereo session for the call: billed once, one of the quota
+    assert session.params["language-code"] == "en-US"
+    assert (
+        session.params["enable-channel-identification"],
+        session.params["number-of-channels"],
+    ) == (
+        "true",
+        "2",
     )
+    assert session.ended_by == "end", "ended by the call's audio"
+
+
+async def test_a_call_transcribe_has_no_quota_for_goes_per_utterance_and_is_counted(live_aws):
+    live, fake = live_aws
+    fake.max_sessions = 0  # the account's concurrent streams: all taken
+    transcripts, utterances, _ = await play_tone_call(live)
+    assert [s.ended_by for s in fake.sessions] == ["LimitExceededException"], "not retried"
+    assert live.server.hearing.stats.refused == 2, "both tracks: the RecognitionRefused metric"
+    assert not [t for t in transcripts if t.kind == "final" and t.utterance_index is not None]
+    for track in ("inbound", "outbound"):
+        indexes = {u.index for u in utterances if u.track == track}
+        given_back = {u.index for u in utterances if u.track == track and not u.live}
+        assert indexes and given_back == indexes, (
+            f"each of the refused call's {track} utterances went to the per-utterance path"
+        )

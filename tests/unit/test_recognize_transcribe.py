@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
-from callstream.adapters.recognize_transcribe import TranscribeLive
+from callstream.adapters.recognize_transcribe import Connect, TranscribeCall, TranscribeTrack
 from callstream.adapters.transcribe_wire import (
     PATH,
     ResultReader,
@@ -23,7 +24,7 @@ from callstream.adapters.transcribe_wire import (
     audio_event,
     presigned_url,
 )
-from callstream.exceptions import RecordError
+from callstream.exceptions import ConfigError, RecordError
 from callstream.ports import LiveResult
 from local.fake_transcribe import (
     ACCESS_KEY,
@@ -57,6 +58,15 @@ def connector(fake: FakeTranscribe, secret: str = SECRET_KEY) -> Callable[..., o
     return open_session
 
 
+def mono(
+    options: StreamOptions, connect: Connect, notify: Callable[[], None], **settings: Any
+) -> TranscribeTrack:
+    """A one-track call's recogniser."""
+    track = TranscribeCall(("inbound",), RATE, options, connect, **settings).track("inbound")
+    track.notify = notify
+    return track
+
+
 async def recognise(
     fake: FakeTranscribe,
     pcm: bytes,
@@ -64,13 +74,11 @@ async def recognise(
     pace_s: float = 0.0,
     pause_after: dict[int, float] | None = None,
     **options: object,
-) -> tuple[TranscribeLive, list[LiveResult]]:
+) -> tuple[TranscribeTrack, list[LiveResult]]:
     """Feed ``pcm`` in 100 ms chunks (``pace_s`` apart), close, wait until finished."""
     results: list[LiveResult] = []
     ready = asyncio.Event()
-    recognizer = TranscribeLive(
-        "inbound",
-        RATE,
+    recognizer = mono(
         StreamOptions("en-US", RATE),
         connector(fake),  # type: ignore[arg-type]
         ready.set,
@@ -234,9 +242,7 @@ async def test_a_wrong_secret_is_refused_at_the_handshake_and_not_retried(
     fake: FakeTranscribe,
 ) -> None:
     ready = asyncio.Event()
-    recognizer = TranscribeLive(
-        "inbound",
-        RATE,
+    recognizer = mono(
         StreamOptions("en-US", RATE),
         connector(fake, secret="wrong"),  # type: ignore[arg-type]
         ready.set,
@@ -253,9 +259,7 @@ async def test_a_wrong_secret_is_refused_at_the_handshake_and_not_retried(
 async def test_a_redacting_stream_gives_no_partials(fake: FakeTranscribe) -> None:
     results: list[LiveResult] = []
     ready = asyncio.Event()
-    recognizer = TranscribeLive(
-        "inbound",
-        RATE,
+    recognizer = mono(
         StreamOptions("en-US", RATE, redact_pii=True),
         connector(fake),  # type: ignore[arg-type]
         ready.set,
@@ -290,14 +294,160 @@ async def test_a_stalled_session_holds_at_most_the_replay_window_of_audio() -> N
     async def open_stalled(options: StreamOptions) -> Stalled:
         return Stalled()
 
-    recognizer = TranscribeLive(
-        "inbound", RATE, StreamOptions("en-US", RATE), open_stalled, lambda: None, replay_s=30
+    recognizer = mono(
+        StreamOptions("en-US", RATE),
+        open_stalled,  # type: ignore[arg-type]
+        lambda: None,
+        replay_s=30,
     )
     chunk = bytes(CHUNK)
     for i in range(600):  # 60 s
         recognizer.feed(chunk, i * CHUNK // 2)
         await asyncio.sleep(0)
-    assert recognizer._unsent_bytes <= 30 * RATE * 2
+    assert recognizer.unsent_samples <= 30 * RATE
     assert recognizer._replay_bytes <= 30 * RATE * 2
     assert recognizer.dropped_samples >= 29 * RATE
     await recognizer.aclose()
+
+
+# -- a call's two tracks in one stereo session ------------------------------------------------
+
+INBOUND = tone_words(["alpha", "bravo"], RATE) + silence(1000, RATE)
+INBOUND += tone_words(["charlie", "delta"], RATE) + silence(1000, RATE)
+#: the agent's lines overlap the caller's first one (double talk): 0.5-1.3 s and 2.5-3.3 s
+OUTBOUND = silence(500, RATE) + tone_words(["echo", "foxtrot"], RATE) + silence(1200, RATE)
+OUTBOUND += tone_words(["golf", "hotel"], RATE) + silence(800, RATE)
+
+
+async def recognise_call(
+    fake: FakeTranscribe,
+    tracks: dict[str, tuple[int, bytes]],
+    *,
+    pace_s: float = 0.0,
+    **settings: Any,
+) -> tuple[TranscribeCall, dict[str, list[LiveResult]], dict[str, int]]:
+    """Feed each track (its first sample, its PCM) 100 ms a step, as the worker does; close.
+
+    Returns the call, each track's results, and the results each had before the close.
+    """
+    ready = asyncio.Event()
+    call_ = TranscribeCall(
+        tuple(tracks),
+        RATE,
+        StreamOptions("en-US", RATE),
+        connector(fake),  # type: ignore[arg-type]
+        retry_s=0.05,
+        **settings,
+    )
+    results: dict[str, list[LiveResult]] = {name: [] for name in tracks}
+    for name in tracks:
+        call_.track(name).notify = ready.set
+    steps = max((start * 2 + len(pcm)) // CHUNK + 1 for start, pcm in tracks.values())
+    for step in range(steps):
+        for name, (start, pcm) in tracks.items():
+            offset = step * CHUNK - start * 2  # this step's chunk, on the track's own samples
+            if 0 <= offset < len(pcm):
+                call_.track(name).feed(pcm[offset : offset + CHUNK], start + offset // 2)
+        await asyncio.sleep(pace_s)
+        for name in tracks:
+            results[name] += call_.track(name).results_ready()
+    before_close = {name: len(r) for name, r in results.items()}
+    for name in tracks:
+        results[name] += call_.track(name).close()
+    async with asyncio.timeout(20):
+        while not call_.finished:
+            ready.clear()
+            await ready.wait()
+    for name in tracks:
+        results[name] += call_.track(name).results_ready()
+    await call_.aclose()
+    return call_, results, before_close
+
+
+def finals_at(results: list[LiveResult]) -> list[tuple[str, int]]:
+    """Each final's text and its first sample, to the 20 ms frame."""
+    return [(r.text, round(r.start_sample / 160) * 160) for r in results if r.final]
+
+
+async def test_a_two_track_call_is_one_stereo_session_and_each_track_hears_its_own_words(
+    fake: FakeTranscribe,
+) -> None:
+    _, results, _ = await recognise_call(fake, {"inbound": (0, INBOUND), "outbound": (0, OUTBOUND)})
+    assert len(fake.sessions) == 1, "one session for the call: billed once, one of the quota"
+    params = fake.sessions[0].params
+    assert (params["enable-channel-identification"], params["number-of-channels"]) == (
+        "true",
+        "2",
+    )
+    assert fake.sessions[0].audio_s == pytest.approx(len(OUTBOUND) / 2 / RATE, abs=0.15)
+    assert finals_at(results["inbound"]) == [("alpha bravo", 0), ("charlie delta", 1800 * 8)]
+    assert finals_at(results["outbound"]) == [
+        ("echo foxtrot", 500 * 8),
+        ("golf hotel", 2500 * 8),
+    ], "the agent's words on the agent's track, at their samples, through the double talk"
+    assert all(r.result_id.startswith("outbound-") for r in results["outbound"])
+    assert any(not r.final for r in results["outbound"]), "partials per channel too"
+
+
+async def test_a_quiet_track_neither_holds_up_its_partner_nor_loses_its_place(
+    fake: FakeTranscribe,
+) -> None:
+    """The agent's track sends nothing for its first 2 s (nothing played): the caller's words
+    still come while the caller speaks, and the agent's line lands at its own samples."""
+    late = tone_words(["golf", "hotel"], RATE) + silence(800, RATE)
+    _, results, before_close = await recognise_call(
+        fake, {"inbound": (0, INBOUND), "outbound": (2000 * 8, late)}, pace_s=0.02
+    )
+    assert len(fake.sessions) == 1
+    inbound_partials = [r for r in results["inbound"] if not r.final]
+    assert inbound_partials and before_close["inbound"] > 0, (
+        "the caller's partials came while the agent's track was quiet"
+    )
+    assert finals_at(results["inbound"]) == [("alpha bravo", 0), ("charlie delta", 1800 * 8)]
+    assert finals_at(results["outbound"]) == [("golf hotel", 2000 * 8)]
+
+
+@pytest.mark.parametrize("trouble", ["drop", "rotation"])
+async def test_a_stereo_session_lost_or_rotated_mid_line_replays_each_track_from_its_own_final(
+    fake: FakeTranscribe, trouble: str
+) -> None:
+    """Lost at 2.6 s (inside the agent's "golf", after the caller's first final and the
+    agent's first), or rotated after 1.5 s: each track's words come once, at their places."""
+    settings: dict[str, Any] = {}
+    if trouble == "drop":
+        fake.faults = [(2.6, "drop")]
+    else:
+        settings["rotate_after_s"] = 1.5
+    _, results, _ = await recognise_call(
+        fake, {"inbound": (0, INBOUND), "outbound": (0, OUTBOUND)}, **settings
+    )
+    assert len(fake.sessions) >= 2
+    assert final_words(results["inbound"]) == ["alpha", "bravo", "charlie", "delta"]
+    assert final_words(results["outbound"]) == ["echo", "foxtrot", "golf", "hotel"]
+    assert finals_at(results["outbound"])[-1] == ("golf hotel", 2500 * 8)
+    assert finals_at(results["inbound"])[-1] == ("charlie delta", 1800 * 8)
+    if trouble == "drop":
+        # each track is replayed from its own last final, side by side: the caller's from
+        # "bravo"'s end at 0.7 s, the agent's from "foxtrot"'s at 1.2 s
+        replayed = max(len(INBOUND) / 2 / RATE - 0.7, len(OUTBOUND) / 2 / RATE - 1.2)
+        assert fake.sessions[1].audio_s == pytest.approx(replayed, abs=0.15)
+
+
+async def test_a_refused_quota_gives_both_tracks_of_a_stereo_call_up_at_once(
+    fake: FakeTranscribe,
+) -> None:
+    fake.max_sessions = 0
+    call_, results, _ = await recognise_call(
+        fake, {"inbound": (0, INBOUND), "outbound": (0, OUTBOUND)}
+    )
+    assert call_.track("inbound").refused == call_.track("outbound").refused == "quota"
+    assert results == {"inbound": [], "outbound": []}
+    assert len(fake.sessions) == 1
+
+
+def test_a_session_hears_one_or_two_tracks_and_no_more() -> None:
+    async def never(options: StreamOptions) -> object:
+        raise AssertionError("not opened")
+
+    with pytest.raises(ConfigError, match="1 or 2 tracks"):
+        TranscribeCall(("a", "b", "c"), RATE, StreamOptions("en-US", RATE), never)  # type: ignore[arg-type]

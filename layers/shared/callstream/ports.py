@@ -377,9 +377,29 @@ class LiveRecognizer(Protocol):
         """Why the track was given up before its end (``quota``...), else None."""
 
 
-#: Opens a recogniser for a track: (stream key, track, sample rate, language, notify) ->
-#: recogniser; it calls ``notify`` when results are ready without being fed (the network's).
-LiveRecognizers = Callable[[str, str, int, str, Callable[[], None]], LiveRecognizer]
+@dataclass(frozen=True)
+class TrackToHear:
+    """What a live recogniser is opened for: one track of one stream.
+
+    Attributes:
+        key: the stream's connection.
+        track: ``inbound`` or ``outbound``.
+        rate: its sample rate (PCM16 LE).
+        language: a language code (``en-US``).
+        together: the tracks the stream began with, this one among them, in channel order: a
+            backend may hear them in one session (Transcribe's channel identification).
+    """
+
+    key: str
+    track: str
+    rate: int
+    language: str
+    together: tuple[str, ...] = ()
+
+
+#: Opens a recogniser for a track; it calls ``notify`` (the second argument) when results are
+#: ready without being fed (the network's).
+LiveRecognizers = Callable[[TrackToHear, Callable[[], None]], LiveRecognizer]
 
 
 Label = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]

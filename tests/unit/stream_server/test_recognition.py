@@ -16,7 +16,7 @@ import pytest
 from callstream.audio import records
 from callstream.audio.records import TranscriptRecord, UtteranceRecord
 from callstream.exceptions import RecordError
-from callstream.ports import LiveRecognizer, LiveResult
+from callstream.ports import LiveRecognizer, LiveResult, TrackToHear
 from stream_server.live_transcript import LiveTranscript
 from stream_server.recognition import MAX_RESTARTS, Recognition
 from stream_server.recognition_wire import (
@@ -109,11 +109,9 @@ class ThreadWorker:
             self.sock.close()
             return
 
-        def make(
-            key: str, track: str, rate: int, language: str, notify: Callable[[], None]
-        ) -> LiveRecognizer:
-            self.recognizers[track] = Counting(track)
-            return self.recognizers[track]
+        def make(hear: TrackToHear, notify: Callable[[], None]) -> LiveRecognizer:
+            self.recognizers[hear.track] = Counting(hear.track)
+            return self.recognizers[hear.track]
 
         try:
             asyncio.run(serve(self.sock, make))
@@ -266,9 +264,13 @@ def test_a_worker_that_does_not_read_costs_a_bounded_outbox_and_never_blocks_the
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.together: dict[str, tuple[str, ...]] = {}
 
-    def open(self, key: str, track: str, rate: int, language: str) -> None:
+    def open(
+        self, key: str, track: str, rate: int, language: str, together: tuple[str, ...] = ()
+    ) -> None:
         self.calls.append(("open", track, language))
+        self.together[track] = together
 
     def feed(self, key: str, track: str, start_sample: int, pcm: bytes) -> None:
         self.calls.append(("feed", track))

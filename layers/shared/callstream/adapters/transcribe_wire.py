@@ -49,6 +49,8 @@ class StreamOptions:
         redact_pii: ``content-redaction-type=PII`` (Transcribe redacts finals only).
         stability: partial-results stabilisation (``high`` changes partials least).
         session_id: names the session (AWS makes one when it is None).
+        channels: 2 is a stereo stream of interleaved samples, each channel transcribed on
+            its own (``enable-channel-identification``; results say ``ch_0`` or ``ch_1``).
     """
 
     language: str
@@ -57,6 +59,7 @@ class StreamOptions:
     redact_pii: bool = False
     stability: Literal["high", "medium", "low"] = "high"
     session_id: str | None = None
+    channels: Literal[1, 2] = 1
 
     def query(self) -> dict[str, str]:
         """The documented query parameters of these options."""
@@ -73,6 +76,9 @@ class StreamOptions:
             params["content-redaction-type"] = "PII"
         if self.session_id:
             params["session-id"] = self.session_id
+        if self.channels == 2:  # the WebSocket guide: both, or neither
+            params["enable-channel-identification"] = "true"
+            params["number-of-channels"] = "2"
         return params
 
 
