@@ -32,6 +32,12 @@ FARGATE_GB_H = 0.004445
 KINESIS_ON_DEMAND_STREAM_H = 0.04
 KINESIS_ON_DEMAND_INGEST_GB = 0.08
 KINESIS_ON_DEMAND_READ_GB = 0.04
+#: The enhanced fan-out consumer of UtteranceStream (transcribe_utterance): the provisioned
+#: mode's published rates, assumed for the on-demand stream too (not confirmed), on the 4 shards
+#: an on-demand stream starts with.
+KINESIS_FAN_OUT_GB = 0.013
+KINESIS_FAN_OUT_CONSUMER_SHARD_H = 0.015
+FAN_OUT_SHARDS = 4
 LAMBDA_GB_S = 0.0000166667
 LAMBDA_REQUEST = 0.20 / 1e6
 S3_PUT = 0.005 / 1000
@@ -229,6 +235,19 @@ def transcription(i: Inputs, live_cpu_factor: float) -> str:
     return "\n".join(lines)
 
 
+def fan_out(i: Inputs) -> str:
+    """What reading UtteranceStream through an enhanced fan-out consumer adds (an assumption)."""
+    utterance_gb = i.utterances_per_min * i.utterance_s * 16000 * 2 / 1024**3
+    per_1000 = utterance_gb * KINESIS_FAN_OUT_GB * 1000
+    monthly = KINESIS_FAN_OUT_CONSUMER_SHARD_H * FAN_OUT_SHARDS * 730
+    return (
+        f"The live lines' fan-out consumer: ${per_1000:.3f} per 1,000 call-minutes of data read "
+        f"(${KINESIS_FAN_OUT_GB}/GB) and ${monthly:.0f} a month fixed "
+        f"({FAN_OUT_SHARDS} consumer-shards at ${KINESIS_FAN_OUT_CONSUMER_SHARD_H}/h; "
+        "provisioned rates assumed for the on-demand stream, unconfirmed)."
+    )
+
+
 def console_lines(partials_per_min: float, records_per_partial: float = 1.0) -> str:
     """What a live line's growing costs, per 1,000 call-minutes: its partials on the bus.
 
@@ -326,6 +345,7 @@ def main() -> None:
     print(transcription(inputs, args.live_cpu_factor))
     print()
     print(console_lines(args.partials_per_min))
+    print(fan_out(inputs))
 
 
 if __name__ == "__main__":

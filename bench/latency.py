@@ -40,6 +40,7 @@ from typing import Any, Literal
 from bench.transcript_accuracy import word_error_rate
 from callstream.audio import records
 from callstream.wiring import client
+from local import poller
 from local.stack import Stack
 from local.vobiz_sim import AUDIO, SimCall
 
@@ -237,7 +238,14 @@ def main() -> None:
     parser.add_argument("--codec", choices=sorted(CONTENT_TYPES), default="mulaw")
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--live", choices=["off", "local", "both"], default="both")
+    parser.add_argument(
+        "--pushed-wait-s",
+        type=float,
+        default=poller.PUSHED_WAIT_S,
+        help="how soon the local poller reads an empty fan-out shard again (0.2: as polled)",
+    )
     args = parser.parse_args()
+    poller.PUSHED_WAIT_S = args.pushed_wait_s
     paths = ["off", "local"] if args.live == "both" else [args.live]
     print(table({live: run(args.codec, args.calls, live) for live in paths}, args.codec))  # type: ignore[arg-type]
 

@@ -1,7 +1,8 @@
 """Feeds the consumers as Lambda does, with Lambda's own failure semantics, from the template.
 
-* Kinesis (an event source mapping): one thread per mapping polls its stream and invokes the
-  function with a real Kinesis event of up to ``BatchSize`` records. A partial batch response
+* Kinesis (an event source mapping): one thread per mapping polls its stream (through its
+  enhanced fan-out consumer, when it has one: more often) and invokes the function with a
+  real Kinesis event of up to ``BatchSize`` records. A partial batch response
   resumes from the first failed record; a raised error splits the batch in two when
   ``BisectBatchOnFunctionError`` is on (a split does not count as a retry). After
   ``MaximumRetryAttempts`` retries the batch is given up on: its description goes to the
@@ -44,6 +45,11 @@ Listener = Callable[[dict[str, Any]], None]
 #: Lambda's waits before the retries of an asynchronous invocation (about 1, then 2 minutes).
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:{}"
+#: An empty shard is read again after this. A standard iterator is polled (Lambda: about once a
+#: second; here faster, for the tests); an enhanced fan-out consumer has records pushed, ~70 ms
+#: after they were put (the Kinesis developer guide's propagation delay; moto has no push).
+POLL_WAIT_S = 0.2
+PUSHED_WAIT_S = 0.05
 
 
 class Poller:
@@ -137,7 +143,7 @@ class Poller:
                     (r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in response["Records"]
                 ]
             if not pending:
-                self._stop.wait(0.2)
+                self._stop.wait(PUSHED_WAIT_S if source.fan_out else POLL_WAIT_S)
                 continue
             batch = pending[:size]
             event = kinesis_event(batch, stream=name, shard=shard)

@@ -63,6 +63,8 @@ class Source:
         function: the function's folder under functions/.
         kind: ``kinesis`` or ``rule``.
         stream: the Kinesis stream's logical id (kinesis).
+        fan_out: read through an enhanced fan-out consumer (kinesis): records are pushed,
+            so the local poller looks more often.
         pattern: the rule's event pattern as JSON (rule), matched as EventBridge does.
         batch_size: records per invocation (kinesis).
         max_retries: retries of a failing batch; -1 until the records expire (kinesis).
@@ -74,6 +76,7 @@ class Source:
     function: str
     kind: str
     stream: str | None = None
+    fan_out: bool = False
     pattern: str = ""
     batch_size: int = 100
     max_retries: int = -1
@@ -154,17 +157,21 @@ class Template:
     def sources(self) -> list[Source]:
         """Every Kinesis event source mapping and every rule that targets a function."""
         folders = self.functions()
+        consumers = self.of_type("AWS::Kinesis::StreamConsumer")
         out = []
         for props in self.of_type("AWS::Lambda::EventSourceMapping").values():
             function = _logical(props["FunctionName"])
             if function not in folders:
                 continue
             failure = props.get("DestinationConfig", {}).get("OnFailure", {})
+            stream = _logical(props["EventSourceArn"])
+            consumer = consumers.get(stream or "")
             out.append(
                 Source(
                     folders[function],
                     "kinesis",
-                    stream=_logical(props["EventSourceArn"]),
+                    stream=_logical(consumer["StreamARN"]) if consumer else stream,
+                    fan_out=consumer is not None,
                     batch_size=int(props.get("BatchSize", 100)),
                     max_retries=int(props.get("MaximumRetryAttempts", -1)),
                     bisect=bool(props.get("BisectBatchOnFunctionError", False)),

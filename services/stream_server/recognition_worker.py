@@ -150,12 +150,23 @@ def _local() -> LiveRecognizers:
     from callstream import settings
     from callstream.adapters.recognize_local import DecoderPool, PocketSphinxLive
     from callstream.wiring import offline_transcriber
+    from stream_server.recognition_finals import FinalsProcess
 
     limits = settings.load(settings.AudioSettings).limits()
     pool, finals = DecoderPool(), offline_transcriber()
+    background = FinalsProcess()  # whole decodes in a child, beside the partials
 
     def recognizer(hear: TrackToHear, notify: Callable[[], None]) -> LiveRecognizer:
-        return PocketSphinxLive(hear.track, hear.rate, limits, pool, finals, language=hear.language)
+        return PocketSphinxLive(
+            hear.track,
+            hear.rate,
+            limits,
+            pool,
+            finals,
+            language=hear.language,
+            background=background,
+            notify=notify,
+        )
 
     return recognizer
 

@@ -184,7 +184,7 @@ async def test_partials_grow_then_each_line_is_final_once_at_its_place_on_the_tr
 async def test_a_session_is_rotated_mid_call_and_no_word_is_lost_or_doubled(
     fake: FakeTranscribe,
 ) -> None:
-    _, results = await recognise(fake, call(), rotate_after_s=2.5)
+    _, results = await recognise(fake, call(), pace_s=0.02, rotate_after_s=2.5)
     assert len(fake.sessions) >= 3, "rotated at the quiet moments after 2.5 s of audio each"
     assert all(s.ended_by == "end" for s in fake.sessions)
     assert final_words(results) == SAID
@@ -416,10 +416,17 @@ async def test_a_stereo_session_lost_or_rotated_mid_line_replays_each_track_from
     settings: dict[str, Any] = {}
     if trouble == "drop":
         fake.faults = [(2.6, "drop")]
-    else:
+    else:  # after 1.5 s, at the first quiet moment: both tracks quiet from 3.3 s on
         settings["rotate_after_s"] = 1.5
+    # a rotation is fed at 5x real time: it waits for results to say no line is open, and at
+    # full speed they would trail the whole call
+    paced = {"pace_s": 0.02} if trouble == "rotation" else {}
+    tail = silence(1500, RATE) if trouble == "rotation" else b""
     _, results, _ = await recognise_call(
-        fake, {"inbound": (0, INBOUND), "outbound": (0, OUTBOUND)}, **settings
+        fake,
+        {"inbound": (0, INBOUND), "outbound": (0, OUTBOUND + tail)},
+        **paced,
+        **settings,
     )
     assert len(fake.sessions) >= 2
     assert final_words(results["inbound"]) == ["alpha", "bravo", "charlie", "delta"]
@@ -451,3 +458,60 @@ def test_a_session_hears_one_or_two_tracks_and_no_more() -> None:
 
     with pytest.raises(ConfigError, match="1 or 2 tracks"):
         TranscribeCall(("a", "b", "c"), RATE, StreamOptions("en-US", RATE), never)  # type: ignore[arg-type]
+
+
+async def test_a_rotation_waits_for_quiet_audio_not_only_for_no_open_line() -> None:
+    """Results trail the audio sent: with none in yet ("no line open"), a rotation due while a
+    word is being sent waits until 300 ms of quiet have gone on every track."""
+    from botocore.eventstream import EventStreamBuffer
+
+    sent: list[list[bytes]] = [[]]
+
+    class Deaf:  # takes audio, hears nothing, closes when the audio ends
+        def __init__(self) -> None:
+            self.closed = asyncio.Event()
+
+        async def send(self, message: bytes) -> None:
+            buffer = EventStreamBuffer()
+            buffer.add_data(message)
+            payload = next(iter(buffer)).payload
+            sent[-1].append(payload)
+            if not payload:
+                sent.append([])
+                self.closed.set()
+
+        async def recv(self) -> bytes:
+            await self.closed.wait()
+            raise type("ConnectionClosedOK", (Exception,), {})()
+
+        async def close(self) -> None:
+            self.closed.set()
+
+    async def open_deaf(options: StreamOptions) -> Deaf:
+        return Deaf()
+
+    call_ = TranscribeCall(
+        ("inbound", "outbound"),
+        RATE,
+        StreamOptions("en-US", RATE),
+        open_deaf,  # type: ignore[arg-type]
+        rotate_after_s=0.5,
+    )
+    word = tone_words(["alpha"], RATE, word_ms=1000, gap_ms=0)  # loud from 0 to 1 s
+    inbound = word + silence(1000, RATE)
+    for offset in range(0, len(inbound), CHUNK):
+        call_.track("inbound").feed(inbound[offset : offset + CHUNK], offset // 2)
+        call_.track("outbound").feed(bytes(CHUNK), offset // 2)
+        await asyncio.sleep(0.005)
+    for name in ("inbound", "outbound"):
+        call_.track(name).close()
+    async with asyncio.timeout(10):
+        while not call_.finished:
+            await asyncio.sleep(0.01)
+    await call_.aclose()
+    first = [p for p in sent[0] if p]
+    first_s = sum(len(p) for p in first) / 4 / RATE  # stereo PCM16
+    assert len(sent) >= 3, "rotated once, then the second session's audio ended"
+    assert first_s == pytest.approx(1.3, abs=0.11), (
+        "due at 0.5 s, inside the word: rotated after it and 300 ms of quiet, not at 0.5 s"
+    )

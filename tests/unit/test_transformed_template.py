@@ -181,6 +181,39 @@ def test_a_worst_case_transcription_batch_fits_the_timeout(resources):
     assert UTTERANCE_WORST_S >= 30 + 5  # the longest utterance the settings allow, and setup
 
 
+def test_the_live_lines_consumer_reads_utterances_pushed_through_its_own_fan_out_consumer(
+    resources,
+):
+    """A standard iterator is polled about once a second a shard: the partials would wait for
+    it. The mapping reads through an enhanced fan-out consumer of UtteranceStream, and the
+    function may subscribe through it (the embedded stack's poller reads it the same way)."""
+    from local.template import Template
+
+    (mapping,) = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and references(r["Properties"]["FunctionName"]) == {"TranscribeUtteranceFunction"}
+    ]
+    (consumer,) = references(mapping["EventSourceArn"])
+    assert resources[consumer]["Type"] == "AWS::Kinesis::StreamConsumer"
+    assert references(resources[consumer]["Properties"]["StreamARN"]) == {"UtteranceStream"}
+    role = resources["TranscribeUtteranceFunctionRole"]["Properties"]
+    granted = [
+        (s["Action"], references(s["Resource"]))
+        for policy in role["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
+    assert (["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"], {consumer}) in granted
+    assert any(a.endswith("AWSLambdaKinesisExecutionRole") for a in role["ManagedPolicyArns"])
+    (source,) = [
+        s
+        for s in Template({"Resources": resources}).sources()
+        if s.function == "transcribe_utterance"
+    ]
+    assert (source.stream, source.fan_out) == ("UtteranceStream", True)
+
+
 def test_live_calls_keep_their_sockets_through_deployments_and_scale_in(resources):
     """ECS deregisters the ALB target (live sockets kept for the deregistration delay) before it
     sends SIGTERM: the delay is what a call gets, the drain after SIGTERM is the remainder."""

@@ -14,6 +14,12 @@ The embedded stand-in for Amazon Transcribe streaming behind
   normalises its features as it goes (live CMN) and got the opening words of the shared call
   wrong that the whole-utterance decode gets right, so the final is never worse than today's.
 
+The whole-utterance decode takes 1-2 s for a 5 s line here, and PocketSphinx holds the GIL while
+it decodes (a Python thread beside it ran at 0.6 % of its speed, measured): in the worker's own
+process it would stall every other line's partials that long. Given a :class:`Background`,
+the finals are decoded there (a process of their own), in order, and come when they are ready
+(``notify``); the partials of the next line do not wait for them.
+
 The live decoders skip the second passes (``fwdflat``, ``bestpath``): their own end is thrown
 away. A decoder loads the model (about 0.3 s and 80 MB here), so they are lent from a
 :class:`DecoderPool` to a line while it is spoken, not held per track. PocketSphinx's real-time
@@ -23,9 +29,14 @@ enough for tests and the demo, not for load benches (see docs/transcription.md).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import soxr
@@ -33,6 +44,8 @@ import soxr
 from callstream.audio.vad import Segmenter, Utterance
 from callstream.ports import LiveResult, Transcriber
 from callstream.vocabulary import AudioLimits
+
+log = logging.getLogger("callstream.recognition")
 
 MODEL_RATE = 16000
 #: Longest stretch of a line's audio between two partial hypotheses (Transcribe's chunk size).
@@ -72,6 +85,25 @@ class DecoderPool:
                 self._idle.append(decoder)
 
 
+class Background(Protocol):
+    """Whole-utterance decodes elsewhere, in the order submitted.
+
+    ``stream_server.recognition_finals.FinalsProcess`` is one: a child process of the worker.
+    """
+
+    def submit(self, pcm: bytes, rate: int, language: str) -> Future[str]:
+        """The utterance's text, when decoded (raises RuntimeError when it cannot take it)."""
+
+
+@dataclass
+class _Final:
+    """A line's final on its way: its place, then its text."""
+
+    result_id: str
+    utterance: Utterance
+    text: str | None = None
+
+
 class PocketSphinxLive:
     """One track's live recogniser (:class:`~callstream.ports.LiveRecognizer`). See the module."""
 
@@ -85,10 +117,14 @@ class PocketSphinxLive:
         *,
         language: str = "en-US",
         partial_every_ms: int = PARTIAL_EVERY_MS,
+        background: Background | None = None,
+        notify: Callable[[], None] = lambda: None,
     ) -> None:
         """Listen to ``track`` at ``sample_rate`` (8000, 16000 or 24000 Hz).
 
-        ``finals`` decodes each whole utterance (the per-utterance path's transcriber).
+        ``finals`` decodes each whole utterance (the per-utterance path's transcriber); given
+        ``background``, it does so only when that process fails, and ``notify`` says when a
+        final decoded there is ready (call it on a running loop).
         """
         self.track = track
         self.sample_rate = sample_rate
@@ -106,7 +142,10 @@ class PocketSphinxLive:
         self._since_hyp = 0
         self._text = ""
         self._heard_to = 0  # one past the last sample fed
-        self.finished = False  # close() finishes it: everything it heard is in what it returns
+        self._background = background
+        self._notify = notify
+        self._coming: deque[_Final] = deque()  # finals being decoded in the background, in order
+        self._closed = False
         self.refused: str | None = None  # it never gives a track up
 
     def feed(self, pcm: bytes, start_sample: int) -> None:
@@ -138,8 +177,13 @@ class PocketSphinxLive:
             self._finish(utterance)
         if self._decoder is not None:  # the segmenter dropped the open line as too short
             self._drop(self._heard_to)
-        self.finished = True
+        self._closed = True
         return self.results_ready()
+
+    @property
+    def finished(self) -> bool:
+        """True once closed and every final is in (those decoded in the background too)."""
+        return self._closed and not self._coming
 
     # -- a line ---------------------------------------------------------------------------
 
@@ -179,9 +223,40 @@ class PocketSphinxLive:
             self._cmn = self._decoder.get_cmn(True)
             self._release()
         self._start = utterance.start_sample
-        heard = self._finals.transcribe(utterance.pcm, self.sample_rate, self._language)
-        self._results.append(
-            LiveResult(self._id(), True, heard.text, utterance.start_sample, utterance.end_sample)
+        final = _Final(self._id(), utterance)
+        if self._background is not None:
+            try:
+                future = self._background.submit(utterance.pcm, self.sample_rate, self._language)
+            except RuntimeError as error:
+                log.warning("background decoding is gone (%s): decoding here", error)
+            else:
+                self._coming.append(final)
+                loop = asyncio.get_running_loop()
+                future.add_done_callback(
+                    lambda done: loop.call_soon_threadsafe(self._decoded, final, done)
+                )
+                return
+        final.text = self._finals.transcribe(utterance.pcm, self.sample_rate, self._language).text
+        self._results.append(self._final(final))
+
+    def _decoded(self, final: _Final, done: Future[str]) -> None:
+        """A background decode finished (on the loop): its final, and those before it, go."""
+        try:
+            final.text = done.result()
+        except Exception as error:  # the process died (BrokenProcessPool), or was shut down
+            log.warning("background decoding failed (%r): decoding here", error)
+            pcm, rate = final.utterance.pcm, self.sample_rate
+            final.text = self._finals.transcribe(pcm, rate, self._language).text
+        while self._coming and self._coming[0].text is not None:  # finals in call order
+            self._results.append(self._final(self._coming.popleft()))
+        self._notify()
+
+    @staticmethod
+    def _final(final: _Final) -> LiveResult:
+        utterance = final.utterance
+        assert final.text is not None
+        return LiveResult(
+            final.result_id, True, final.text, utterance.start_sample, utterance.end_sample
         )
 
     def _drop(self, end: int) -> None:
