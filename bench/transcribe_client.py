@@ -4,7 +4,8 @@ Run: .venv/bin/python -m bench.transcribe_client [--calls N] [--seconds S]
 
 The stream server's seam (``RecognitionPool`` with the ``aws`` backend, its worker process
 spawned as the container does) opens ``--calls`` two-track calls, a stereo Transcribe session
-each (``--mono``: a session per track, as first built), and feeds each 20 ms frame at the moment it would have been spoken; the sessions go to
+each (``--mono``: a session per track, as first built), and feeds each 20 ms frame at the
+moment it would have been spoken; the sessions go to
 ``local.fake_transcribe`` on 127.0.0.1 (a process of its own: its CPU is not the worker's). The audio is tone words, which the fake hears, so results flow as they would.
 
 * **worker CPU per call**: the worker process's CPU seconds per second of audio, per call

@@ -95,9 +95,9 @@ class ServerSettings(_Base):
     live_transcription: Literal["off", "local", "aws"] = Field(
         "off",
         description="Live recognition in worker processes beside the ingest loop: off, local "
-        "(PocketSphinx, the embedded stack's) or aws (Amazon Transcribe streaming, a session "
-        "per track): transcript records on UtteranceStream, whose finals transcribe_utterance "
-        "stores (docs/transcription.md).",
+        "(PocketSphinx, the embedded stack's) or aws (Amazon Transcribe streaming, a stereo "
+        "session per call): transcript records on UtteranceStream, whose finals "
+        "transcribe_utterance stores (docs/transcription.md).",
     )
     language: str = Field(
         "en-US", description="Language of live recognition, unless a stream asks for its own."
