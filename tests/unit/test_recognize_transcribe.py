@@ -503,11 +503,14 @@ async def test_a_rotation_waits_for_quiet_audio_not_only_for_no_open_line() -> N
         call_.track("inbound").feed(inbound[offset : offset + CHUNK], offset // 2)
         call_.track("outbound").feed(bytes(CHUNK), offset // 2)
         await asyncio.sleep(0.005)
+    done = asyncio.Event()
+    call_.track("inbound").notify = done.set  # told when the call is finished
     for name in ("inbound", "outbound"):
         call_.track(name).close()
     async with asyncio.timeout(10):
         while not call_.finished:
-            await asyncio.sleep(0.01)
+            done.clear()
+            await done.wait()
     await call_.aclose()
     first = [p for p in sent[0] if p]
     first_s = sum(len(p) for p in first) / 4 / RATE  # stereo PCM16
