@@ -128,6 +128,7 @@ def test_the_feed_keeps_each_calls_timeline_and_card(console):
         "call_uuid": CALL,
         "events": [],
         "cursor": timeline["cursor"],
+        "more": False,
     }
 
 
@@ -284,3 +285,122 @@ def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings
             assert shown() == settled, "late news changed nothing"
         finally:
             browser.quit()
+
+
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_the_page_reads_a_burst_of_events_to_its_end_each_once():
+    """1,100 DTMF events land at once on a call open in the page (past a page of 1,000; the
+    page of 500 re-read from "cursor less 2 s" froze at 500): the page shows every one once."""
+    from selenium.webdriver.common.by import By
+
+    from callstream.adapters.dynamodb import DynamoConsoleStore
+    from callstream.console import feed
+    from local.console_session import chromium, wait
+    from local.stack import Stack
+
+    call = f"c-{uuid.uuid4().hex[:8]}"
+    burst = 1_100
+    with Stack() as stack:
+        store = DynamoConsoleStore(stack.aws.client("dynamodb"), stack.aws.names["ConsoleTable"])
+        services = feed.FeedServices(store=store)
+        started = {"call_uuid": call, "stream_id": STREAM, "codec": "mulaw"}
+        feed.record(
+            services, {"id": "e-start", "detail-type": "Stream Requested", "detail": started}
+        )
+        browser = chromium()
+        try:
+            browser.get(stack.endpoints()["console"])
+            row = f'tr[data-call="{call}"]'
+            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
+            browser.execute_script(f"location.hash = '#/call/{call}'")
+            wait("the call's page", lambda: browser.find_element(By.ID, "call").is_displayed())
+            wait(
+                "its first event",
+                lambda: browser.execute_script("return window.__callstream.rendered") >= 1,
+            )
+            for i in range(burst):  # the feed's own code, into the stack's table, at once
+                detail = {"call_uuid": call, "stream_id": STREAM, "name": "dtmf", "seq": i + 1}
+                detail["data"] = {"digit": str(i % 10)}
+                feed.record(
+                    services, {"id": f"e-{i}", "detail-type": "Session Event", "detail": detail}
+                )
+
+            def shown() -> int:
+                return browser.execute_script(
+                    "return [...document.querySelectorAll('#timeline li')]"
+                    ".filter(li => li.textContent.includes('DTMF')).length"
+                )
+
+            wait(
+                "every digit on the page",
+                lambda: shown() >= burst,
+                timeout=120,
+                shown=lambda: str(shown()),
+            )
+            assert shown() == burst, "each once"
+            assert browser.execute_script("return window.__callstream.rendered") == burst + 1
+        finally:
+            browser.quit()
+
+
+# -- a burst, and answers bounded in bytes ----------------------------------------------------
+
+
+def read_to_the_end(read: object) -> tuple[list[str], int]:
+    """Poll as the page does (after the cursor it was given, reading on while ``more``); return
+    the event ids in the order first shown, and the largest answer body in bytes."""
+    cursor, shown, seen, largest = "", [], set(), 0
+    for _ in range(10_000):
+        status, answer, body = read(cursor)  # type: ignore[operator]
+        assert status == 200
+        largest = max(largest, body)
+        for event in answer["events"]:
+            if event["id"] not in seen:
+                seen.add(event["id"])
+                shown.append(event["id"])
+        moved, cursor = answer["cursor"] != cursor, answer["cursor"]
+        if not answer["more"] and not moved:
+            return shown, largest
+    raise AssertionError("the timeline never reached its end")
+
+
+def api_reader(call: str):
+    """The page's read of a call's timeline, through the console function."""
+    path = f"/console/api/calls/{call}/events"
+    route = Route("GET", "/console/api/calls/{call_uuid}/events", "console_api", True)
+
+    def read(after: str) -> tuple[int, dict, int]:
+        query = urlencode({"after": after})
+        event = api_event(
+            "GET", f"{path}?{query}", {"Authorization": "Bearer x"}, b"", route, {}, "127.0.0.1"
+        )
+        answer = invoke("console_api", event)
+        return answer["statusCode"], json.loads(answer["body"]), len(answer["body"])
+
+    return read
+
+
+def test_a_burst_past_a_page_is_read_to_its_end_each_event_once_through_the_real_handlers(console):
+    """1,200 DTMF events at once (the old page of 500 from "cursor less 2 s" froze at 500)."""
+    sent = []
+    for i in range(1_200):
+        event = bus("Dtmf", digit=str(i % 10))
+        sent.append(event["id"])
+        invoke("console_feed", event)
+    shown, _ = read_to_the_end(api_reader(CALL))
+    assert shown == sent, "every event once, in the order written"
+
+
+def test_an_answer_stays_far_under_lambdas_6_mb_response_whatever_the_events_carry(console):
+    """70 events of 40 KB each (a long playedStream name, say): 2.8 MB in all, read in answers
+    of at most about 1 MB."""
+    from callstream.console.views import PAGE_BYTES
+
+    sent = []
+    for i in range(70):
+        event = bus("Session Event", name="playedStream", seq=i, data={"name": "x" * 40_000})
+        sent.append(event["id"])
+        invoke("console_feed", event)
+    shown, largest = read_to_the_end(api_reader(CALL))
+    assert shown == sent
+    assert largest <= PAGE_BYTES + 64_000 < 6 * 1024 * 1024

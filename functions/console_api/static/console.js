@@ -1,12 +1,13 @@
 // callstream's live console: plain JavaScript, no build step, no library.
 // It reads the console API (/console/api/...) with a bearer token: a Cognito ID token in AWS,
-// the embedded stack's token locally. A call's timeline is polled "since my cursor, less a
-// margin" and deduplicated, so an event written a moment late or delivered twice shows once.
+// the embedded stack's token locally. A call's timeline is polled "since my cursor": the API
+// moves the cursor only past items with none missing before them, so a burst is read to its end
+// and an item written a moment late is still read; events are keyed, so one delivered twice
+// (or read again past a held cursor) shows once.
 "use strict";
 
 const POLL_CALLS_MS = 1000;
 const POLL_EVENTS_MS = 300;
-const MARGIN_US = 2_000_000; // re-read the last 2 s of a timeline: a late writer is not missed
 const ROLES = { inbound: "caller", outbound: "agent" };
 
 const state = {
@@ -193,29 +194,28 @@ function openCall(callUuid) {
   every(POLL_EVENTS_MS, refreshTimeline);
 }
 
-function since(cursor) {
-  if (!cursor) return "";
-  const us = Number(cursor.split("#")[0]) - MARGIN_US;
-  return String(Math.max(0, us)).padStart(16, "0");
-}
-
 async function refreshTimeline() {
   const call = state.call;
-  const answer = await api(
-    `/console/api/calls/${encodeURIComponent(call.id)}/events?after=${since(call.cursor)}`
-  );
-  if (state.call !== call) return;
-  for (const event of answer.events) {
-    const key = dedupKey(event);
-    if (call.seen.has(key)) continue;
-    call.seen.add(key);
-    render(call, event);
-    // freshness: from the bus to this page, for what arrived while the page was open
-    const published = event.detail.published_at;
-    if (published && call.loaded) window.__callstream.freshness.push(Date.now() - published);
-    window.__callstream.rendered += 1;
+  for (let page = 0; page < 20; page += 1) {
+    // a burst is read on at once, a few pages a tick, so the page stays responsive
+    const before = call.cursor;
+    const answer = await api(
+      `/console/api/calls/${encodeURIComponent(call.id)}/events?after=${encodeURIComponent(before)}`
+    );
+    if (state.call !== call) return;
+    for (const event of answer.events) {
+      const key = dedupKey(event);
+      if (call.seen.has(key)) continue;
+      call.seen.add(key);
+      render(call, event);
+      // freshness: from the bus to this page, for what arrived while the page was open
+      const published = event.detail.published_at;
+      if (published && call.loaded) window.__callstream.freshness.push(Date.now() - published);
+      window.__callstream.rendered += 1;
+    }
+    call.cursor = answer.cursor; // it only moves on
+    if (!answer.more || answer.cursor === before) break;
   }
-  if (answer.cursor > call.cursor) call.cursor = answer.cursor;
   call.loaded = true;
 }
 

@@ -279,6 +279,9 @@ class RecordAt:
 class ConsoleStore(Protocol):
     """The console's timeline of each call, and the cards of the calls list."""
 
+    def next_seq(self, call_uuid: str) -> int:
+        """The call's next timeline number (1, 2, ...): taken once, by one writer."""
+
     def put_event(self, call_uuid: str, cursor: str, fields: dict[str, Any]) -> None:
         """Write one timeline item."""
 

@@ -550,8 +550,8 @@ def _dynamo_value(value: Any) -> Any:
 class DynamoConsoleStore:
     """The console's table: calls' timelines and the calls list's cards.
 
-    A timeline item has pk ``call#<uuid>`` and sk its cursor; a card pk ``calls`` and sk the
-    call uuid.
+    A timeline item has pk ``call#<uuid>`` and sk its cursor (``s#`` and its number); a card
+    pk ``calls`` and sk the call uuid; a call's counter pk ``seq#<uuid>``.
     """
 
     #: Timeline items are kept a week; a call's card a day after its last event.
@@ -563,8 +563,27 @@ class DynamoConsoleStore:
         self._client = client
         self._table = table
 
+    def next_seq(self, call_uuid: str) -> int:
+        """The call's next timeline number: an atomic counter in an item of its own.
+
+        Its own partition key (``seq#<uuid>``), so it is never among the timeline's items
+        and no two calls' counters share a key.
+        """
+        answer = self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"seq#{call_uuid}"}, "sk": {"S": "seq"}},
+            UpdateExpression="ADD #n :one SET #t = :ttl",
+            ExpressionAttributeNames={"#n": "n", "#t": "ttl"},
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":ttl": {"N": str(int(time.time()) + self.EVENT_TTL_S)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["n"]["N"])
+
     def put_event(self, call_uuid: str, cursor: str, fields: dict[str, Any]) -> None:
-        """Write one timeline item (a redelivered event rewrites the same item)."""
+        """Write one timeline item."""
         doc = {**fields, "pk": f"call#{call_uuid}", "sk": cursor}
         doc["ttl"] = int(time.time()) + self.EVENT_TTL_S
         self._client.put_item(

@@ -1,10 +1,12 @@
 """The console's feed: every event on the bus, kept per call for the page to read by cursor.
 
 An EventBridge rule sends every ``callstream`` event here. Each becomes one item of its call's
-timeline under a cursor (the time it was written, in µs, then the event id), and updates the
-call's card in the calls list. The page asks for "everything after my cursor, less a margin"
-and drops ids it has seen: an event written a moment late (two writers racing) is still read,
-and a redelivered one (EventBridge is at least once) shows once.
+timeline under the next number of the call's counter (:func:`cursor`), and updates the call's
+card in the calls list. The page asks for "everything after my cursor"; the API moves a cursor
+only over numbers with nothing missing before them (:func:`callstream.console.views.events`),
+so every item is read once whatever the burst, and one written a moment late (a writer that
+took its number first and wrote second) is still read. A redelivered event (EventBridge is at
+least once) gets a number of its own; the page keys on the event and shows it once.
 """
 
 from __future__ import annotations
@@ -26,9 +28,21 @@ class FeedServices:
     store: ConsoleStore
 
 
-def cursor(written_at: float, event_id: str) -> str:
-    """A timeline cursor: sorts by write time (µs), then by event id."""
-    return f"{int(written_at * 1_000_000):016d}#{event_id[:36]}"
+#: Events that change nothing on a call's card: not written there (every card shares a key).
+NOT_ON_THE_CARD = frozenset({"Transcript Partial"})
+
+
+def cursor(seq: int) -> str:
+    """A timeline cursor: the item's number in its call, sortable as text."""
+    return f"s#{seq:012d}"
+
+
+def seq_of(at: str) -> int | None:
+    """A cursor's number (0 for the start); None for a cursor of the older, timed kind."""
+    if not at:
+        return 0
+    prefix, _, number = at.partition("#")
+    return int(number) if prefix == "s" and number.isdigit() else None
 
 
 def card_fields(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +95,7 @@ def record(svc: FeedServices, event: dict[str, Any], now: float | None = None) -
     detail_type = str(event.get("detail-type", ""))
     call_uuid = str(detail.get("call_uuid") or UNKNOWN_CALL)
     event_id = str(event.get("id", ""))
-    at = cursor(now, event_id)
+    at = cursor(svc.store.next_seq(call_uuid))
     svc.store.put_event(
         call_uuid,
         at,
@@ -91,8 +105,11 @@ def record(svc: FeedServices, event: dict[str, Any], now: float | None = None) -
             "stream_id": detail.get("stream_id"),
             "detail": json.dumps(detail, default=str),
             "published_at": detail.get("published_at"),
+            "written_at": now,
         },
     )
+    if detail_type in NOT_ON_THE_CARD:
+        return {"call_uuid": call_uuid, "cursor": at}
     fields = {k: v for k, v in card_fields(detail_type, detail).items() if v is not None}
     if detail.get("stream_id"):
         fields["stream_id"] = detail["stream_id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +12,16 @@ from callstream import settings
 from callstream.analytics.recording import recording_keys
 from callstream.analytics.summary import summary_key
 from callstream.analytics.transcripts import ROLES
+from callstream.console.feed import seq_of
 from callstream.ports import ConsoleStore, Recordings, Transcripts
 
-#: The most timeline items one read returns (the page asks again from the last cursor).
-PAGE = 500
+#: The most timeline items one read looks at (the page asks again from the cursor reached).
+PAGE = 1000
+#: The most event bytes one answer carries: far under Lambda's 6 MB response (an event on the
+#: bus is up to 256 KB, so an answer holds at least a few).
+PAGE_BYTES = 1_000_000
+#: How long a missing number is waited for before the cursor moves past it (its writer died).
+GAP_S = 2.0
 STATES = ("requested", "live", "ended")
 
 #: Lifetime of a recording's pre-signed URL on the console.
@@ -57,20 +64,46 @@ def calls(
     return {"calls": cards}
 
 
-def events(svc: ConsoleServices, call_uuid: str, after: str = "") -> dict[str, Any]:
-    """A call's timeline after a cursor: each event with its detail, and the cursor reached."""
+def events(
+    svc: ConsoleServices, call_uuid: str, after: str = "", now: float | None = None
+) -> dict[str, Any]:
+    """A call's timeline after a cursor: each event with its detail, and the cursor reached.
+
+    The cursor moves over numbers with none missing before them: a number taken and not yet
+    written (a writer racing) holds it, at most ``GAP_S`` after the next one was written, so a
+    late item is read on the next poll. What lies past a held cursor is returned too (the page
+    keys on each event and shows it once). An answer stops at ``PAGE_BYTES`` of events;
+    ``more`` says there is more to read now.
+    """
+    now = time.time() if now is None else now
+    out: list[dict[str, Any]] = []
+    size, reached, held = 0, after, False
     items = svc.store.events(call_uuid, after, PAGE)
-    out = [
-        {
-            "id": i.get("id"),
-            "cursor": i["sk"],
-            "type": i.get("type"),
-            "stream_id": i.get("stream_id"),
-            "detail": json.loads(i.get("detail") or "{}"),
-        }
-        for i in items
-    ]
-    return {"call_uuid": call_uuid, "events": out, "cursor": out[-1]["cursor"] if out else after}
+    more = len(items) == PAGE  # the page may read on at once
+    for item in items:
+        detail = item.get("detail") or "{}"
+        size += len(detail) + 256  # the rest of the event's JSON
+        if out and size > PAGE_BYTES:
+            more = True
+            break
+        out.append(
+            {
+                "id": item.get("id"),
+                "cursor": item["sk"],
+                "type": item.get("type"),
+                "stream_id": item.get("stream_id"),
+                "detail": json.loads(detail),
+            }
+        )
+        if held:
+            continue
+        seq, last = seq_of(item["sk"]), seq_of(reached)
+        late = now - float(item.get("written_at") or 0) >= GAP_S
+        if seq is None or last is None or seq == last + 1 or late:
+            reached = item["sk"]
+        else:
+            held = True
+    return {"call_uuid": call_uuid, "events": out, "cursor": reached, "more": more}
 
 
 def recording(svc: ConsoleServices, call_uuid: str, stream_id: str) -> dict[str, Any]:
