@@ -54,9 +54,9 @@ def config() -> Response[str]:
 @app.get("/console/api/calls")
 def calls() -> Response[str]:
     query = app.current_event.query_string_parameters or {}
-    return json_response(
-        200, views.calls(wiring.console_services(), query.get("state"), query.get("q"))
-    )
+    svc = wiring.console_services()
+    page = views.calls(svc, query.get("state"), query.get("q"), query.get("before"))
+    return json_response(200, page)
 
 
 @app.get("/console/api/calls/<call_uuid>/events")

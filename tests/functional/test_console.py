@@ -404,3 +404,42 @@ def test_an_answer_stays_far_under_lambdas_6_mb_response_whatever_the_events_car
     shown, largest = read_to_the_end(api_reader(CALL))
     assert shown == sent
     assert largest <= PAGE_BYTES + 64_000 < 6 * 1024 * 1024
+
+
+def test_1050_calls_are_listed_newest_first_page_by_page_and_searched_on_the_server(console):
+    """The list read 1,000 cards in id order and then sorted: past 1,000 calls the newest ones
+    (here the largest ids) and the live ones went missing. It reads an index by start time
+    now, 100 a page, and searches on the server."""
+    from callstream.adapters.dynamodb import DynamoConsoleStore
+    from callstream.console import feed
+
+    store = DynamoConsoleStore(boto3.client("dynamodb", region_name=REGION), "Console")
+    services = feed.FeedServices(store=store)
+    started = 1_790_000_000.0
+    calls = [f"c-{i:04d}-{uuid.uuid4().hex[:6]}" for i in range(1_050)]  # by id: oldest first
+    for i, call in enumerate(calls):
+        requested = {"id": f"e-{i}", "detail-type": "Stream Requested"}
+        feed.record(services, requested | {"detail": {"call_uuid": call}}, now=started + i)
+    newest_first = calls[::-1]
+    live = newest_first[:3]
+    for call in live:
+        detail = {"call_uuid": call, "name": "start", "data": {"codec": "mulaw"}}
+        event = {"id": f"s-{call}", "detail-type": "Session Event", "detail": detail}
+        feed.record(services, event, now=started + 2_000)
+
+    status, first, _ = get("/console/api/calls")
+    assert status == 200 and len(first["calls"]) == 100
+    assert [c["call_uuid"] for c in first["calls"][:3]] == live
+    assert all(c["state"] == "live" for c in first["calls"][:3])
+    listed, token = [c["call_uuid"] for c in first["calls"]], first["next"]
+    while token:
+        page = get("/console/api/calls", before=token)[1]
+        listed += [c["call_uuid"] for c in page["calls"]]
+        token = page["next"]
+    assert listed == newest_first, "every call once, newest first"
+    assert [c["call_uuid"] for c in get("/console/api/calls", state="live")[1]["calls"]] == live
+    oldest = calls[0]
+    found = get("/console/api/calls", q=oldest.upper())[1]["calls"]
+    assert [c["call_uuid"] for c in found] == [oldest], "found on the server, past every page"
+    status, answer, _ = get("/console/api/calls", before="not a token")
+    assert status == 400 and "before" in json.dumps(answer)

@@ -35,8 +35,10 @@ class MemoryStore:
     def update_card(self, call_uuid: str, fields: dict, first: dict | None = None) -> None:
         return None
 
-    def cards(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return []
+    def recent_cards(
+        self, limit: int, before: str | None, state: str | None, query: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return [], None
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         keys = self.keys[call_uuid]

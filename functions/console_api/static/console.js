@@ -16,6 +16,8 @@ const state = {
   view: null, // "calls" | "call"
   timer: null,
   call: null, // the open call's state
+  pages: [], // the calls list: tokens of the pages before the one shown ([]: the newest)
+  next: null, // the token of the page after it
 };
 window.__callstream = { freshness: [], rendered: 0 }; // measured by bench/console_freshness.py
 
@@ -121,8 +123,13 @@ async function refreshCalls() {
   const params = new URLSearchParams();
   if ($("state-filter").value) params.set("state", $("state-filter").value);
   if ($("search").value.trim()) params.set("q", $("search").value.trim());
-  const { calls } = await api(`/console/api/calls?${params}`);
-  if (state.view !== "calls") return;
+  const pages = state.pages; // the tokens of the pages before this one (newest first)
+  if (pages.length) params.set("before", pages[pages.length - 1]);
+  const { calls, next } = await api(`/console/api/calls?${params}`);
+  if (state.view !== "calls" || pages !== state.pages) return;
+  state.next = next;
+  $("older").disabled = !next;
+  $("newer").disabled = pages.length === 0;
   const body = $("call-table").tBodies[0];
   body.replaceChildren(
     ...calls.map((call) => {
@@ -535,8 +542,21 @@ async function start() {
   }
   $("who").textContent = state.config.auth === "cognito" ? "signed in with Cognito" : "local token";
   $("signin-form").addEventListener("submit", signIn);
-  $("state-filter").addEventListener("change", () => refreshCalls().catch(console.warn));
-  $("search").addEventListener("input", () => refreshCalls().catch(console.warn));
+  const firstPage = () => {
+    state.pages = []; // a new filter starts from the newest calls
+    refreshCalls().catch(console.warn);
+  };
+  $("state-filter").addEventListener("change", firstPage);
+  $("search").addEventListener("input", firstPage);
+  $("older").addEventListener("click", () => {
+    if (!state.next) return;
+    state.pages = [...state.pages, state.next];
+    refreshCalls().catch(console.warn);
+  });
+  $("newer").addEventListener("click", () => {
+    state.pages = state.pages.slice(0, -1);
+    refreshCalls().catch(console.warn);
+  });
   $("download").addEventListener("click", () => downloadTranscript().catch(console.warn));
   window.addEventListener("hashchange", route);
   route();

@@ -290,8 +290,14 @@ class ConsoleStore(Protocol):
     ) -> None:
         """Set fields of a call's card (``first``: only where the card has none yet)."""
 
-    def cards(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """The cards of the recent calls."""
+    def recent_cards(
+        self, limit: int, before: str | None, state: str | None, query: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the calls list, and the token of the next page (None at the end).
+
+        The calls begun before ``before`` (a token; None: the newest), newest first, of
+        ``state`` and with ``query`` in their lower-cased id, at most ``limit``.
+        """
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         """A call's timeline items after a cursor, oldest first."""

@@ -615,9 +615,87 @@ class DynamoConsoleStore:
             ExpressionAttributeValues=values,
         )
 
-    def cards(self, limit: int = 1000) -> list[dict[str, Any]]:
-        """The cards of the calls seen in the last day (at most ``limit``)."""
-        return self._query({"pk": "calls"}, None, limit)
+    #: Index pages one list read may look through for a filtered page (each is 1 MB at most),
+    #: of this many index items (about 100 bytes each): 10,000 calls searched a request.
+    RECENT_PAGES = 10
+    RECENT_SCAN = 1000
+
+    def recent_cards(
+        self, limit: int, before: str | None, state: str | None, query: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The calls list's page from the ``recent`` index, newest first; then the cards.
+
+        ``before`` is a token this method gave (``first_seen|call_uuid``, checked by the
+        caller: :func:`callstream.console.views.calls`).
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "recent",
+            "KeyConditionExpression": "shelf = :shelf",
+            "ExpressionAttributeValues": {":shelf": {"S": "calls"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        filters, names = [], {}
+        if state:
+            filters.append("#state = :state")
+            names["#state"] = "state"
+            kwargs["ExpressionAttributeValues"][":state"] = {"S": state}
+        if query:
+            filters.append("contains(search_key, :q)")
+            kwargs["ExpressionAttributeValues"][":q"] = {"S": query.lower()}
+        if filters:  # a filter applies after the read: read more a page (index items are small)
+            kwargs["FilterExpression"] = " AND ".join(filters)
+            kwargs["Limit"] = self.RECENT_SCAN
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if before:
+            first_seen, _, call_uuid = before.partition("|")
+            kwargs["ExclusiveStartKey"] = {
+                "shelf": {"S": "calls"},
+                "first_seen": {"S": first_seen},
+                "pk": {"S": "calls"},
+                "sk": {"S": call_uuid},
+            }
+        keys: list[dict[str, str]] = []
+        last: dict[str, Any] | None = None
+        for _ in range(self.RECENT_PAGES):
+            response = self._client.query(**kwargs)
+            keys += [
+                {"first_seen": i["first_seen"]["S"], "sk": i["sk"]["S"]} for i in response["Items"]
+            ]
+            last = response.get("LastEvaluatedKey")
+            if last is None or len(keys) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        if len(keys) > limit or (len(keys) == limit and last is not None):
+            keys = keys[:limit]
+            after: str | None = f"{keys[-1]['first_seen']}|{keys[-1]['sk']}"
+        elif last is not None:  # the pages to look through ran out before the page filled
+            after = f"{last['first_seen']['S']}|{last['sk']['S']}"
+        else:
+            after = None
+        return self._cards([k["sk"] for k in keys]), after
+
+    def _cards(self, call_uuids: list[str]) -> list[dict[str, Any]]:
+        """The cards of these calls, in this order (BatchGetItem, 100 a request)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(call_uuids), 100):
+            wanted: dict[str, Any] = {
+                self._table: {
+                    "Keys": [
+                        {"pk": {"S": "calls"}, "sk": {"S": c}}
+                        for c in call_uuids[start : start + 100]
+                    ]
+                }
+            }
+            while wanted:
+                response = self._client.batch_get_item(RequestItems=wanted)
+                for item in response["Responses"].get(self._table, []):
+                    card = _from_dynamo(item)
+                    found[card["sk"]] = card
+                wanted = response.get("UnprocessedKeys") or {}
+        return [found[c] for c in call_uuids if c in found]
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         """A call's timeline items after ``after`` (a cursor; "" for all), oldest first."""

@@ -116,6 +116,7 @@ def record(svc: FeedServices, event: dict[str, Any], now: float | None = None) -
     svc.store.update_card(
         call_uuid,
         {**fields, "updated_at": iso(now), "last_event": detail_type},
-        {"first_seen": iso(now)},
+        # the calls list's index (``recent``): every card on its shelf, by when it was first seen
+        {"first_seen": iso(now), "shelf": "calls", "search_key": call_uuid.lower()},
     )
     return {"call_uuid": call_uuid, "cursor": at}

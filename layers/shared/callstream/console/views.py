@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from callstream.analytics.recording import recording_keys
 from callstream.analytics.summary import summary_key
 from callstream.analytics.transcripts import ROLES
 from callstream.console.feed import seq_of
+from callstream.exceptions import RequestError
 from callstream.ports import ConsoleStore, Recordings, Transcripts
 
 #: The most timeline items one read looks at (the page asks again from the cursor reached).
@@ -23,6 +25,14 @@ PAGE_BYTES = 1_000_000
 #: How long a missing number is waited for before the cursor moves past it (its writer died).
 GAP_S = 2.0
 STATES = ("requested", "live", "ended")
+
+#: Calls a page of the list holds.
+CALLS_PAGE = 100
+#: A calls page token: the ``first_seen`` and the id of the last call of the page before.
+PAGE_TOKEN = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"  # first_seen
+    r"\|[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"  # the call id
+)
 
 #: Lifetime of a recording's pre-signed URL on the console.
 RECORDING_URL_S = 300
@@ -49,19 +59,31 @@ def page_config(svc: ConsoleServices) -> dict[str, Any]:
 
 
 def calls(
-    svc: ConsoleServices, state: str | None = None, query: str | None = None
+    svc: ConsoleServices,
+    state: str | None = None,
+    query: str | None = None,
+    before: str | None = None,
 ) -> dict[str, Any]:
-    """The recent calls, newest activity first; filtered by state and by a call id substring."""
-    cards = [dict(c, call_uuid=c["sk"]) for c in svc.store.cards()]
-    if state in STATES:
-        cards = [c for c in cards if c.get("state") == state]
-    if query:
-        needle = query.strip().lower()[:128]
-        cards = [c for c in cards if needle in c["call_uuid"].lower()]
-    cards.sort(key=lambda c: str(c.get("updated_at", "")), reverse=True)
+    """A page of the calls list, newest call first: of a state, with an id substring.
+
+    ``next`` is the token of the page after it (ask with ``before``), None at the end.
+
+    Raises:
+        RequestError: ``before`` is not a token this gave.
+    """
+    if before and not PAGE_TOKEN.fullmatch(before):
+        raise RequestError("before is not a calls page token")
+    needle = query.strip().lower()[:128] if query else None
+    cards, after = svc.store.recent_cards(
+        CALLS_PAGE, before or None, state if state in STATES else None, needle or None
+    )
+    out = []
     for card in cards:
-        card.pop("pk", None), card.pop("sk", None), card.pop("ttl", None)
-    return {"calls": cards}
+        card = dict(card, call_uuid=card["sk"])
+        for internal in ("pk", "sk", "ttl", "shelf", "search_key"):
+            card.pop(internal, None)
+        out.append(card)
+    return {"calls": out, "next": after}
 
 
 def events(
