@@ -215,6 +215,23 @@ def test_a_live_call_in_the_console(tmp_path):
 
 
 @pytest.mark.slow
+def open_call_page(browser, stack, call: str) -> None:
+    """Open the console on ``call``'s page once the page lists it.
+
+    Its row first: the page has then read its token and listed the calls (a hash set before
+    that is replaced by the page's own #/calls).
+    """
+    from selenium.webdriver.common.by import By
+
+    from local.console_session import wait
+
+    browser.get(stack.endpoints()["console"])
+    row = f'tr[data-call="{call}"]'
+    wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
+    browser.execute_script(f"location.hash = '#/call/{call}'")
+    wait("the call's page", lambda: browser.find_element(By.ID, "call").is_displayed())
+
+
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings():
     """The page reads what the bus brings, in the order EventBridge happens to deliver it.
@@ -223,7 +240,6 @@ def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings
     final replaces the other line it settles. Late news (an older partial, a provisional after
     its final) never turns a settled line back; a line no utterance kept is withdrawn.
     """
-    from selenium.webdriver.common.by import By
 
     from callstream.adapters.eventbridge import EventBridgeBus
     from local.console_session import chromium, wait
@@ -241,13 +257,7 @@ def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings
         events.publish("Stream Requested", base | {"codec": "mulaw"})
         browser = chromium()
         try:
-            browser.get(stack.endpoints()["console"])
-            # its row: the page has read its token and listed the calls (a hash set before
-            # that is replaced by the page's own #/calls)
-            row = f'tr[data-call="{call}"]'
-            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
-            browser.execute_script(f"location.hash = '#/call/{call}'")
-            wait("the call's page", lambda: browser.find_element(By.ID, "call").is_displayed())
+            open_call_page(browser, stack, call)
 
             def shown() -> list[tuple[str, str]]:  # read at once: the page replaces lines
                 found = browser.execute_script(
@@ -291,7 +301,6 @@ def test_the_page_grows_a_live_line_and_settles_it_whatever_order_the_bus_brings
 def test_the_page_reads_a_burst_of_events_to_its_end_each_once():
     """1,100 DTMF events land at once on a call open in the page (past a page of 1,000; the
     page of 500 re-read from "cursor less 2 s" froze at 500): the page shows every one once."""
-    from selenium.webdriver.common.by import By
 
     from callstream.adapters.dynamodb import DynamoConsoleStore
     from callstream.console import feed
@@ -309,11 +318,7 @@ def test_the_page_reads_a_burst_of_events_to_its_end_each_once():
         )
         browser = chromium()
         try:
-            browser.get(stack.endpoints()["console"])
-            row = f'tr[data-call="{call}"]'
-            wait("the call in the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
-            browser.execute_script(f"location.hash = '#/call/{call}'")
-            wait("the call's page", lambda: browser.find_element(By.ID, "call").is_displayed())
+            open_call_page(browser, stack, call)
             wait(
                 "its first event",
                 lambda: browser.execute_script("return window.__callstream.rendered") >= 1,

@@ -33,24 +33,33 @@ def per_utterance(pcm: bytes) -> list[str]:
     return [transcriber.transcribe(u.pcm, RATE, "en-US").text for u in segmenter.close()]
 
 
-async def hear(background: FinalsProcess, pcm: bytes) -> tuple[list[LiveResult], list[LiveResult]]:
-    """Feed it all at once; returns what came before the close, and everything."""
-    ready = asyncio.Event()
-    live = PocketSphinxLive(
+def recogniser(background: FinalsProcess, notify=lambda: None) -> PocketSphinxLive:
+    return PocketSphinxLive(
         "inbound",
         RATE,
         AudioLimits(),
         DecoderPool(),
         PocketSphinxTranscriber(),
         background=background,
-        notify=ready.set,
+        notify=notify,
     )
+
+
+def feed(live: PocketSphinxLive, pcm: bytes) -> list[LiveResult]:
+    """Feed it all at once, 20 ms a frame; what came while feeding."""
     results: list[LiveResult] = []
     for offset in range(0, len(pcm), 2 * FRAME):
         live.feed(pcm[offset : offset + 2 * FRAME], offset // 2)
         results += live.results_ready()
-    fed = list(results)
-    results += live.close()
+    return results
+
+
+async def hear(background: FinalsProcess, pcm: bytes) -> tuple[list[LiveResult], list[LiveResult]]:
+    """Feed it all at once; returns what came before the close, and everything."""
+    ready = asyncio.Event()
+    live = recogniser(background, ready.set)
+    fed = feed(live, pcm)
+    results = [*fed, *live.close()]
     async with asyncio.timeout(120):
         while not live.finished:
             ready.clear()
@@ -95,18 +104,7 @@ async def test_a_child_killed_mid_decode_loses_no_final_and_the_next_decode_star
 def test_a_finals_process_shut_down_refuses_work_and_the_recogniser_decodes_here() -> None:
     background = FinalsProcess()
     background.shutdown()
-    live = PocketSphinxLive(
-        "inbound",
-        RATE,
-        AudioLimits(),
-        DecoderPool(),
-        PocketSphinxTranscriber(),
-        background=background,
-    )
-    results: list[LiveResult] = []
+    live = recogniser(background)
     pcm = call(12)
-    for offset in range(0, len(pcm), 2 * FRAME):
-        live.feed(pcm[offset : offset + 2 * FRAME], offset // 2)
-        results += live.results_ready()
-    results += live.close()
+    results = [*feed(live, pcm), *live.close()]
     assert [r.text for r in results if r.final] == per_utterance(pcm) and live.finished
