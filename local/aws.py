@@ -12,7 +12,10 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from local.moto_fixes import atomic_kinesis_puts
 from local.template import Template
+
+atomic_kinesis_puts()  # before any server answers (local/moto_fixes.py)
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {
