@@ -14,11 +14,41 @@ from callstream import wiring
 from callstream.console import views
 from callstream.control.api_models import check_id
 from callstream.exceptions import NotFoundError
-from callstream.http import http_function, json_response
+from callstream.http import http_function
+from callstream.http import json_response as _json
 
 app, lambda_handler = http_function()
 
+
+def json_response(status: int, body: dict) -> Response[str]:
+    """A JSON answer with the console's security headers (it is never cached)."""
+    return _json(status, body, {"Cache-Control": "no-store", **SECURITY_HEADERS})
+
+
 STATIC = Path(__file__).parent / "static"
+#: The page runs its own script and style only, talks to its own API and to Cognito, plays
+#: recordings from S3 (pre-signed; the embedded stack's moto on the loopback), and no other
+#: origin may frame it: sign-in, Play and End stream are not to be clicked through a frame.
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self' https://*.amazonaws.com",
+        "media-src 'self' https: http://127.0.0.1:* http://localhost:*",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+#: On the page, its assets and every answer of its API.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",  # for browsers before frame-ancestors
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
@@ -30,7 +60,7 @@ def _static(name: str, content_type: str) -> Response[str]:
         status_code=200,
         content_type=content_type,
         body=(STATIC / name).read_text(),
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS},
     )
 
 
@@ -75,11 +105,12 @@ def recording(call_uuid: str, stream_id: str) -> Response[str]:
 
 @app.get("/console/api/calls/<call_uuid>/streams/<stream_id>/transcript")
 def transcript(call_uuid: str, stream_id: str) -> Response[str]:
-    text = views.transcript(wiring.console_services(), check_id(stream_id, "stream_id"))
-    name = f"transcript-{check_id(call_uuid, 'call_uuid')}-{stream_id}.txt"
+    call_uuid, stream_id = check_id(call_uuid, "call_uuid"), check_id(stream_id, "stream_id")
+    text = views.transcript(wiring.console_services(), call_uuid, stream_id)
+    name = f"transcript-{call_uuid}-{stream_id}.txt"
     return Response(
         status_code=200,
         content_type="text/plain; charset=utf-8",
         body=text,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"', **SECURITY_HEADERS},
     )

@@ -195,6 +195,32 @@ def test_after_the_call_a_short_lived_recording_url_the_summary_and_the_transcri
         "00:00.0  agent: how can i help",
         "00:02.5  caller: my line is down",
     ]
+    # a stream id is no key to another call's words
+    status, answer, _ = get(f"/console/api/calls/c-other/streams/{STREAM}/transcript", route)
+    assert status == 404 and STREAM in answer["message"] and "c-other" in answer["message"]
+
+
+def test_the_page_its_assets_and_its_api_refuse_to_be_framed_or_run_foreign_script(console):
+    """A Content-Security-Policy with no inline script and no framing (sign-in, Play and End
+    stream are not to be clicked through another origin's frame), on everything it serves.
+    The browser tests run the page under it."""
+    CSP = get("/console")[2]["Content-Security-Policy"]  # noqa: N806
+    policy = dict(part.strip().split(" ", 1) for part in CSP.split(";"))
+    assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'" and "unsafe" not in CSP
+    for path, route in (
+        ("/console", None),
+        ("/console/assets/console.js", "/console/assets/{name}"),
+        ("/console/assets/console.css", "/console/assets/{name}"),
+        ("/console/config", None),
+        ("/console/api/calls", None),
+        (f"/console/api/calls/{CALL}/events", "/console/api/calls/{call_uuid}/events"),
+    ):
+        status, _, headers = get(path, route)
+        assert status == 200, path
+        assert headers["Content-Security-Policy"] == CSP, path
+        assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Content-Type-Options"] == "nosniff", path
 
 
 @pytest.mark.slow

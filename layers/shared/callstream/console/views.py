@@ -14,7 +14,7 @@ from callstream.analytics.recording import recording_keys
 from callstream.analytics.summary import summary_key
 from callstream.analytics.transcripts import ROLES
 from callstream.console.feed import seq_of
-from callstream.exceptions import RequestError
+from callstream.exceptions import NotFoundError, RequestError
 from callstream.ports import ConsoleStore, Recordings, Transcripts
 
 #: The most timeline items one read looks at (the page asks again from the cursor reached).
@@ -141,9 +141,17 @@ def recording(svc: ConsoleServices, call_uuid: str, stream_id: str) -> dict[str,
     }
 
 
-def transcript(svc: ConsoleServices, stream_id: str) -> str:
-    """The stream's transcript as text: one line per utterance, in the order they were said."""
-    items = [i for i in svc.transcripts.for_stream(stream_id) if i.get("text") is not None]
+def transcript(svc: ConsoleServices, call_uuid: str, stream_id: str) -> str:
+    """The stream's transcript as text: one line per utterance, in the order they were said.
+
+    Raises:
+        NotFoundError: the stream's lines are another call's (a stream id is not a call's
+            secret: the lookup is scoped to the call asked for).
+    """
+    items = svc.transcripts.for_stream(stream_id)
+    if items and not any(i.get("call_uuid") == call_uuid for i in items):
+        raise NotFoundError(f"no stream {stream_id} on call {call_uuid}")
+    items = [i for i in items if i.get("call_uuid") == call_uuid and i.get("text") is not None]
     items.sort(key=lambda i: (float(i.get("start_ms", 0)), str(i.get("utterance", ""))))
     lines = []
     for item in items:
