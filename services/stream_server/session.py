@@ -33,6 +33,7 @@ from callstream.audio.events import (
     Cleared,
     Dtmf,
     Ended,
+    Limited,
     MediaDecoded,
     Played,
     SpeechBegan,
@@ -291,6 +292,8 @@ class Session:
                 self._throttle.log(
                     logging.INFO, "unknown_event", "unknown event %r ignored", name[:80]
                 )
+            case Limited(what=what, dropped=dropped):  # told at most once a second a kind
+                log.warning("%s events past their rate: %d dropped so far", what, dropped)
             case ByteOrderFound():
                 self._on_byte_order(event)
             case Ended() if self._finish is None:  # a stop message

@@ -1327,9 +1327,38 @@ async def test_under_sustained_throttling_a_stream_holds_at_most_the_cap_outside
     assert sum(r.frames for r in found) == 1000, "every frame in Kinesis in the end"
 
 
-async def test_a_dtmf_flood_on_a_slow_agent_keeps_a_bounded_backlog(harness, monkeypatch):
-    """Every key press queues an agent hook; an agent slower than the peer gets at most
-    MAX_AGENT_BACKLOG of them (the rest counted), and its end-of-stream hook still runs."""
+async def test_a_dtmf_flood_on_one_socket_costs_a_few_records_and_loses_no_audio(harness):
+    """600 digits in a moment between the audio frames (each used to be an event record on
+    AudioStream, a bus event, a console row and an S3 object): the burst passes, one
+    ``limited`` record tells of the rest, the close counts them, and the audio is whole."""
+    audio = CallAudio(
+        tracks={"inbound": source(8000, "inbound")[: 8000 * 2 * 2]},
+        sample_rate=8000,
+        stream_id="s-keys",
+        call_id="call-1",
+    )
+    lines = list(messages(audio, "mulaw"))
+    flood = [
+        json.dumps({"event": "dtmf", "dtmf": {"digit": str(i % 10), "track": "inbound"}})
+        for i in range(600)
+    ]
+    await play(harness.url(token()), [lines[0], lines[1], *flood, *lines[2:]])
+    await wait_for(lambda: not harness.server.sessions)
+    await harness.settle()
+    found = harness.records(key=audio.stream_id)
+    named = [r.name for r in found if isinstance(r, EventRecord)]
+    assert named.count("dtmf") == 20 and named.count("limited") == 1
+    assert len(found) < 40, "a few records for 600 digits"
+    (close,) = [r for r in found if isinstance(r, EventRecord) and r.name == "close"]
+    assert close.data["dtmf_dropped"] == 580
+    got, _ = track_audio(found, audio.stream_id, "inbound")
+    assert got == codecs.ulaw_encode(audio.tracks["inbound"])
+
+
+async def test_a_flood_on_a_slow_agent_keeps_a_bounded_backlog(harness, monkeypatch):
+    """Every frame an audio-wanting agent hears queues a hook; an agent slower than the peer
+    gets at most MAX_AGENT_BACKLOG of them (the rest counted), and its end-of-stream hook still
+    runs. (Key presses no longer flood it: the audio core holds them to a rate.)"""
     from stream_server import agents
     from stream_server.session import MAX_AGENT_BACKLOG
 
@@ -1338,23 +1367,26 @@ async def test_a_dtmf_flood_on_a_slow_agent_keeps_a_bounded_backlog(harness, mon
 
     class Slow(agents.Agent):
         name = "slow"
+        wants_audio = True
 
-        async def on_dtmf(self, talk, digit):
+        async def on_audio(self, talk, track, pcm, start_sample):
             await gate.wait()
-            seen.append(digit)
+            seen.append("audio")
 
         async def on_stop(self, talk, reason):
             seen.append(f"stop:{reason}")
 
     monkeypatch.setitem(agents.AGENTS, "slow", Slow)
     audio = CallAudio(
-        tracks={"inbound": bytes(320)}, sample_rate=8000, stream_id="s-dtmf", call_id="call-1"
+        tracks={"inbound": bytes(320 * 800)},
+        sample_rate=8000,
+        stream_id="s-flood",
+        call_id="call-1",
     )
     lines = list(messages(audio, "mulaw"))
     async with connect(harness.url(token(agent="slow", bidirectional=True))) as ws:
-        await ws.send(lines[0])
-        for _ in range(800):  # each is also an event record on Kinesis, in order
-            await ws.send('{"event":"dtmf","dtmf":{"digit":"5"}}')
+        for line in lines:  # 800 frames at once: 16 s of audio in a moment
+            await ws.send(line)
         await wait_for(
             lambda: any(
                 s.counters.errors.get("agent_backlog") for s in harness.server.sessions.values()
@@ -1369,6 +1401,6 @@ async def test_a_dtmf_flood_on_a_slow_agent_keeps_a_bounded_backlog(harness, mon
         peak = max(peak, session._agent_queue.qsize())
         await asyncio.sleep(0.005)
     assert peak <= MAX_AGENT_BACKLOG + 1  # + the end-of-stream hook
-    assert [s for s in seen if s == "5"], "the agent got key presses"
+    assert "audio" in seen, "the agent heard audio"
     assert seen[-1] == "stop:close", "the end-of-stream hook is never dropped"
     assert harness.server.counters.errors["agent_backlog"] > 0

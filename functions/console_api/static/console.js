@@ -372,6 +372,7 @@ function sessionEvent(call, d) {
         : `started: ${data.codec} ${data.sample_rate} Hz, ${(data.tracks || []).join("+")}`;
     },
     dtmf: () => `DTMF ${data.digit}`,
+    limited: () => `${data.what === "dtmf" ? "DTMF" : "checkpoints"} past their rate: ${data.dropped} dropped`,
     gap: () =>
       data.reason === "reconnect"
         ? `line down: ${data.frames} frames`

@@ -445,3 +445,35 @@ def test_a_start_for_another_call_or_stream_than_the_tokens_is_refused():
     same = Assembler(limits=AudioLimits(), call_uuid="c-1", stream_id="s-1")
     same.receive(start())
     assert same.state is StreamState.STARTED
+
+
+def test_a_dtmf_flood_is_held_to_a_rate_told_once_a_second_and_counted_at_the_end():
+    """600 digits in 10 ms on one socket were 600 bus events and 602 S3 objects; now the first
+    20 (the burst) pass, one ``limited`` record tells of the rest, and the end counts them."""
+    from callstream.audio import events as ev
+
+    asm = make()
+    asm.receive(start(), now=100.0)
+    asm.receive(media(bytes(160), chunk=1), now=100.0)
+    for i in range(600):
+        digit = {"event": "dtmf", "dtmf": {"digit": str(i % 10), "track": "inbound"}}
+        asm.receive(message(digit), now=100.0 + i * 0.01 / 600)
+    got = asm.events_ready()
+    assert sum(isinstance(e, ev.Dtmf) for e in got) == 20
+    assert [e for e in got if isinstance(e, ev.Limited)] == [ev.Limited("dtmf", 1)]
+    written = [e for e in got if e.write is not None]
+    assert len(written) <= 20 + 1 + 3, "the open audio record is flushed by each kept event only"
+    # a second later a person presses keys again at a person's pace: all kept
+    for i in range(10):
+        digit = {"event": "dtmf", "dtmf": {"digit": "5", "track": "inbound"}}
+        asm.receive(message(digit), now=101.5 + i * 0.1)
+    assert sum(isinstance(e, ev.Dtmf) for e in asm.events_ready()) == 10
+    # checkpoints a hostile peer repeats have a bucket of their own
+    for i in range(200):
+        asm.receive(message({"event": "playedStream", "name": f"n-{i}"}), now=103.0)
+    marks = asm.events_ready()
+    assert sum(isinstance(e, ev.Played) for e in marks) == 50
+    assert [e.what for e in marks if isinstance(e, ev.Limited)] == ["mark"]
+    asm.receive(stop(), now=104.0)
+    (end,) = events(records_of(asm.events_ready()), "stop")
+    assert (end.data["dtmf_dropped"], end.data["mark_dropped"]) == (580, 150)

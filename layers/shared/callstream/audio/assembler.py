@@ -51,11 +51,13 @@ from callstream.audio.protocol import (
     Message,
     PlayedStreamMessage,
     StartMessage,
+    StopMessage,
     UnknownMessage,
     as_int,
 )
 from callstream.audio.record_builder import RecordBuilder, end_data, start_data
 from callstream.audio.records import EventData, EventName, EventRecord
+from callstream.audio.repeats import Kind, Repeats
 from callstream.audio.timeline import Timeline, Timestamp
 from callstream.audio.vad import SegmenterFactory, SegmenterLike, UtteranceLike
 from callstream.exceptions import (
@@ -139,6 +141,7 @@ class Assembler:
         self.sample_rate = 0
         self.state = StreamState.NEW
         self.stats = AssemblerStats()
+        self.repeats = Repeats()  # DTMF and marks a peer repeats: held to a rate
         self._tracks: dict[str, _Track] = {}
         self._events: list[AudioEvent] = []
         self._pending: list[tuple[Message, float]] = []
@@ -185,6 +188,13 @@ class Assembler:
             return
         if message.sequence_number is not None:
             self._nonmedia += 1  # numbered like media: never a gap in a track's numbering
+        kind: Kind = "dtmf" if isinstance(message, DtmfMessage) else "mark"
+        if not isinstance(message, StopMessage) and not self.repeats.allow(kind, now):
+            if self.repeats.tell(kind, now):
+                told: EventData = {"what": kind, "dropped": self.repeats.dropped[kind]}
+                recorded = self._event("limited", now, told)
+                self._events.append(ev.Limited(kind, self.repeats.dropped[kind], *recorded))
+            return
         if isinstance(message, DtmfMessage):
             body = message.dtmf
             data: EventData = {"digit": body.digit, "track": body.track}
@@ -553,6 +563,9 @@ class Assembler:
             if track.segmenter is not None:
                 self._take_utterances(track.timeline.name, track.segmenter.close(), now)
         data = end_data(data, self.stats, self.stream_totals)
+        for kind, dropped in self.repeats.dropped.items():
+            if dropped:  # what the rate let go, on this connection
+                data[f"{kind}_dropped"] = dropped
         reason = str(data.get("reason", name))
         recorded = self._record(name, now, data)
         self._events.append(ev.Ended(reason, self.stats.frames, self.stats.gaps, *recorded))

@@ -109,6 +109,16 @@ class Cleared:
 
 
 @dataclass(frozen=True, slots=True)
+class Limited:
+    """A peer's repeated events (DTMF, marks) came past their rate: dropped, counted, told."""
+
+    what: str  # "dtmf" or "mark"
+    dropped: int  # of that kind on this connection so far
+    record: EventRecord | None = field(default=None, compare=False, repr=False)
+    write: Write | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Noted:
     """Something our side did (an ``agent`` action: play, checkpoint, clear), in the record."""
 
@@ -182,6 +192,7 @@ AudioEvent = (
     | Dtmf
     | Played
     | Cleared
+    | Limited
     | Noted
     | SpeechBegan
     | UtteranceFound

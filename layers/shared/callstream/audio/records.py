@@ -37,6 +37,7 @@ EventName: TypeAlias = Literal[
     "renumbered",  # a track's frame numbering jumped back: a restart, the audio is kept
     "agent",  # something the talk-back side did: play, checkpoint, clear
     "byte_order",  # the byte order a track's inbound L16 was found in: track, order, evidence
+    "limited",  # a peer's repeated events past their rate were dropped: what, dropped so far
 ]
 TranscriptKind: TypeAlias = Literal[
     "partial",  # the words so far while the caller speaks: it grows and may change
