@@ -194,6 +194,22 @@ def ended_early(call: SimCall, frames: int) -> str | None:
     return None
 
 
+def wav_problem(path: Path) -> str | None:
+    """What is wrong with a WAV the simulator is to play, before anything starts; None if fine."""
+    if not path.is_file():
+        return "no such file"
+    try:
+        with wave.open(str(path)) as w:
+            channels, width, frames = w.getnchannels(), w.getsampwidth(), w.getnframes()
+    except (wave.Error, EOFError) as error:
+        return f"not a PCM WAV ({error})"
+    if channels != 1 or width != 2:
+        return f"{channels} channel(s) of {8 * width}-bit samples"
+    if frames == 0:
+        return "no audio in it"
+    return None
+
+
 def wav_frames(path: Path) -> int:
     """20 ms frames in a WAV file."""
     with wave.open(str(path)) as w:
@@ -204,6 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; 0 when every call completed and its outputs were written."""
     warnings.filterwarnings("ignore", "No application metrics to publish")  # read-only routes
     args = parse_args(argv)
+    for path in (p for p in (args.inbound, args.outbound) if p):
+        problem = wav_problem(path)
+        if problem is not None:  # said now, not as a KeyError once the stack is up
+            print(
+                f"callstream demo: {path}: {problem}; the simulator plays mono 16-bit PCM WAVs "
+                f"(any rate), e.g. sox {path.name} -c 1 -b 16 fixed.wav",
+                file=sys.stderr,
+            )
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     events: dict[str, list[dict[str, Any]]] = {}

@@ -23,7 +23,7 @@ def walkthrough(endpoints: dict[str, str], call: str) -> str:
     of silence into it and stop it.
     """
     e = endpoints
-    silence = "$(head -c 16000 /dev/zero | base64 -w0)"
+    silence = "$(head -c 16000 /dev/zero | base64 | tr -d '\\n')"  # GNU wraps, macOS does not
     return f"""export API={e["api"]} TOKEN={e["token"]} CALL={call}
 STREAM=$(curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN" \\
      -d '{{"audio_track": "inbound", "bidirectional": true, "agent": "none"}}' \\

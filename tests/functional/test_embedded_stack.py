@@ -125,3 +125,30 @@ def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_p
     assert len(samples) == -(-len(source) // 320) * 160, "the call's whole length, in place"
     texts = [u["text"] for u in summary["utterances"] if u["start_s"] > 13]
     assert texts, "utterances after the reconnect were transcribed"
+
+
+def test_a_wav_the_simulator_cannot_play_is_named_before_the_stack_starts(tmp_path, capsys):
+    """A stereo or 8-bit WAV, a missing one or one that is no WAV: one line saying what is wrong
+    and what is needed, exit status 2, and nothing started (it was a KeyError after the start)."""
+    import wave
+
+    stereo = tmp_path / "stereo.wav"
+    with wave.open(str(stereo), "wb") as w:
+        w.setnchannels(2), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(bytes(3200))
+    narrow = tmp_path / "narrow.wav"
+    with wave.open(str(narrow), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(1), w.setframerate(8000)
+        w.writeframes(bytes(1600))
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    for path, said in (
+        (stereo, "2 channel(s) of 16-bit"),
+        (narrow, "1 channel(s) of 8-bit"),
+        (tmp_path / "missing.wav", "no such file"),
+        (text, "not a PCM WAV"),
+    ):
+        assert demo.main(["--inbound", str(path), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "mono 16-bit PCM" in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "out").exists(), "nothing started"
