@@ -362,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
 
         while not all(finished(c) for c in calls) and time.monotonic() < deadline:
             for c in calls:
-                if c.reconnects > reconnects[c.call_uuid]:
+                # told once the new connection has its stream id (the drop is counted before
+                # Vobiz comes back: the old one was named)
+                if c.reconnects > reconnects[c.call_uuid] and len(c.stream_ids) > c.reconnects:
                     reconnects[c.call_uuid] = c.reconnects
                     line = (
                         f"  {c.call_uuid[:8]}  ↺ the socket dropped; Vobiz reconnected as stream "

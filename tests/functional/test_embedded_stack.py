@@ -106,9 +106,12 @@ def test_prompt_agent_barge_in_and_dropped_frames(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.contention
-def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_path):
+def test_a_dropped_socket_reconnects_and_the_call_goes_on_in_one_recording(tmp_path, capsys):
     summary, folder = run(tmp_path, "--drop-at", "600")
     assert len(summary["vobiz_stream_ids"]) == 2, "Vobiz reconnected once, with a new streamId"
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if "reconnected" in line]
+    first, again = summary["vobiz_stream_ids"]
+    assert f"as stream {again[:8]}" in said and first[:8] not in said, "the new stream named"
     reconnect = [g for g in summary["gaps"] if g.get("reason") == "reconnect"]
     assert {g["track"] for g in reconnect} == {"inbound", "outbound"}
     # The simulator's Vobiz comes back 200 ms later in the call (10 frames lost): the gap is
