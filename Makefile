@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv test unit lint typecheck validate transform build demo up bench tape events docs lock clean
+.PHONY: help venv test unit lint typecheck validate transform build demo invoke up bench tape events docs lock clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -80,10 +80,14 @@ docs: $(STAMP)  ## regenerate docs/configuration.md from the settings classes
 	$(BIN)/python scripts/settings_doc.py
 
 events: $(STAMP)  ## regenerate events/api and events/callbacks (signed with the test credentials)
-	$(BIN)/python scripts/make_events.py
+	$(BIN)/python scripts/make_events.py $(ARGS)
 
 demo: $(STAMP)  ## run a simulated call end to end on this machine (ARGS="--help" for options)
 	$(BIN)/python -m local.demo $(ARGS)
+
+invoke: $(STAMP)  ## replay one event through its real handler on the embedded stack: EVENT=events/... [FN=folder]
+	@test -n "$(EVENT)" || { echo "make invoke EVENT=events/<folder>/<file>.json [FN=<function folder>]"; exit 2; }
+	$(BIN)/python -m local.invoke $(if $(FN),--function $(FN)) $(ARGS) $(EVENT)
 
 up: $(STAMP)  ## keep the embedded stack running and print its endpoints and token
 	$(BIN)/python -m local.up $(ARGS)

@@ -193,6 +193,17 @@ class Template:
                     )
         return out
 
+    def schedules(self) -> list[str]:
+        """The function folders a scheduled rule invokes."""
+        folders = self.functions()
+        return [
+            folders[function]
+            for props in self.of_type("AWS::Events::Rule").values()
+            if props.get("ScheduleExpression")
+            for target in props.get("Targets", [])
+            if (function := _logical(target["Arn"])) in folders
+        ]
+
     def async_configs(self) -> dict[str, AsyncConfig]:
         """Function folder → how Lambda retries it when invoked asynchronously."""
         folders = self.functions()
