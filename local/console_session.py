@@ -81,13 +81,12 @@ def wait(
     raise AssertionError(f"timed out waiting for {what} {shown()}".strip())
 
 
-def chime(folder: Path, seconds: float = 6.0) -> Path:
-    """A WAV a user might pick: 440 Hz, 44.1 kHz stereo.
+def chime(folder: Path, seconds: float = 6.0, rate: int = 44_100) -> Path:
+    """A WAV a user might pick: 440 Hz, stereo (44.1 kHz by default).
 
-    The page makes it 16 kHz mono, and sends more than 5 s as several play commands.
+    The page makes it 16 kHz mono, and sends more than 30 s as several plays.
     """
     path = folder / "chime.wav"
-    rate = 44_100
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)

@@ -62,16 +62,29 @@ SAMPLE_RECORDS = ("audio_stream.json", "utterance_stream.json")
 
 def seed(stack: Any) -> None:
     """The sample call on the stack: its Kinesis records through their consumers, and on."""
+    import threading
+
     from local.lambdas import invoke
 
-    for name in SAMPLE_RECORDS:
-        event = json.loads((ROOT / "events" / "kinesis" / name).read_text())
-        for function in receivers(stack.template, event):
-            invoke(function, event)
-    deadline = time.monotonic() + 30
-    time.sleep(0.5)  # the bus tap is polled: let what was published reach the poller
-    while not stack.poller.idle() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    completed = threading.Event()  # the chain's last link: then every consumer has run
+
+    def listen(event: dict[str, Any]) -> None:
+        if event.get("detail-type") == "Call Completed":
+            completed.set()
+
+    stack.poller.listeners.append(listen)
+    try:
+        for name in SAMPLE_RECORDS:
+            event = json.loads((ROOT / "events" / "kinesis" / name).read_text())
+            for function in receivers(stack.template, event):
+                invoke(function, event)
+        if not completed.wait(60):
+            raise RuntimeError("the sample call was not completed in 60 s: see the stack's log")
+        deadline = time.monotonic() + 30
+        while not stack.poller.idle() and time.monotonic() < deadline:
+            time.sleep(0.05)  # Call Completed's own consumers (the console's feed)
+    finally:
+        stack.poller.listeners.remove(listen)
 
 
 def sample_credentials(stack: Any) -> None:

@@ -20,7 +20,8 @@ def walkthrough(endpoints: dict[str, str], call: str) -> str:
     """Commands to paste into a shell, which a test runs as printed.
 
     They start a talk-back stream on a simulated call, list the call's streams, play a second
-    of silence into it and stop it.
+    of silence into it (answered at once with the play's id), follow the play to ``played``
+    and stop the stream.
     """
     e = endpoints
     silence = "$(head -c 16000 /dev/zero | base64 | tr -d '\\n')"  # GNU wraps, macOS does not
@@ -29,8 +30,10 @@ STREAM=$(curl -s -X POST $API/v1/calls/$CALL/streams -H "Authorization: Bearer $
      -d '{{"audio_track": "inbound", "bidirectional": true, "agent": "none"}}' \\
      | python3 -c 'import json, sys; print(json.load(sys.stdin)["stream_id"])'); echo $STREAM
 sleep 2; curl -s $API/v1/calls/$CALL/streams -H "Authorization: Bearer $TOKEN"; echo
-curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
-     -d "{{\\"audio_b64\\": \\"{silence}\\", \\"sample_rate\\": 8000}}"; echo
+PLAY=$(curl -s -X POST $API/v1/streams/$STREAM/play -H "Authorization: Bearer $TOKEN" \\
+     -d "{{\\"audio_b64\\": \\"{silence}\\", \\"sample_rate\\": 8000}}" \\
+     | python3 -c 'import json, sys; print(json.load(sys.stdin)["play_id"])'); echo $PLAY
+sleep 2; curl -s $API/v1/streams/$STREAM/plays/$PLAY -H "Authorization: Bearer $TOKEN"; echo
 curl -s -X DELETE $API/v1/streams/$STREAM -H "Authorization: Bearer $TOKEN"; echo
 """
 

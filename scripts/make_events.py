@@ -408,6 +408,20 @@ def console_events(api: Path) -> dict[Path, dict]:
             iam=False,
             jwt=True,
         ),
+        api / "control_stream_play_state.json": event(
+            "GET",
+            f"/v1/streams/{STREAM}/plays/p1",
+            "GET /v1/streams/{stream_id}/plays/{play_id}",
+            path_params={"stream_id": STREAM, "play_id": "p1"},
+        ),
+        api / "console_play_state.json": event(
+            "GET",
+            f"/console/api/streams/{STREAM}/plays/p1",
+            "GET /console/api/streams/{stream_id}/plays/{play_id}",
+            path_params={"stream_id": STREAM, "play_id": "p1"},
+            iam=False,
+            jwt=True,
+        ),
         api / "control_stream_end.json": event(
             "POST",
             f"/v1/streams/{STREAM}/end",

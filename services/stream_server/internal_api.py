@@ -1,6 +1,7 @@
 """The task's internal control endpoint: play, checkpoint and clear on a live stream.
 
-``POST /internal/streams/{stream_id}/{play|checkpoint|clear|end}`` with a JSON body and
+``POST /internal/streams/{stream_id}/{play|checkpoint|clear|end}`` with a JSON body, and
+``GET /internal/streams/{stream_id}/plays/{play_id}`` (where a play is), with
 ``Authorization: Bearer <control token of the stream>``; the control API Lambda calls it on the
 task that holds the socket (its address is in the registry). It listens on its own port, never
 exposed through the ALB. Control traffic is rare, so the standard library's threaded HTTP server
@@ -8,8 +9,8 @@ is enough: each request runs its command on the event loop and waits for the res
 
 Bodies are the commands of the control contract (:mod:`callstream.control.commands`), parsed
 with the same models, defaults and error bodies as the control Lambda that sends them. Answers:
-200 with a JSON result, 400 bad body, 403 bad token, 404 no such live stream here, 409 not
-bidirectional.
+200 with a JSON result (a play: at once, queued), 400 bad body, 403 bad token, 404 no such live
+stream here (``no_such_play``: the stream is here, the play is not), 409 not bidirectional.
 ``GET /internal/health`` answers 200 while the task runs: the sweeper's liveness probe.
 """
 
@@ -39,6 +40,7 @@ from stream_server.talkback import Talkback
 log = logging.getLogger("callstream.control")
 
 _PATH = re.compile(r"/internal/streams/(?P<stream>[^/]+)/(?P<action>play|checkpoint|clear|end)")
+_PLAY = re.compile(r"/internal/streams/(?P<stream>[^/]+)/plays/(?P<play>[^/]+)")
 MAX_BODY = commands.MAX_AUDIO_B64 + 4096  # the largest command and its JSON around it
 
 #: Finds the live talk-back controller of a stream on this task, or None.
@@ -102,7 +104,7 @@ class InternalApi:
         Returns:
             None when the request may go on; else the (status, JSON body) to refuse it with.
         """
-        match = _PATH.fullmatch(path)
+        match = _PATH.fullmatch(path) or _PLAY.fullmatch(path)
         try:
             if match is None:
                 raise NotFoundError(f"no route {path[:200]!r}")
@@ -138,6 +140,26 @@ class InternalApi:
                 log.warning("control request refused: %s", error.message)
             return http_status(error), commands.error_body(error)
 
+    def play_state(self, path: str) -> tuple[int, dict[str, Any]]:
+        """Where a play is (a request :meth:`admit` let in): (status, JSON body)."""
+        match = _PLAY.fullmatch(path)
+        assert match is not None  # admitted
+        try:
+            play_id = commands.check_play_id(match["play"])
+            talk = self._lookup(match["stream"])
+            if talk is None:
+                raise NotFoundError(f"stream {match['stream']} is not live on this task")
+        except CallstreamError as error:
+            return http_status(error), commands.error_body(error)
+
+        async def look() -> dict[str, Any]:  # on the loop: a Talkback is not thread-safe
+            return talk.play_state(play_id)
+
+        try:
+            return HTTPStatus.OK, self._call(look())
+        except NotFoundError as error:
+            return HTTPStatus.NOT_FOUND, {"error": "no_such_play", "message": error.message}
+
     def _call(self, command: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
         return asyncio.run_coroutine_threadsafe(command, self._loop).result(timeout=600)
 
@@ -150,8 +172,12 @@ class InternalApi:
             def do_GET(self) -> None:
                 if self.path == "/internal/health":  # the sweeper's probe: this task is alive
                     self._reply(200, {"ok": True})
-                else:
-                    self._reply(404, {"error": "not_found", "message": f"no route {self.path!r}"})
+                    return
+                refused = server.admit(self.path, self.headers.get("Authorization", ""))
+                if refused is not None or not _PLAY.fullmatch(self.path):
+                    self._reply(*(refused or (404, {"error": "not_found", "message": "no route"})))
+                    return
+                self._reply(*server.play_state(self.path))
 
             def do_POST(self) -> None:
                 # The credential first, the length next, the body last: nothing a peer sends is

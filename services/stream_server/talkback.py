@@ -6,6 +6,11 @@
   sends it as 20 ms ``playAudio`` frames, paced so that no more than ``play_lead_ms`` of audio is
   queued at Vobiz ahead of real time (so a ``clear`` has little to throw away and barge-in is
   quick).
+* :meth:`Talkback.start_play` is the control endpoint's play: it answers at once with an id, and
+  the play runs behind the others; :meth:`Talkback.play_state` follows it (``queued``,
+  ``playing``, then ``played`` when Vobiz confirms, by a checkpoint after its last frame, that
+  the caller heard it all, ``cleared`` when a clear cut it, ``sent`` when Vobiz never
+  confirmed, ``ended`` when the stream ended first). An API request never waits on the audio.
 * :meth:`Talkback.checkpoint` sends a ``checkpoint`` and resolves when Vobiz answers
   ``playedStream`` with the same name (``played``), when a clear discards it (``cleared``), or
   after a timeout (``timeout``).
@@ -22,13 +27,15 @@ little-endian, as Vobiz plays it (docs/protocol.md §2).
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from callstream.audio import codecs, protocol
 from callstream.control.commands import CHECKPOINT_TIMEOUT_S
-from callstream.exceptions import ConflictError
+from callstream.exceptions import ConflictError, NotFoundError
 from callstream.vocabulary import Codec
 
 #: One ``playAudio`` per 20 ms frame: docs/protocol.md §2 ("send ~20 ms chunks so that clearAudio
@@ -41,6 +48,30 @@ LEAD_MS = 400
 CLEAR_BACKSTOP_S = 1.0
 CheckpointResult = Literal["played", "cleared", "timeout"]
 Send = Callable[[bytes], Awaitable[None]]
+PlayState = Literal["queued", "playing", "played", "cleared", "sent", "ended"]
+#: A stream's most recent plays kept to be followed (a page sends a long WAV as a few).
+PLAYS_KEPT = 64
+#: How long after its last frame is due to be heard a play waits for Vobiz's ``playedStream``.
+PLAYED_GRACE_S = 5.0
+
+
+@dataclass
+class Play:
+    """One play started through the control endpoint, as its caller follows it."""
+
+    play_id: str
+    ms: int  # its length, in 20 ms frames
+    state: PlayState = "queued"
+    sent_ms: float = 0.0
+
+    def view(self) -> dict[str, Any]:
+        """The answer body about it."""
+        return {
+            "play_id": self.play_id,
+            "state": self.state,
+            "ms": self.ms,
+            "sent_ms": self.sent_ms,
+        }
 
 
 @dataclass
@@ -103,6 +134,10 @@ class Talkback:
         self._lock = asyncio.Lock()  # one play at a time, in call order
         self._on_action = on_action or (lambda action, data: None)
         self.stop_sent = False
+        self._closed = False
+        self._plays: OrderedDict[str, Play] = OrderedDict()
+        self._play_numbers = itertools.count(1)
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def queued_ms(self) -> float:
@@ -119,14 +154,95 @@ class Talkback:
             ConflictError: the stream is not bidirectional.
             InvalidAudioError: the rate is unsupported or the audio is not whole samples.
         """
+        sent, _ = await self._play(self._encode(pcm, sample_rate), sample_rate)
+        return sent
+
+    def start_play(self, pcm: bytes, sample_rate: int) -> dict[str, Any]:
+        """Queue a play and answer at once: its id, ``queued`` (or ``playing``) and length.
+
+        Raises:
+            ConflictError: the stream is not bidirectional, or has ended.
+            InvalidAudioError: the rate is unsupported or the audio is not whole samples.
+        """
+        if self._closed or self.stop_sent:
+            raise ConflictError(f"stream {self.stream_id} has ended")
+        audio = self._encode(pcm, sample_rate)
+        play = Play(f"p{next(self._play_numbers)}", self._planned_ms(audio))
+        self._plays[play.play_id] = play
+        while len(self._plays) > PLAYS_KEPT:  # the oldest, long finished, are forgotten
+            self._plays.popitem(last=False)
+        if not self._lock.locked() and not self._running:  # nothing ahead of it
+            play.state = "playing"
+        task = asyncio.create_task(self._follow(play, audio, sample_rate))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return play.view()
+
+    def play_state(self, play_id: str) -> dict[str, Any]:
+        """Where a play of :meth:`start_play` is.
+
+        Raises:
+            NotFoundError: no such play (or one of the oldest, forgotten).
+        """
+        play = self._plays.get(play_id)
+        if play is None:
+            raise NotFoundError(f"no play {play_id[:40]!r} on stream {self.stream_id}")
+        return play.view()
+
+    async def _follow(self, play: Play, audio: bytes, sample_rate: int) -> None:
+        def started() -> None:
+            play.state = "playing"
+
+        name = f"{play.play_id}-played"
+        sent, heard = await self._play(audio, sample_rate, started=started, mark=name)
+        play.sent_ms = sent
+        if heard is None:  # a clear cut it (or the stream ended) before its last frame
+            play.state = "ended" if self._closed else "cleared"
+            return
+        play.state = "sent"
+        try:
+            async with asyncio.timeout(self.queued_ms / 1000 + PLAYED_GRACE_S):
+                result = await heard
+        except TimeoutError:
+            return  # sent, and Vobiz never said it was heard: "sent" is all we know
+        finally:
+            self._checkpoints.pop(name, None)
+        if result == "played":
+            play.state = "played"
+        elif result == "cleared":  # a clear after the last frame: Vobiz dropped its tail
+            play.state = "ended" if self._closed else "cleared"
+
+    def _encode(self, pcm: bytes, sample_rate: int) -> bytes:
         self._require_bidirectional()
-        audio = codecs.from_pcm16(self.codec, codecs.resample(pcm, sample_rate, self.sample_rate))
+        return codecs.from_pcm16(self.codec, codecs.resample(pcm, sample_rate, self.sample_rate))
+
+    def _planned_ms(self, audio: bytes) -> int:
+        step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
+        return len(audio) // step * CHUNK_MS + (CHUNK_MS if len(audio) % step else 0)
+
+    async def _play(
+        self,
+        audio: bytes,
+        sample_rate: int,
+        started: Callable[[], None] | None = None,
+        mark: str | None = None,
+    ) -> tuple[float, asyncio.Future[CheckpointResult] | None]:
+        """Send encoded audio as paced frames, after the plays before it.
+
+        With ``mark``, a checkpoint follows its last frame (in the lock: before the next
+        play's audio), and its future is returned.
+
+        Returns:
+            The ms sent, and the mark's future (None: a clear cut the play, nothing marked).
+        """
         step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
         generation = self._generation
         sent = 0.0
-        planned_ms = len(audio) // step * CHUNK_MS + (CHUNK_MS if len(audio) % step else 0)
-        self._on_action("play", {"ms": planned_ms, "source_rate": sample_rate})
+        self._on_action("play", {"ms": self._planned_ms(audio), "source_rate": sample_rate})
+        heard: asyncio.Future[CheckpointResult] | None = None
         async with self._lock:
+            if started is not None:
+                started()
             for offset in range(0, len(audio), step):
                 await self._wait_for_clear()
                 if generation != self._generation:
@@ -146,8 +262,13 @@ class Talkback:
                 self._queued_until = max(self._queued_until, self._clock()) + CHUNK_MS / 1000
                 sent += CHUNK_MS
                 self.stats.chunks += 1
+            else:
+                if mark is not None and generation == self._generation and not self._closed:
+                    heard = asyncio.get_running_loop().create_future()
+                    self._checkpoints[mark] = heard
+                    await self._send(protocol.checkpoint(self.stream_id, mark))
         self.stats.played_ms += sent
-        return sent
+        return sent, heard
 
     async def checkpoint(self, name: str, timeout_s: float | None = None) -> CheckpointResult:
         """Mark this point of the playback; wait until Vobiz has played up to it.
@@ -229,6 +350,7 @@ class Talkback:
 
     def close(self) -> None:
         """The stream ended: release everything waiting."""
+        self._closed = True
         self._generation += 1
         self._cleared.set()
         for future in self._checkpoints.values():

@@ -233,7 +233,7 @@ def test_a_live_call_in_the_console(tmp_path):
     assert seen.alerts >= 1, "the caller turned negative"
     assert seen.checkpoint.endswith("played"), seen.checkpoint
     assert seen.played_bytes > 0, "the WAV picked in the page reached the simulated caller"
-    assert seen.played_said == "played 6000 ms", "6 s of audio, sent as two play commands"
+    assert seen.played_said == "played 6000 ms", "6 s, answered at once and followed to played"
     assert seen.recording_duration_s > 30, "the recording plays in the page (a 40 s call)"
     assert seen.summary["call_uuid"] == seen.call_uuid
     assert seen.freshness_ms, "events arrived while the page was open"
@@ -474,3 +474,56 @@ def test_1050_calls_are_listed_newest_first_page_by_page_and_searched_on_the_ser
     assert [c["call_uuid"] for c in found] == [oldest], "found on the server, past every page"
     status, answer, _ = get("/console/api/calls", before="not a token")
     assert status == 400 and "before" in json.dumps(answer)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_a_long_play_is_answered_at_once_and_clear_cancels_every_piece_the_page_queued(tmp_path):
+    """A 70 s WAV is three plays of up to 30 s, all queued at once; Clear cuts the first and the
+    two behind it (the page used to go on sending its pieces and say "played 8000 ms")."""
+    from selenium.webdriver.common.by import By
+
+    from local.console_session import api, chime, chromium, wait
+    from local.stack import Stack
+    from local.vobiz_sim import SimCall
+
+    with Stack() as stack:
+        call = SimCall(
+            str(uuid.uuid4()), inbound=ROOT / "samples" / "support_call_8000_inbound.wav"
+        )
+        stack.sim.add_call(call)
+        status, answer = api(
+            stack,
+            "POST",
+            f"/v1/calls/{call.call_uuid}/streams",
+            {"audio_track": "inbound", "bidirectional": True, "agent": "none"},
+        )
+        assert status == 201, answer
+        stream = answer["stream_id"]
+        browser = chromium()
+        try:
+            open_call_page(browser, stack, call.call_uuid)
+            wait("talk-back", lambda: browser.find_element(By.ID, "play").is_enabled())
+            browser.find_element(By.ID, "wav").send_keys(str(chime(tmp_path, 70, rate=16_000)))
+            browser.find_element(By.ID, "play").click()
+
+            def said() -> str:
+                return str(browser.find_element(By.ID, "talk-result").text)
+
+            wait("the plays to be under way", lambda: "of 70000 ms sent" in said(), shown=said)
+            plays = [api(stack, "GET", f"/v1/streams/{stream}/plays/p{n}") for n in (1, 2, 3)]
+            assert [(s, p["state"], p["ms"]) for s, p in plays] == [
+                (200, "playing", 30000),
+                (200, "queued", 30000),
+                (200, "queued", 10000),
+            ]  # all three answered at once, while the first one plays
+            browser.find_element(By.ID, "clear").click()
+            result = wait("the play's end", lambda: said().startswith("cleared after") and said())
+            heard = len(call.played) / 2 / 8000
+        finally:
+            browser.quit()
+        plays = [api(stack, "GET", f"/v1/streams/{stream}/plays/p{n}")[1] for n in (1, 2, 3)]
+    assert [p["state"] for p in plays] == ["cleared"] * 3
+    assert 0 < plays[0]["sent_ms"] < 30000 and plays[1]["sent_ms"] == plays[2]["sent_ms"] == 0
+    assert result == f"cleared after {round(plays[0]['sent_ms'])} ms"
+    assert heard * 1000 <= plays[0]["sent_ms"], "the caller heard no more than was sent"

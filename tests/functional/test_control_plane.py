@@ -555,9 +555,23 @@ async def test_control_reaches_the_task_that_holds_the_stream(api, aws):
             status, body = await asyncio.to_thread(
                 invoke, "control_stream", load("api/control_stream_play.json")
             )
-            assert status == 200 and body["played_ms"] == 200
+            assert status == 202 and (body["play_id"], body["ms"]) == ("p1", 200)  # at once
             frame = json.loads(await ws.recv())
             assert frame["event"] == "playAudio" and "streamId" not in frame
+            for _ in range(9):  # 200 ms: ten frames, then the play's checkpoint
+                assert json.loads(await ws.recv())["event"] == "playAudio"
+            mark = json.loads(await ws.recv())
+            assert (mark["event"], mark["name"]) == ("checkpoint", "p1-played")
+            await ws.send(json.dumps({"event": "playedStream", "name": "p1-played"}))
+            deadline = time.monotonic() + 10
+            while True:  # followed through the API, as a caller would
+                status, body = await asyncio.to_thread(
+                    invoke, "control_stream", load("api/control_stream_play_state.json")
+                )
+                if body.get("state") == "played" or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            assert (status, body["state"], body["sent_ms"]) == (200, "played", 200)
             status, body = await asyncio.to_thread(
                 invoke, "control_stream", load("api/control_stream_clear.json")
             )

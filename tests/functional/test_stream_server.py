@@ -752,6 +752,19 @@ def control(
         conn.close()
 
 
+def play_state(
+    port: int, stream_id: str, play_id: str, auth: str | None = None
+) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": auth or "Bearer " + control_auth(stream_id, KEY)}
+    try:
+        conn.request("GET", f"/internal/streams/{stream_id}/plays/{play_id}", headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
 @pytest.mark.contention
 async def test_talk_back_barge_in_and_checkpoints(harness):
     """prompt agent: greets, is cleared when the caller speaks, holds audio until clearedAudio."""
@@ -790,7 +803,8 @@ async def test_talk_back_barge_in_and_checkpoints(harness):
                     "play",
                     {"audio_b64": base64.b64encode(bytes(3200)).decode(), "sample_rate": 8000},
                 )
-                assert status == 200 and body["played_ms"] == 200
+                assert status == 200 and (body["ms"], body["sent_ms"]) == (200, 0)
+                play_id = body["play_id"]  # answered at once: the audio is not sent yet
         status, _ = await asyncio.to_thread(
             control, harness.server.control_port, "s-talk", "clear", {}, "Bearer wrong"
         )
@@ -799,6 +813,24 @@ async def test_talk_back_barge_in_and_checkpoints(harness):
             control, harness.server.control_port, "s-nope", "clear", {}
         )
         assert status == 404
+        mark = f"{play_id}-played"  # the play's own checkpoint, after its last frame
+        await wait_for(lambda: any(f.get("name") == mark for f in received))
+        await ws.send(json.dumps({"event": "playedStream", "streamId": "s-talk", "name": mark}))
+        port = harness.server.control_port  # asked from a thread: the loop answers it
+
+        async def state(play: str, auth: str | None = None) -> tuple[int, dict]:
+            return await asyncio.to_thread(play_state, port, "s-talk", play, auth)
+
+        deadline = time.monotonic() + 10
+        while (await state(play_id))[1]["state"] != "played":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert await state(play_id) == (
+            200,
+            {"play_id": play_id, "state": "played", "ms": 200, "sent_ms": 200},
+        )
+        assert (await state("p999"))[1]["error"] == "no_such_play"
+        assert (await state(play_id, "Bearer x"))[0] == 403
         checkpoint = asyncio.create_task(
             asyncio.to_thread(
                 control,

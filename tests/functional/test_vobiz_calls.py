@@ -26,6 +26,48 @@ def wait(predicate, seconds: float = 30.0) -> None:
 
 
 @pytest.mark.slow
+def test_a_16_s_play_is_answered_at_once_and_followed_to_played(tmp_path):
+    """It answered 504 after the hop gave up while the caller heard all 16 s (and a retry
+    played it twice); now the answer is the play's id, and the id says when it was heard."""
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    with Stack(speed=1, log_file=tmp_path / "stack.log") as stack:
+        call = stack.sim.add_call(SimCall(str(uuid.uuid4()), outbound=None))
+        status, started = api(
+            stack,
+            "POST",
+            f"/v1/calls/{call.call_uuid}/streams",
+            {"audio_track": "inbound", "bidirectional": True},
+        )
+        assert status == 201, started
+        stream_id = started["stream_id"]
+        wait(lambda: api(stack, "GET", f"/v1/streams/{stream_id}")[1].get("task_address"))
+        tone = (np.sin(np.arange(16 * 8000) / 8000 * 2 * np.pi * 440) * 8000).astype("<i2")
+        body = {"audio_b64": base64.b64encode(tone.tobytes()).decode(), "sample_rate": 8000}
+        status, play = api(stack, "POST", f"/v1/streams/{stream_id}/play", body)
+        assert status == 202, play
+        assert (play["play_id"], play["state"], play["ms"], play["sent_ms"]) == (
+            "p1",
+            "playing",
+            16000,
+            0,
+        )
+        states = []
+
+        def heard() -> bool:
+            states.append(api(stack, "GET", f"/v1/streams/{stream_id}/plays/p1")[1]["state"])
+            return states[-1] == "played"
+
+        wait(heard, seconds=60)
+        assert set(states) <= {"playing", "sent", "played"} and "playing" in states
+        assert len(call.played) == 16 * 8000 * 2, "all 16 s reached the caller, once"
+        status, missing = api(stack, "GET", f"/v1/streams/{stream_id}/plays/p2")
+        assert (status, missing["error"]) == (404, "not_found"), missing
+        status, bad = api(stack, "GET", f"/v1/streams/{stream_id}/plays/..%2Fx")
+        assert status in (400, 404), bad
+        api(stack, "DELETE", f"/v1/streams/{stream_id}")
+
+
+@pytest.mark.slow
 def test_the_app_ends_a_stream_after_a_goodbye_that_vobiz_played(tmp_path):
     warnings.filterwarnings("ignore", "No application metrics to publish")
     with Stack(speed=1, log_file=tmp_path / "stack.log") as stack:
@@ -101,8 +143,9 @@ def test_the_make_up_walkthrough_works_when_pasted(tmp_path):
             ["bash", "-c", script], capture_output=True, text=True, timeout=120, check=True
         )
     lines = [line for line in done.stdout.splitlines() if line]
-    stream_id, listed, played, stopped = lines
+    stream_id, listed, play_id, played, stopped = lines
     assert [s["stream_id"] for s in json.loads(listed)["streams"]] == [stream_id]
-    assert json.loads(played)["played_ms"] == 1000, played
+    assert play_id == "p1"
+    assert (json.loads(played)["state"], json.loads(played)["sent_ms"]) == ("played", 1000), played
     assert json.loads(stopped)["stop_requested"] is True, stopped
     assert done.stderr == ""

@@ -53,6 +53,11 @@ ROUTES = {
     ("POST", "/v1/streams/{stream_id}/play"): ("ControlStreamFunction", "AWS_IAM"),
     ("POST", "/v1/streams/{stream_id}/checkpoint"): ("ControlStreamFunction", "AWS_IAM"),
     ("POST", "/v1/streams/{stream_id}/clear"): ("ControlStreamFunction", "AWS_IAM"),
+    ("GET", "/v1/streams/{stream_id}/plays/{play_id}"): ("ControlStreamFunction", "AWS_IAM"),
+    ("GET", "/console/api/streams/{stream_id}/plays/{play_id}"): (
+        "ControlStreamFunction",
+        "ConsoleUsers",
+    ),
     ("GET", "/vobiz/answer"): ("AnswerCallFunction", "NONE"),
     ("POST", "/vobiz/answer"): ("AnswerCallFunction", "NONE"),
     ("GET", "/vobiz/stream-status"): ("StreamCallbackFunction", "NONE"),

@@ -468,9 +468,9 @@ async function command(action, body) {
 }
 
 /** The picked WAV as 16 kHz mono PCM16 LE pieces of at most PIECE_S, base64 (the play
- * command's format). A play command returns once its audio is sent, paced at real time, and
- * the control hop waits 10 s at most: a long WAV goes as several commands, one after another. */
-const PIECE_S = 5;
+ * command's format). A play is answered at once with an id; a long WAV goes as a few plays
+ * (each body stays far under Lambda's 6 MB request limit: 30 s is 1.3 MB of base64). */
+const PIECE_S = 30;
 async function wavAsPcm16(file) {
   const rate = 16000;
   const decoded = await new OfflineAudioContext(1, 1, rate).decodeAudioData(await file.arrayBuffer());
@@ -506,15 +506,39 @@ function talk(button, work) {
   });
 }
 
+/** Where a play is, through the API (queued, playing, played, cleared, sent, ended). */
+async function playState(stream, playId) {
+  const path = `/console/api/streams/${encodeURIComponent(stream)}/plays/${encodeURIComponent(playId)}`;
+  return api(path);
+}
+
+const FINISHED = new Set(["played", "cleared", "sent", "ended"]);
 talk("play", async () => {
   const file = $("wav").files[0];
   if (!file) throw new Error("pick a WAV first");
-  let played = 0;
+  const stream = state.call.stream;
+  const mine = { stream, ids: [], cleared: false };
+  state.playing = mine; // Clear marks it: no piece is sent after a clear
   for (const piece of await wavAsPcm16(file)) {
-    played += (await command("play", piece)).played_ms;
-    $("talk-result").textContent = `playing… ${Math.round(played)} ms sent`;
+    if (mine.cleared || state.playing !== mine) break;
+    mine.ids.push((await command("play", piece)).play_id);
   }
-  return `played ${Math.round(played)} ms`;
+  // Followed by id until each piece is heard (Vobiz confirms it) or cut
+  let plays = [];
+  for (;;) {
+    plays = await Promise.all(mine.ids.map((id) => playState(stream, id)));
+    const sent = plays.reduce((total, p) => total + p.sent_ms, 0);
+    const planned = plays.reduce((total, p) => total + p.ms, 0);
+    if (plays.every((p) => FINISHED.has(p.state))) break;
+    $("talk-result").textContent = `playing… ${Math.round(sent)} of ${Math.round(planned)} ms sent`;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const sent = Math.round(plays.reduce((total, p) => total + p.sent_ms, 0));
+  const last = plays.find((p) => p.state !== "played") || plays[plays.length - 1];
+  if (!last || last.state === "played") return `played ${sent} ms`;
+  if (last.state === "cleared" || mine.cleared) return `cleared after ${sent} ms`;
+  if (last.state === "ended") return `the stream ended after ${sent} ms`;
+  return `sent ${sent} ms (Vobiz did not confirm it was heard)`;
 });
 talk("checkpoint", async () => {
   state.call.checkpoints += 1;
@@ -524,6 +548,7 @@ talk("checkpoint", async () => {
   return `checkpoint ${answer.name}: ${answer.result}`;
 });
 talk("clear", async () => {
+  if (state.playing) state.playing.cleared = true; // the page's own remaining pieces stop too
   await command("clear", {});
   return "cleared";
 });

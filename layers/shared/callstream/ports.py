@@ -254,6 +254,11 @@ class Tasks(Protocol):
         Raises UpstreamTimeoutError / UpstreamError when the task cannot be reached in time.
         """
 
+    def play_state(
+        self, address: str, stream_id: str, play_id: str, credential: str
+    ) -> tuple[int, dict[str, Any]]:
+        """GET where a play the task started is: its HTTP status and JSON answer."""
+
     def alive(self, address: str) -> bool:
         """Whether the task answers its health probe."""
 
@@ -439,6 +444,12 @@ class Talk(Protocol):
 
     async def play(self, pcm: bytes, sample_rate: int) -> float:
         """Play PCM16 LE audio; returns its length in ms."""
+
+    def start_play(self, pcm: bytes, sample_rate: int) -> dict[str, Any]:
+        """Queue a play; at once: ``play_id``, ``state``, ``ms``, ``sent_ms``."""
+
+    def play_state(self, play_id: str) -> dict[str, Any]:
+        """Where a started play is (NotFoundError: no such play)."""
 
     async def checkpoint(self, name: str, timeout_s: float) -> str:
         """Wait until Vobiz played up to here: ``played``, ``cleared`` or ``timeout``."""

@@ -90,8 +90,14 @@ class Recorder:
         self.calls: list[tuple[object, ...]] = []
 
     async def play(self, pcm: bytes, sample_rate: int) -> float:
+        raise AssertionError("a play command is started, never awaited to its end")
+
+    def start_play(self, pcm: bytes, sample_rate: int) -> dict[str, object]:
         self.calls.append(("play", len(pcm), sample_rate))
-        return len(pcm) / 2 / sample_rate * 1000
+        return {"play_id": "p1", "state": "playing", "ms": len(pcm) / 2 / sample_rate * 1000}
+
+    def play_state(self, play_id: str) -> dict[str, object]:
+        raise AssertionError("not a command")
 
     async def checkpoint(self, name: str, timeout_s: float) -> str:
         self.calls.append(("checkpoint", name, timeout_s))
@@ -123,7 +129,7 @@ def test_run_hands_each_command_to_the_controller_with_its_defaults():
         ("end", None, 8000, 10.0),
     ]
     assert answers == [
-        {"played_ms": 10.0},
+        {"play_id": "p1", "state": "playing", "ms": 10.0},
         {"name": "turn-1", "result": "played"},
         {"cleared": True},
         {"stopped": True, "goodbye": "none"},

@@ -123,3 +123,84 @@ async def test_play_and_end_on_a_24k_l16_stream_carry_its_format_little_endian()
     assert all(len(base64.b64decode(p["media"]["payload"])) == 24 * 2 * CHUNK_MS for p in plays)
     assert socket.events()[-2:] == ["checkpoint", "stop"]  # stop only after the goodbye
     assert socket.frames[-1] == {"event": "stop", "streamId": "s-1"} and talk.stop_sent
+
+
+async def wait_state(talk, play_id, *states):
+    for _ in range(500):  # 5 s
+        if (found := talk.play_state(play_id))["state"] in states:
+            return found
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{play_id} is still {found['state']}, not one of {states}")
+
+
+async def test_a_started_play_is_answered_at_once_and_is_played_only_when_vobiz_says_so():
+    """A 16 s play used to hold the API request for 16 s (it timed out while the caller heard
+    it all); now the answer is at once, and ``played`` waits for Vobiz's playedStream."""
+    socket = Socket()
+    talk = controller(socket, lead_ms=60_000)  # no pacing: the test is about the states
+    first = talk.start_play(b"\x00\x00" * 8000 * 16, 8000)  # 16 s
+    assert first == {"play_id": "p1", "state": "playing", "ms": 16_000, "sent_ms": 0.0}
+    second = talk.start_play(b"\x00\x00" * 800, 8000)
+    assert second["state"] == "queued" and second["play_id"] == "p2"
+    sent = await wait_state(talk, "p1", "sent")
+    assert sent["sent_ms"] == 16_000
+    assert socket.events()[:801] == ["playAudio"] * 800 + ["checkpoint"]
+    assert socket.frames[800]["name"] == "p1-played"  # marked after its last frame, first
+    talk.on_played("p1-played")
+    assert (await wait_state(talk, "p1", "played"))["state"] == "played"
+    await wait_state(talk, "p2", "sent")
+    assert talk.play_state("p2")["state"] == "sent"  # Vobiz has not confirmed it yet
+
+
+async def test_a_clear_cancels_the_play_in_progress_and_every_one_queued_behind_it():
+    socket = Socket()
+    talk = controller(socket, lead_ms=100)
+    ids = [talk.start_play(b"\x00\x00" * 8000 * 5, 16000)["play_id"] for _ in range(4)]
+    await asyncio.sleep(0.3)
+    assert [talk.play_state(i)["state"] for i in ids] == ["playing"] + ["queued"] * 3
+    await talk.clear()
+    talk.on_cleared()
+    for play_id in ids:
+        await wait_state(talk, play_id, "cleared")
+    states = [talk.play_state(i) for i in ids]
+    assert 0 < states[0]["sent_ms"] < 1000
+    assert [s["sent_ms"] for s in states[1:]] == [0.0] * 3  # the page's remaining pieces too
+    assert "checkpoint" not in socket.events()  # nothing cut is marked as if it played
+
+
+async def test_a_play_marked_but_cleared_before_vobiz_played_it_is_cleared():
+    socket = Socket()
+    talk = controller(socket, lead_ms=60_000)
+    talk.start_play(b"\x00\x00" * 800, 8000)
+    await wait_state(talk, "p1", "sent")
+    await talk.clear()  # Vobiz drops what it had queued: the caller never heard the end
+    assert (await wait_state(talk, "p1", "cleared"))["sent_ms"] == 100
+
+
+async def test_plays_end_with_the_stream_and_an_ended_stream_takes_no_new_one():
+    socket = Socket()
+    talk = controller(socket, lead_ms=100)
+    talk.start_play(b"\x00\x00" * 8000 * 5, 8000)
+    talk.start_play(b"\x00\x00" * 8000, 8000)
+    await asyncio.sleep(0.1)
+    talk.close()
+    assert (await wait_state(talk, "p1", "ended"))["sent_ms"] < 5000
+    assert (await wait_state(talk, "p2", "ended"))["sent_ms"] == 0
+    with pytest.raises(ConflictError, match="has ended"):
+        talk.start_play(b"\x00\x00" * 80, 8000)
+
+
+async def test_a_stream_keeps_its_newest_plays_only_and_an_unknown_one_is_not_found():
+    from callstream.exceptions import NotFoundError
+    from stream_server.talkback import PLAYS_KEPT
+
+    socket = Socket()
+    talk = controller(socket, lead_ms=60_000)
+    for _ in range(PLAYS_KEPT + 10):
+        talk.start_play(b"\x00\x00" * 160, 8000)
+    with pytest.raises(NotFoundError, match="no play 'p1'"):
+        talk.play_state("p1")
+    assert talk.play_state(f"p{PLAYS_KEPT + 10}")["play_id"] == f"p{PLAYS_KEPT + 10}"
+    with pytest.raises(NotFoundError):
+        talk.play_state("p0")
+    await talk.clear()

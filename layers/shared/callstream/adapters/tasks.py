@@ -43,10 +43,23 @@ class HttpTasks:
             UpstreamTimeoutError: the task did not answer in time.
             UpstreamError: the task could not be reached.
         """
+        path = f"/internal/streams/{stream_id}/{action}"
+        return self._request("POST", address, path, credential, body)
+
+    def play_state(
+        self, address: str, stream_id: str, play_id: str, credential: str
+    ) -> tuple[int, dict[str, Any]]:
+        """GET where a play the task started is (the same errors as :meth:`command`)."""
+        path = f"/internal/streams/{stream_id}/plays/{play_id}"
+        return self._request("GET", address, path, credential)
+
+    def _request(
+        self, method: str, address: str, path: str, credential: str, body: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
         try:
             response = self._pool.request(
-                "POST",
-                f"{address.rstrip('/')}/internal/streams/{stream_id}/{action}",
+                method,
+                address.rstrip("/") + path,
                 body=body,
                 headers={
                     "Content-Type": "application/json",

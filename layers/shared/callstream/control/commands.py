@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,6 +29,8 @@ Action = Literal["play", "checkpoint", "clear", "end"]
 #: The largest base64 body of one command: ~4 minutes of 16 kHz PCM16.
 MAX_AUDIO_B64 = 8 * 1024 * 1024
 PlayRate = Literal[8000, 16000, 24000]
+#: The id a task gives a play (``p`` and its number on the stream).
+PLAY_ID = re.compile(r"p[0-9]{1,12}")
 
 
 def _check_base64(value: str | None) -> str | None:
@@ -45,7 +48,11 @@ CHECKPOINT_TIMEOUT_S = 20.0
 
 
 class PlayCommand(BaseModel):
-    """``play``: PCM16 LE mono audio (base64) at ``sample_rate``; answers ``played_ms``."""
+    """``play``: PCM16 LE mono audio (base64) at ``sample_rate``.
+
+    Answered at once with a ``play_id`` to follow (``GET .../plays/{play_id}``): a play takes
+    as long as its audio, and no HTTP hop should wait that long (API Gateway gives up at 30 s).
+    """
 
     model_config = ConfigDict(extra="forbid")
     audio_b64: str = Field(min_length=4, max_length=MAX_AUDIO_B64)
@@ -126,7 +133,7 @@ async def run(talk: Talk, command: Command) -> dict[str, Any]:
         InvalidAudioError: audio the stream's format cannot carry.
     """
     if isinstance(command, PlayCommand):
-        return {"played_ms": await talk.play(command.pcm(), command.sample_rate)}
+        return talk.start_play(command.pcm(), command.sample_rate)
     if isinstance(command, CheckpointCommand):
         return {
             "name": command.name,
@@ -137,6 +144,17 @@ async def run(talk: Talk, command: Command) -> dict[str, Any]:
         return {"stopped": True, "goodbye": result}
     await talk.clear()
     return {"cleared": True}
+
+
+def check_play_id(play_id: str) -> str:
+    """A play id as the task makes them.
+
+    Raises:
+        RequestError: anything else (it is never sent on to the task).
+    """
+    if not PLAY_ID.fullmatch(play_id):
+        raise RequestError(f"play_id {play_id[:40]!r} is not a play id (p and a number)")
+    return play_id
 
 
 def error_body(error: CallstreamError) -> dict[str, str]:

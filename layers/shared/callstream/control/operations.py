@@ -251,6 +251,9 @@ def reconcile_stream(svc: ControlServices, stream_id: str) -> dict[str, Any]:
 def send_command(svc: ControlServices, stream_id: str, action: str, body: Any) -> dict[str, Any]:
     """Send play / checkpoint / clear / end to the task that holds the stream's socket.
 
+    A play is answered as soon as the task has queued it (``play_id``, ``state``): follow it
+    with :func:`play_state`.
+
     Raises:
         RequestError: unknown action or a bad body.
         NotFoundError: no such stream.
@@ -258,15 +261,9 @@ def send_command(svc: ControlServices, stream_id: str, action: str, body: Any) -
         UpstreamError: the task failed or could not be reached.
     """
     command = commands.parse_command(action, body)
-    item = _item(svc, stream_id)
-    if not item.live:
-        raise ConflictError(f"stream {stream_id} is not live (state {item.state})")
-    if not item.task_address:  # Vobiz's StartStream callback can come before the task's word
-        raise ConflictError(f"stream {stream_id} is starting: no task holds its socket yet")
-    if not item.bidirectional:
-        raise ConflictError(f"stream {stream_id} is not bidirectional")
+    item, address = _talking(svc, stream_id)
     status, answer = svc.tasks.command(
-        item.task_address,
+        address,
         item.stream_id,
         action,
         command.model_dump_json().encode(),
@@ -274,3 +271,40 @@ def send_command(svc: ControlServices, stream_id: str, action: str, body: Any) -
     )
     commands.raise_for_answer(status, answer, stream_id, action)
     return {"stream_id": stream_id, "action": action, **answer}
+
+
+def play_state(svc: ControlServices, stream_id: str, play_id: str) -> dict[str, Any]:
+    """Where a play is: ``queued``, ``playing``, ``played``, ``cleared``, ``sent``, ``ended``.
+
+    Raises:
+        RequestError: not a play id.
+        NotFoundError: no such stream, or no such play on it (a task keeps a stream's newest).
+        ConflictError: the stream is no longer live (its plays are in its timeline).
+        UpstreamError: the task failed or could not be reached.
+    """
+    commands.check_play_id(play_id)
+    item, address = _talking(svc, stream_id)
+    status, answer = svc.tasks.play_state(
+        address, item.stream_id, play_id, control_auth(item.stream_id, svc.token_key)
+    )
+    if status == 404 and answer.get("error") == "no_such_play":
+        raise NotFoundError(str(answer.get("message", f"no play {play_id}"))[:300])
+    commands.raise_for_answer(status, answer, stream_id, "play")
+    return {"stream_id": stream_id, **answer}
+
+
+def _talking(svc: ControlServices, stream_id: str) -> tuple[StreamItem, str]:
+    """The registry item of a live, bidirectional stream, and the address of its task.
+
+    Raises:
+        NotFoundError: no such stream.
+        ConflictError: not live, no task yet, or not bidirectional.
+    """
+    item = _item(svc, stream_id)
+    if not item.live:
+        raise ConflictError(f"stream {stream_id} is not live (state {item.state})")
+    if not item.task_address:  # Vobiz's StartStream callback can come before the task's word
+        raise ConflictError(f"stream {stream_id} is starting: no task holds its socket yet")
+    if not item.bidirectional:
+        raise ConflictError(f"stream {stream_id} is not bidirectional")
+    return item, item.task_address
