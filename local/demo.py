@@ -175,6 +175,37 @@ def faults_of(args: argparse.Namespace) -> Faults:
     )
 
 
+class InOrder:
+    """Holds an alert until the line that raised it is printed.
+
+    The bus keeps no order between events (EventBridge delivers each on its own), and the
+    alert is published first.
+    """
+
+    def __init__(self) -> None:
+        self._printed: set[tuple[str, str]] = set()
+        self._held: dict[tuple[str, str], str] = {}
+
+    def line(self, detail: dict[str, Any], line: str) -> list[str]:
+        """A scored line: it, then any alert it raised."""
+        key = (str(detail.get("stream_id")), str(detail.get("utterance")))
+        self._printed.add(key)
+        return [line, *([self._held.pop(key)] if key in self._held else [])]
+
+    def alert(self, detail: dict[str, Any], line: str) -> list[str]:
+        """An alert: printed now if its line was, else after it."""
+        key = (str(detail.get("stream_id")), str(detail.get("utterance")))
+        if key in self._printed:
+            return [line]
+        self._held[key] = line
+        return []
+
+    def left(self) -> list[str]:
+        """Alerts whose line never came (printed at the end, not lost)."""
+        held, self._held = list(self._held.values()), {}
+        return held
+
+
 def ended_early(call: SimCall, frames: int) -> str | None:
     """Why the simulated call did not stream all of its ``frames`` (None: it did, or meant not).
 
@@ -234,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     events: dict[str, list[dict[str, Any]]] = {}
     completed: dict[str, list[dict[str, Any]]] = {}
     lock = threading.Lock()
+    in_order = InOrder()
 
     def on_event(event: dict[str, Any]) -> None:
         detail = event["detail"]
@@ -242,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             events.setdefault(call, []).append(event)
         kind = event["detail-type"]
         line = None
+        lines: list[str] = []
         if kind == "Transcript Partial" or (
             kind == "Utterance Transcribed" and detail.get("kind") == "provisional"
         ):
@@ -252,17 +285,20 @@ def main(argv: list[str] | None = None) -> int:
                 return
         elif kind == "Sentiment Scored":
             role = ROLE.get(detail.get("track", ""), "?")
-            line = (
+            said = (
                 f"  {call[:8]}  {role}  {detail.get('sentiment', ''):8}  {detail.get('text', '')}"
             )
+            with lock:
+                lines = in_order.line(detail, said)
         elif kind == "Sentiment Alert":
-            line = f"  {call[:8]}  ⚠ alert: the caller turned negative"
+            with lock:
+                lines = in_order.alert(detail, f"  {call[:8]}  ⚠ alert: the caller turned negative")
         elif kind == "Call Ended":
             line = f"  {call[:8]}  call ended ({detail.get('hangup_cause')}, Vobiz's Hangup)"
         elif kind == "Call Completed":
             completed.setdefault(call, []).append(detail)
-        if line is not None:
-            print(f"\r{line:<{COLUMNS}}" if sys.stdout.isatty() else line, flush=True)
+        for each in [line] if line is not None else lines:
+            print(f"\r{each:<{COLUMNS}}" if sys.stdout.isatty() else each, flush=True)
 
     heard: dict[tuple[str, str], str] = {}  # (stream, line) → its words last printed
     shown_growing = [0.0]  # when a growing line was last drawn (a terminal: the bar waits)
@@ -358,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             last = max(
                 (int(d.get("generation", 1)) for d in completed.get(call.call_uuid, [])), default=0
             )
+            if call.done.is_set() and call.error is not None and last == 0:
+                return True  # the simulator failed before anything was streamed: said below
             return call.done.is_set() and last >= len(call.stream_ids)
 
         while not all(finished(c) for c in calls) and time.monotonic() < deadline:
@@ -383,9 +421,14 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.25)
         if tty:
             print()
+        for alert in in_order.left():
+            print(alert, flush=True)
         late = [c for c in calls if not finished(c)]
         if late:
             print(f"timed out waiting for {len(late)} call(s); see {log}", file=sys.stderr)
+            for call in late:
+                if problem := ended_early(call, total // len(calls)):
+                    print(f"  {problem}", file=sys.stderr)
             for error in stack.poller.errors[-5:]:
                 print(f"  {error}", file=sys.stderr)
             return 1
@@ -393,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in early:
             print(problem, file=sys.stderr)
         for call in calls:
+            if call.call_uuid not in completed:
+                continue  # nothing reached the pipeline: said above, nothing to write
             write_outputs(
                 stack,
                 args.out,

@@ -155,3 +155,28 @@ def test_a_wav_the_simulator_cannot_play_is_named_before_the_stack_starts(tmp_pa
         err = capsys.readouterr().err
         assert said in err and "mono 16-bit PCM" in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / "out").exists(), "nothing started"
+
+
+def test_a_simulator_error_is_printed_and_the_demo_fails_at_once(tmp_path, capsys, monkeypatch):
+    """It waited for the timeout and then wrote nothing about why (or a KeyError)."""
+    from local.vobiz_sim import VobizSimulator
+
+    def broken(self, spec, call, stream_id):
+        raise RuntimeError("the start message could not be made")
+
+    monkeypatch.setattr(VobizSimulator, "_start_message", broken)
+    assert demo.main(["--speed", "16", "--out", str(tmp_path), "--timeout", "120"]) == 1
+    err = capsys.readouterr().err
+    assert "the simulator reports: RuntimeError: the start message could not be made" in err, err
+    assert "1 call(s) ended early" in err and "timed out" not in err, err
+
+
+def test_an_alert_is_printed_after_the_line_that_raised_it_whatever_order_the_bus_brings():
+    order = demo.InOrder()
+    alert = {"stream_id": "s", "utterance": "inbound#000000002"}
+    assert order.alert(alert, "alert") == []  # published first, held
+    assert order.line({"stream_id": "s", "utterance": "inbound#000000001"}, "one") == ["one"]
+    assert order.line(dict(alert), "two") == ["two", "alert"]
+    assert order.alert({"stream_id": "s", "utterance": "inbound#000000001"}, "late") == ["late"]
+    assert order.alert({"stream_id": "s", "utterance": "never"}, "orphan") == []
+    assert order.left() == ["orphan"] and order.left() == []  # printed at the end, not lost
