@@ -22,33 +22,47 @@ app, lambda_handler = http_function()
 
 def json_response(status: int, body: dict) -> Response[str]:
     """A JSON answer with the console's security headers (it is never cached)."""
-    return _json(status, body, {"Cache-Control": "no-store", **SECURITY_HEADERS})
+    return _json(status, body, {"Cache-Control": "no-store", **security_headers()})
 
 
 STATIC = Path(__file__).parent / "static"
-#: The page runs its own script and style only, talks to its own API and to Cognito, plays
-#: recordings from S3 (pre-signed; the embedded stack's moto on the loopback), and no other
-#: origin may frame it: sign-in, Play and End stream are not to be clicked through a frame.
-CSP = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self' https://*.amazonaws.com",
-        "media-src 'self' https: http://127.0.0.1:* http://localhost:*",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-#: On the page, its assets and every answer of its API.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Frame-Options": "DENY",  # for browsers before frame-ancestors
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+
+
+def csp() -> str:
+    """The page's Content-Security-Policy.
+
+    The page runs its own script and style only, talks to its own API and to Cognito (or the
+    stand-in the settings name), plays recordings from S3 (pre-signed; the embedded stack's
+    moto on the loopback), and no other origin may frame it: sign-in, Play and End stream are
+    not to be clicked through a frame.
+    """
+    cfg = wiring.console_services().config
+    signs_in = views.cognito_url(cfg.console_cognito_url, None) if cfg.console_cognito_url else ""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            " ".join(["connect-src 'self' https://*.amazonaws.com", signs_in.rstrip("/")]).strip(),
+            "media-src 'self' https: http://127.0.0.1:* http://localhost:*",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def security_headers() -> dict[str, str]:
+    """On the page, its assets and every answer of its API."""
+    return {
+        "Content-Security-Policy": csp(),
+        "X-Frame-Options": "DENY",  # for browsers before frame-ancestors
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
 ASSETS = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
@@ -60,7 +74,7 @@ def _static(name: str, content_type: str) -> Response[str]:
         status_code=200,
         content_type=content_type,
         body=(STATIC / name).read_text(),
-        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS},
+        headers={"Cache-Control": "no-cache", **security_headers()},
     )
 
 
@@ -112,5 +126,5 @@ def transcript(call_uuid: str, stream_id: str) -> Response[str]:
         status_code=200,
         content_type="text/plain; charset=utf-8",
         body=text,
-        headers={"Content-Disposition": f'attachment; filename="{name}"', **SECURITY_HEADERS},
+        headers={"Content-Disposition": f'attachment; filename="{name}"', **security_headers()},
     )

@@ -527,3 +527,121 @@ def test_a_long_play_is_answered_at_once_and_clear_cancels_every_piece_the_page_
     assert 0 < plays[0]["sent_ms"] < 30000 and plays[1]["sent_ms"] == plays[2]["sent_ms"] == 0
     assert result == f"cleared after {round(plays[0]['sent_ms'])} ms"
     assert heard * 1000 <= plays[0]["sent_ms"], "the caller heard no more than was sent"
+
+
+class FakeCognito:
+    """Cognito's InitiateAuth as the page calls it (JSON 1.1 over HTTPS in AWS; CORS, since the
+    page is on another origin): a password gives a stale ID token and a refresh token, and the
+    refresh token gives the stack's, until it is revoked."""
+
+    def __init__(self, good_token: str) -> None:
+        import http.server
+        import threading
+
+        self.good, self.revoked, self.flows = good_token, False, []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_OPTIONS(self) -> None:
+                self.answer(204, b"")
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                assert self.headers["X-Amz-Target"].endswith(".InitiateAuth")
+                flow, params = body["AuthFlow"], body["AuthParameters"]
+                fake.flows.append(flow)
+                if flow == "USER_PASSWORD_AUTH" and params == {
+                    "USERNAME": "operator",
+                    "PASSWORD": "right",
+                }:
+                    result = {"IdToken": "stale", "RefreshToken": "r-1", "ExpiresIn": 301}
+                elif flow == "REFRESH_TOKEN_AUTH" and params["REFRESH_TOKEN"] == "r-1":
+                    result = {"IdToken": "stale" if fake.revoked else fake.good, "ExpiresIn": 301}
+                    if fake.revoked:
+                        result = {}
+                else:
+                    result = {}
+                if result:
+                    self.answer(200, json.dumps({"AuthenticationResult": result}).encode())
+                else:
+                    refused = {"__type": "NotAuthorizedException", "message": "Incorrect password."}
+                    self.answer(400, json.dumps(refused).encode())
+
+            def answer(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Headers", "content-type, x-amz-target")
+                self.send_header("Access-Control-Allow-Methods", "POST")
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_a_cognito_session_renews_its_id_token_before_it_expires_and_after_it_is_refused(
+    monkeypatch,
+):
+    """The ID token lives 60 min and was never renewed: an open page went to sign-in mid-shift
+    (and a refused sign-in said nothing)."""
+    import os
+
+    from selenium.webdriver.common.by import By
+
+    from local.console_session import chromium, wait
+    from local.stack import Stack
+
+    with Stack() as stack:
+        cognito = FakeCognito(stack.token)
+        os.environ.update(
+            CALLSTREAM_CONSOLE_AUTH="cognito",
+            CALLSTREAM_CONSOLE_CLIENT_ID="client-1",
+            CALLSTREAM_CONSOLE_COGNITO_URL=cognito.url,
+        )
+        wiring.reset()
+        browser = chromium()
+        try:
+            browser.get(stack.gateway.url + "/console")
+            wait("sign-in", lambda: browser.find_element(By.ID, "username").is_displayed())
+
+            def sign_in(password: str) -> None:
+                for field, value in (("username", "operator"), ("password", password)):
+                    browser.find_element(By.ID, field).clear()
+                    browser.find_element(By.ID, field).send_keys(value)
+                browser.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+
+            def error() -> str:
+                return str(browser.find_element(By.ID, "signin-error").text)
+
+            sign_in("wrong")
+            assert wait("a refusal", error) == "Sign-in failed: Incorrect password."
+            sign_in("right")  # a stale ID token: refused by the API, renewed, the list read
+            wait("the calls list", lambda: browser.find_element(By.ID, "calls").is_displayed())
+            assert browser.execute_script("return window.__callstream.refreshed") == 1
+            # before it expires (5 min early: here at the 10 s floor), without a refusal
+            wait(
+                "a renewal on time",
+                lambda: browser.execute_script("return window.__callstream.refreshed") == 2,
+                timeout=30,
+            )
+            assert (
+                cognito.flows
+                == ["USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"] + ["REFRESH_TOKEN_AUTH"] * 2
+            )
+            assert browser.find_element(By.ID, "calls").is_displayed()
+            cognito.revoked = True  # the session is over: the next refusal asks to sign in
+            browser.execute_script("sessionStorage.setItem('callstream.token', 'x')")
+            browser.execute_script("location.reload()")
+            said = wait("sign-in again", error, timeout=30)
+            assert said == "the API refused the token: sign in again"
+            assert browser.find_element(By.ID, "username").is_displayed()
+        finally:
+            browser.quit()

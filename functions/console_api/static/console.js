@@ -10,9 +10,13 @@ const POLL_CALLS_MS = 1000;
 const POLL_EVENTS_MS = 300;
 const ROLES = { inbound: "caller", outbound: "agent" };
 
+const REFRESH_BEFORE_MS = 5 * 60 * 1000; // a Cognito ID token is renewed 5 min before it expires
+
 const state = {
   config: null,
   token: sessionStorage.getItem("callstream.token") || "",
+  refreshToken: sessionStorage.getItem("callstream.refresh") || "",
+  refreshTimer: null,
   view: null, // "calls" | "call"
   timer: null,
   call: null, // the open call's state
@@ -31,10 +35,14 @@ function show(id) {
 
 class SignInNeeded extends Error {}
 
-async function api(path, options = {}) {
+async function api(path, options = {}, renewed = false) {
   const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.token}` };
   const response = await fetch(path, { ...options, headers });
-  if (response.status === 401 || response.status === 403) throw new SignInNeeded();
+  if (response.status === 401 || response.status === 403) {
+    // An ID token past its hour (a laptop asleep through the timer): renewed once, then asked
+    if (!renewed && state.refreshToken && (await refresh())) return api(path, options, true);
+    throw new SignInNeeded("the API refused the token: sign in again");
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.message || `${response.status}`);
   return body;
@@ -42,27 +50,58 @@ async function api(path, options = {}) {
 
 // -- sign-in ----------------------------------------------------------------------------------
 
+/** Cognito's InitiateAuth (its JSON 1.1 API, as the AWS SDKs call it): the tokens, or why not. */
+async function initiateAuth(flow, parameters) {
+  const response = await fetch(state.config.cognito_url, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/x-amz-json-1.1",
+      "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+    },
+    body: JSON.stringify({ AuthFlow: flow, ClientId: state.config.client_id, AuthParameters: parameters }),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (answer.AuthenticationResult) return answer.AuthenticationResult;
+  const why = answer.message || answer.ChallengeName || answer.__type || `HTTP ${response.status}`;
+  throw new Error(String(why));
+}
+
+/** Keep the session: a new ID token is asked for before this one expires. */
+function keep(result) {
+  setToken(result.IdToken);
+  if (result.RefreshToken) {
+    state.refreshToken = result.RefreshToken;
+    sessionStorage.setItem("callstream.refresh", result.RefreshToken);
+  }
+  clearTimeout(state.refreshTimer);
+  const inMs = Math.max(10_000, Number(result.ExpiresIn || 3600) * 1000 - REFRESH_BEFORE_MS);
+  state.refreshTimer = setTimeout(() => refresh().catch(console.warn), inMs);
+}
+
+/** A new ID token from the refresh token (false: the session is over, sign in again). */
+async function refresh() {
+  try {
+    keep(await initiateAuth("REFRESH_TOKEN_AUTH", { REFRESH_TOKEN: state.refreshToken }));
+    window.__callstream.refreshed = (window.__callstream.refreshed || 0) + 1;
+    return true;
+  } catch (error) {
+    state.refreshToken = "";
+    sessionStorage.removeItem("callstream.refresh");
+    return false;
+  }
+}
+
 async function signIn(event) {
   event.preventDefault();
   $("signin-error").textContent = "";
   try {
     if (state.config.auth === "cognito") {
-      const answer = await fetch(`https://cognito-idp.${state.config.region}.amazonaws.com/`, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/x-amz-json-1.1",
-          "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
-        },
-        body: JSON.stringify({
-          AuthFlow: "USER_PASSWORD_AUTH",
-          ClientId: state.config.client_id,
-          AuthParameters: { USERNAME: $("username").value, PASSWORD: $("password").value },
-        }),
-      }).then((r) => r.json());
-      if (!answer.AuthenticationResult) throw new Error(answer.message || answer.ChallengeName);
-      setToken(answer.AuthenticationResult.IdToken);
+      const username = $("username").value;
+      keep(await initiateAuth("USER_PASSWORD_AUTH", { USERNAME: username, PASSWORD: $("password").value }));
     } else {
-      setToken($("token").value.trim());
+      const token = $("token").value.trim();
+      if (!token) throw new Error("paste the token make up printed");
+      setToken(token);
     }
     route();
   } catch (error) {
@@ -75,8 +114,9 @@ function setToken(token) {
   sessionStorage.setItem("callstream.token", token);
 }
 
-function askToSignIn() {
+function askToSignIn(why = "") {
   stopPolling();
+  $("signin-error").textContent = why;
   show("signin");
   $("signin-cognito").hidden = state.config.auth !== "cognito";
   $("signin-bearer").hidden = state.config.auth === "cognito";
@@ -102,7 +142,7 @@ function every(ms, work) {
     try {
       await work();
     } catch (error) {
-      if (error instanceof SignInNeeded) return askToSignIn();
+      if (error instanceof SignInNeeded) return askToSignIn(error.message);
       console.warn(error);
     }
     state.timer = setTimeout(tick, ms);
@@ -500,7 +540,7 @@ function talk(button, work) {
     try {
       $("talk-result").textContent = await work();
     } catch (error) {
-      if (error instanceof SignInNeeded) return askToSignIn();
+      if (error instanceof SignInNeeded) return askToSignIn(error.message);
       $("talk-result").textContent = `${button} refused: ${error.message}`;
     }
   });

@@ -219,6 +219,12 @@ class ConsoleSettings(_Base):
         "or bearer (the embedded stack's token).",
     )
     console_client_id: str = Field("", description="The Cognito user pool client of the page.")
+    console_cognito_url: str = Field(
+        "",
+        pattern=r"^(https?://[A-Za-z0-9.:\-\[\]]+/?)?$",
+        description="Where the page signs in and refreshes its token (empty: Cognito's own "
+        "https://cognito-idp.<region>.amazonaws.com/; a stand-in's origin in tests).",
+    )
 
 
 class SweeperSettings(_Base):

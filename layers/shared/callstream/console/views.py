@@ -51,11 +51,20 @@ class ConsoleServices:
 def page_config(svc: ConsoleServices) -> dict[str, Any]:
     """What the page needs before anyone signs in: how to sign in."""
     cfg = svc.config
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     return {
         "auth": cfg.console_auth,
         "client_id": cfg.console_client_id or None,
-        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        "region": region,
+        "cognito_url": cognito_url(cfg.console_cognito_url, region),
     }
+
+
+def cognito_url(configured: str, region: str | None) -> str:
+    """Where the page's InitiateAuth calls go (sign-in, and the refresh of its ID token)."""
+    if configured:
+        return configured.rstrip("/") + "/"
+    return f"https://cognito-idp.{region or 'us-east-1'}.amazonaws.com/"
 
 
 def calls(
