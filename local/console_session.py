@@ -7,7 +7,6 @@ API, and drives the page as a supervisor would. Every step waits on what the pag
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import statistics
@@ -116,6 +115,7 @@ class Observed:
     played_bytes: int = 0
     played_said: str = ""
     recording_duration_s: float = 0.0
+    seeked: tuple[float, float] = (0.0, -1.0)  # (a clicked line's start, the player's time)
     summary: dict[str, Any] = field(default_factory=dict)
     freshness_ms: list[float] = field(default_factory=list)
     screenshot: Path | None = None
@@ -229,10 +229,25 @@ def watch_a_call(
             seen.recording_duration_s = float(
                 browser.execute_script("return document.getElementById('player').duration")
             )
+            line = lines()[-1]  # a click on a line plays the recording from there
+            line.click()
+            seen.seeked = (
+                float(line.get_attribute("data-start-ms")) / 1000,
+                float(
+                    browser.execute_script("return document.getElementById('player').currentTime")
+                ),
+            )
             summary = wait(
                 "the summary", lambda: browser.find_element(By.ID, "summary").text, timeout=120
             )
-            seen.summary = json.loads(summary)
+            assert summary
+            seen.summary = browser.execute_script(  # as read: each term and what it says
+                "const dl = document.getElementById('summary');"
+                "const out = {call_uuid: dl.dataset.call};"
+                "dl.querySelectorAll('dt').forEach(dt => out[dt.textContent] ="
+                " dt.nextElementSibling.textContent);"
+                "return out;"
+            )
             seen.sentiments = [
                 e.get_attribute("data-sentiment")
                 for e in browser.find_elements(By.CSS_SELECTOR, "#timeline li[data-sentiment]")

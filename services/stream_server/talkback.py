@@ -7,10 +7,11 @@
   queued at Vobiz ahead of real time (so a ``clear`` has little to throw away and barge-in is
   quick).
 * :meth:`Talkback.start_play` is the control endpoint's play: it answers at once with an id, and
-  the play runs behind the others; :meth:`Talkback.play_state` follows it (``queued``,
-  ``playing``, then ``played`` when Vobiz confirms, by a checkpoint after its last frame, that
-  the caller heard it all, ``cleared`` when a clear cut it, ``sent`` when Vobiz never
-  confirmed, ``ended`` when the stream ended first). An API request never waits on the audio.
+  the play runs behind the others; :meth:`Talkback.play_state` follows it: ``queued``,
+  ``playing`` (until Vobiz has played its end), then ``played`` when Vobiz confirms, by a
+  checkpoint after its last frame, that the caller heard it all, ``cleared`` when a clear cut
+  it, ``sent`` when Vobiz never confirmed, ``ended`` when the stream ended first. An API
+  request never waits on the audio.
 * :meth:`Talkback.checkpoint` sends a ``checkpoint`` and resolves when Vobiz answers
   ``playedStream`` with the same name (``played``), when a clear discards it (``cleared``), or
   after a timeout (``timeout``).
@@ -199,18 +200,21 @@ class Talkback:
         if heard is None:  # a clear cut it (or the stream ended) before its last frame
             play.state = "ended" if self._closed else "cleared"
             return
-        play.state = "sent"
+        # still "playing": its tail is in Vobiz's queue until Vobiz says it was heard
         try:
             async with asyncio.timeout(self.queued_ms / 1000 + PLAYED_GRACE_S):
                 result = await heard
         except TimeoutError:
-            return  # sent, and Vobiz never said it was heard: "sent" is all we know
+            play.state = "sent"  # all sent, and Vobiz never said it was heard: all we know
+            return
         finally:
             self._checkpoints.pop(name, None)
         if result == "played":
             play.state = "played"
         elif result == "cleared":  # a clear after the last frame: Vobiz dropped its tail
             play.state = "ended" if self._closed else "cleared"
+        else:
+            play.state = "sent"
 
     def _encode(self, pcm: bytes, sample_rate: int) -> bytes:
         self._require_bidirectional()

@@ -235,7 +235,11 @@ def test_a_live_call_in_the_console(tmp_path):
     assert seen.played_bytes > 0, "the WAV picked in the page reached the simulated caller"
     assert seen.played_said == "played 6000 ms", "6 s, answered at once and followed to played"
     assert seen.recording_duration_s > 30, "the recording plays in the page (a 40 s call)"
+    start, position = seen.seeked
+    assert start > 5 and abs(position - start) < 1.0, "a clicked line plays from its moment"
     assert seen.summary["call_uuid"] == seen.call_uuid
+    assert seen.summary["Duration"].startswith("00:4") and "caller" in seen.summary["Talk time"]
+    assert "negative" in seen.summary["Caller's lines"], "a readable summary, not its JSON"
     assert seen.freshness_ms, "events arrived while the page was open"
     assert seen.screenshot is not None and seen.screenshot.stat().st_size > 10_000
 
@@ -643,5 +647,125 @@ def test_a_cognito_session_renews_its_id_token_before_it_expires_and_after_it_is
             said = wait("sign-in again", error, timeout=30)
             assert said == "the API refused the token: sign in again"
             assert browser.find_element(By.ID, "username").is_displayed()
+        finally:
+            browser.quit()
+
+
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_an_operators_call_page_and_list(tmp_path):
+    """What an operator met at once: lines out of order (00:19 before 00:18), "cleared audio"
+    twice, talk-back enabled on a listen-only or ended call, no caller number or start time,
+    the list rebuilt every second (a selection wiped), an unknown call waiting forever."""
+    from selenium.webdriver.common.by import By
+
+    from callstream.adapters.dynamodb import DynamoConsoleStore
+    from callstream.console import feed
+    from local.console_session import chromium, wait
+    from local.stack import Stack
+
+    call = f"c-{uuid.uuid4().hex[:8]}"
+    base = {"call_uuid": call, "stream_id": STREAM}
+
+    def said(utterance: str, start_ms: int, text: str) -> dict:
+        return base | {
+            "utterance": utterance,
+            "track": "inbound",
+            "role": "caller",
+            "start_ms": start_ms,
+            "end_ms": start_ms + 900,
+            "text": text,
+            "kind": "final",
+        }
+
+    def scored(utterance: str, label: str, score: float) -> dict:
+        scores = {"Positive": max(score, 0), "Negative": max(-score, 0), "Neutral": 0, "Mixed": 0}
+        return (
+            base
+            | {"utterance": utterance, "role": "caller", "track": "inbound"}
+            | {
+                "sentiment": label,
+                "scores": scores,
+            }
+        )
+
+    with Stack() as stack:
+        store = DynamoConsoleStore(stack.aws.client("dynamodb"), stack.aws.names["ConsoleTable"])
+        services = feed.FeedServices(store=store)
+
+        def bus(kind: str, detail: dict) -> None:
+            feed.record(services, {"id": str(uuid.uuid4()), "detail-type": kind, "detail": detail})
+
+        answered = {"call_uuid": call, "from": "+15550001111", "to": "+15550002222"}
+        bus("Call Answered", answered | {"direction": "inbound", "bidirectional": False})
+        bus(
+            "Stream Requested",
+            base
+            | {"content_type": "audio/x-mulaw;rate=8000"}
+            | {
+                "audio_track": "inbound",
+                "agent": "none",
+                "bidirectional": False,
+            },
+        )
+        bus("Session Event", base | {"seq": 0, "name": "start", "at_ms": 0, "data": {}})
+        # the bus brings the later line first
+        bus("Utterance Transcribed", said("inbound#000000001", 19_000, "it is still down"))
+        bus("Utterance Transcribed", said("inbound#000000000", 18_000, "my internet is down"))
+        bus("Sentiment Scored", scored("inbound#000000000", "NEGATIVE", -0.8))
+        bus("Sentiment Scored", scored("inbound#000000001", "POSITIVE", 0.6))
+        browser = chromium()
+        try:
+            open_call_page(browser, stack, call)
+
+            def texts(selector: str) -> list[str]:
+                return [e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)]
+
+            wait("both lines scored", lambda: len(texts("#timeline li .label")) == 2)
+            assert texts("#timeline li.utterance .at") == ["00:18", "00:19"]
+            assert texts("#timeline li.utterance .label") == ["negative", "positive"]
+            overall = browser.find_element(By.ID, "overall")
+            assert overall.get_attribute("data-trend") == "improving", overall.text
+            meta = browser.find_element(By.ID, "call-meta").text
+            assert "from +15550001111 to +15550002222" in meta and "started " in meta, meta
+            assert texts("#chart text.y-axis")[0] == "+1 pos" and texts("#chart text.x-axis")
+            play = browser.find_element(By.ID, "play")
+            assert not play.is_enabled() and "listen-only" in play.get_attribute("title")
+
+            cleared = base | {"seq": 1, "name": "cleared_audio", "at_ms": 20_000, "data": {}}
+            bus("Session Event", cleared)
+            bus("Cleared Audio", base | {"event": "ClearedAudio"})  # Vobiz's callback of it
+            bus("Session Event", base | {"seq": 2, "name": "close", "at_ms": 21_000, "data": {}})
+            wait("the end", lambda: browser.find_element(By.ID, "call-state").text == "ended")
+            wait("the clear", lambda: "cleared (barge-in)" in texts("#timeline li .text"))
+            assert texts("#timeline li .text").count("cleared (barge-in)") == 1, "shown once"
+            ats = [
+                int(e.get_attribute("data-at"))
+                for e in browser.find_elements(By.CSS_SELECTOR, "#timeline li")
+            ]
+            assert ats == sorted(ats), "in call time order"
+            assert "ended" in browser.find_element(By.ID, "end").get_attribute("title")
+
+            # the list keeps its rows (a selection stays) and shows who called and when
+            browser.execute_script("location.hash = '#/calls'")
+            row = f'tr[data-call="{call}"]'
+            wait("the list", lambda: browser.find_elements(By.CSS_SELECTOR, row))
+            browser.execute_script(f"document.querySelector('{row}').dataset.mark = 'kept'")
+            cells = texts(f"{row} td")
+            assert cells[2:4] == ["+15550001111", "+15550002222"] and cells[0], cells
+            mark = browser.execute_script(
+                "return new Promise(r => setTimeout(() => r("
+                f"document.querySelector('{row}').dataset.mark), 2500))"
+            )
+            assert mark == "kept", "the row was rebuilt by a poll"
+
+            browser.execute_script("location.hash = '#/call/c-no-such-call'")
+            missing = wait(
+                "call not found", lambda: browser.find_element(By.ID, "call-missing").text
+            )
+            assert missing.startswith("No call c-no-such-call in the console (yet)"), missing
+            assert (
+                texts("#timeline li") == [] and not browser.find_element(By.ID, "play").is_enabled()
+            )
+            assert browser.find_element(By.ID, "talk-stream").text == ""
         finally:
             browser.quit()

@@ -295,8 +295,11 @@ def test_the_hangup_webhook_ends_every_live_stream_of_the_call_once(api):
     replay = invoke("stream_callback", again)
     assert replay[0] == 403  # the signature covers the nonce: a new nonce needs a new signature
     assert invoke("stream_callback", load("callbacks/hangup_form.json"))[0] == 403  # replayed
-    kinds = [e["detail-type"] for e in api.events()]
+    events = api.events()
+    kinds = [e["detail-type"] for e in events]
     assert kinds.count("Call Ended") == 1
+    (ended,) = [e["detail"] for e in events if e["detail-type"] == "Call Ended"]
+    assert (ended["from"], ended["to"]) == ("15550001111", "15550002222")  # for the console
     # the stream server's own end arriving later does not undo the hangup
     api.registry.mark_ended(STREAM, CALL, state="stopped", end_reason="close", at="x")
     after = api.registry.get(STREAM)
@@ -400,6 +403,33 @@ def test_answer_returns_stream_xml_with_a_signed_token(api):
     assert claims.content_type == "audio/x-mulaw;rate=8000"
     # Vobiz's reading of it (the simulator's own XML rules): the call stays up
     assert read_answer(xml).hangup_cause is None
+    (answered,) = [e["detail"] for e in api.events() if e["detail-type"] == "Call Answered"]
+    assert answered == {
+        "call_uuid": CALL,
+        "from": "15550001111",
+        "to": "15550002222",
+        "direction": "inbound",
+        "agent": "prompt",
+        "bidirectional": True,
+        "published_at": answered["published_at"],
+    }
+
+
+def test_an_answer_names_no_number_it_cannot_show_and_never_fails_for_the_bus(api, monkeypatch):
+    from callstream.adapters.eventbridge import EventBridgeBus
+    from callstream.control import callbacks
+
+    assert callbacks.number("+15550001111") == "+15550001111"
+    assert callbacks.number("sip:alice@example.com") == "sip:alice@example.com"
+    for hostile in ("<script>", "1" * 65, "", None, "a b"):
+        assert callbacks.number(hostile) is None
+
+    def down(self, detail_type, detail):
+        raise RuntimeError("EventBridge is down")
+
+    monkeypatch.setattr(EventBridgeBus, "publish", down)
+    status, xml = invoke("answer_call", load("callbacks/answer_post.json"))
+    assert status == 200 and ElementTree.fromstring(xml).find("Stream") is not None
 
 
 def test_the_answer_url_without_configuration_keeps_the_call_up(api):

@@ -58,7 +58,7 @@ def test_a_16_s_play_is_answered_at_once_and_followed_to_played(tmp_path):
             return states[-1] == "played"
 
         wait(heard, seconds=60)
-        assert set(states) <= {"playing", "sent", "played"} and "playing" in states
+        assert set(states) == {"playing", "played"}  # playing until Vobiz says it was heard
         assert len(call.played) == 16 * 8000 * 2, "all 16 s reached the caller, once"
         status, missing = api(stack, "GET", f"/v1/streams/{stream_id}/plays/p2")
         assert (status, missing["error"]) == (404, "not_found"), missing

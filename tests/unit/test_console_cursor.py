@@ -10,6 +10,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
+import pytest
+
 from callstream.console import feed, views
 
 CALL = "c-burst"
@@ -39,6 +41,9 @@ class MemoryStore:
         self, limit: int, before: str | None, state: str | None, query: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         return [], None
+
+    def card(self, call_uuid: str) -> dict[str, Any] | None:
+        return {"first_seen": "2026-12-07T12:00:00Z"} if self.keys[call_uuid] else None
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         keys = self.keys[call_uuid]
@@ -120,3 +125,16 @@ def test_a_number_never_written_holds_the_cursor_for_at_most_the_gap_wait() -> N
     assert views.events(read, CALL, "", now=1001.0)["cursor"] == feed.cursor(1)
     later = views.events(read, CALL, feed.cursor(1), now=1000.0 + views.GAP_S)
     assert later["cursor"] == feed.cursor(3)
+
+
+def test_an_unknown_call_is_not_found_and_a_known_ones_first_read_carries_its_card() -> None:
+    from callstream.exceptions import NotFoundError
+
+    store = MemoryStore()
+    svc = services(store)
+    with pytest.raises(NotFoundError, match="no call c-unknown"):
+        views.events(svc, "c-unknown", "")
+    feed.record(feed.FeedServices(store=store), event(0))  # type: ignore[arg-type]
+    first = views.events(svc, CALL, "")
+    assert first["card"] == {"first_seen": "2026-12-07T12:00:00Z"}
+    assert "card" not in views.events(svc, CALL, first["cursor"])  # later polls: no extra read

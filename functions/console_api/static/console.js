@@ -44,6 +44,7 @@ async function api(path, options = {}, renewed = false) {
     throw new SignInNeeded("the API refused the token: sign in again");
   }
   const body = await response.json().catch(() => ({}));
+  if (response.status === 404) throw new NotFound(body.message || "not found");
   if (!response.ok) throw new Error(body.message || `${response.status}`);
   return body;
 }
@@ -170,33 +171,50 @@ async function refreshCalls() {
   state.next = next;
   $("older").disabled = !next;
   $("newer").disabled = pages.length === 0;
+  // Rows are kept and their cells changed in place: a poll never wipes a selection, and the
+  // rows move only when the order changed (a new call on top)
   const body = $("call-table").tBodies[0];
-  body.replaceChildren(
-    ...calls.map((call) => {
-      const row = document.createElement("tr");
+  const kept = new Map([...body.rows].map((row) => [row.dataset.call, row]));
+  const rows = calls.map((call) => {
+    let row = kept.get(call.call_uuid);
+    if (!row) {
+      row = document.createElement("tr");
       row.dataset.call = call.call_uuid;
-      const cells = [
-        call.call_uuid,
-        call.stream_id || "",
-        call.state || "",
-        call.codec ? `${call.codec} ${call.sample_rate || ""}` : "",
-        call.tracks || "",
-        call.agent || "",
-        duration(call),
-        call.caller_sentiment || "",
-      ];
-      row.replaceChildren(...cells.map((text) => cell(text)));
-      row.addEventListener("click", () => (location.hash = `#/call/${call.call_uuid}`));
-      return row;
-    })
-  );
+      row.addEventListener("click", () => {
+        if (!String(window.getSelection())) location.hash = `#/call/${row.dataset.call}`;
+      });
+    }
+    const cells = [
+      startedAt(call.first_seen),
+      call.call_uuid,
+      call.from_number || "",
+      call.to_number || "",
+      call.state || "",
+      call.codec ? `${call.codec} ${call.sample_rate || ""}` : "",
+      call.agent || "",
+      duration(call),
+      call.caller_sentiment || "",
+    ];
+    while (row.cells.length < cells.length) row.insertCell();
+    cells.forEach((text, i) => {
+      if (row.cells[i].textContent !== text) row.cells[i].textContent = text;
+    });
+    row.dataset.state = call.state || "";
+    return row;
+  });
+  const moved = rows.length !== body.rows.length || rows.some((row, i) => body.rows[i] !== row);
+  if (moved) body.replaceChildren(...rows);
   $("no-calls").hidden = calls.length > 0;
 }
 
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
+/** When a call began, in the operator's own time zone (with the day when it is not today). */
+function startedAt(iso) {
+  const at = new Date(iso);
+  if (!Number.isFinite(at.getTime())) return "";
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return at.toDateString() === new Date().toDateString()
+    ? time
+    : `${at.toLocaleDateString([], { month: "short", day: "numeric" })} ${time}`;
 }
 
 function duration(call) {
@@ -227,29 +245,53 @@ function openCall(callUuid) {
     recordingFor: null,
     checkpoints: 0,
     loaded: false, // the first read brings the call's past: not counted as fresh
+    card: {},
+    state: "",
   };
   $("call-id").textContent = callUuid;
   $("call-state").textContent = "";
+  $("call-meta").textContent = "";
+  $("call-missing").hidden = true;
+  $("talk-stream").textContent = "";
+  $("overall").textContent = "";
+  $("timeline").classList.remove("seekable");
+  delete $("player").dataset.stream;
   $("timeline").replaceChildren();
   $("alerts").replaceChildren();
   $("after").hidden = true;
-  $("summary").textContent = "";
+  $("summary").replaceChildren();
+  delete $("summary").dataset.call;
   $("player").removeAttribute("src");
   $("talk-result").textContent = "";
   drawChart();
+  controls(state.call);
   show("call");
   every(POLL_EVENTS_MS, refreshTimeline);
 }
+
+class NotFound extends Error {}
 
 async function refreshTimeline() {
   const call = state.call;
   for (let page = 0; page < 20; page += 1) {
     // a burst is read on at once, a few pages a tick, so the page stays responsive
     const before = call.cursor;
-    const answer = await api(
-      `/console/api/calls/${encodeURIComponent(call.id)}/events?after=${encodeURIComponent(before)}`
-    );
+    let answer;
+    try {
+      answer = await api(
+        `/console/api/calls/${encodeURIComponent(call.id)}/events?after=${encodeURIComponent(before)}`
+      );
+    } catch (error) {
+      if (!(error instanceof NotFound)) throw error;
+      // its first event may be on its way: said, and asked again a moment later
+      $("call-missing").textContent = `No call ${call.id} in the console (yet): ${error.message}.`;
+      $("call-missing").hidden = false;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      return;
+    }
     if (state.call !== call) return;
+    $("call-missing").hidden = true;
+    if (answer.card) Object.assign(call.card, answer.card);
     for (const event of answer.events) {
       const key = dedupKey(event);
       if (call.seen.has(key)) continue;
@@ -264,6 +306,21 @@ async function refreshTimeline() {
     if (!answer.more || answer.cursor === before) break;
   }
   call.loaded = true;
+  meta(call);
+}
+
+/** When the call began, who calls whom, and how long it has lasted (live: ticking). */
+function meta(call) {
+  const c = call.card;
+  const parts = [];
+  if (c.first_seen) parts.push(`started ${startedAt(c.first_seen)}`);
+  if (c.from_number || c.to_number) parts.push(`from ${c.from_number || "?"} to ${c.to_number || "?"}`);
+  if (c.first_seen) {
+    const ended = call.state === "ended";
+    const ms = ended && c.duration_s ? c.duration_s * 1000 : (ended ? Date.parse(c.updated_at) : Date.now()) - Date.parse(c.first_seen);
+    if (Number.isFinite(ms)) parts.push(`${clock(Math.max(0, ms))}${ended ? "" : " so far"}`);
+  }
+  $("call-meta").textContent = parts.join(" · ");
 }
 
 function dedupKey(event) {
@@ -290,8 +347,20 @@ function item(classes, at, who, text) {
   words.className = "text";
   words.textContent = text;
   li.replaceChildren(time, name, words);
-  $("timeline").append(li);
+  place(li, at);
   return li;
+}
+
+/** In call time order: an item with no time of its own goes after everything shown so far. */
+function place(li, at) {
+  const timeline = $("timeline");
+  const last = timeline.lastElementChild;
+  const ms = at === null || at === undefined ? Math.max(Number(last?.dataset.at) || 0, 0) : Number(at) || 0;
+  li.dataset.at = ms;
+  let next = null;
+  for (let other = last; other && Number(other.dataset.at) > ms; other = other.previousElementSibling)
+    next = other;
+  timeline.insertBefore(li, next);
 }
 
 function render(call, event) {
@@ -310,11 +379,15 @@ function render(call, event) {
       if (li) {
         li.classList.add(`sentiment-${d.sentiment}`);
         li.dataset.sentiment = d.sentiment;
+        const label = li.querySelector(".label") || li.appendChild(document.createElement("span"));
+        label.className = "label";
+        label.textContent = d.sentiment.toLowerCase();
       }
       const scores = d.scores || {};
       const at = li ? Number(li.dataset.startMs) : lastAt(call);
       call.points.push({ role, at, score: (scores.Positive || 0) - (scores.Negative || 0) });
       drawChart();
+      overall(call);
       break;
     }
     case "Sentiment Alert": {
@@ -329,6 +402,11 @@ function render(call, event) {
     case "Session Event":
       sessionEvent(call, d);
       break;
+    case "Call Answered":
+      Object.assign(call.card, { from_number: d.from, to_number: d.to });
+      if (call.bidirectional === null) call.bidirectional = d.bidirectional;
+      item("event", null, "call", `answered: from ${d.from || "?"} to ${d.to || "?"}`);
+      break;
     case "Stream Requested":
       call.bidirectional = d.bidirectional;
       item("event", null, "stream", `requested: ${d.content_type}, ${d.audio_track}, agent ${d.agent}`);
@@ -340,10 +418,13 @@ function render(call, event) {
       break;
     case "Call Ended":
       setState("ended");
+      Object.assign(call.card, { from_number: d.from || call.card.from_number, to_number: d.to || call.card.to_number });
+      if (d.duration_s) call.card.duration_s = d.duration_s;
       item("event", null, "call", `hung up (${d.hangup_cause || "no cause given"})`);
       break;
     case "Played Stream":
     case "Cleared Audio":
+      break; // the stream's own session events say it, at their place in the call
     case "Stream Started":
     case "Stream Stopped":
     case "Stream Failed":
@@ -353,6 +434,25 @@ function render(call, event) {
       break;
   }
   $("talk-stream").textContent = call.stream ? `stream ${call.stream}` : "";
+  if (call.bidirectional === null && call.card.bidirectional !== undefined)
+    call.bidirectional = call.card.bidirectional;
+  controls(call);
+}
+
+/** Talk-back works on a live, bidirectional stream only: otherwise its buttons say so. */
+function controls(call) {
+  const why = !call.stream
+    ? "no stream yet"
+    : call.state !== "live"
+      ? `the stream is ${call.state || "not live yet"}`
+      : call.bidirectional !== true
+        ? "listen-only stream: Vobiz takes no audio on it"
+        : "";
+  for (const id of ["play", "checkpoint", "clear", "end", "wav"]) {
+    $(id).disabled = Boolean(why);
+    $(id).title = why;
+  }
+  $("talkback").dataset.why = why;
 }
 
 // A transcript line grows with its partials and settles at its provisional final, then its
@@ -385,6 +485,7 @@ function transcriptLine(call, d, kind) {
   li.dataset.kind = kind;
   li.dataset.startMs = d.start_ms;
   li.querySelector(".at").textContent = clock(Number(d.start_ms) || 0);
+  if (Number(li.dataset.at) !== (Number(d.start_ms) || 0)) place(li, d.start_ms);
   li.querySelector(".text").textContent = d.text || "…";
   if (byResult) call.live.set(byResult, line);
   if (byUtterance) {
@@ -435,24 +536,52 @@ function sessionEvent(call, d) {
 }
 
 function setState(text) {
+  if (state.call) state.call.state = text;
   $("call-state").textContent = text;
   $("call-state").className = `badge ${text}`;
+  if (state.call) controls(state.call);
 }
 
 function lastAt(call) {
   const lines = [...call.lines.values()];
-  return lines.length ? Number(lines[lines.length - 1].dataset.startMs) : 0;
+  return lines.length ? Number(lines[lines.length - 1].li?.dataset.startMs) || 0 : 0;
 }
 
 // -- the sentiment chart (inline SVG) ----------------------------------------------------------
+
+/** The caller's sentiment over the whole call, and where it is heading (its last lines
+ * against its first: LCA's "overall sentiment" and "trend"). */
+function overall(call) {
+  const caller = call.points.filter((p) => p.role === "caller").sort((a, b) => a.at - b.at);
+  if (!caller.length) return;
+  const mean = (ps) => ps.reduce((t, p) => t + p.score, 0) / ps.length;
+  const whole = mean(caller);
+  const label = whole > 0.2 ? "positive" : whole < -0.2 ? "negative" : "neutral";
+  const n = Math.max(1, Math.floor(caller.length / 3));
+  const change = caller.length > 1 ? mean(caller.slice(-n)) - mean(caller.slice(0, n)) : 0;
+  const trend = change > 0.2 ? "improving" : change < -0.2 ? "worsening" : "steady";
+  $("overall").textContent = `caller overall: ${label}, ${trend}`;
+  $("overall").dataset.overall = label;
+  $("overall").dataset.trend = trend;
+}
 
 function drawChart() {
   const svg = $("chart");
   const points = state.call ? state.call.points : [];
   const end = Math.max(1000, ...points.map((p) => p.at || 0));
-  const x = (at) => 10 + (580 * (at || 0)) / end;
-  const y = (score) => 80 - 70 * Math.max(-1, Math.min(1, score));
-  const parts = ['<line x1="10" y1="80" x2="590" y2="80" stroke="#d5d8dc"/>'];
+  const x = (at) => 40 + (545 * (at || 0)) / end;
+  const y = (score) => 75 - 60 * Math.max(-1, Math.min(1, score));
+  // axes: sentiment (positive over negative) up the left, time in the call along the bottom
+  const parts = [
+    '<line x1="40" y1="15" x2="40" y2="135" stroke="#aeb6bf"/>',
+    '<line x1="40" y1="75" x2="585" y2="75" stroke="#d5d8dc"/>',
+    '<line x1="40" y1="135" x2="585" y2="135" stroke="#aeb6bf"/>',
+    '<text class="y-axis" x="4" y="19">+1 pos</text>',
+    '<text class="y-axis" x="4" y="79">0</text>',
+    '<text class="y-axis" x="4" y="135">−1 neg</text>',
+  ];
+  for (const f of [0, 0.25, 0.5, 0.75, 1])
+    parts.push(`<text class="x-axis" x="${(x(end * f) - (f === 1 ? 28 : f ? 14 : 0)).toFixed(1)}" y="152">${clock(end * f)}</text>`);
   for (const role of ["caller", "agent"]) {
     const mine = points.filter((p) => p.role === role).sort((a, b) => a.at - b.at);
     if (!mine.length) continue;
@@ -479,7 +608,43 @@ async function loadAfter(call, streamId) {
     $("player").src = found.url;
     $("player").dataset.stream = streamId;
   }
-  if (found.summary) $("summary").textContent = JSON.stringify(found.summary, null, 2);
+  if (found.summary) summary(found.summary);
+  $("timeline").classList.add("seekable");
+}
+
+/** The summary, as an operator reads it (not its JSON, nor its S3 keys). */
+function summary(s) {
+  const talk = s.talk_time_s || {};
+  const lines = s.utterances || [];
+  const by = (label) => lines.filter((u) => u.role === "caller" && u.sentiment === label).length;
+  const rows = [
+    ["Duration", clock((s.duration_s || 0) * 1000)],
+    ["Talk time", `caller ${Math.round(talk.inbound || 0)} s, agent ${Math.round(talk.outbound || 0)} s`],
+    ["Lines", `${lines.length}`],
+    ["Caller's lines", `${by("POSITIVE")} positive, ${by("NEUTRAL")} neutral, ${by("NEGATIVE")} negative, ${by("MIXED")} mixed`],
+    ["Audio", `${s.codec || "?"} ${s.sample_rate || ""} Hz${(s.gaps || []).length ? `, ${s.gaps.length} gap(s)` : ", no gaps"}`],
+  ];
+  if (s.generation > 1) rows.push(["Connections", `${s.generation} (Vobiz reconnected)`]);
+  const dl = $("summary");
+  dl.dataset.call = s.call_uuid || "";
+  dl.replaceChildren(
+    ...rows.flatMap(([name, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    })
+  );
+}
+
+/** A click on a transcript line plays the recording from that moment. */
+function seek(event) {
+  const li = event.target.closest("li.utterance");
+  const player = $("player");
+  if (!li || !player.src || !$("timeline").classList.contains("seekable")) return;
+  player.currentTime = (Number(li.dataset.startMs) || 0) / 1000;
+  player.play().catch(() => {}); // a browser may want a gesture first: the position is set
 }
 
 async function downloadTranscript() {
@@ -594,6 +759,7 @@ talk("clear", async () => {
 });
 talk("end", async () => {
   await command("end", {});
+  setState("ending"); // at once: the stream's stop event follows
   return "stream ended";
 });
 
@@ -624,6 +790,7 @@ async function start() {
     refreshCalls().catch(console.warn);
   });
   $("download").addEventListener("click", () => downloadTranscript().catch(console.warn));
+  $("timeline").addEventListener("click", seek);
   window.addEventListener("hashchange", route);
   route();
 }

@@ -307,6 +307,9 @@ class ConsoleStore(Protocol):
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         """A call's timeline items after a cursor, oldest first."""
 
+    def card(self, call_uuid: str) -> dict[str, Any] | None:
+        """A call's card, or None when the console never heard of the call."""
+
 
 # -- time, speech and sentiment ------------------------------------------------------------
 

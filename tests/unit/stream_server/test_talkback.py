@@ -142,14 +142,19 @@ async def test_a_started_play_is_answered_at_once_and_is_played_only_when_vobiz_
     assert first == {"play_id": "p1", "state": "playing", "ms": 16_000, "sent_ms": 0.0}
     second = talk.start_play(b"\x00\x00" * 800, 8000)
     assert second["state"] == "queued" and second["play_id"] == "p2"
-    sent = await wait_state(talk, "p1", "sent")
-    assert sent["sent_ms"] == 16_000
+    for _ in range(500):
+        if "checkpoint" in socket.events():
+            break
+        await asyncio.sleep(0.01)
+    sent = talk.play_state("p1")
+    assert (sent["state"], sent["sent_ms"]) == ("playing", 16_000)  # its tail is queued at Vobiz
     assert socket.events()[:801] == ["playAudio"] * 800 + ["checkpoint"]
     assert socket.frames[800]["name"] == "p1-played"  # marked after its last frame, first
     talk.on_played("p1-played")
     assert (await wait_state(talk, "p1", "played"))["state"] == "played"
-    await wait_state(talk, "p2", "sent")
-    assert talk.play_state("p2")["state"] == "sent"  # Vobiz has not confirmed it yet
+    await asyncio.sleep(0.2)
+    assert talk.play_state("p2")["state"] == "playing"  # Vobiz has not confirmed it yet
+    assert talk.play_state("p2")["sent_ms"] == 100
 
 
 async def test_a_clear_cancels_the_play_in_progress_and_every_one_queued_behind_it():
@@ -172,7 +177,10 @@ async def test_a_play_marked_but_cleared_before_vobiz_played_it_is_cleared():
     socket = Socket()
     talk = controller(socket, lead_ms=60_000)
     talk.start_play(b"\x00\x00" * 800, 8000)
-    await wait_state(talk, "p1", "sent")
+    for _ in range(100):
+        if "checkpoint" in socket.events():
+            break
+        await asyncio.sleep(0.01)
     await talk.clear()  # Vobiz drops what it had queued: the caller never heard the end
     assert (await wait_state(talk, "p1", "cleared"))["sent_ms"] == 100
 
@@ -204,3 +212,13 @@ async def test_a_stream_keeps_its_newest_plays_only_and_an_unknown_one_is_not_fo
     with pytest.raises(NotFoundError):
         talk.play_state("p0")
     await talk.clear()
+
+
+async def test_a_play_vobiz_never_confirms_ends_as_sent(monkeypatch):
+    import stream_server.talkback as tb
+
+    monkeypatch.setattr(tb, "PLAYED_GRACE_S", 0.2)
+    socket = Socket()
+    talk = controller(socket, lead_ms=60_000)
+    talk.start_play(b"\x00\x00" * 800, 8000)
+    assert (await wait_state(talk, "p1", "sent"))["sent_ms"] == 100

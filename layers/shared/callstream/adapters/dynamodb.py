@@ -697,6 +697,11 @@ class DynamoConsoleStore:
                 wanted = response.get("UnprocessedKeys") or {}
         return [found[c] for c in call_uuids if c in found]
 
+    def card(self, call_uuid: str) -> dict[str, Any] | None:
+        """A call's card, or None."""
+        found = self._cards([call_uuid])
+        return found[0] if found else None
+
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:
         """A call's timeline items after ``after`` (a cursor; "" for all), oldest first."""
         return self._query({"pk": f"call#{call_uuid}"}, after, limit)

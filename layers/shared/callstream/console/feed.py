@@ -80,7 +80,18 @@ def card_fields(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
     if detail_type == "Sentiment Alert":
         return {"alert": True}
     if detail_type == "Call Ended":
-        return {"state": "ended", "hangup_cause": detail.get("hangup_cause")}
+        return {
+            "state": "ended",
+            "hangup_cause": detail.get("hangup_cause"),
+            "from_number": detail.get("from"),
+            "to_number": detail.get("to"),
+        }
+    if detail_type == "Call Answered":
+        return {
+            "from_number": detail.get("from"),
+            "to_number": detail.get("to"),
+            "direction": detail.get("direction"),
+        }
     if detail_type == "Recording Ready":
         return {"duration_s": detail.get("duration_s"), "recording": True}
     if detail_type == "Call Completed":

@@ -95,6 +95,20 @@ def calls(
     return {"calls": out, "next": after}
 
 
+#: What the call's page shows of its card.
+CARD_SHOWN = (
+    "first_seen",
+    "state",
+    "from_number",
+    "to_number",
+    "direction",
+    "duration_s",
+    "ended_at",
+    "updated_at",
+    "bidirectional",
+)
+
+
 def events(
     svc: ConsoleServices, call_uuid: str, after: str = "", now: float | None = None
 ) -> dict[str, Any]:
@@ -104,12 +118,20 @@ def events(
     written (a writer racing) holds it, at most ``GAP_S`` after the next one was written, so a
     late item is read on the next poll. What lies past a held cursor is returned too (the page
     keys on each event and shows it once). An answer stops at ``PAGE_BYTES`` of events;
-    ``more`` says there is more to read now.
+    ``more`` says there is more to read now. The first read (no cursor) also carries the
+    call's card (when it began, who calls whom).
+
+    Raises:
+        NotFoundError: the first read of a call the console never heard of (the page says so,
+            and looks again: a call's first event may be on its way).
     """
     now = time.time() if now is None else now
     out: list[dict[str, Any]] = []
     size, reached, held = 0, after, False
     items = svc.store.events(call_uuid, after, PAGE)
+    card = svc.store.card(call_uuid) if not after else None
+    if not after and not items and card is None:
+        raise NotFoundError(f"no call {call_uuid} in the console (yet)")
     more = len(items) == PAGE  # the page may read on at once
     for item in items:
         detail = item.get("detail") or "{}"
@@ -134,7 +156,10 @@ def events(
             reached = item["sk"]
         else:
             held = True
-    return {"call_uuid": call_uuid, "events": out, "cursor": reached, "more": more}
+    answer = {"call_uuid": call_uuid, "events": out, "cursor": reached, "more": more}
+    if card is not None:
+        answer["card"] = {k: v for k, v in card.items() if k in CARD_SHOWN}
+    return answer
 
 
 def recording(svc: ConsoleServices, call_uuid: str, stream_id: str) -> dict[str, Any]:

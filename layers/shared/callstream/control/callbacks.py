@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -185,6 +186,15 @@ class StreamCallback:
 def first_value(value: str | list[str]) -> str:
     """A parameter's value, or the first of a repeated parameter's values."""
     return value[0] if isinstance(value, list) else value
+
+
+#: What a caller or callee may be: a number (``+`` and digits) or a SIP address.
+NUMBER = re.compile(r"[A-Za-z0-9+*#@.:_\-]{1,64}")
+
+
+def number(value: str | None) -> str | None:
+    """A ``From``/``To`` as the console shows it, or None when it is not one (never echoed)."""
+    return value if value and NUMBER.fullmatch(value) else None
 
 
 def _flatten(parsed: dict[str, list[str]]) -> dict[str, str | list[str]]:

@@ -25,6 +25,7 @@ from callstream.exceptions import RequestError, SignatureError
 from callstream.settings import ApiSettings
 
 log = logging.getLogger("callstream.webhooks")
+DIRECTIONS = ("inbound", "outbound")
 #: How long a callback's nonce is remembered (a replay inside it is refused).
 NONCE_TTL_S = 86_400
 #: ``maxRetries`` of the answer's ``<Stream>``: how often Vobiz reconnects a dropped socket.
@@ -163,6 +164,8 @@ def handle_hangup(svc: ControlServices, request: SignedRequest) -> dict[str, Any
                 "hangup_cause": cause,
                 "duration_s": seconds,
                 "streams_ended": ended,
+                "from": callbacks.number(params.get("from")),
+                "to": callbacks.number(params.get("to")),
             },
         )
     return {"call_uuid": call_uuid, "streams_ended": ended}
@@ -211,7 +214,29 @@ def answer_call(svc: ControlServices, request: SignedRequest) -> str:
         }
         if options.bidirectional:
             attributes["keepCallAlive"] = "true"
+        _announce(svc, call_uuid, params, options)
     return xml.response(xml.stream(url, attributes), *after)
+
+
+def _announce(
+    svc: ControlServices, call_uuid: str, params: dict[str, str], options: AnswerOptions
+) -> None:
+    """Publish "Call Answered" (who calls whom, for the console); it never fails the answer."""
+    direction = params.get("direction")
+    try:
+        svc.events.publish(
+            "Call Answered",
+            {
+                "call_uuid": call_uuid,
+                "from": callbacks.number(params.get("from")),
+                "to": callbacks.number(params.get("to")),
+                "direction": direction if direction in DIRECTIONS else None,
+                "agent": options.agent,
+                "bidirectional": options.bidirectional,
+            },
+        )
+    except Exception:  # the caller is answered whatever the bus says
+        log.exception("answer for call %s: Call Answered not published", call_uuid)
 
 
 #: What a call is answered with when nothing else is valid: a stream that keeps the call up.
