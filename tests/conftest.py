@@ -116,3 +116,18 @@ def _loaded_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(StreamServer, "start", start)
     with busy_cores():
         yield
+
+
+def make_events() -> Any:
+    """``scripts/make_events.py`` as a module (what writes events/, signed and encoded)."""
+    import importlib.util
+
+    from local.template import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "make_events", ROOT / "scripts" / "make_events.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from local.vobiz_wire import read_answer
 from stream_server.protection import LocalProtection
 from stream_server.tuning import Tuning
 from stream_server.wiring import build_server
-from tests.conftest import TABLES
+from tests.conftest import TABLES, make_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -367,16 +366,6 @@ def test_a_callback_for_an_unknown_stream_is_recorded(api):
 
 
 # ------------------------------------------------------------------------------------- answer
-
-
-def make_events():
-    spec = importlib.util.spec_from_file_location(
-        "make_events", ROOT / "scripts" / "make_events.py"
-    )
-    assert spec is not None and spec.loader is not None
-    make = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make)
-    return make
 
 
 def answer(query: str, nonce: str):

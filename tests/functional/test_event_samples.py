@@ -3,7 +3,6 @@ through its real handler on the embedded stack (``make invoke``'s path)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ from local.invoke import main, receivers, sample_credentials, seed
 from local.lambdas import invoke
 from local.stack import Stack
 from local.template import ROOT, Template
+from tests.conftest import make_events
 
 EVENTS = ROOT / "events"
 SAMPLES = sorted(p for p in EVENTS.glob("*/*.json"))
@@ -27,16 +27,6 @@ MADE_AT = ("published_at", "received_at", "scored_at", "completed_at")
 def load(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
-
-
-def make_events() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_events", ROOT / "scripts" / "make_events.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def unstamped(record: records.Record) -> records.Record:
