@@ -204,6 +204,7 @@ def test_the_page_its_assets_and_its_api_refuse_to_be_framed_or_run_foreign_scri
     """A Content-Security-Policy with no inline script and no framing (sign-in, Play and End
     stream are not to be clicked through another origin's frame), on everything it serves.
     The browser tests run the page under it."""
+    invoke("console_feed", bus("Stream Requested", codec="mulaw"))  # a call the console knows
     CSP = get("/console")[2]["Content-Security-Policy"]  # noqa: N806
     policy = dict(part.strip().split(" ", 1) for part in CSP.split(";"))
     assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
