@@ -99,7 +99,15 @@ def config() -> Response[str]:
 def calls() -> Response[str]:
     query = app.current_event.query_string_parameters or {}
     svc = wiring.console_services()
-    page = views.calls(svc, query.get("state"), query.get("q"), query.get("before"))
+    page = views.calls(
+        svc,
+        query.get("state"),
+        query.get("q"),
+        query.get("before"),
+        query.get("since"),
+        query.get("until"),
+        query.get("sentiment"),
+    )
     return json_response(200, page)
 
 

@@ -481,6 +481,144 @@ def test_1050_calls_are_listed_newest_first_page_by_page_and_searched_on_the_ser
     assert status == 400 and "before" in json.dumps(answer)
 
 
+def test_calls_are_found_by_words_said_number_day_state_and_the_callers_sentiment(console):
+    """Transcript search across calls, filters by date, state and the caller's overall
+    sentiment, through the real feed and the console function (moto's DynamoDB)."""
+    day = 1_796_601_600.0  # 2026-12-07T00:00:00Z
+
+    def say(call: str, at: float, text: str, positive: float, negative: float) -> None:
+        line = {"call_uuid": call, "utterance": f"inbound#{at}", "role": "caller", "text": text}
+        scores = {"Positive": positive, "Negative": negative}
+        for kind, detail in (
+            ("Utterance Transcribed", line | {"kind": "final"}),
+            ("Sentiment Scored", line | {"sentiment": "X", "scores": scores}),
+        ):
+            feed_event(kind, detail, at)
+
+    def feed_event(kind: str, detail: dict, at: float) -> None:
+        from callstream.console import feed
+
+        feed.record(
+            feed_services(),
+            {"id": str(uuid.uuid4()), "detail-type": kind, "detail": detail},
+            now=at,
+        )
+
+    answered = {"from": "+919876543210", "to": "+918000000001", "direction": "inbound"}
+    feed_event("Call Answered", {"call_uuid": "c-refund"} | answered, day + 3_600)
+    say("c-refund", day + 3_601, "I want a refund for my hotel booking", 0.0, 0.9)
+    say("c-refund", day + 3_602, "this is not acceptable", 0.0, 0.8)
+    feed_event("Call Ended", {"call_uuid": "c-refund", "hangup_cause": "x"}, day + 3_700)
+    say("c-happy", day + 86_400 + 60, "thanks the booking went through", 0.9, 0.0)
+    say("c-quiet", day - 60, "hello", 0.1, 0.1)  # the day before
+    feed_event(
+        "Utterance Transcribed",
+        {"call_uuid": "c-quiet", "text": "refund", "kind": "provisional"},
+        day,
+    )
+
+    def found(**params: str) -> list[str]:
+        status, answer, _ = get("/console/api/calls", **params)
+        assert status == 200, answer
+        return [c["call_uuid"] for c in answer["calls"]]
+
+    assert found(q="refund") == ["c-refund"], "a provisional line is not searched"
+    assert found(q="Hotel BOOK") == ["c-refund"]
+    assert found(q="booking") == ["c-happy", "c-refund"]
+    assert found(q="+91 98765 43210") == found(q="98765") == ["c-refund"]
+    assert found(q="c-qu") == ["c-quiet"]
+    assert found(q="booking refund cancel") == []
+    assert found(sentiment="negative") == ["c-refund"]
+    assert found(sentiment="positive") == ["c-happy"]
+    assert found(sentiment="neutral") == ["c-quiet"]
+    assert found(since="2026-12-07", until="2026-12-07") == ["c-refund"]
+    assert found(since="2026-12-07") == ["c-happy", "c-refund"]
+    assert found(until="2026-12-06T23:59:59Z") == ["c-quiet"]
+    assert found(q="booking", state="ended") == ["c-refund"]
+    assert found(q="booking", state="live") == []
+    listed = get("/console/api/calls", q="refund")[1]["calls"][0]
+    assert listed["caller_overall"] == "negative" and listed["from_number"] == answered["from"]
+    assert not {"words", "caller_score", "caller_lines", "search_key"} & set(listed)
+
+    for params, named in (
+        ({"sentiment": "furious"}, "sentiment"),
+        ({"since": "last tuesday"}, "since"),
+        ({"since": "2026-12-08", "until": "2026-12-07"}, "until"),
+        ({"state": "gone"}, "state"),
+        ({"since": "2026-12-08", "before": "2026-12-07T01:00:00.000Z|c-refund"}, "before"),
+    ):
+        status, answer, _ = get("/console/api/calls", **params)
+        assert status == 400 and named in json.dumps(answer), (params, answer)
+
+
+def test_a_search_through_2500_calls_goes_on_page_by_page_and_a_card_holds_a_bounded_vocabulary(
+    console,
+):
+    """A search looks through 2,000 calls a request: the only match, in the oldest call, is
+    reached by following ``next``, never lost and never over the budget. A call that says
+    4,480 different words keeps the first 4,000 or so on its card, and its card still
+    takes every other update (DynamoDB refuses an item over 400 KB: the whole card would)."""
+    from callstream.clock import iso
+    from callstream.console import feed, search
+
+    services = feed_services()
+    started = 1_796_601_600.0
+    calls = [f"c-{i:04d}" for i in range(2_500)]
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for start in range(0, len(calls), 25):  # the cards as the feed leaves them, 25 a write
+        puts = [
+            {"PutRequest": {"Item": {
+                "pk": {"S": "calls"}, "sk": {"S": call}, "shelf": {"S": "calls"},
+                "first_seen": {"S": iso(started + start + i)}, "state": {"S": "requested"},
+            }}}
+            for i, call in enumerate(calls[start : start + 25])
+        ]  # fmt: skip
+        dynamodb.batch_write_item(RequestItems={"Console": puts})
+    line = {"call_uuid": calls[0], "text": "my parcel never arrived", "kind": "final"}
+    feed.record(
+        services, {"id": "w", "detail-type": "Utterance Transcribed", "detail": line}, now=started
+    )
+
+    pages, found, token = 0, [], None
+    while True:
+        params = {"q": "parcel"} | ({"before": token} if token else {})
+        answer = get("/console/api/calls", **params)[1]
+        pages += 1
+        found += [c["call_uuid"] for c in answer["calls"]]
+        token = answer["next"]
+        if token is None:
+            break
+    assert found == [calls[0]] and pages == 2, "2,000 calls a request: the second reaches it"
+
+    chatty = calls[-1]  # the newest: on the first page a search reads
+    for n in range(70):
+        text = " ".join(f"word{n}x{i}" for i in range(search.LINE_WORDS))
+        detail = {"call_uuid": chatty, "text": text, "kind": "final"}
+        feed.record(
+            services, {"id": f"t-{n}", "detail-type": "Utterance Transcribed", "detail": detail}
+        )
+    feed.record(
+        services, {"id": "end", "detail-type": "Call Ended", "detail": {"call_uuid": chatty}}
+    )
+    card = services.store.card(chatty)
+    assert card is not None and card["state"] == "ended"
+    assert search.CARD_WORDS <= len(card["words"]) < search.CARD_WORDS + search.LINE_WORDS
+    assert found_ids("word0x1") == [chatty] and found_ids("word69x1") == []
+
+
+def feed_services():
+    from callstream.adapters.dynamodb import DynamoConsoleStore
+    from callstream.console import feed
+
+    return feed.FeedServices(
+        DynamoConsoleStore(boto3.client("dynamodb", region_name=REGION), "Console")
+    )
+
+
+def found_ids(query: str) -> list[str]:
+    return [c["call_uuid"] for c in get("/console/api/calls", q=query)[1]["calls"]]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_a_long_play_is_answered_at_once_and_clear_cancels_every_piece_the_page_queued(tmp_path):

@@ -34,11 +34,16 @@ class MemoryStore:
             bisect.insort(self.keys[call_uuid], cursor)
         self.items[(call_uuid, cursor)] = {**fields, "sk": cursor}
 
-    def update_card(self, call_uuid: str, fields: dict, first: dict | None = None) -> None:
+    def update_card(
+        self, call_uuid: str, fields: dict, first: dict | None = None, add: dict | None = None
+    ) -> None:
         return None
 
+    def add_words(self, call_uuid: str, words: set[str], most: int) -> bool:
+        return True
+
     def recent_cards(
-        self, limit: int, before: str | None, state: str | None, query: str | None
+        self, limit: int, before: str | None, wanted: Any, budget: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         return [], None
 

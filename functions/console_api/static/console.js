@@ -164,6 +164,12 @@ async function refreshCalls() {
   const params = new URLSearchParams();
   if ($("state-filter").value) params.set("state", $("state-filter").value);
   if ($("search").value.trim()) params.set("q", $("search").value.trim());
+  if ($("sentiment-filter").value) params.set("sentiment", $("sentiment-filter").value);
+  // the operator's days, from their midnight to the next (the API keeps UTC)
+  if ($("since").value) params.set("since", new Date(`${$("since").value}T00:00:00`).toISOString());
+  if ($("until").value) {
+    params.set("until", new Date(`${$("until").value}T23:59:59.999`).toISOString());
+  }
   const pages = state.pages; // the tokens of the pages before this one (newest first)
   if (pages.length) params.set("before", pages[pages.length - 1]);
   const { calls, next } = await api(`/console/api/calls?${params}`);
@@ -194,6 +200,7 @@ async function refreshCalls() {
       call.agent || "",
       duration(call),
       call.caller_sentiment || "",
+      call.caller_overall || "",
     ];
     while (row.cells.length < cells.length) row.insertCell();
     cells.forEach((text, i) => {
@@ -204,7 +211,12 @@ async function refreshCalls() {
   });
   const moved = rows.length !== body.rows.length || rows.some((row, i) => body.rows[i] !== row);
   if (moved) body.replaceChildren(...rows);
+  const filtered = [...params.keys()].some((k) => k !== "before");
   $("no-calls").hidden = calls.length > 0;
+  $("no-calls").textContent = filtered ? "No calls match." : "No calls in the last week yet.";
+  // a search reads the calls' cards, 2,000 a request: a short page may have more behind it
+  $("searched").hidden = !(filtered && next && calls.length < 100);
+  $("searched").textContent = "Searched part of the calls: Older calls searches on.";
 }
 
 /** When a call began, in the operator's own time zone (with the day when it is not today). */
@@ -778,8 +790,14 @@ async function start() {
     state.pages = []; // a new filter starts from the newest calls
     refreshCalls().catch(console.warn);
   };
-  $("state-filter").addEventListener("change", firstPage);
-  $("search").addEventListener("input", firstPage);
+  for (const id of ["state-filter", "sentiment-filter", "since", "until"]) {
+    $(id).addEventListener("change", firstPage);
+  }
+  let typing = 0; // a search is asked 300 ms after the last key, not on every key
+  $("search").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(firstPage, 300);
+  });
   $("older").addEventListener("click", () => {
     if (!state.next) return;
     state.pages = [...state.pages, state.next];

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from callstream.audio.wav import Segment
 from callstream.registry import State, StreamItem
+
+if TYPE_CHECKING:
+    from callstream.console.search import CallsFilter
 
 
 @dataclass(frozen=True)
@@ -291,17 +294,28 @@ class ConsoleStore(Protocol):
         """Write one timeline item."""
 
     def update_card(
-        self, call_uuid: str, fields: dict[str, Any], first: dict[str, Any] | None = None
+        self,
+        call_uuid: str,
+        fields: dict[str, Any],
+        first: dict[str, Any] | None = None,
+        add: dict[str, float] | None = None,
     ) -> None:
-        """Set fields of a call's card (``first``: only where the card has none yet)."""
+        """Set fields of a call's card, ``first`` only where it has none, and add ``add``.
+
+        The counters' ADD is atomic, whoever else writes.
+        """
+
+    def add_words(self, call_uuid: str, words: set[str], most: int) -> bool:
+        """Add words said to a call's card while it holds fewer than ``most``; False if full."""
 
     def recent_cards(
-        self, limit: int, before: str | None, state: str | None, query: str | None
+        self, limit: int, before: str | None, wanted: CallsFilter, budget: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the calls list, and the token of the next page (None at the end).
 
-        The calls begun before ``before`` (a token; None: the newest), newest first, of
-        ``state`` and with ``query`` in their lower-cased id, at most ``limit``.
+        The calls begun before ``before`` (a token; None: the newest), newest first, that
+        ``wanted`` wants, at most ``limit``; a request asking of the cards looks through at
+        most ``budget`` calls (the token goes on from the last).
         """
 
     def events(self, call_uuid: str, after: str, limit: int) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ stream server, callbacks) never lose each other's fields and the state never mov
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -18,6 +18,9 @@ from botocore.exceptions import ClientError
 from callstream.ports import Lease
 from callstream.registry import FINAL_RANK, RANK, TTL_S, State, StreamItem, from_item, rank
 from callstream.vocabulary import UNKNOWN_CALL
+
+if TYPE_CHECKING:
+    from callstream.console.search import CallsFilter
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -554,9 +557,10 @@ class DynamoConsoleStore:
     pk ``calls`` and sk the call uuid; a call's counter pk ``seq#<uuid>``.
     """
 
-    #: Timeline items are kept a week; a call's card a day after its last event.
+    #: Timeline items are kept a week, and a call's card a week after its last event (the list
+    #: and its search reach every call whose timeline is still there).
     EVENT_TTL_S = 7 * 86_400
-    CARD_TTL_S = 86_400
+    CARD_TTL_S = EVENT_TTL_S
 
     def __init__(self, client: Any, table: str) -> None:
         """Use ``table`` through a boto3 DynamoDB client."""
@@ -592,9 +596,16 @@ class DynamoConsoleStore:
         )
 
     def update_card(
-        self, call_uuid: str, fields: dict[str, Any], first: dict[str, Any] | None = None
+        self,
+        call_uuid: str,
+        fields: dict[str, Any],
+        first: dict[str, Any] | None = None,
+        add: dict[str, float] | None = None,
     ) -> None:
-        """Set ``fields`` of a call's card, and ``first`` only where the card has none yet."""
+        """Set ``fields`` of a call's card, ``first`` only where it has none, add ``add``.
+
+        The counters' ADD is atomic: concurrent writers lose nothing.
+        """
         sets = {**fields, "ttl": int(time.time()) + self.CARD_TTL_S}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -607,48 +618,85 @@ class DynamoConsoleStore:
             if value is not None:
                 names[f"#a{i}"], values[f":a{i}"] = name, _serialize(_dynamo_value(value))
                 parts.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
+        counters = []
+        for i, (name, amount) in enumerate((add or {}).items()):
+            names[f"#n{i}"], values[f":n{i}"] = name, _serialize(_dynamo_value(float(amount)))
+            counters.append(f"#n{i} :n{i}")
         self._client.update_item(
             TableName=self._table,
             Key={"pk": {"S": "calls"}, "sk": {"S": call_uuid}},
-            UpdateExpression="SET " + ", ".join(parts),
+            UpdateExpression="SET "
+            + ", ".join(parts)
+            + (" ADD " + ", ".join(counters) if counters else ""),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
 
-    #: Index pages one list read may look through for a filtered page (each is 1 MB at most),
-    #: of this many index items (about 100 bytes each): 10,000 calls searched a request.
+    def add_words(self, call_uuid: str, words: set[str], most: int) -> bool:
+        """Add words said to a call's card (a string set) while it holds fewer than ``most``.
+
+        Returns False when the card is full (the call's later words are not searchable).
+        """
+        if not words:
+            return True
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": "calls"}, "sk": {"S": call_uuid}},
+                UpdateExpression="ADD #w :w SET #t = :ttl",
+                ConditionExpression="attribute_not_exists(#w) OR size(#w) < :most",
+                ExpressionAttributeNames={"#w": "words", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":w": {"SS": sorted(words)},
+                    ":most": {"N": str(most)},
+                    ":ttl": {"N": str(int(time.time()) + self.CARD_TTL_S)},
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    #: Index pages one list read may look through (each is 1 MB at most), of this many index
+    #: items (about 100 bytes each) when a filter applies.
     RECENT_PAGES = 10
     RECENT_SCAN = 1000
 
     def recent_cards(
-        self, limit: int, before: str | None, state: str | None, query: str | None
+        self, limit: int, before: str | None, wanted: CallsFilter, budget: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The calls list's page from the ``recent`` index, newest first; then the cards.
 
-        ``before`` is a token this method gave (``first_seen|call_uuid``, checked by the
-        caller: :func:`callstream.console.views.calls`).
+        The start-time range is the index's key condition and the state its filter (both
+        answered by the index); the rest is asked of the cards (:meth:`CallsFilter.matches`),
+        read behind each index page, looking through at most ``budget`` calls. ``before`` is
+        a token this method gave (``first_seen|call_uuid``, checked by the caller:
+        :func:`callstream.console.views.calls`).
         """
+        condition = "shelf = :shelf"
+        values: dict[str, Any] = {":shelf": {"S": "calls"}}
+        if wanted.since and wanted.until:
+            condition += " AND first_seen BETWEEN :since AND :until"
+        elif wanted.since:
+            condition += " AND first_seen >= :since"
+        elif wanted.until:
+            condition += " AND first_seen <= :until"
+        values |= {f":{k}": {"S": v} for k in ("since", "until") if (v := getattr(wanted, k))}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "recent",
-            "KeyConditionExpression": "shelf = :shelf",
-            "ExpressionAttributeValues": {":shelf": {"S": "calls"}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        filters, names = [], {}
-        if state:
-            filters.append("#state = :state")
-            names["#state"] = "state"
-            kwargs["ExpressionAttributeValues"][":state"] = {"S": state}
-        if query:
-            filters.append("contains(search_key, :q)")
-            kwargs["ExpressionAttributeValues"][":q"] = {"S": query.lower()}
-        if filters:  # a filter applies after the read: read more a page (index items are small)
-            kwargs["FilterExpression"] = " AND ".join(filters)
-            kwargs["Limit"] = self.RECENT_SCAN
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
+        if wanted.state:
+            kwargs["FilterExpression"] = "#state = :state"
+            kwargs["ExpressionAttributeNames"] = {"#state": "state"}
+            values[":state"] = {"S": wanted.state}
+        if wanted.state or wanted.reads_cards:  # read more a page (index items are small)
+            kwargs["Limit"] = min(self.RECENT_SCAN, budget)
         if before:
             first_seen, _, call_uuid = before.partition("|")
             kwargs["ExclusiveStartKey"] = {
@@ -657,28 +705,49 @@ class DynamoConsoleStore:
                 "pk": {"S": "calls"},
                 "sk": {"S": call_uuid},
             }
-        keys: list[dict[str, str]] = []
-        last: dict[str, Any] | None = None
+        cards: list[dict[str, Any]] = []
+        looked, resume = 0, None  # calls looked at; the token after the last of them
         for _ in range(self.RECENT_PAGES):
             response = self._client.query(**kwargs)
-            keys += [
-                {"first_seen": i["first_seen"]["S"], "sk": i["sk"]["S"]} for i in response["Items"]
-            ]
+            keys = [(i["first_seen"]["S"], i["sk"]["S"]) for i in response["Items"]]
             last = response.get("LastEvaluatedKey")
-            if last is None or len(keys) >= limit:
-                break
+            if wanted.reads_cards:
+                keys = keys[: budget - looked]
+            for start in range(0, len(keys), 100):  # a BatchGetItem's worth at a time
+                chunk = keys[start : start + 100]
+                found = self._cards([k for _, k in chunk], keep_missing=True)
+                for n, ((first_seen, call_uuid), card) in enumerate(zip(chunk, found, strict=True)):
+                    looked += 1
+                    resume = f"{first_seen}|{call_uuid}"
+                    if card is not None and wanted.matches(card):
+                        cards.append(card)
+                        if len(cards) == limit:
+                            at_end = last is None and start + n + 1 == len(response["Items"])
+                            return cards, None if at_end else resume
+            if wanted.reads_cards and looked >= budget:
+                return cards, resume  # (the rest of this index page is not looked at)
+            if last is None:
+                return cards, None
+            resume = f"{last['first_seen']['S']}|{last['sk']['S']}"
             kwargs["ExclusiveStartKey"] = last
-        if len(keys) > limit or (len(keys) == limit and last is not None):
-            keys = keys[:limit]
-            after: str | None = f"{keys[-1]['first_seen']}|{keys[-1]['sk']}"
-        elif last is not None:  # the pages to look through ran out before the page filled
-            after = f"{last['first_seen']['S']}|{last['sk']['S']}"
-        else:
-            after = None
-        return self._cards([k["sk"] for k in keys]), after
+        return cards, resume  # the index pages one request may read ran out first
 
-    def _cards(self, call_uuids: list[str]) -> list[dict[str, Any]]:
-        """The cards of these calls, in this order (BatchGetItem, 100 a request)."""
+    @overload
+    def _cards(
+        self, call_uuids: list[str], keep_missing: Literal[False] = False
+    ) -> list[dict[str, Any]]: ...
+    @overload
+    def _cards(
+        self, call_uuids: list[str], keep_missing: Literal[True]
+    ) -> list[dict[str, Any] | None]: ...
+
+    def _cards(
+        self, call_uuids: list[str], keep_missing: bool = False
+    ) -> list[dict[str, Any]] | list[dict[str, Any] | None]:
+        """The cards of these calls, in this order (BatchGetItem, 100 a request).
+
+        A card not found is left out, or a None in its place with ``keep_missing``.
+        """
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(call_uuids), 100):
             wanted: dict[str, Any] = {
@@ -695,6 +764,8 @@ class DynamoConsoleStore:
                     card = _from_dynamo(item)
                     found[card["sk"]] = card
                 wanted = response.get("UnprocessedKeys") or {}
+        if keep_missing:
+            return [found.get(c) for c in call_uuids]
         return [found[c] for c in call_uuids if c in found]
 
     def card(self, call_uuid: str) -> dict[str, Any] | None:

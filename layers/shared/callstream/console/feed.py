@@ -12,11 +12,13 @@ least once) gets a number of its own; the page keys on the event and shows it on
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from callstream.clock import iso
+from callstream.console.search import CARD_WORDS, words_of
 from callstream.ports import ConsoleStore
 from callstream.vocabulary import UNKNOWN_CALL
 
@@ -74,7 +76,7 @@ def card_fields(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         return {"state": "live"}
     if detail_type == "Sentiment Scored" and detail.get("role") == "caller":
         return {
-            "caller_sentiment": detail.get("sentiment"),
+            "caller_sentiment": detail.get("sentiment"),  # the latest line's
             "caller_negative": detail.get("caller_rolling_negative"),
         }
     if detail_type == "Sentiment Alert":
@@ -128,6 +130,28 @@ def record(svc: FeedServices, event: dict[str, Any], now: float | None = None) -
         call_uuid,
         {**fields, "updated_at": iso(now), "last_event": detail_type},
         # the calls list's index (``recent``): every card on its shelf, by when it was first seen
-        {"first_seen": iso(now), "shelf": "calls", "search_key": call_uuid.lower()},
+        {"first_seen": iso(now), "shelf": "calls"},
+        card_counts(detail_type, detail),
     )
+    if detail_type == "Utterance Transcribed" and detail.get("kind", "final") == "final":
+        svc.store.add_words(call_uuid, words_of(str(detail.get("text") or "")), CARD_WORDS)
     return {"call_uuid": call_uuid, "cursor": at}
+
+
+def card_counts(detail_type: str, detail: dict[str, Any]) -> dict[str, float] | None:
+    """What an event adds to its card's counters: the caller's sentiment, line by line.
+
+    Their sum makes the overall sentiment the list shows and filters by (``search.overall``).
+    """
+    if detail_type != "Sentiment Scored" or detail.get("role") != "caller":
+        return None
+    scores = detail.get("scores")
+    if not isinstance(scores, dict):
+        return None
+    try:
+        score = float(scores.get("Positive") or 0) - float(scores.get("Negative") or 0)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(score):
+        return None
+    return {"caller_score": max(-1.0, min(1.0, score)), "caller_lines": 1}

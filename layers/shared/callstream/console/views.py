@@ -13,6 +13,7 @@ from callstream import settings
 from callstream.analytics.recording import recording_keys
 from callstream.analytics.summary import summary_key
 from callstream.analytics.transcripts import ROLES
+from callstream.console import search
 from callstream.console.feed import seq_of
 from callstream.exceptions import NotFoundError, RequestError
 from callstream.ports import ConsoleStore, Recordings, Transcripts
@@ -24,7 +25,6 @@ PAGE = 1000
 PAGE_BYTES = 1_000_000
 #: How long a missing number is waited for before the cursor moves past it (its writer died).
 GAP_S = 2.0
-STATES = ("requested", "live", "ended")
 
 #: Calls a page of the list holds.
 CALLS_PAGE = 100
@@ -72,27 +72,41 @@ def calls(
     state: str | None = None,
     query: str | None = None,
     before: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    sentiment: str | None = None,
 ) -> dict[str, Any]:
-    """A page of the calls list, newest call first: of a state, with an id substring.
+    """A page of the calls list, newest call first, filtered (:func:`search.parse`).
 
-    ``next`` is the token of the page after it (ask with ``before``), None at the end.
+    ``next`` is the token of the page after it (ask with ``before``), None at the end. A
+    search (words, numbers, the caller's sentiment) looks through ``search.SEARCH_CALLS``
+    calls a request: a page may hold fewer calls than it could and still have a ``next``.
 
     Raises:
-        RequestError: ``before`` is not a token this gave.
+        RequestError: ``before`` is not a token this gave, or is outside the range asked
+            for; a filter the list does not know (:func:`search.parse`).
     """
-    if before and not PAGE_TOKEN.fullmatch(before):
-        raise RequestError("before is not a calls page token")
-    needle = query.strip().lower()[:128] if query else None
-    cards, after = svc.store.recent_cards(
-        CALLS_PAGE, before or None, state if state in STATES else None, needle or None
-    )
+    wanted = search.parse(state, query, since, until, sentiment)
+    if before:
+        if not PAGE_TOKEN.fullmatch(before):
+            raise RequestError("before is not a calls page token")
+        first_seen = before.partition("|")[0]
+        if (wanted.since and first_seen < wanted.since) or (
+            wanted.until and first_seen > wanted.until
+        ):
+            raise RequestError("before is a token of another range (since/until)")
+    cards, after = svc.store.recent_cards(CALLS_PAGE, before or None, wanted, search.SEARCH_CALLS)
     out = []
     for card in cards:
-        card = dict(card, call_uuid=card["sk"])
-        for internal in ("pk", "sk", "ttl", "shelf", "search_key"):
-            card.pop(internal, None)
-        out.append(card)
+        shown = {k: v for k, v in card.items() if k not in CARD_INTERNAL}
+        out.append(shown | {"call_uuid": card["sk"], "caller_overall": search.overall(card)})
     return {"calls": out, "next": after}
+
+
+#: What the calls list does not show of a card.
+CARD_INTERNAL = frozenset(
+    {"pk", "sk", "ttl", "shelf", "search_key", "words", "caller_score", "caller_lines"}
+)
 
 
 #: What the call's page shows of its card.
