@@ -795,7 +795,10 @@ def test_an_operators_call_page_and_list(tmp_path):
     """What an operator met at once: lines out of order (00:19 before 00:18), "cleared audio"
     twice, talk-back enabled on a listen-only or ended call, no caller number or start time,
     the list rebuilt every second (a selection wiped), an unknown call waiting forever."""
+    from datetime import datetime, timedelta
+
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     from callstream.adapters.dynamodb import DynamoConsoleStore
     from callstream.console import feed
@@ -896,6 +899,29 @@ def test_an_operators_call_page_and_list(tmp_path):
                 f"document.querySelector('{row}').dataset.mark), 2500))"
             )
             assert mark == "kept", "the row was rebuilt by a poll"
+            assert cells[9] == "neutral", "caller overall: the mean of -0.8 and +0.6"
+
+            # search and filters, on the server: another call, happy, about a refund
+            other = {"call_uuid": f"{call}-b", "stream_id": "s-b"}
+            bus("Stream Requested", other | {"audio_track": "inbound"})
+            line = other | {"utterance": "inbound#0", "role": "caller", "track": "inbound"}
+            bus("Utterance Transcribed", line | {"text": "thanks for the refund", "kind": "final"})
+            bus("Sentiment Scored", line | {"sentiment": "POSITIVE", "scores": {"Positive": 0.9}})
+
+            def listed() -> list[str]:
+                return [r.get_attribute("data-call") for r in browser.find_elements(
+                    By.CSS_SELECTOR, "#call-table tbody tr")]  # fmt: skip
+
+            wait("both calls", lambda: {call, other["call_uuid"]} <= set(listed()))
+            browser.find_element(By.ID, "search").send_keys("Internet")
+            wait("the search", lambda: listed() == [call])
+            browser.find_element(By.ID, "search").clear()
+            Select(browser.find_element(By.ID, "sentiment-filter")).select_by_value("positive")
+            wait("the sentiment filter", lambda: listed() == [other["call_uuid"]])
+            tomorrow = (datetime.now() + timedelta(days=1)).strftime("%m%d%Y")
+            browser.find_element(By.ID, "since").send_keys(tomorrow)  # the date input's typing
+            wait("the date filter", lambda: listed() == [])
+            assert browser.find_element(By.ID, "no-calls").text == "No calls match."
 
             browser.execute_script("location.hash = '#/call/c-no-such-call'")
             missing = wait(
