@@ -82,7 +82,16 @@ def test_a_line_gives_a_bounded_set_of_words_whatever_it_holds():
 
 @pytest.mark.parametrize(
     "scores",
-    [None, "0.9", [], {"Positive": "x"}, {"Positive": None}, {"Negative": {}}, {"Positive": 1e300}, {"Positive": "nan"}],
+    [
+        None,
+        "0.9",
+        [],
+        {"Positive": "x"},
+        {"Positive": None},
+        {"Negative": {}},
+        {"Positive": 1e300},
+        {"Positive": "nan"},
+    ],
 )
 def test_a_hostile_sentiment_event_adds_nothing_or_at_most_one(scores):
     counts = feed.card_counts("Sentiment Scored", {"role": "caller", "scores": scores})
