@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callstream.audio.records import UtteranceRecord
+from callstream.audio.records import TranscriptRecord, UtteranceRecord
 from callstream.exceptions import ConfigError
 from stream_server.talkback import Talkback
 
@@ -48,6 +48,8 @@ class Agent:
     name = "none"
     #: Set True to get every frame in ``on_audio`` (costly at scale: off by default).
     wants_audio = False
+    #: Set True to get the live recogniser's lines in ``on_transcript``.
+    wants_transcripts = False
 
     async def on_start(self, talk: Talkback, info: StreamInfo) -> None:
         """The stream started (after ``start``)."""
@@ -60,6 +62,9 @@ class Agent:
 
     async def on_utterance(self, talk: Talkback, utterance: UtteranceRecord) -> None:
         """An utterance ended on one track (PCM16 at the stream's rate)."""
+
+    async def on_transcript(self, talk: Talkback, line: TranscriptRecord) -> None:
+        """A live recogniser's line: partial, provisional or final (with live recognition)."""
 
     async def on_dtmf(self, talk: Talkback, digit: str) -> None:
         """The caller pressed a key."""

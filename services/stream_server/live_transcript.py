@@ -89,6 +89,9 @@ class LiveTranscript:
         self._language = language
         self._now = now
         self._out: list[bytes] = []
+        #: Keep the lines made, as records, for :meth:`lines_ready` (drained by the session).
+        self.keep_lines = False
+        self._lines: list[TranscriptRecord] = []
         self._stream_id = ""
         self._call_uuid: str | None = None
         self._rate = 0
@@ -183,6 +186,14 @@ class LiveTranscript:
                 if len(state.loose) > MAX_LOOSE:
                     self._record(track, state.loose.pop(0), "final")
         self._settle(track, state)
+
+    def lines_ready(self) -> list[TranscriptRecord]:
+        """Return and forget the lines made since the last call.
+
+        They are kept only with ``keep_lines`` (a voice agent listens to them).
+        """
+        out, self._lines = self._lines, []
+        return out
 
     def records_ready(self) -> list[bytes]:
         """Return and forget the encoded records made since the last call, in order."""
@@ -328,6 +339,8 @@ class LiveTranscript:
             split=split,
         )
         self._out.append(records.encode(record))
+        if self.keep_lines:
+            self._lines.append(record)
 
 
 def _overlap(utterance: UtteranceRecord, span: LiveResult | _Span) -> int:

@@ -131,6 +131,8 @@ class Session:
         self.end_reason: str | None = None
         self.talkback: Talkback | None = None
         self.transcript = transcript
+        if transcript is not None and agent.wants_transcripts:
+            transcript.keep_lines = True
         self.started_at: float | None = None
         self._sinks: dict[str, Sink] = {"audio": audio_sink, "utterances": utterance_sink}
         self._hooks = hooks
@@ -406,6 +408,10 @@ class Session:
 
     def _write_transcript(self) -> None:
         assert self.transcript is not None
+        if self.transcript.keep_lines:
+            for line in self.transcript.lines_ready():  # drained whatever: nothing piles up
+                if self.talkback is not None:
+                    self._agent_call(self.agent.on_transcript, self.talkback, line)
         made = self.transcript.records_ready()
         if made:
             queued = len(self._outbox)

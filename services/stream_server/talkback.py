@@ -274,6 +274,31 @@ class Talkback:
         self.stats.played_ms += sent
         return sent, heard
 
+    async def say(
+        self, pcm: bytes, sample_rate: int, mark: str
+    ) -> asyncio.Future[CheckpointResult] | None:
+        """Play PCM16 and a checkpoint after it, not waiting for Vobiz to play it.
+
+        A voice agent's sentence: the next one follows at once, and the future tells what the
+        caller heard (``played``; ``cleared`` by a barge-in or the end).
+
+        Returns:
+            The checkpoint's future, or None when a clear cut the audio (nothing marked).
+
+        Raises:
+            ConflictError: the stream is not bidirectional.
+        """
+        self._require_bidirectional()
+        self.stats.checkpoints += 1
+        _, heard = await self._play(self._encode(pcm, sample_rate), sample_rate, mark=mark)
+        if heard is not None:
+            heard.add_done_callback(lambda _: self._checkpoints.pop(mark, None))
+        return heard
+
+    def note(self, action: str, data: dict[str, str | int | float]) -> None:
+        """Record an agent's own event (a turn, a barge-in, a tool call) in the call's record."""
+        self._on_action(action, data)
+
     async def checkpoint(self, name: str, timeout_s: float | None = None) -> CheckpointResult:
         """Mark this point of the playback; wait until Vobiz has played up to it.
 

@@ -135,6 +135,16 @@ class Turns:
 
     # -- what the agent does ------------------------------------------------------------------
 
+    @property
+    def heard_until_ms(self) -> float:
+        """The caller's media time heard so far (the end of the last frame)."""
+        return self._heard_ms
+
+    def replying(self) -> None:
+        """The agent begins to speak unasked (a greeting): as a reply that made no sound."""
+        if self.phase == "listening":
+            self.phase = "thinking"
+
     def spoke(self) -> None:
         """The reply's first audio went out: from now voice is a barge-in, not a cancel."""
         if self.phase == "thinking":

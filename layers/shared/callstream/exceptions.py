@@ -26,7 +26,8 @@ handlers map an error to HTTP with :func:`http_status`.
     ├── ConflictError (409)                 the stream is not in a state that allows the request
     ├── UpstreamError (502)            Vobiz (or another dependency) answered with an error
     │   │                              (Vobiz's own 400/404/409/422 pass through as they are)
-    │   └── UpstreamTimeoutError (504)      ... or did not answer in time
+    │   ├── UpstreamTimeoutError (504)      ... or did not answer in time
+    │   └── ModelError (502)                a voice agent's language model or synthesiser failed
     ├── SinkError (503)                a sink (Kinesis, S3, DynamoDB) failed after its retries
     └── NotReadyError (503)            inputs still on their way (a consumer retries later)
 """
@@ -176,6 +177,15 @@ class UpstreamTimeoutError(UpstreamError):
 
     status = 504
     code = "upstream_timeout"
+
+
+class ModelError(UpstreamError):
+    """A voice agent's language model or speech synthesiser failed.
+
+    The caller hears an apology and the call goes on.
+    """
+
+    code = "model_failed"
 
 
 class SinkError(CallstreamError):
