@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from callstream.audio.wav import Segment
 from callstream.registry import State, StreamItem
-
-if TYPE_CHECKING:
-    from callstream.console.search import CallsFilter
 
 
 @dataclass(frozen=True)
@@ -284,6 +281,29 @@ class RecordAt:
     sequence: str
 
 
+class CallsWanted(Protocol):
+    """What a calls-list read asks for (``callstream.console.search.CallsFilter``)."""
+
+    @property
+    def state(self) -> str | None:
+        """A state the index filters on, or None."""
+
+    @property
+    def since(self) -> str | None:
+        """The earliest start (``first_seen``), inclusive, or None."""
+
+    @property
+    def until(self) -> str | None:
+        """The latest start, inclusive, or None."""
+
+    @property
+    def reads_cards(self) -> bool:
+        """Whether :meth:`matches` must see each card."""
+
+    def matches(self, card: dict[str, Any]) -> bool:
+        """Whether a card answers the parts the index cannot."""
+
+
 class ConsoleStore(Protocol):
     """The console's timeline of each call, and the cards of the calls list."""
 
@@ -309,7 +329,7 @@ class ConsoleStore(Protocol):
         """Add words said to a call's card while it holds fewer than ``most``; False if full."""
 
     def recent_cards(
-        self, limit: int, before: str | None, wanted: CallsFilter, budget: int
+        self, limit: int, before: str | None, wanted: CallsWanted, budget: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the calls list, and the token of the next page (None at the end).
 

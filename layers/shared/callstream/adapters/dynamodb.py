@@ -10,17 +10,14 @@ stream server, callbacks) never lose each other's fields and the state never mov
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from callstream.ports import Lease
+from callstream.ports import CallsWanted, Lease
 from callstream.registry import FINAL_RANK, RANK, TTL_S, State, StreamItem, from_item, rank
 from callstream.vocabulary import UNKNOWN_CALL
-
-if TYPE_CHECKING:
-    from callstream.console.search import CallsFilter
 
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
@@ -664,7 +661,7 @@ class DynamoConsoleStore:
     RECENT_SCAN = 1000
 
     def recent_cards(
-        self, limit: int, before: str | None, wanted: CallsFilter, budget: int
+        self, limit: int, before: str | None, wanted: CallsWanted, budget: int
     ) -> tuple[list[dict[str, Any]], str | None]:
         """The calls list's page from the ``recent`` index, newest first; then the cards.
 
