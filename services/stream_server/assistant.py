@@ -159,7 +159,7 @@ class AssistantAgent(Agent):
     async def _act(self, talk: Talkback) -> None:
         for action in self.turns.actions_ready():
             match action:
-                case Reply(text=text, speech_end_ms=end):
+                case Reply(text=text, speech_end_ms=end) if not self._ended:
                     self._keep_heard()
                     self.history.append(Said("caller", text))
                     reply = _Reply(said=text, speech_end_ms=end)

@@ -28,6 +28,18 @@ class Caller:
         self.actions += self.turns.actions_ready()
 
 
+def agent_speaking(settings: TurnSettings) -> tuple[Turns, Caller]:
+    """The caller said "hi" (400 ms) and the agent's reply is sounding, from 700 ms."""
+    turns = Turns(settings)
+    caller = Caller(turns)
+    caller.voice(400)
+    caller.says("a", "hi")
+    caller.quiet(300)
+    turns.spoke()
+    caller.actions.clear()
+    return turns, caller
+
+
 def test_a_turn_ends_at_quiet_after_words_and_the_reply_hears_every_line():
     caller = Caller(Turns())
     caller.voice(600)
@@ -69,13 +81,7 @@ def test_a_continued_word_cancels_a_reply_that_made_no_sound_and_keeps_the_words
 
 
 def test_voice_over_the_agent_interrupts_once_it_lasts_and_the_turn_goes_on():
-    turns = Turns(TurnSettings(barge_in_ms=180))
-    caller = Caller(turns)
-    caller.voice(400)
-    caller.says("a", "hi")
-    caller.quiet(300)
-    turns.spoke()
-    caller.actions.clear()
+    turns, caller = agent_speaking(TurnSettings(barge_in_ms=180))
     caller.voice(160)
     assert caller.actions == [], "160 ms is under the barge-in's minimum"
     caller.voice(20)
@@ -86,13 +92,7 @@ def test_voice_over_the_agent_interrupts_once_it_lasts_and_the_turn_goes_on():
 
 
 def test_a_cough_and_a_backchannel_do_not_interrupt_and_are_forgotten():
-    turns = Turns(TurnSettings(barge_in_ms=180, barge_in_max_ms=1200))
-    caller = Caller(turns)
-    caller.voice(400)
-    caller.says("a", "hi")
-    caller.quiet(300)
-    turns.spoke()
-    caller.actions.clear()
+    turns, caller = agent_speaking(TurnSettings(barge_in_ms=180, barge_in_max_ms=1200))
     caller.voice(120)  # a cough
     caller.quiet(300)
     caller.voice(100)
@@ -109,13 +109,7 @@ def test_a_cough_and_a_backchannel_do_not_interrupt_and_are_forgotten():
 
 
 def test_a_backchannel_that_goes_on_into_words_interrupts():
-    turns = Turns(TurnSettings(barge_in_ms=180))
-    caller = Caller(turns)
-    caller.voice(400)
-    caller.says("a", "hi")
-    caller.quiet(300)
-    turns.spoke()
-    caller.actions.clear()
+    _, caller = agent_speaking(TurnSettings(barge_in_ms=180))
     caller.voice(100)
     caller.says("b", "yeah")
     caller.voice(200)
