@@ -79,6 +79,11 @@ class _Reply:
     timings: dict[str, float] = field(default_factory=dict)
     noted: bool = False
 
+    @property
+    def heard(self) -> str:
+        """The reply's sentences the caller heard (or is hearing): none a clear cut."""
+        return " ".join(s.text for s in self.spoken if not s.cleared)
+
 
 class AssistantAgent(Agent):
     """A voice agent: greets, listens, replies as the model streams, stops when interrupted."""
@@ -250,7 +255,7 @@ class AssistantAgent(Agent):
             await talk.end()
         elif tool.name == "hand_over":
             self._keep_heard(reply)
-            said = " | ".join(f"{s.role}: {s.text}" for s in self.history[-HISTORY_TURNS:])
+            said = " | ".join(f"{s.role}: {s.text}" for s in self._prompt())
             talk.note("hand_over", {"transcript": said[-4000:]})
         elif tool.name == "press_dtmf":
             for digit in tool.arguments.get("digits", "")[:32]:
@@ -270,7 +275,7 @@ class AssistantAgent(Agent):
         if reply.noted:
             return
         reply.noted = True
-        heard = " ".join(s.text for s in reply.spoken if not s.cleared)
+        heard = reply.heard
         t = reply.timings
         data: dict[str, str | int | float] = {"caller": reply.said[:500], "reply": heard[:500]}
         if "first_audio_media_ms" in t and reply.said:
@@ -292,7 +297,7 @@ class AssistantAgent(Agent):
         if reply is None:
             return
         self._pending_heard = None
-        heard = " ".join(s.text for s in reply.spoken if not s.cleared)
+        heard = reply.heard
         if heard and not (self.history and self.history[-1] == Said("agent", heard)):
             self.history.append(Said("agent", heard))
 
