@@ -19,6 +19,8 @@ from stream_server.ports import Said, ToolCall, ToolName
 
 _WORD = re.compile(r"[a-z0-9']+")
 TOOLS: tuple[ToolName, ...] = ("end_call", "hand_over", "press_dtmf")
+#: The repository's script (``samples/``; the image copies it to the same place under /app).
+DEFAULT_SCRIPT = Path(__file__).resolve().parents[2] / "samples" / "assistant_script.yaml"
 
 
 @dataclass(frozen=True)

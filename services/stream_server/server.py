@@ -85,6 +85,7 @@ class ServerServices:
         segmenter_factory: voice-activity segmenter per track (None: no utterances).
         recognition: spawns a live-recognition worker (None: no live transcript).
         recognition_workers: how many (each a process, so a core).
+        assistant: builds the ``assistant`` voice agent for a grant (None: this task has none).
     """
 
     put_records: PutRecords
@@ -96,6 +97,7 @@ class ServerServices:
     segmenter_factory: SegmenterFactory | None = None
     recognition: Spawn | None = None
     recognition_workers: int = 1
+    assistant: Callable[[TokenClaims], Agent] | None = None
 
 
 class StreamServer:
@@ -330,7 +332,7 @@ class StreamServer:
                 frames=lease.frames,
                 utterances=lease.utterances,
             )
-        agent = self._agent(grant.agent)
+        agent = self._agent(grant)
         transcript = self.hearing.transcript(grant, conn) if self.hearing is not None else None
         session = Session(
             connection,
@@ -387,9 +389,14 @@ class StreamServer:
             self.counters.errors.update(session.counters.errors)
             self.counters.byte_orders.update(session.counters.byte_orders)
 
-    def _agent(self, name: str) -> Agent:
+    def _agent(self, grant: TokenClaims) -> Agent:
+        name = grant.agent or self.settings.agent
         try:
-            return make_agent(name or self.settings.agent, self.settings.prompt_wav)
+            if name == "assistant" and self.services.assistant is not None:
+                if self.hearing is None:
+                    log.warning("the assistant hears nothing without live transcription")
+                return self.services.assistant(grant)
+            return make_agent(name, self.settings.prompt_wav)
         except ConfigError as error:
             log.warning("%s; using none", error.message)
             return Agent()

@@ -21,6 +21,7 @@ from callstream.exceptions import ConfigError
 from callstream.wiring import client
 from callstream.wiring import token_key as read_token_key
 from stream_server import protection, recognition_worker
+from stream_server.agents import Agent
 from stream_server.ports import Protection
 from stream_server.recognition import Spawn, Worker
 from stream_server.server import ServerServices, StreamServer
@@ -49,6 +50,89 @@ def recognition_spawner(backend: str) -> Spawn:
     return spawn
 
 
+def assistant_factory(
+    cfg: settings.AgentSettings, secrets: Callable[[str], str] | None = None
+) -> Callable[[TokenClaims], Agent]:
+    """``make(grant)``: an assistant with the stream's prompt, voice and model, else the defaults.
+
+    Models and voices are built once per spec and shared by the task's calls (their clients
+    and espeak-ng's library are thread-safe or locked).
+
+    Raises:
+        ConfigError: a spec names what this task cannot build (an unknown kind, no script).
+    """
+    from stream_server.assistant import AssistantAgent, AssistantSettings
+    from stream_server.turns import TurnSettings
+
+    built: dict[str, Any] = {}
+    read_secret = secrets or _secret_string
+
+    def model(spec: str) -> Any:
+        if spec not in built:
+            built[spec] = _model(spec, cfg, read_secret)
+        return built[spec]
+
+    def voice(spec: str) -> Any:
+        if spec not in built:
+            built[spec] = _voice(spec, cfg)
+        return built[spec]
+
+    model(cfg.assistant_model), voice(cfg.assistant_voice)  # a wrong default fails at start
+    turn_settings = TurnSettings(
+        quiet_ms=cfg.assistant_quiet_ms, barge_in_ms=cfg.assistant_barge_in_ms
+    )
+
+    def make(grant: TokenClaims) -> Agent:
+        return AssistantAgent(
+            model(grant.model or cfg.assistant_model),
+            voice(grant.voice or cfg.assistant_voice),
+            AssistantSettings(
+                system_prompt=grant.prompt or cfg.assistant_prompt,
+                greeting=cfg.assistant_greeting,
+                turns=turn_settings,
+            ),
+        )
+
+    return make
+
+
+def _secret_string(secret_id: str) -> str:
+    return str(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+
+
+def _model(spec: str, cfg: settings.AgentSettings, read_secret: Callable[[str], str]) -> Any:
+    kind, _, name = spec.partition(":")
+    if kind == "scripted":
+        from stream_server.scripted_model import DEFAULT_SCRIPT, ScriptedModel, load_script
+
+        script = load_script(cfg.assistant_script or DEFAULT_SCRIPT)
+        return ScriptedModel(script, first_token_s=cfg.assistant_model_delay_ms / 1000)
+    from stream_server.language_models import BedrockModel, OpenAIModel
+
+    if kind == "bedrock":
+        return BedrockModel(client("bedrock-runtime"), name, cfg.model_timeout_s)
+    if kind == "openai":
+        key = read_secret(cfg.openai_secret) if cfg.openai_secret else None
+        return OpenAIModel(cfg.openai_base_url, name, key, cfg.model_timeout_s)
+    raise ConfigError(f"no language model {spec[:60]!r}: scripted, bedrock:<id> or openai:<name>")
+
+
+def _voice(spec: str, cfg: settings.AgentSettings) -> Any:
+    from stream_server.voices import Delayed, EspeakVoice, PollyVoice
+
+    kind, _, name = spec.partition(":")
+    if kind == "espeak":
+        voice: Any = EspeakVoice(name or "en-us")
+        return (
+            Delayed(voice, cfg.assistant_voice_delay_ms / 1000)
+            if cfg.assistant_voice_delay_ms
+            else voice
+        )
+    if kind == "polly":
+        return PollyVoice(client("polly"), name or "Joanna")
+    raise ConfigError(f"no voice {spec[:60]!r}: espeak:<voice> or polly:<VoiceId>")
+
+
 def build_server(
     server_settings: settings.ServerSettings | None = None,
     *,
@@ -57,6 +141,7 @@ def build_server(
     token_key: bytes | None = None,
     protect: Protection | None = None,
     tuning: Tuning | None = None,
+    agent_settings: settings.AgentSettings | None = None,
 ) -> StreamServer:
     """Wire a stream server; anything not given comes from settings and cached clients."""
     cfg = server_settings or settings.load(settings.ServerSettings)
@@ -85,5 +170,6 @@ def build_server(
         recognition_workers=(
             1 if cfg.live_transcription == "aws" else max(1, (os.cpu_count() or 2) - 1)
         ),
+        assistant=assistant_factory(agent_settings or settings.load(settings.AgentSettings)),
     )
     return StreamServer(cfg, services, limits=limits, tuning=tuning)

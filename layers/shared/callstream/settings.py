@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callstream.exceptions import ConfigError
-from callstream.vocabulary import AudioLimits
+from callstream.vocabulary import MODEL_PATTERN, VOICE_PATTERN, AudioLimits
 
 ENV_PREFIX = "CALLSTREAM_"
 _LIMITS = AudioLimits()
@@ -87,7 +87,9 @@ class ServerSettings(_Base):
         description="Base URL other services reach this task's control endpoint at; "
         "derived from the ECS task metadata or host/port when unset.",
     )
-    agent: str = Field("none", description="Default talk-back agent: none, echo or prompt.")
+    agent: str = Field(
+        "none", description="Default talk-back agent: none, echo, prompt, assistant."
+    )
     prompt_wav: str | None = Field(None, description="WAV greeting of the prompt agent.")
     drain_deadline_s: float = Field(
         100.0, gt=0, le=115, description="SIGTERM: longest wait for live calls (ECS allows 120 s)."
@@ -109,6 +111,63 @@ class ServerSettings(_Base):
         description="Audio a stream may have not yet acknowledged by Kinesis (queued or in "
         "flight) before its socket is paused: what a crashed task can lose, whatever Kinesis "
         "does (plus the record still open, at most CALLSTREAM_RECORD_MAX_MS per track).",
+    )
+
+
+class AgentSettings(_Base):
+    """The ``assistant`` voice agent's defaults (a stream may choose a prompt, voice, model)."""
+
+    assistant_model: str = Field(
+        "scripted",
+        pattern=MODEL_PATTERN,
+        description="Language model: scripted (offline, CALLSTREAM_ASSISTANT_SCRIPT), "
+        "bedrock:<model id> (Converse streaming) or openai:<model> (an OpenAI-compatible "
+        "chat-completions endpoint, CALLSTREAM_OPENAI_BASE_URL).",
+    )
+    assistant_voice: str = Field(
+        "espeak:en-us",
+        pattern=VOICE_PATTERN,
+        description="Voice: espeak:<voice> (offline espeak-ng) or polly:<VoiceId> (neural).",
+    )
+    assistant_prompt: str = Field(
+        "You are a helpful phone assistant. Answer in one or two short spoken sentences.",
+        min_length=1,
+        max_length=4000,
+        description="System prompt, unless a stream gives its own.",
+    )
+    assistant_greeting: str = Field(
+        "Hello, thank you for calling. How can I help you today?",
+        max_length=500,
+        description="What the assistant says first (empty: it waits for the caller).",
+    )
+    assistant_script: str | None = Field(
+        None,
+        description="The scripted model's intents (default: samples/assistant_script.yaml).",
+    )
+    assistant_quiet_ms: int = Field(
+        300, ge=100, le=3000, description="Quiet after the caller's words that ends their turn."
+    )
+    assistant_barge_in_ms: int = Field(
+        180,
+        ge=40,
+        le=2000,
+        description="Caller voice over the agent this long interrupts it (shorter: a cough).",
+    )
+    assistant_model_delay_ms: int = Field(
+        0, ge=0, le=5000, description="Added before the scripted model's first word (bench)."
+    )
+    assistant_voice_delay_ms: int = Field(
+        0, ge=0, le=5000, description="Added before the offline voice's first audio (bench)."
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="An OpenAI-compatible API's base URL (…/chat/completions is appended).",
+    )
+    openai_secret: str | None = Field(
+        None, description="Secrets Manager id of the OpenAI-compatible API's key (SecretString)."
+    )
+    model_timeout_s: float = Field(
+        10.0, gt=0, le=60, description="Longest wait for a model's or a voice's next piece."
     )
 
 

@@ -176,3 +176,9 @@ class AudioLimits:
         """
         fits = (KINESIS_MAX_RECORD - RECORD_HEADER_ROOM) // 2
         return min(self.utterance_max_ms * sample_rate // 1000, fits)
+
+
+#: A model: ``scripted`` (offline), ``bedrock:<model id>`` or ``openai:<model name>``.
+MODEL_PATTERN = r"^(scripted|bedrock:[A-Za-z0-9._:/-]{1,120}|openai:[A-Za-z0-9._:/-]{1,120})$"
+#: A voice: ``espeak:<voice>`` (offline) or ``polly:<VoiceId>``.
+VOICE_PATTERN = r"^(espeak|polly):[A-Za-z0-9_+-]{1,40}$"

@@ -18,15 +18,22 @@ from pydantic import (
     HttpUrl,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from callstream.control.commands import validation_problems
 from callstream.exceptions import RequestError
-from callstream.vocabulary import ID_PATTERN, STREAMING_LANGUAGES, ContentType
+from callstream.vocabulary import (
+    ID_PATTERN,
+    MODEL_PATTERN,
+    STREAMING_LANGUAGES,
+    VOICE_PATTERN,
+    ContentType,
+)
 
 #: Vobiz's limit on ``extra_headers``: keys ASCII letters and digits, 512 bytes in all.
 EXTRA_HEADERS_MAX_BYTES = 512
-Agent = Literal["none", "echo", "prompt"]
+Agent = Literal["none", "echo", "prompt", "assistant"]
 AudioTrack = Literal["inbound", "outbound", "both"]
 
 
@@ -42,6 +49,30 @@ def check_language(value: str) -> str:
 
 
 Language = Annotated[str, AfterValidator(check_language)]
+
+#: The ``assistant``'s prompt for one stream. It travels in the stream's signed URL, so it is
+#: kept short; a long prompt belongs in the deployment's setting (CALLSTREAM_ASSISTANT_PROMPT).
+PROMPT_MAX_CHARS = 1000
+
+
+def check_prompt(value: str) -> str:
+    """A system prompt: printable text, at most :data:`PROMPT_MAX_CHARS`.
+
+    Raises:
+        ValueError: empty, too long or with control characters (pydantic names the field).
+    """
+    if not value.strip():
+        raise ValueError("the prompt is empty")
+    if len(value) > PROMPT_MAX_CHARS:
+        raise ValueError(f"the prompt is {len(value)} characters, more than {PROMPT_MAX_CHARS}")
+    if any(not c.isprintable() and c not in "\n\t" for c in value):
+        raise ValueError("the prompt has control characters")
+    return value
+
+
+Prompt = Annotated[str, AfterValidator(check_prompt)]
+Voice = Annotated[str, Field(pattern=VOICE_PATTERN)]
+Model = Annotated[str, Field(pattern=MODEL_PATTERN)]
 
 
 def check_id(value: str, what: str) -> str:
@@ -105,6 +136,17 @@ class StartStreamRequest(BaseModel):
     extra_headers: dict[str, str] = Field(default_factory=dict, max_length=20)
     stream_timeout: int | None = Field(None, ge=1, le=86_400)
     language: Language | None = None  # what the stream is heard in; the deployment's when None
+    # the assistant's, per stream (None: the deployment's)
+    prompt: Prompt | None = None
+    voice: Voice | None = None
+    model: Model | None = None
+
+    @model_validator(mode="after")
+    def _assistant_options(self) -> StartStreamRequest:
+        given = [name for name in ("prompt", "voice", "model") if getattr(self, name) is not None]
+        if given and self.agent != "assistant":
+            raise ValueError(f"{', '.join(given)}: only with agent assistant, not {self.agent}")
+        return self
 
     @field_validator("extra_headers")
     @classmethod
@@ -135,3 +177,6 @@ class AnswerOptions(BaseModel):
     language: Language | None = None
     redirect_url: HttpUrl | None = None
     dial: str | None = Field(None, pattern=r"^(\+?[0-9]{3,20}|sip:[A-Za-z0-9@._:;=\-]{3,200})$")
+    prompt: Prompt | None = None
+    voice: Voice | None = None
+    model: Model | None = None

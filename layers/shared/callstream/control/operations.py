@@ -59,7 +59,14 @@ def start_stream(
         )
     else:
         service_url = svc.service_url(
-            call_uuid, request.agent, request.bidirectional, request.content_type, request.language
+            call_uuid,
+            request.agent,
+            request.bidirectional,
+            request.content_type,
+            request.language,
+            prompt=request.prompt,
+            voice=request.voice,
+            model=request.model,
         )
         if attempt:
             svc.once.remember(attempt, service_url, svc.config.token_ttl_s)

@@ -55,8 +55,15 @@ class ControlServices:
         bidirectional: bool,
         content_type: str,
         language: str | None = None,
+        *,
+        prompt: str | None = None,
+        voice: str | None = None,
+        model: str | None = None,
     ) -> str:
-        """A stream's WebSocket URL: the stream server's, with a fresh signed token."""
+        """A stream's WebSocket URL: the stream server's, with a fresh signed token.
+
+        ``prompt``, ``voice`` and ``model`` are the ``assistant`` agent's, for this stream.
+        """
         claims = TokenClaims(
             jti=new_jti(),
             call_uuid=call_uuid,
@@ -65,6 +72,7 @@ class ControlServices:
             bidirectional=bidirectional,
             content_type=content_type,
             language=language,
+            **({"prompt": prompt, "voice": voice, "model": model} if agent == "assistant" else {}),
         )
         return self.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, self.token_key))
 

@@ -44,6 +44,9 @@ class TokenClaims(msgspec.Struct, frozen=True, omit_defaults=True):
         stream_id: the stream id when known at signing time (None for answer XML).
         content_type: the content type requested (what ``start`` lacks falls back to it).
         language: what the stream is heard in (None: the deployment's).
+        prompt: the ``assistant`` agent's system prompt (None: the deployment's).
+        voice: the ``assistant``'s voice, ``espeak:<voice>`` or ``polly:<VoiceId>``.
+        model: the ``assistant``'s model, ``scripted``, ``bedrock:<id>`` or ``openai:<name>``.
     """
 
     jti: str
@@ -54,6 +57,9 @@ class TokenClaims(msgspec.Struct, frozen=True, omit_defaults=True):
     stream_id: str | None = None
     content_type: str | None = None
     language: str | None = None
+    prompt: str | None = None
+    voice: str | None = None
+    model: str | None = None
 
 
 _encoder = msgspec.json.Encoder()

@@ -175,8 +175,9 @@ def answer_call(svc: ControlServices, request: SignedRequest) -> str:
     """The ``<Response><Stream …>`` XML that streams a call from the moment of answer.
 
     The answer URL's own query may choose ``agent``, ``bidirectional``, ``content_type``,
-    ``audio_track``, ``max_retries``, ``language`` and the continuation (``redirect_url`` or
-    ``dial``); they are part of the signed URL. Settings give the defaults (template
+    ``audio_track``, ``max_retries``, ``language``, the continuation (``redirect_url`` or
+    ``dial``) and the assistant's ``prompt``, ``voice`` and ``model``; they are part of the
+    signed URL. Settings give the defaults (template
     parameters, checked when the stack deploys). Vobiz's rules (docs/protocol.md §1b):
 
     * bidirectional: ``audioTrack="inbound"`` and ``keepCallAlive="true"`` (the stream holds the
@@ -202,7 +203,14 @@ def answer_call(svc: ControlServices, request: SignedRequest) -> str:
             log.warning("answer for call %s: %s", call_uuid, change)
         after = xml.continuation(options.redirect_url, options.dial)
         url = svc.service_url(
-            call_uuid, options.agent, options.bidirectional, options.content_type, options.language
+            call_uuid,
+            options.agent,
+            options.bidirectional,
+            options.content_type,
+            options.language,
+            prompt=options.prompt,
+            voice=options.voice,
+            model=options.model,
         )
         attributes = {
             "bidirectional": "true" if options.bidirectional else "false",

@@ -1,0 +1,152 @@
+"""The voice agent's voices (:class:`~stream_server.ports.Synthesizer`): espeak-ng and Polly.
+
+Each yields PCM16 LE mono at its own rate; :meth:`Talkback.say` resamples and encodes it to the
+stream's codec and rate in 20 ms frames. espeak-ng is the offline voice: the ``espeakng-loader``
+wheel carries the library and its voice data, so nothing needs installing (``../SPEECH.md``).
+Polly is the AWS voice: neural, PCM at 8 or 16 kHz, read as it streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from callstream.exceptions import ConfigError, ModelError
+
+#: Longest text one synthesis takes (a runaway model reply is cut, not read for minutes).
+MAX_TEXT_CHARS = 1500
+#: Bytes of Polly's stream read at a time: 100 ms at 16 kHz.
+POLLY_CHUNK = 3200
+
+
+class EspeakVoice:
+    """espeak-ng through its C API (synchronous mode, one synthesis at a time per process).
+
+    espeak-ng keeps one global voice and callback, so calls take turns behind a lock, in a
+    thread; a sentence takes a few milliseconds (SPEECH.md), so the turns are short.
+    """
+
+    _lock = threading.Lock()
+    _lib: Any = None
+    _rate = 0
+    _chunks: list[bytes] | None = None
+
+    def __init__(self, voice: str = "en-us", words_per_minute: int = 165) -> None:
+        """Speak with espeak-ng's ``voice`` (``en-us``, ``en-gb``, ``hi``…) at this speed."""
+        if not (80 <= words_per_minute <= 450):
+            raise ConfigError(f"espeak speed {words_per_minute} wpm is outside 80-450")
+        self.voice = voice.encode("ascii", "replace")[:40]
+        self.words_per_minute = words_per_minute
+        self._load()
+
+    @classmethod
+    def _load(cls) -> None:
+        with cls._lock:
+            if cls._lib is not None:
+                return
+            try:
+                import espeakng_loader
+            except ImportError as error:
+                raise ConfigError("the espeak voice needs the espeakng-loader package") from error
+            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            data = str(espeakng_loader.get_data_path()).encode()
+            rate = lib.espeak_Initialize(2, 0, data, 0)  # AUDIO_OUTPUT_SYNCHRONOUS, no buffer
+            if rate <= 0:
+                raise ConfigError(f"espeak-ng did not start (returned {rate})")
+            lib.espeak_SetSynthCallback(_CALLBACK)
+            cls._lib, cls._rate = lib, rate
+
+    async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
+        """The speech of ``text`` (one chunk: espeak-ng is far faster than real time)."""
+        pcm = await asyncio.to_thread(self._synthesize, text[:MAX_TEXT_CHARS])
+        if pcm:
+            yield pcm, self._rate
+
+    def _synthesize(self, text: str) -> bytes:
+        data = text.encode("utf-8", "replace") + b"\0"
+        cls = type(self)
+        with cls._lock:
+            lib, chunks = cls._lib, list[bytes]()
+            cls._chunks = chunks
+            try:
+                if lib.espeak_SetVoiceByName(self.voice) != 0:
+                    raise ModelError(f"espeak-ng has no voice {self.voice.decode()!r}")
+                lib.espeak_SetParameter(1, self.words_per_minute, 0)  # espeakRATE, absolute
+                # position 0, POS_CHARACTER, no end, espeakCHARS_UTF8
+                status = lib.espeak_Synth(data, len(data), 0, 1, 0, 1, None, None)
+            finally:
+                cls._chunks = None
+        if status != 0:
+            raise ModelError(f"espeak-ng failed to speak (status {status})")
+        return b"".join(chunks)
+
+
+def _collect(wav: Any, samples: int, _events: Any) -> int:
+    chunks = EspeakVoice._chunks
+    if samples > 0 and chunks is not None:
+        chunks.append(ctypes.string_at(wav, samples * 2))
+    return 0  # go on
+
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)(_collect)
+
+
+class Delayed:
+    """A voice whose first audio comes ``delay_s`` late (the bench's cloud-like voice)."""
+
+    def __init__(self, voice: Any, delay_s: float) -> None:
+        """Delay ``voice``'s first chunk by ``delay_s``."""
+        self.voice, self.delay_s = voice, delay_s
+
+    async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
+        """``voice``'s speech, late."""
+        await asyncio.sleep(self.delay_s)
+        async for chunk in self.voice.speak(text):
+            yield chunk
+
+
+class PollyVoice:
+    """Amazon Polly's neural voices, PCM read as it streams (first audio before the last)."""
+
+    def __init__(
+        self, client: Any, voice_id: str = "Joanna", rate: int = 16000, engine: str = "neural"
+    ) -> None:
+        """Speak with Polly's ``voice_id`` as PCM at ``rate`` (8000 or 16000: Polly's PCM)."""
+        if rate not in (8000, 16000):
+            raise ConfigError(f"Polly gives PCM at 8000 or 16000 Hz, not {rate}")
+        self.client, self.voice_id, self.rate, self.engine = client, voice_id, rate, engine
+
+    async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
+        """The speech of ``text``, chunk by chunk as Polly sends it."""
+        body = await asyncio.to_thread(self._start, text[:MAX_TEXT_CHARS])
+        try:
+            carry = b""
+            while chunk := await asyncio.to_thread(body.read, POLLY_CHUNK):
+                chunk = carry + chunk
+                cut = len(chunk) - len(chunk) % 2  # whole samples only
+                carry = chunk[cut:]
+                if cut:
+                    yield chunk[:cut], self.rate
+        except Exception as error:
+            raise ModelError(f"Polly's audio stream failed: {error}") from error
+        finally:
+            body.close()
+
+    def _start(self, text: str) -> Any:
+        try:
+            answer = self.client.synthesize_speech(
+                Engine=self.engine,
+                OutputFormat="pcm",
+                SampleRate=str(self.rate),
+                Text=text,
+                TextType="text",
+                VoiceId=self.voice_id,
+            )
+        except Exception as error:  # botocore's ClientError, a timeout, no credentials…
+            raise ModelError(f"Polly refused to speak: {error}") from error
+        return answer["AudioStream"]
