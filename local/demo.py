@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from local.stack import Stack
+from local.vobiz_caller import Conversation
 from local.vobiz_sim import AUDIO, Faults, SimCall
 
 CONTENT_TYPES = {
@@ -35,6 +36,7 @@ CONTENT_TYPES = {
     "l16-16k": "audio/x-l16;rate=16000",
     "l16-24k": "audio/x-l16;rate=24000",
 }
+CONTENT_RATES = {"mulaw": 8000, "l16-8k": 8000, "l16-16k": 16000, "l16-24k": 24000}
 ROLE = {"inbound": "caller", "outbound": "agent "}
 COLUMNS = 72
 
@@ -44,6 +46,32 @@ def fit(line: str) -> str:
     if len(line) <= COLUMNS:
         return line
     return line[:28] + "…" + line[-(COLUMNS - 29) :]
+
+
+def agent_line(call: str, data: dict[str, Any]) -> str | None:
+    """The voice agent's side of the conversation, as its turn notes say it."""
+    action = data.get("action")
+    if action == "turn" and data.get("reply"):
+        latency = f"{data['latency_ms']} ms" if "latency_ms" in data else "greeting"
+        return f"  {call[:8]}  agent   {latency:>8}  {data['reply']}"
+    if action == "barge_in":
+        return f"  {call[:8]}  agent   ✂ the caller talked over the agent: its audio was cleared"
+    if action == "tool":
+        return f"  {call[:8]}  agent   ⚙ {data.get('name')}"
+    if action == "model_failed":
+        return f"  {call[:8]}  agent   ⚠ the model failed ({data.get('error')}): an apology"
+    return None
+
+
+def print_turns(call: SimCall) -> None:
+    """Each of the caller's turns as the caller measured it (its words' end → reply audio)."""
+    assert call.conversation is not None
+    print(f"\nconversation of call {call.call_uuid}, measured by the caller")
+    print(f"  {'reply':>7}  {'barge-in':>8}  caller said")
+    for turn in call.conversation.turns:
+        reply = f"{turn.latency_s * 1000:.0f} ms" if turn.latency_s is not None else "none"
+        barge = f"{turn.barge_in_s * 1000:.0f} ms" if turn.barge_in_s is not None else ""
+        print(f"  {reply:>7}  {barge:>8}  {turn.text}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,7 +97,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--speed", type=float, default=4.0, help="play the call N times faster than real time"
     )
-    parser.add_argument("--agent", choices=["none", "echo", "prompt"], default="none")
+    parser.add_argument(
+        "--agent",
+        choices=["none", "echo", "prompt", "assistant"],
+        default="none",
+        help="talk back: echo, a prompt, or assistant (a conversation with the voice agent: "
+        "the simulated caller takes turns with it, in real time, and interrupts it once)",
+    )
     parser.add_argument(
         "--live",
         choices=["local", "off"],
@@ -251,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; 0 when every call completed and its outputs were written."""
     warnings.filterwarnings("ignore", "No application metrics to publish")  # read-only routes
     args = parse_args(argv)
+    talking = args.agent == "assistant"
+    if talking:  # a conversation runs at the speed of speech, heard live
+        args.speed, args.live, args.outbound = 1.0, "local", None
     for path in (p for p in (args.inbound, args.outbound) if p):
         problem = wav_problem(path)
         if problem is not None:  # said now, not as a KeyError once the stack is up
@@ -297,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             line = f"  {call[:8]}  call ended ({detail.get('hangup_cause')}, Vobiz's Hangup)"
         elif kind == "Call Completed":
             completed.setdefault(call, []).append(detail)
+        elif kind == "Session Event" and detail.get("name") == "agent":
+            line = agent_line(call, detail.get("data") or {})
         for each in [line] if line is not None else lines:
             print(f"\r{each:<{COLUMNS}}" if sys.stdout.isatty() else each, flush=True)
 
@@ -341,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
                 inbound=args.inbound,
                 outbound=args.outbound,
                 faults=faults_of(args),
+                conversation=(
+                    Conversation.from_sample(CONTENT_RATES[args.codec]) if talking else None
+                ),
             )
             if via_answer:
                 query = urllib.parse.urlencode(
@@ -385,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
             * len(tracks)
             * len(calls)
         )
+        if talking:  # the caller's utterances and the waits for replies: about 2x the words
+            total *= 2
         deadline = time.monotonic() + args.timeout
         tty, shown = sys.stdout.isatty(), -1
         reconnects = {c.call_uuid: 0 for c in calls}
@@ -445,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
                 max(completed[call.call_uuid], key=lambda d: int(d.get("generation", 1))),
                 events.get(call.call_uuid, []),
             )
+        for call in calls:
+            if call.conversation is not None:
+                print_turns(call)
         if early:
             print(f"{len(early)} call(s) ended early; see {log}", file=sys.stderr)
             return 1

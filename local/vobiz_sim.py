@@ -51,9 +51,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from local import vobiz_wire as wire
 from local.loops import stop_loop
 from local.vobiz_api import ApiStream, VobizApi
+from local.vobiz_caller import Conversation
 from local.vobiz_frames import read_wav
 
 AUDIO = Path(__file__).resolve().parents[1] / "samples"
+#: The longest conversation (10 minutes): a caller that never finishes is hung up.
+CONVERSATION_MAX_FRAMES = 30_000
 Signing = Literal["v3", "v2", "v3-url", "none"]
 
 
@@ -97,6 +100,8 @@ class SimCall:
     callbacks: list[tuple[str, int]] = field(default_factory=list)  # (Event, HTTP status)
     opened_at: float | None = None  # wall clock: the first WebSocket is open
     media_began: float | None = None  # wall clock of media time 0 (benchmarks measure from it)
+    #: A caller that takes turns with the agent instead of playing the inbound WAV.
+    conversation: Conversation | None = None
 
 
 @dataclass
@@ -260,6 +265,9 @@ class VobizSimulator:
     def _tracks(self, spec: StreamSpec, call: SimCall) -> dict[str, bytes]:
         tracks: dict[str, bytes] = {}
         for track in spec.tracks:
+            if track == "inbound" and call.conversation is not None:
+                tracks[track] = b""  # said as the conversation goes (Conversation.frame)
+                continue
             path = call.inbound if track == "inbound" else call.outbound
             if path is not None:
                 pcm, source_rate = read_wav(path)
@@ -274,6 +282,8 @@ class VobizSimulator:
             tracks = self._tracks(spec, call)
             call.played_rate = spec.rate
             frames = max((-(-len(p) // spec.frame_bytes) for p in tracks.values()), default=0)
+            if call.conversation is not None:
+                frames = max(frames, CONVERSATION_MAX_FRAMES)  # it ends when the caller has
             duration = frames * 0.02 / self.speed
             step = 0.02 / self.speed
             began = time.monotonic()
@@ -309,7 +319,7 @@ class VobizSimulator:
             if spec.api is not None:
                 spec.api.state = "stopped"
                 spec.api.ended_at = time.time()
-            end = began + duration if began else 0.0
+            end = began + duration if began and call.conversation is None else 0.0
             await self._hangup(
                 call, max(0.0, end - time.monotonic()) if not call.stopped_by_app else 0.0
             )
@@ -354,6 +364,8 @@ class VobizSimulator:
                 if connection.stopped.is_set():
                     outcome = "stopped"
                     break
+                if call.conversation is not None and call.conversation.finished:
+                    break  # the caller has said everything and heard the replies
                 number = index + 1  # the call's frame number (faults are given in these)
                 for at, kind in ((faults.drop_at, "dropped"), (faults.disconnect_at, "failed")):
                     if (
@@ -373,7 +385,10 @@ class VobizSimulator:
                     if number in faults.drop_chunks:
                         continue
                     size = spec.frame_bytes
-                    frame = pcm[index * size : (index + 1) * size].ljust(size, b"\x00")
+                    if track == "inbound" and call.conversation is not None:
+                        frame = call.conversation.frame(time.monotonic())
+                    else:
+                        frame = pcm[index * size : (index + 1) * size].ljust(size, b"\x00")
                     media = {
                         "event": "media",
                         "sequenceNumber": seq,
@@ -467,6 +482,8 @@ class VobizSimulator:
                     task.cancel()
                 connection.pending.clear()
                 self._drop_queued(connection, call, now)
+                if call.conversation is not None:
+                    call.conversation.cleared(now)
                 await ws.send(json.dumps({"event": "clearedAudio"}))
                 await self._status(spec, call, connection.stream_id, "ClearedAudio")
             elif event == "stop":
@@ -500,6 +517,8 @@ class VobizSimulator:
         call.played += pcm
         duration = len(pcm) / 2 / spec.rate / self.speed
         connection.queue_until = max(connection.queue_until, now) + duration
+        if call.conversation is not None:
+            call.conversation.heard(now, len(pcm) / 2 / spec.rate)
 
     def _drop_queued(self, connection: _Connection, call: SimCall, now: float) -> None:
         """Queued audio that had not played yet is never heard."""

@@ -214,6 +214,10 @@ class AssistantAgent(Agent):
                 await self._say(talk, reply, self.settings.apology)
             for tool in tools:
                 await self._use(talk, reply, tool)
+        except CallstreamError as error:  # even the apology failed: the turn ends in silence
+            log.warning("assistant: the apology failed too: %s", error.message)
+        except Exception:  # a task's error is never left unretrieved: the call goes on
+            log.exception("assistant: the reply failed")
         finally:
             self._finish(talk, reply)
 

@@ -111,8 +111,11 @@ def test_resample_keeps_length_ratio_and_frequency(src, dst):
 def test_resample_same_rate_is_identity_and_bad_rates_are_refused():
     tone = sine(300, 8000)
     assert codecs.resample(tone, 8000, 8000) == tone
-    with pytest.raises(InvalidAudioError, match="44100"):
-        codecs.resample(tone, 44100, 8000)
+    with pytest.raises(InvalidAudioError, match="12345"):
+        codecs.resample(tone, 12345, 8000)
+    with pytest.raises(InvalidAudioError, match="22050 is not one of \\[8000, 16000, 24000\\]"):
+        codecs.resample(tone, 8000, 22050)  # a voice's rate is no stream's
+    assert abs(len(codecs.resample(tone, 22050, 8000)) - len(tone) * 8000 // 22050) <= 4
 
 
 def test_streaming_resampler_matches_length_of_one_shot():

@@ -26,6 +26,8 @@ from callstream.exceptions import InvalidAudioError
 from callstream.vocabulary import Codec
 
 RATES: Final = frozenset({8000, 16000, 24000})
+#: Rates audio may come in at to be resampled to a stream's (a voice's own: espeak-ng's 22050).
+SOURCE_RATES: Final = RATES | {11025, 22050, 32000, 44100, 48000}
 _BIAS: Final = 0x84
 _MULAW_SILENCE: Final = 0xFF
 
@@ -109,14 +111,15 @@ def l16_swap(data: bytes) -> bytes:
 
 
 def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
-    """Resample mono PCM16 LE between 8, 16 and 24 kHz (soxr, high quality).
+    """Resample mono PCM16 LE to a stream's rate (soxr, high quality).
 
     Raises:
-        InvalidAudioError: a rate other than 8000, 16000 or 24000, or an odd number of bytes.
+        InvalidAudioError: ``to_rate`` not a stream's (8, 16, 24 kHz), ``from_rate`` none of
+            :data:`SOURCE_RATES`, or an odd number of bytes.
     """
-    for rate in (from_rate, to_rate):
-        if rate not in RATES:
-            raise InvalidAudioError(f"sample rate {rate} is not one of {sorted(RATES)}")
+    for rate, rates in ((from_rate, SOURCE_RATES), (to_rate, RATES)):
+        if rate not in rates:
+            raise InvalidAudioError(f"sample rate {rate} is not one of {sorted(rates)}")
     samples = _samples(pcm, "resample")
     if from_rate == to_rate or not len(samples):
         return bytes(pcm)
