@@ -76,6 +76,7 @@ class Conversation:
     _waiting_since: float | None = None
     _playing_until: float = 0.0
     _last_play: float = 0.0
+    _mid_sentence: bool = False
     _replied: float | None = None  # when the reply to the last turn (or the greeting) began
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -108,11 +109,21 @@ class Conversation:
                     self.turns[-1].reply_at = now
             self._playing_until = max(self._playing_until, now) + seconds / self.speed
             self._last_play = now
+            self._mid_sentence = True
+
+    def marked(self) -> None:
+        """A checkpoint played (``playedStream``): the agent's sentence is over.
+
+        A caller waits for the end of what the agent is saying, not just for quiet: a stalled
+        agent leaves a gap mid-sentence, which a person waits through.
+        """
+        with self._lock:
+            self._mid_sentence = False
 
     def cleared(self, now: float) -> None:
         """Vobiz dropped the queued audio (``clearAudio``)."""
         with self._lock:
-            self._playing_until = now
+            self._playing_until, self._mid_sentence = now, False
             turn = self.turns[-1] if self.turns else None
             if turn is not None and turn.over_reply and turn.cleared_at is None:
                 turn.cleared_at = now
@@ -157,7 +168,7 @@ class Conversation:
         self._pcm, self._offset = pcm, 0
 
     def _quiet(self, now: float) -> bool:
-        return now >= self._playing_until + self.gap_s / self.speed
+        return not self._mid_sentence and now >= self._playing_until + self.gap_s / self.speed
 
     def _waited(self, now: float, seconds: float | None = None) -> bool:
         since = self._waiting_since

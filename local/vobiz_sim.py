@@ -533,6 +533,8 @@ class VobizSimulator:
     ) -> None:
         await asyncio.sleep(wait)
         await connection.ws.send(json.dumps({"event": "playedStream", "name": name}))
+        if call.conversation is not None:
+            call.conversation.marked()
         await self._status(spec, call, connection.stream_id, "PlayedStream", Name=name)
 
     # -- callbacks ------------------------------------------------------------------------

@@ -145,7 +145,7 @@ class AssistantAgent(Agent):
         """A line of the live recogniser."""
         if line.track != self._caller or not talk.bidirectional:
             return
-        self.turns.heard(line.result_id, line.text, tuple(line.settles))
+        self.turns.heard(line.result_id, line.text, tuple(line.settles), line.end_ms)
         await self._act(talk)
 
     async def on_utterance(self, talk: Talkback, utterance: UtteranceRecord) -> None:

@@ -40,6 +40,12 @@ class TurnSettings:
     barge_in_ms: float = 180.0
     barge_in_max_ms: float = 1200.0
     backchannels: frozenset[str] = BACKCHANNELS
+    #: A turn's end waits for the recogniser to have heard its last voice (less this slack:
+    #: a VAD's voice ends a little after the last word)…
+    caught_up_slack_ms: float = 250.0
+    #: …but no longer than this past ``quiet_ms`` (a recogniser far behind, or one that
+    #: reports nothing for the quiet after the words).
+    recognition_wait_ms: float = 1200.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Turns:
         self._replied = _Turn()  # the turn the reply in flight answers
         self._voice_until_ms = 0.0  # end of the last voiced frame
         self._heard_ms = 0.0  # end of the last frame heard
+        self._recognised_ms = 0.0  # the media time the recogniser's lines cover up to
         self._out: list[Action] = []
 
     # -- what the caller does -----------------------------------------------------------------
@@ -113,11 +120,21 @@ class Turns:
             return
         if self.phase == "speaking":  # a cough or a backchannel: forget it, go on speaking
             self._turn = _Turn()
-        elif self.phase == "listening" and turn.text:
+        elif self.phase == "listening" and turn.text and self._caught_up(quiet):
             self._reply()
 
-    def heard(self, result_id: str, text: str, settles: tuple[str, ...] = ()) -> None:
-        """A line of the live recogniser: a partial, or a final that settles others."""
+    def heard(
+        self,
+        result_id: str,
+        text: str,
+        settles: tuple[str, ...] = (),
+        end_ms: float | None = None,
+    ) -> None:
+        """A line of the live recogniser: a partial, or a final that settles others.
+
+        ``end_ms``: the media time the line covers up to (None: all heard so far).
+        """
+        self._recognised_ms = max(self._recognised_ms, self._heard_ms if end_ms is None else end_ms)
         if result_id in self._replied.lines or any(r in self._replied.lines for r in settles):
             self._replied.lines[result_id] = text.strip()  # a late final of a turn answered
             return
@@ -127,10 +144,15 @@ class Turns:
         self._turn.lines[result_id] = text.strip()
         if self.phase == "speaking" and self._turn.onset_ms is not None:
             self._consider_barge_in()
+        elif self.phase == "listening" and self._turn.onset_ms is not None:
+            quiet = self._heard_ms - self._voice_until_ms
+            if quiet >= self.settings.quiet_ms and self._turn.text and self._caught_up(quiet):
+                self._reply()  # the recogniser caught up after the quiet began
 
     def utterance_ended(self) -> None:
         """The VAD closed the caller's utterance (its hangover is longer than ``quiet_ms``)."""
-        if self.phase == "listening" and self._turn.text:
+        quiet = self._heard_ms - self._voice_until_ms
+        if self.phase == "listening" and self._turn.text and self._caught_up(quiet):
             self._reply()
 
     # -- what the agent does ------------------------------------------------------------------
@@ -163,6 +185,13 @@ class Turns:
         return out
 
     # -- inside -------------------------------------------------------------------------------
+
+    def _caught_up(self, quiet_ms: float) -> bool:
+        """Whether the recogniser has heard the turn's last voice (or waited long enough)."""
+        slack = self.settings.caught_up_slack_ms
+        if self._recognised_ms >= self._voice_until_ms - slack:
+            return True
+        return quiet_ms >= self.settings.quiet_ms + self.settings.recognition_wait_ms
 
     def _reply(self) -> None:
         self._out.append(Reply(self._turn.text, self._voice_until_ms))

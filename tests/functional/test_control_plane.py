@@ -822,3 +822,69 @@ def test_a_retry_after_a_timeout_before_vobiz_made_anything_starts_it_with_the_s
     posts = [b for m, _, b in api.vobiz.requests if m == "POST"]
     assert len(posts) == 2 and posts[0]["service_url"] == posts[1]["service_url"]
     assert len(api.vobiz.streams) == 1
+
+
+# -------------------------------------------------------------------- the assistant, per stream
+
+
+def test_a_stream_chooses_the_assistants_prompt_voice_and_model_and_they_ride_in_its_token(api):
+    event = load("api/start_stream.json")
+    event["headers"].pop("idempotency-key", None)
+    choice = {"prompt": "You book rooms at the Grand.\nBe brief.", "voice": "polly:Kajal"}
+    body = {"audio_track": "inbound", "bidirectional": True, "agent": "assistant", **choice}
+    event["body"] = json.dumps(
+        {**body, "model": "bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0"}
+    )
+    status, answer_ = invoke("start_stream", event)
+    assert status == 201, answer_
+    sent = api.vobiz.requests[-1][2]
+    claims = verify_token(sent["service_url"].rsplit("/", 1)[1], KEY.encode(), time.time())
+    assert (claims.agent, claims.prompt, claims.voice) == ("assistant", *choice.values())
+    assert claims.model == "bedrock:us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    status, xml = answer(
+        f"CallUUID={CALL}&agent=assistant&voice=espeak:en-gb&model=scripted&prompt=Hi", "n-a1"
+    )
+    assert status == 200, xml
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert status == 200 and stream is not None
+    claims = verify_token(
+        urlsplit(stream.text or "").path.rsplit("/", 1)[1], KEY.encode(), time.time()
+    )
+    assert (claims.agent, claims.voice, claims.model, claims.prompt) == (
+        "assistant",
+        "espeak:en-gb",
+        "scripted",
+        "Hi",
+    )
+    # a wrong voice on the answer URL is replaced (the caller is still answered), and named
+    status, xml = answer(f"CallUUID={CALL}&agent=assistant&voice=siri:x&model=gpt", "n-a2")
+    stream = ElementTree.fromstring(xml).find("Stream")
+    assert status == 200 and stream is not None
+    claims = verify_token(
+        urlsplit(stream.text or "").path.rsplit("/", 1)[1], KEY.encode(), time.time()
+    )
+    assert (claims.agent, claims.voice, claims.model) == ("assistant", None, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"agent": "echo", "prompt": "Be nice."}, "prompt: only with agent assistant, not echo"),
+        ({"agent": "assistant", "voice": "siri:x"}, "voice"),
+        ({"agent": "assistant", "voice": "polly:" + "x" * 41}, "voice"),
+        ({"agent": "assistant", "model": "gpt-4"}, "model"),
+        ({"agent": "assistant", "model": "openai:gpt 4"}, "model"),
+        ({"agent": "assistant", "prompt": "x" * 1001}, "1001 characters, more than 1000"),
+        ({"agent": "assistant", "prompt": "  "}, "the prompt is empty"),
+        ({"agent": "assistant", "prompt": "hi\x00there"}, "control characters"),
+        ({"agent": "assistant", "prompt": 7}, "prompt"),
+        ({"agent": "assistant", "voice": ["polly:Joanna"]}, "voice"),
+    ],
+)
+def test_wrong_assistant_options_get_400_naming_the_field(api, change, needle):
+    event = load("api/start_stream.json")
+    event["headers"].pop("idempotency-key", None)
+    event["body"] = json.dumps({"audio_track": "inbound", "bidirectional": True, **change})
+    status, body = invoke("start_stream", event)
+    assert status == 400 and needle in body["message"], body
+    assert api.vobiz.requests == []

@@ -144,6 +144,8 @@ class Call:
             if text is not None and i == min(5, ms // 20 - 1):
                 self.lines += 1
                 await self.heard(text)
+        if text is not None and ms // 20 > 6:
+            await self.heard(text)  # the recogniser has heard it to its end
 
     async def heard(self, text: str) -> None:
         line = TranscriptRecord(

@@ -23,8 +23,10 @@ class Caller:
             self.turns.frame(self.at, voiced)
             self.actions += self.turns.actions_ready()
 
-    def says(self, line: str, text: str, settles: tuple[str, ...] = ()) -> None:
-        self.turns.heard(line, text, settles)
+    def says(
+        self, line: str, text: str, settles: tuple[str, ...] = (), end_ms: float | None = None
+    ) -> None:
+        self.turns.heard(line, text, settles, end_ms)
         self.actions += self.turns.actions_ready()
 
 
@@ -137,9 +139,35 @@ def test_a_stalled_loop_handing_over_a_second_of_frames_decides_as_live():
     """Durations are media time: the frames of a stall, fed at once, end the turn where the
     quiet reached 300 ms, not where the loop woke up."""
     turns = Turns()
-    turns.heard("a", "hello")
     for n in range(1, 21):
         turns.frame(n * 20.0, True)
+    turns.heard("a", "hello")
     for n in range(21, 71):  # one second of quiet, all at once
         turns.frame(n * 20.0, False)
     assert turns.actions_ready() == [Reply("hello", 400.0)]
+
+
+def test_the_turn_waits_for_a_recogniser_behind_the_voice_and_takes_all_its_words():
+    """A busy recogniser gave "no that" for audio 300 ms in; the caller said "no, that is all.
+    goodbye" for 1.2 s. Quiet does not end the turn on two words: the line that covers the
+    voice's end does, with all of them."""
+    turns = Turns()
+    caller = Caller(turns)
+    caller.voice(1200)
+    caller.says("a", "no that", end_ms=300.0)
+    caller.quiet(600)
+    assert caller.actions == [], "the recogniser has not heard the end yet"
+    caller.says("a", "no that is all goodbye", end_ms=1150.0)
+    assert caller.actions == [Reply("no that is all goodbye", 1200.0)]
+
+
+def test_a_recogniser_that_never_catches_up_is_waited_for_a_bounded_time():
+    settings = TurnSettings(quiet_ms=300, recognition_wait_ms=1000)
+    turns = Turns(settings)
+    caller = Caller(turns)
+    caller.voice(1000)
+    caller.says("a", "hello", end_ms=200.0)
+    caller.quiet(1280)
+    assert caller.actions == []
+    caller.quiet(40)  # 1320 ms of quiet: 300 + 1000 waited
+    assert caller.actions == [Reply("hello", 1000.0)]
