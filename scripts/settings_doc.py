@@ -19,6 +19,7 @@ CLASSES = [
     settings.AudioSettings,
     settings.ServerSettings,
     settings.TranscribeSettings,
+    settings.AgentSettings,
     settings.ApiSettings,
     settings.ConsumerSettings,
     settings.SweeperSettings,

@@ -13,7 +13,8 @@ hand-over event with the conversation so far, ``press_dtmf`` plays DTMF tones. A
 voice that fails gives the caller a short apology, and the call goes on.
 
 Each turn is recorded in the call's record (``Talkback.note``: an ``agent`` event on the
-audio stream): ``turn`` (what the caller said, the reply as heard, its latency split),
+audio stream): ``turn`` (what the caller said, the reply as heard, its latency and its split:
+``end_of_turn_ms``, ``model_first_ms``, ``voice_first_ms``, ``send_ms``),
 ``barge_in`` and ``tool``.
 """
 
@@ -169,6 +170,7 @@ class AssistantAgent(Agent):
                     self.history.append(Said("caller", text))
                     reply = _Reply(said=text, speech_end_ms=end)
                     reply.timings["turn_end"] = self._clock()
+                    reply.timings["turn_end_media_ms"] = self.turns.heard_until_ms
                     self._reply = reply
                     reply.task = asyncio.create_task(self._respond(talk, reply))
                 case Cancel():
@@ -226,6 +228,8 @@ class AssistantAgent(Agent):
             await self._say(talk, reply, text)
         except CallstreamError as error:
             log.warning("assistant: the greeting: %s", error.message)
+        except Exception:  # never an unretrieved task error: the call goes on
+            log.exception("assistant: the greeting failed")
         finally:
             self._finish(talk, reply)
 
@@ -284,6 +288,8 @@ class AssistantAgent(Agent):
         data: dict[str, str | int | float] = {"caller": reply.said[:500], "reply": heard[:500]}
         if "first_audio_media_ms" in t and reply.said:
             data["latency_ms"] = round(t["first_audio_media_ms"] - reply.speech_end_ms)
+        if "turn_end_media_ms" in t:  # quiet, and the recogniser catching up
+            data["end_of_turn_ms"] = round(t["turn_end_media_ms"] - reply.speech_end_ms)
         for name, start, end in (
             ("model_first_ms", "turn_end", "model_first"),
             ("voice_first_ms", "model_first", "voice_first"),

@@ -532,7 +532,7 @@ function sessionEvent(call, d) {
         : `gap: ${data.frames} frames lost on ${data.track}`,
     played_stream: () => `played up to ${data.name}`,
     cleared_audio: () => "cleared (barge-in)",
-    agent: () => `${data.action}${data.name ? ` ${data.name}` : ""}${data.ms ? ` (${data.ms} ms)` : ""}`,
+    agent: () => agentAction(data),
     stop: () => {
       setState("ended");
       return "ended (stop)";
@@ -545,6 +545,25 @@ function sessionEvent(call, d) {
   const describe = names[d.name];
   const who = { agent: "talk-back", played_stream: "vobiz", cleared_audio: "vobiz" }[d.name] || d.name;
   if (describe) item(`event session-${d.name}`, d.at_ms, who, describe());
+}
+
+/** A talk-back action as the operator reads it; the voice agent's turns say what was heard. */
+function agentAction(data) {
+  switch (data.action) {
+    case "turn":
+      if (!data.caller) return `greeted: “${data.reply || ""}”`;
+      return data.reply
+        ? `replied in ${data.latency_ms ?? "?"} ms to “${data.caller}”: “${data.reply}”`
+        : `reply to “${data.caller}” cut before a word was heard`;
+    case "barge_in":
+      return "the caller talked over the agent: its audio cleared";
+    case "hand_over":
+      return "handed over to a colleague";
+    case "model_failed":
+      return `the model failed (${data.error || "?"}): the caller heard an apology`;
+    default:
+      return `${data.action}${data.name ? ` ${data.name}` : ""}${data.ms ? ` (${data.ms} ms)` : ""}`;
+  }
 }
 
 function setState(text) {
