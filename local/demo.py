@@ -554,6 +554,7 @@ def write_outputs(  # noqa: D103 - documented in the module docstring
         "gaps": summary["gaps"],
         "vobiz_stream_ids": call.stream_ids,
         "utterances": utterances,
+        "digest": summary.get("digest"),
     }
     if call.played:
         doc["played"] = "played.wav"
@@ -569,6 +570,11 @@ def write_outputs(  # noqa: D103 - documented in the module docstring
     print(
         f"  talk time: caller {summary['talk_time_s'].get('inbound', 0):.1f} s, agent {summary['talk_time_s'].get('outbound', 0):.1f} s; outputs: {folder}/"
     )
+    digest = summary.get("digest") or {}
+    if digest:
+        print(f"  digest ({digest['source']}): {digest['summary']}")
+        for item in digest["action_items"]:
+            print(f"    to do: {item}")
 
 
 if __name__ == "__main__":

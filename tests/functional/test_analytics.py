@@ -159,6 +159,12 @@ def test_tape_to_summary(stack):
     ] == pytest.approx(40.06, abs=0.05)
     (completed,) = of_type(after, "Call Completed")
     assert completed["detail"]["utterances"] == 8
+    # the digest is made of the call's own lines: the caller's first, the agent's promise
+    digest = result["digest"]
+    heard = {u["text"] for u in result["utterances"]}
+    assert digest["source"] == "extractive" and digest["intent"] == result["utterances"][1]["text"]
+    assert digest["outcome"] in " ".join(heard) and len(digest["action_items"]) >= 1
+    assert completed["detail"]["digest"] == digest
     assert invoke("finalize_call", ready[0]) == result  # a retry: the same summary
 
 

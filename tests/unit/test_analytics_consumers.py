@@ -400,6 +400,12 @@ class Store:
     def put(self, key: str, data: bytes, content_type: str = "") -> None:
         self.objects[key] = data
 
+    def events(self, stream_id: str) -> list[dict[str, Any]]:
+        import json
+
+        prefix = f"events/{stream_id}/"
+        return [json.loads(v) for k, v in sorted(self.objects.items()) if k.startswith(prefix)]
+
 
 class Scored(Table):
     def for_stream(self, stream_id: str) -> list[dict[str, Any]]:
@@ -460,6 +466,48 @@ def test_the_call_completes_when_its_last_utterance_is_scored_and_not_before() -
     assert done["talk_time_s"] == {"inbound": 1.5, "outbound": 0.5}
     assert [k for k, _ in bus.published] == ["Call Completed"]
     assert summary.summary_key("c-1", "s-1") in store.objects
+
+
+def test_a_voice_agents_replies_join_the_digest_and_a_failing_model_leaves_the_extractive() -> None:
+    """A bidirectional stream records the caller only: what the agent said comes from its turn
+    notes, in time order. A model that fails (no access, throttled) leaves the extractive
+    digest, and the call still completes."""
+    import json
+
+    from callstream.analytics import summary
+    from callstream.exceptions import UpstreamError
+
+    class Failing:
+        name = "bedrock:m"
+
+        def summarize(self, lines: Any) -> Any:
+            raise UpstreamError("Bedrock did not summarise the call: AccessDenied")
+
+    svc, store, table, bus = summarising(utterances=1)
+    svc.summarizer = Failing()
+    note = {
+        "action": "turn",
+        "caller": "my router is broken",
+        "reply": "A technician will call you.",
+    }
+    store.put(
+        "events/s-1/0000000009.json",
+        json.dumps({"name": "agent", "at_ms": 4000, "data": note}).encode(),
+    )
+    store.put(
+        "events/s-1/0000000003.json",
+        json.dumps({"name": "dtmf", "at_ms": 100, "data": {}}).encode(),
+    )
+    text = "hello my router is broken"
+    table.put({**said(text, 0), "start_ms": 0.0, "end_ms": 3000.0, "sentiment": "NEGATIVE"})
+    done = summary.handle(svc, {"stream_id": "s-1", "call_uuid": "c-1"})
+    assert done["digest"]["source"] == "extractive"
+    assert done["digest"]["intent"] == text
+    assert done["digest"]["action_items"] == ["A technician will call you."]
+    ((kind, detail),) = bus.published
+    assert kind == "Call Completed" and detail["digest"] == done["digest"]
+    stored = json.loads(store.objects[summary.summary_key("c-1", "s-1")])
+    assert stored["digest"]["outcome"] == "A technician will call you."
 
 
 def test_an_earlier_connections_late_event_does_not_announce_the_call() -> None:

@@ -426,6 +426,7 @@ function render(call, event) {
     case "Recording Ready":
     case "Call Completed":
       item("event", null, "call", event.type === "Recording Ready" ? "recording ready" : "completed");
+      if (d.digest && typeof d.digest.summary === "string") item("event", null, "summary", digestText(d.digest));
       loadAfter(call, d.stream_id);
       break;
     case "Call Ended":
@@ -545,6 +546,16 @@ function sessionEvent(call, d) {
   const describe = names[d.name];
   const who = { agent: "talk-back", played_stream: "vobiz", cleared_audio: "vobiz" }[d.name] || d.name;
   if (describe) item(`event session-${d.name}`, d.at_ms, who, describe());
+}
+
+/** The call's digest in one line: summary, intent, outcome, action items (who wrote it). */
+function digestText(digest) {
+  const items = Array.isArray(digest.action_items) ? digest.action_items.filter((i) => typeof i === "string") : [];
+  const parts = [digest.summary];
+  if (digest.intent) parts.push(`Intent: ${digest.intent}`);
+  if (digest.outcome) parts.push(`Outcome: ${digest.outcome}`);
+  if (items.length) parts.push(`To do: ${items.join("; ")}`);
+  return `${parts.join(" · ")} (${digest.source || "?"})`;
 }
 
 /** A talk-back action as the operator reads it; the voice agent's turns say what was heard. */

@@ -7,7 +7,7 @@ embedded stack inject those same adapters with moto-backed clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -471,6 +471,38 @@ class SentimentModel(Protocol):
 
     def score(self, text: str, language: str) -> Sentiment:
         """Score one utterance's text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A call after it ended: what it was about and what came of it.
+
+    Attributes:
+        summary: two or three sentences.
+        intent: what the caller wanted.
+        outcome: how the call left it.
+        action_items: what someone is to do next.
+        source: who wrote it (``extractive`` or the model's name).
+    """
+
+    summary: str
+    intent: str
+    outcome: str
+    action_items: tuple[str, ...]
+    source: str
+
+
+class Summarizer(Protocol):
+    """Writes a call's :class:`Digest` (``extractive`` offline, a Bedrock model in AWS)."""
+
+    name: str
+
+    def summarize(self, lines: Sequence[tuple[str, str]]) -> Digest:
+        """The digest of a call's lines, (``caller`` or ``agent``, text) in order.
+
+        Raises:
+            UpstreamError: the model failed (the caller of this falls back to extractive).
+        """
 
 
 # -- the stream server's side of the control contract --------------------------------------

@@ -256,6 +256,11 @@ class ConsumerSettings(_Base):
     event_bus: str = Field(description="EventBridge bus name.")
     transcriber: str = Field("aws", description="Speech recogniser: aws (Transcribe) or local.")
     sentiment: str = Field("aws", description="Sentiment model: aws (Comprehend) or local.")
+    summarizer: str = Field(
+        "extractive",
+        pattern=r"^(extractive|bedrock:[A-Za-z0-9._:/-]{1,120})$",
+        description="Who writes a call's digest: extractive, or bedrock:<model id> (Converse).",
+    )
     language: str = Field(
         "en-US",
         description="Transcription and sentiment language, unless a stream asks for its own.",

@@ -17,6 +17,7 @@ import urllib3
 
 from callstream import settings
 from callstream.adapters import clients, secrets_manager
+from callstream.adapters.bedrock_summary import BedrockSummarizer
 from callstream.adapters.dynamodb import (
     DynamoConsoleStore,
     DynamoOnceStore,
@@ -30,6 +31,7 @@ from callstream.adapters.s3_recordings import S3Recordings
 from callstream.adapters.sentiment_models import ComprehendModel, VaderModel
 from callstream.adapters.tasks import HttpTasks
 from callstream.adapters.vobiz import VobizClient
+from callstream.analytics.digest import ExtractiveSummarizer
 from callstream.analytics.recording import RecordingServices
 from callstream.analytics.sentiment import SentimentServices
 from callstream.analytics.summary import SummaryServices
@@ -39,7 +41,7 @@ from callstream.console.feed import FeedServices
 from callstream.console.views import ConsoleServices
 from callstream.control.services import ControlServices
 from callstream.exceptions import ConfigError
-from callstream.ports import SentimentModel, Transcriber, Vobiz, VobizCredentials
+from callstream.ports import SentimentModel, Summarizer, Transcriber, Vobiz, VobizCredentials
 
 
 @cache
@@ -174,12 +176,20 @@ def sentiment_services() -> SentimentServices:
     )
 
 
+def make_summarizer(name: str) -> Summarizer:
+    """The digest writer called ``name`` (``extractive`` or ``bedrock:<model id>``)."""
+    if name.startswith("bedrock:"):
+        return BedrockSummarizer(client("bedrock-runtime"), name.removeprefix("bedrock:"))
+    return ExtractiveSummarizer()
+
+
 @cache
 def summary_services() -> SummaryServices:
     """finalize_call's services."""
     cfg = settings.load(settings.ConsumerSettings)
     dynamodb = client("dynamodb")
     return SummaryServices(
+        summarizer=make_summarizer(cfg.summarizer),
         store=S3Recordings(client("s3"), cfg.recordings_bucket),
         transcripts=DynamoTranscripts(dynamodb, cfg.transcripts_table),
         registry=DynamoRegistry(dynamodb, cfg.registry_table),

@@ -8,14 +8,19 @@ connections), and the event that comes last finds them all (:func:`handle`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from callstream.analytics.digest import ExtractiveSummarizer
 from callstream.analytics.recording import recording_keys
 from callstream.analytics.sentiment import ROLLING_KEY
-from callstream.exceptions import RequestError
-from callstream.ports import EventBus, Recordings, Registry, Transcripts
+from callstream.exceptions import CallstreamError, RequestError
+from callstream.ports import Digest, EventBus, Recordings, Registry, Summarizer, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
+
+log = logging.getLogger(__name__)
+ROLES = {"inbound": "caller", "outbound": "agent"}
 
 
 @dataclass(eq=False)
@@ -26,6 +31,7 @@ class SummaryServices:
     transcripts: Transcripts
     registry: Registry
     events: EventBus
+    summarizer: Summarizer = field(default_factory=ExtractiveSummarizer)
 
 
 def summary_key(call_uuid: str | None, stream_id: str) -> str:
@@ -105,6 +111,8 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
         "generation": generation,
         "utterances": utterances,
     }
+    digested = asdict(digest(svc, stream_id, utterances))
+    summary["digest"] = digested | {"action_items": list(digested["action_items"])}  # as JSON
     key = summary_key(sidecar.get("call_uuid"), stream_id)
     svc.store.put(key, json.dumps(summary, indent=2).encode(), "application/json")
     svc.registry.advance(
@@ -123,6 +131,27 @@ def handle(svc: SummaryServices, detail: dict[str, Any]) -> dict[str, Any]:
                 "generation",
             )
         }
-        | {"summary": key, "utterances": len(utterances)},
+        | {"summary": key, "utterances": len(utterances), "digest": summary["digest"]},
     )
     return summary
+
+
+def digest(svc: SummaryServices, stream_id: str, utterances: list[dict[str, Any]]) -> Digest:
+    """The call's digest: its lines, and a voice agent's replies as the caller heard them.
+
+    A model that fails leaves the extractive digest (logged): a summary is never held up.
+    """
+    lines = [
+        (u["start_s"], u.get("role") or ROLES.get(u["track"], "caller"), u["text"])
+        for u in utterances
+    ]
+    for event in svc.store.events(stream_id):
+        data = event.get("data") or {}
+        if event.get("name") == "agent" and data.get("action") == "turn" and data.get("reply"):
+            lines.append((float(event.get("at_ms") or 0) / 1000, "agent", str(data["reply"])))
+    ordered = [(role, text) for _, role, text in sorted(lines, key=lambda line: line[0])]
+    try:
+        return svc.summarizer.summarize(ordered)
+    except CallstreamError as error:
+        log.warning("stream %s: %s; the digest is extractive", stream_id, error.message)
+        return ExtractiveSummarizer().summarize(ordered)
