@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import webrtcvad
 
 from callstream.audio.records import TranscriptRecord, UtteranceRecord
@@ -46,6 +47,8 @@ CLAUSE_CHARS = 60
 #: Turns of history sent to the model (the oldest are dropped: a bounded prompt).
 HISTORY_TURNS = 40
 FRAME_MS = 20
+#: A frame this loud (RMS, about -40 dBFS) has the energy of speech, not of a line's hiss.
+LOUD_RMS = 330.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class AssistantAgent(Agent):
                 voiced = self._vad.is_speech(frame, rate)
             except Exception:  # a rate webrtcvad refuses (24 kHz): judge by energy
                 voiced = _loud(frame)
-            self.turns.frame(end_ms, voiced, FRAME_MS)
+            self.turns.frame(end_ms, voiced, FRAME_MS, loud=voiced and _loud(frame))
         await self._act(talk)
 
     async def on_transcript(self, talk: Talkback, line: TranscriptRecord) -> None:
@@ -330,7 +333,5 @@ def _sentences(text: str) -> tuple[list[str], str]:
 
 
 def _loud(frame: bytes) -> bool:
-    import numpy as np
-
     samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-    return bool(samples.size) and float(np.sqrt(np.mean(samples**2))) > 330.0  # about -40 dBFS
+    return bool(samples.size) and float(np.sqrt(np.mean(samples**2))) > LOUD_RMS

@@ -37,7 +37,7 @@ class TurnSettings:
     """How long the caller's quiet ends a turn, and what interrupts the agent."""
 
     quiet_ms: float = 300.0
-    barge_in_ms: float = 180.0
+    barge_in_ms: float = 160.0
     barge_in_max_ms: float = 1200.0
     backchannels: frozenset[str] = BACKCHANNELS
     #: A turn's end waits for the recogniser to have heard its last voice (less this slack:
@@ -79,6 +79,7 @@ class _Turn:
     lines: dict[str, str] = field(default_factory=dict)  # result id → its latest text
     onset_ms: float | None = None  # first voice of the turn (or of a candidate barge-in)
     voiced_ms: float = 0.0  # voice heard in it, ms
+    loud_ms: float = 0.0  # of which loud: what a barge-in counts (a VAD's hangover is not)
 
     @property
     def text(self) -> str:
@@ -101,14 +102,22 @@ class Turns:
 
     # -- what the caller does -----------------------------------------------------------------
 
-    def frame(self, end_ms: float, voiced: bool, frame_ms: float = 20.0) -> None:
-        """A frame of the caller's track up to ``end_ms`` (media time), voiced or not."""
+    def frame(
+        self, end_ms: float, voiced: bool, frame_ms: float = 20.0, loud: bool | None = None
+    ) -> None:
+        """A frame of the caller's track up to ``end_ms`` (media time), voiced or not.
+
+        ``loud``: whether a voiced frame has the energy of speech (None: as voiced). A VAD
+        keeps saying "voice" for 80-200 ms after a sound stops, so a 100 ms cough is 300 ms
+        of its voice but only 100-120 ms of loud voice: barge-in counts the loud.
+        """
         self._heard_ms = max(self._heard_ms, end_ms)
         turn = self._turn
         if voiced:
             if turn.onset_ms is None:
                 turn.onset_ms = end_ms - frame_ms
             turn.voiced_ms += frame_ms
+            turn.loud_ms += frame_ms if loud is None or loud else 0.0
             self._voice_until_ms = end_ms
             if self.phase == "thinking":
                 self._cancel()
@@ -210,7 +219,7 @@ class Turns:
     def _consider_barge_in(self) -> None:
         turn = self._turn
         assert turn.onset_ms is not None
-        if turn.voiced_ms < self.settings.barge_in_ms:
+        if turn.loud_ms < self.settings.barge_in_ms:
             return
         words = _WORD.findall(turn.text.lower())
         only_backchannel = bool(words) and all(w in self.settings.backchannels for w in words)

@@ -148,10 +148,11 @@ class AgentSettings(_Base):
         300, ge=100, le=3000, description="Quiet after the caller's words that ends their turn."
     )
     assistant_barge_in_ms: int = Field(
-        180,
+        160,
         ge=40,
         le=2000,
-        description="Caller voice over the agent this long interrupts it (shorter: a cough).",
+        description="Loud caller voice over the agent this long interrupts it (a 100 ms cough "
+        "is 100-120 ms of it).",
     )
     assistant_model_delay_ms: int = Field(
         0, ge=0, le=5000, description="Added before the scripted model's first word (bench)."

@@ -171,3 +171,19 @@ def test_a_recogniser_that_never_catches_up_is_waited_for_a_bounded_time():
     assert caller.actions == []
     caller.quiet(40)  # 1320 ms of quiet: 300 + 1000 waited
     assert caller.actions == [Reply("hello", 1000.0)]
+
+
+def test_barge_in_counts_loud_voice_so_a_vads_hangover_after_a_cough_is_not_speech():
+    turns, caller = agent_speaking(TurnSettings(barge_in_ms=160))
+    for _ in range(6):  # a 120 ms cough: loud
+        caller.at += 20
+        turns.frame(caller.at, True, loud=True)
+    for _ in range(10):  # the VAD's hangover: "voice", 200 ms of it, but quiet
+        caller.at += 20
+        turns.frame(caller.at, True, loud=False)
+    caller.quiet(300)
+    assert turns.actions_ready() == [] and turns.phase == "speaking"
+    for _ in range(8):  # words: loud
+        caller.at += 20
+        turns.frame(caller.at, True, loud=True)
+    assert turns.actions_ready() == [BargeIn(onset_ms=caller.at - 160)]
