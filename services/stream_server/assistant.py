@@ -46,6 +46,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[,;:])\s+(?=\S{2,})")
 CLAUSE_CHARS = 60
 #: Turns of history sent to the model (the oldest are dropped: a bounded prompt).
 HISTORY_TURNS = 40
+#: A caller's turn as the model gets it: its newest characters (a monologue is not a prompt).
+TURN_CHARS = 2000
+#: The most of one reply that is read and spoken (a runaway model is cut, not read for minutes).
+REPLY_CHARS = 1500
 FRAME_MS = 20
 #: A frame this loud (RMS, about -40 dBFS) has the energy of speech, not of a line's hiss.
 LOUD_RMS = 330.0
@@ -170,7 +174,7 @@ class AssistantAgent(Agent):
             match action:
                 case Reply(text=text, speech_end_ms=end) if not self._ended:
                     self._keep_heard()
-                    self.history.append(Said("caller", text))
+                    self.history.append(Said("caller", text[-TURN_CHARS:]))
                     reply = _Reply(said=text, speech_end_ms=end)
                     reply.timings["turn_end"] = self._clock()
                     reply.timings["turn_end_media_ms"] = self.turns.heard_until_ms
@@ -200,18 +204,7 @@ class AssistantAgent(Agent):
         tools: list[ToolCall] = []
         try:
             try:
-                pending = ""
-                async for piece in self.model.reply(self.settings.system_prompt, self._prompt()):
-                    if isinstance(piece, ToolCall):
-                        tools.append(piece)
-                        continue
-                    reply.timings.setdefault("model_first", self._clock())
-                    pending += piece
-                    sentences, pending = _sentences(pending)
-                    for sentence in sentences:
-                        await self._say(talk, reply, sentence)
-                if pending.strip():
-                    await self._say(talk, reply, pending.strip())
+                await self._speak_reply(talk, reply, tools)
             except CallstreamError as error:
                 log.warning("assistant: %s", error.message)
                 talk.note("model_failed", {"error": error.code})
@@ -225,6 +218,31 @@ class AssistantAgent(Agent):
             log.exception("assistant: the reply failed")
         finally:
             self._finish(talk, reply)
+
+    async def _speak_reply(self, talk: Talkback, reply: _Reply, tools: list[ToolCall]) -> None:
+        """Speak the model's reply sentence by sentence as it streams; collect its tool calls."""
+        pending, read = "", 0
+        stream = self.model.reply(self.settings.system_prompt, self._prompt())
+        try:
+            async for piece in stream:
+                if isinstance(piece, ToolCall):
+                    tools.append(piece)
+                    continue
+                reply.timings.setdefault("model_first", self._clock())
+                read += len(piece)
+                if read > REPLY_CHARS:
+                    log.warning("assistant: a reply cut at %d characters", REPLY_CHARS)
+                    break
+                pending += piece
+                sentences, pending = _sentences(pending)
+                for sentence in sentences:
+                    await self._say(talk, reply, sentence)
+        finally:  # the model's stream ends now (its thread, its socket), not at a collection
+            closing = getattr(stream, "aclose", None)
+            if closing is not None:
+                await closing()
+        if pending.strip():
+            await self._say(talk, reply, pending.strip())
 
     async def _speak_fixed(self, talk: Talkback, reply: _Reply, text: str) -> None:
         try:

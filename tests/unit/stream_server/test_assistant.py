@@ -97,17 +97,17 @@ class Model:
 
 
 class Voice:
-    """A synthesiser: 60 ms of tone per word at 16 kHz, in two chunks."""
+    """A synthesiser: 60 ms of tone per word (``word_s``) at 16 kHz, in two chunks."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, word_s: float = 0.06) -> None:
         self.spoken: list[str] = []
-        self.fail = fail
+        self.fail, self.word_s = fail, word_s
 
     async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
         if self.fail:
             raise ModelError("the voice is down")
         self.spoken.append(text)
-        n = int(len(text.split()) * 0.06 * 16000)
+        n = int(len(text.split()) * self.word_s * 16000)
         tone = (np.sin(np.arange(n) * 2 * np.pi * 300 / 16000) * 8000).astype("<i2").tobytes()
         yield tone[: len(tone) // 2 // 2 * 2], 16000
         yield tone[len(tone) // 2 // 2 * 2 :], 16000
@@ -299,3 +299,25 @@ def test_sentences_are_cut_at_their_ends_and_long_clauses_at_commas():
     assert _sentences("Well, ok") == ([], "Well, ok")
     clause = "a" * 30 + " " + "b" * 31
     assert _sentences(f"{clause}, and more") == ([f"{clause},"], "and more")
+
+
+async def test_a_runaway_model_is_cut_and_closed_and_a_monologue_reaches_it_bounded():
+    """A model that never stops is read for a bounded reply, then its stream is closed (its
+    thread or socket ends); a caller's turn of 10,000 characters reaches it as its newest 2,000."""
+    from stream_server.assistant import REPLY_CHARS, TURN_CHARS
+
+    endless = ["Yes and then more. "] * 10_000
+    model = Model(endless)
+    voice = Voice(word_s=0.004)  # quick words: the bounded reply plays in a second or so
+    call = Call(AssistantAgent(model, voice, settings(greeting="")))
+    await call.start()
+    await call.speak(800, "tell me everything " * 500)
+    await call.quiet(500)
+    for _ in range(3000):  # the bounded reply plays out
+        if call.agent._reply is None:
+            break
+        await asyncio.sleep(0.02)
+    assert call.agent._reply is None, "the reply ended"
+    assert model.cancelled == 1, "the model's stream was closed"
+    assert sum(len(s) + 1 for s in voice.spoken) <= REPLY_CHARS + 40
+    assert len(model.asked[0][-1].text) == TURN_CHARS
