@@ -3,7 +3,8 @@
 A :class:`Conversation` replaces a call's inbound WAV: the simulator asks it for each 20 ms
 frame (:meth:`Conversation.frame`) and tells it what Vobiz does with the app's audio
 (:meth:`heard` on each ``playAudio``, :meth:`cleared` on ``clearAudio``). The caller says its
-utterances one by one (cut from the sample call by its script's times), each once the agent's
+utterances one by one (cut from the sample call by its script's times, trimmed to the
+audible words), each once the agent's
 reply to the last has played and gone quiet. Once, on purpose, it talks over a reply (a
 barge-in). It measures what a caller would: from the end of its own words to the first audio
 of the reply on the wire, and from the onset of its words over a reply to the ``clearAudio``.
@@ -18,10 +19,31 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from local import vobiz_wire as wire
 from local.vobiz_frames import read_wav
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+#: A 20 ms frame this loud (RMS; about -50 dBFS) is sound; the script's times are padded.
+AUDIBLE_RMS = 100.0
+
+
+def words_only(pcm: bytes, rate: int) -> bytes:
+    """``pcm`` from its first audible 20 ms to its last: the words.
+
+    The caller's turn then begins at the onset of its speech and ends at its last word, which
+    is what reply latency and barge-in are timed from.
+    """
+    step = rate // 50
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
+    frames = samples[: samples.size // step * step].reshape(-1, step)
+    audible = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > AUDIBLE_RMS)
+    if not audible.size:
+        return pcm
+    return pcm[int(audible[0]) * step * 2 : (int(audible[-1]) + 1) * step * 2]
 
 
 @dataclass
@@ -95,7 +117,7 @@ class Conversation:
                 continue
             start = int(utterance["start_s"] * rate) * 2
             end = int(utterance["end_s"] * rate) * 2
-            said.append((str(utterance["text"]), pcm[start:end]))
+            said.append((str(utterance["text"]), words_only(pcm[start:end], rate)))
         return cls(said, rate, **options)  # type: ignore[arg-type]
 
     # -- what Vobiz tells the caller -----------------------------------------------------------
