@@ -30,6 +30,7 @@ SIMPLE = [
     "bench.kinesis_efficiency",
     "bench.latency",
     "bench.console_freshness",
+    "bench.voice_agent",
 ]
 
 

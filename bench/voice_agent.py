@@ -34,7 +34,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.demo import api
+from local.demo import talk_on
 from local.stack import Stack
 from local.vobiz_caller import Conversation
 from local.vobiz_sim import SimCall
@@ -73,16 +73,8 @@ def converse(calls: int, env: dict[str, str]) -> Run:
             stack.poller.listeners.append(keep)
             for _ in range(calls):
                 conversation = Conversation.from_sample(8000)
-                call = stack.sim.add_call(
-                    SimCall(str(uuid.uuid4()), outbound=None, conversation=conversation)
-                )
-                status, answer = api(
-                    stack,
-                    "POST",
-                    f"/v1/calls/{call.call_uuid}/streams",
-                    {"audio_track": "inbound", "bidirectional": True, "agent": "assistant"},
-                )
-                assert status == 201, answer
+                call = SimCall(str(uuid.uuid4()), outbound=None, conversation=conversation)
+                talk_on(stack, call, agent="assistant")
                 call.done.wait(180)
                 for turn in conversation.turns:
                     if turn.latency_s is None:

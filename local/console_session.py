@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from local.demo import api
+from local.demo import talk_on
 from local.stack import Stack
 from local.vobiz_sim import AUDIO, SimCall
 
@@ -145,18 +145,11 @@ def watch_a_call(
     ) as stack:
         assert stack.gateway is not None
         call = SimCall(str(uuid.uuid4()), inbound=AUDIO / "support_call_8000_inbound.wav")
-        stack.sim.add_call(call)
         browser = chromium()
         try:
             browser.get(stack.endpoints()["console"])
             wait("the calls list", lambda: browser.find_element(By.ID, "calls").is_displayed())
-            status, answer = api(
-                stack,
-                "POST",
-                f"/v1/calls/{call.call_uuid}/streams",
-                {"audio_track": "inbound", "bidirectional": True, "agent": "none"},
-            )
-            assert status == 201, answer
+            answer = talk_on(stack, call)
             seen = Observed(call.call_uuid, answer["stream_id"])
             row = wait(
                 "the call in the list",

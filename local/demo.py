@@ -192,6 +192,26 @@ def api(
         return int(error.code), json.loads(error.read() or b"{}")
 
 
+def talk_on(stack: Stack, call: SimCall, agent: str = "none") -> dict[str, Any]:
+    """Start a bidirectional inbound stream with ``agent`` on ``call``, as a user would.
+
+    Returns:
+        The start API's answer (201).
+
+    Raises:
+        AssertionError: the API refused it (its status and answer).
+    """
+    stack.sim.add_call(call)
+    status, answer = api(
+        stack,
+        "POST",
+        f"/v1/calls/{call.call_uuid}/streams",
+        {"audio_track": "inbound", "bidirectional": True, "agent": agent},
+    )
+    assert status == 201, (status, answer)
+    return answer
+
+
 def faults_of(args: argparse.Namespace) -> Faults:
     """The simulator's fault switches from the options."""
     drop: frozenset[int] = frozenset()

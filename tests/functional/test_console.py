@@ -626,7 +626,8 @@ def test_a_long_play_is_answered_at_once_and_clear_cancels_every_piece_the_page_
     two behind it (the page used to go on sending its pieces and say "played 8000 ms")."""
     from selenium.webdriver.common.by import By
 
-    from local.console_session import api, chime, chromium, wait
+    from local.console_session import chime, chromium, wait
+    from local.demo import api, talk_on
     from local.stack import Stack
     from local.vobiz_sim import SimCall
 
@@ -634,15 +635,7 @@ def test_a_long_play_is_answered_at_once_and_clear_cancels_every_piece_the_page_
         call = SimCall(
             str(uuid.uuid4()), inbound=ROOT / "samples" / "support_call_8000_inbound.wav"
         )
-        stack.sim.add_call(call)
-        status, answer = api(
-            stack,
-            "POST",
-            f"/v1/calls/{call.call_uuid}/streams",
-            {"audio_track": "inbound", "bidirectional": True, "agent": "none"},
-        )
-        assert status == 201, answer
-        stream = answer["stream_id"]
+        stream = talk_on(stack, call)["stream_id"]
         browser = chromium()
         try:
             open_call_page(browser, stack, call.call_uuid)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.demo import api
+from local.demo import talk_on
 from local.stack import Stack
 from local.vobiz_caller import Conversation
 from local.vobiz_sim import SimCall
@@ -41,16 +41,8 @@ def test_a_conversation_with_a_barge_in_and_a_goodbye_that_plays_before_the_stop
         assert stack.poller is not None
         stack.poller.listeners.append(keep)
         conversation = Conversation.from_sample(8000)
-        call = stack.sim.add_call(
-            SimCall(str(uuid.uuid4()), outbound=None, conversation=conversation)
-        )
-        status, started = api(
-            stack,
-            "POST",
-            f"/v1/calls/{call.call_uuid}/streams",
-            {"audio_track": "inbound", "bidirectional": True, "agent": "assistant"},
-        )
-        assert status == 201, started
+        call = SimCall(str(uuid.uuid4()), outbound=None, conversation=conversation)
+        talk_on(stack, call, agent="assistant")
         wait(call.done.is_set, 150)
 
         def session(name: str) -> list[dict[str, Any]]:
