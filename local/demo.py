@@ -51,9 +51,8 @@ def fit(line: str) -> str:
 def agent_line(call: str, data: dict[str, Any]) -> str | None:
     """The voice agent's side of the conversation, as its turn notes say it."""
     action = data.get("action")
-    if action == "turn" and data.get("reply"):
-        latency = f"{data['latency_ms']} ms" if "latency_ms" in data else "greeting"
-        return f"  {call[:8]}  agent   {latency:>8}  {data['reply']}"
+    if action == "turn" and data.get("reply"):  # the latency is timed by the caller: below
+        return f"  {call[:8]}  agent   {'said' if data.get('caller') else 'greeting':8}  {data['reply']}"
     if action == "barge_in":
         return f"  {call[:8]}  agent   ✂ the caller talked over the agent: its audio was cleared"
     if action == "tool":
@@ -263,12 +262,20 @@ class InOrder:
 def ended_early(call: SimCall, frames: int) -> str | None:
     """Why the simulated call did not stream all of its ``frames`` (None: it did, or meant not).
 
-    A call the app stopped, or one whose faults drop frames on purpose, is not early.
+    A call the app stopped, or one whose faults drop frames on purpose, is not early; a
+    conversation is, if its caller did not get to say all its lines.
     """
     if call.stopped_by_app:
         return None
     if call.error is not None:
         return f"call {call.call_uuid}: the simulator reports: {call.error}"
+    if call.conversation is not None:  # it lasts as long as the talk: whether it said it all
+        said, lines = len(call.conversation.turns), len(call.conversation.utterances)
+        return (
+            None
+            if said == lines
+            else f"call {call.call_uuid}: the caller said {said} of {lines} lines"
+        )
     faults = call.faults
     planned = faults.drop_chunks or faults.drop_at is not None or faults.disconnect_at is not None
     if not planned and call.frames_sent < frames:

@@ -417,7 +417,8 @@ class VobizSimulator:
                 await ws.send(json.dumps({"event": "stop", "streamId": stream_id}))
             await ws.close(1000)  # the end of the call: the socket just closes
         except ConnectionClosed as error:
-            call.error = f"closed by the app: {error}"
+            if not call.stopped_by_app:  # the app's stop is how a call it ends ends
+                call.error = f"closed by the app: {error}"
             outcome = "closed"
         finally:
             reader.cancel()

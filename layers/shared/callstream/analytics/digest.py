@@ -31,6 +31,11 @@ def _cut(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _ended(sentence: str) -> str:
+    """A sentence with its full stop (a recogniser's text has none)."""
+    return sentence if sentence[-1:] in ".!?…" else sentence + "."
+
+
 def _substantial(sentence: str) -> bool:
     """Not a goodbye, a question or a pleasantry ("You are welcome.")."""
     return (
@@ -55,9 +60,13 @@ class ExtractiveSummarizer:
         actions = tuple(
             dict.fromkeys(_cut(s, 160) for s in said if _COMMITMENT.search(s) and "?" not in s)
         )[:5]
-        parts = [f"The caller said: {_cut(intent, 160)}" if intent else "The caller said nothing."]
+        parts = [
+            f"The caller said: {_ended(_cut(intent, 160))}"
+            if intent
+            else "The caller said nothing."
+        ]
         if outcome:
-            parts.append(f"The agent: {_cut(outcome, 160)}")
+            parts.append(f"The agent: {_ended(_cut(outcome, 160))}")
         parts.append(f"{len(caller)} caller and {len(agent)} agent lines.")
         return Digest(
             summary=_cut(" ".join(parts)),
