@@ -76,5 +76,15 @@ def test_the_build_context_is_what_the_image_copies():
         for p in (ROOT / folder).rglob("*.py")
     } | {"services/stream_server/requirements.lock"}
     assert needed <= included
+    # and what the Dockerfile copies is in it: a COPY of a file left out fails the build (a
+    # folder copies what of it is in the context)
+    dockerfile = (ROOT / "services" / "stream_server" / "Dockerfile").read_text()
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            source = line.split()[1]
+            if (ROOT / source).is_file():
+                assert source in included, f"{line}: {source} is not in the build context"
+            else:
+                assert any(path.startswith(source + "/") for path in included), line
     size = sum((ROOT / path).stat().st_size for path in included)
     assert size < 1_000_000, f"build context {size} bytes"
