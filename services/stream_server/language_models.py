@@ -85,7 +85,12 @@ async def _threaded(
     stop = threading.Event()
 
     def put(item: str | ToolCall | BaseException | None) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
+        if stop.is_set():
+            return  # the reply is over (a barge-in, a timeout): nobody is listening
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop closed meanwhile (the process is ending)
+            stop.set()
 
     def run() -> None:
         try:

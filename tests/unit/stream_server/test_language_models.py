@@ -261,3 +261,31 @@ async def test_bedrocks_stream_becomes_text_and_tool_calls_and_is_closed():
     assert (
         list(bedrock_pieces([{"contentBlockDelta": {"delta": {"toolUse": {"input": "x"}}}}])) == []
     )
+
+
+def test_a_reader_thread_that_outlives_its_reply_hands_over_nothing_and_raises_nothing():
+    """A socket read times out after the reply was given up (and its loop closed): the thread's
+    late piece is dropped, not an error in a thread (found by the full suite, once)."""
+    import asyncio
+
+    from stream_server.language_models import _threaded
+
+    release, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def produce(put: Any, stop: threading.Event) -> None:
+        release.wait(5)
+        try:
+            put("too late")
+        except BaseException as error:
+            errors.append(error)
+        done.set()
+
+    async def consume() -> None:
+        with pytest.raises(ModelError, match="sent nothing"):
+            async for _ in _threaded(produce, 0.1):
+                pass
+
+    asyncio.run(consume())  # its loop is closed once this returns
+    release.set()
+    assert done.wait(5) and errors == []
