@@ -58,16 +58,7 @@ def start_stream(
             None,
         )
     else:
-        service_url = svc.service_url(
-            call_uuid,
-            request.agent,
-            request.bidirectional,
-            request.content_type,
-            request.language,
-            prompt=request.prompt,
-            voice=request.voice,
-            model=request.model,
-        )
+        service_url = svc.service_url(call_uuid, request)
         if attempt:
             svc.once.remember(attempt, service_url, svc.config.token_ttl_s)
     body: dict[str, Any] = {

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from callstream import settings
 from callstream.control.tokens import TokenClaims, new_jti, sign_token, ws_path
@@ -18,6 +19,41 @@ from callstream.ports import (
     Vobiz,
     VobizCredentials,
 )
+
+
+class StreamChoice(Protocol):
+    """What a stream's token grants, as a start request and an answer's options both say it.
+
+    Read-only members (properties), so that pydantic models with narrower types fit.
+    """
+
+    @property
+    def agent(self) -> str:
+        """The talk-back agent."""
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether the app may talk back."""
+
+    @property
+    def content_type(self) -> str:
+        """The stream's content type."""
+
+    @property
+    def language(self) -> str | None:
+        """What the stream is heard in (None: the deployment's)."""
+
+    @property
+    def prompt(self) -> str | None:
+        """The assistant's system prompt (None: the deployment's)."""
+
+    @property
+    def voice(self) -> str | None:
+        """The assistant's voice (None: the deployment's)."""
+
+    @property
+    def model(self) -> str | None:
+        """The assistant's model (None: the deployment's)."""
 
 
 @dataclass(eq=False)
@@ -48,31 +84,24 @@ class ControlServices:
         """The key that signs tokens and control credentials."""
         return self.token_key_source()
 
-    def service_url(
-        self,
-        call_uuid: str,
-        agent: str,
-        bidirectional: bool,
-        content_type: str,
-        language: str | None = None,
-        *,
-        prompt: str | None = None,
-        voice: str | None = None,
-        model: str | None = None,
-    ) -> str:
+    def service_url(self, call_uuid: str, choice: StreamChoice) -> str:
         """A stream's WebSocket URL: the stream server's, with a fresh signed token.
 
-        ``prompt``, ``voice`` and ``model`` are the ``assistant`` agent's, for this stream.
+        ``choice`` is a start request's or an answer's options; the ``assistant``'s ``prompt``,
+        ``voice`` and ``model`` are signed in only for that agent.
         """
+        mine = choice.agent == "assistant"
         claims = TokenClaims(
             jti=new_jti(),
             call_uuid=call_uuid,
             exp=int(time.time()) + self.config.token_ttl_s,
-            agent=agent,
-            bidirectional=bidirectional,
-            content_type=content_type,
-            language=language,
-            **({"prompt": prompt, "voice": voice, "model": model} if agent == "assistant" else {}),
+            agent=choice.agent,
+            bidirectional=choice.bidirectional,
+            content_type=choice.content_type,
+            language=choice.language,
+            prompt=choice.prompt if mine else None,
+            voice=choice.voice if mine else None,
+            model=choice.model if mine else None,
         )
         return self.config.ws_base_url.rstrip("/") + ws_path(sign_token(claims, self.token_key))
 

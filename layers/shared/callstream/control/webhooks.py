@@ -202,16 +202,7 @@ def answer_call(svc: ControlServices, request: SignedRequest) -> str:
         for change in changes:
             log.warning("answer for call %s: %s", call_uuid, change)
         after = xml.continuation(options.redirect_url, options.dial)
-        url = svc.service_url(
-            call_uuid,
-            options.agent,
-            options.bidirectional,
-            options.content_type,
-            options.language,
-            prompt=options.prompt,
-            voice=options.voice,
-            model=options.model,
-        )
+        url = svc.service_url(call_uuid, options)
         attributes = {
             "bidirectional": "true" if options.bidirectional else "false",
             "audioTrack": options.audio_track,
