@@ -27,7 +27,7 @@ from stream_server.ports import Said, ToolCall, ToolName
 
 #: The longest reply asked for: a spoken turn is a sentence or two.
 MAX_TOKENS = 300
-TOOL_NAMES: frozenset[str] = frozenset(get_args(ToolName))
+TOOL_NAMES: frozenset[str] = frozenset(get_args(ToolName))  # the port names them once
 
 #: The tools, described once; each adapter writes them in its API's format.
 TOOLS: tuple[tuple[str, str, dict[str, Any]], ...] = (

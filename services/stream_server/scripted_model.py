@@ -12,13 +12,13 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from callstream.exceptions import ConfigError
 from stream_server.ports import Said, ToolCall, ToolName
 
 _WORD = re.compile(r"[a-z0-9']+")
-TOOLS: tuple[ToolName, ...] = ("end_call", "hand_over", "press_dtmf")
+TOOLS: tuple[ToolName, ...] = get_args(ToolName)
 #: The repository's script (``samples/``; the image copies it to the same place under /app).
 DEFAULT_SCRIPT = Path(__file__).resolve().parents[2] / "samples" / "assistant_script.yaml"
 
