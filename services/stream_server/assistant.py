@@ -33,8 +33,9 @@ import webrtcvad
 
 from callstream.audio.records import TranscriptRecord, UtteranceRecord
 from callstream.exceptions import CallstreamError
+from callstream.ports import LanguageModel, Said, ToolCall
 from stream_server.agents import Agent, StreamInfo, dtmf_tone
-from stream_server.ports import LanguageModel, Said, Synthesizer, ToolCall
+from stream_server.ports import Synthesizer
 from stream_server.talkback import CheckpointResult, Talkback
 from stream_server.turns import BargeIn, Cancel, Reply, Turns, TurnSettings
 

@@ -8,9 +8,8 @@ builds the adapters; tests inject moto-backed ones or fakes. The session's callb
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 
 class Registry(Protocol):
@@ -92,42 +91,7 @@ class Recognizing(Protocol):
         """The track ended: its last finals follow."""
 
 
-# -- the voice agent's mind and voice ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Said:
-    """One turn of a conversation: who said it and the words (only what the caller heard)."""
-
-    role: Literal["caller", "agent"]
-    text: str
-
-
-#: What a model may ask the agent to do besides speaking.
-ToolName = Literal["end_call", "hand_over", "press_dtmf"]
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A model's request to act besides speaking.
-
-    End the call (after the goodbye plays), hand it over, or press DTMF keys
-    (``arguments["digits"]``).
-    """
-
-    name: ToolName
-    arguments: dict[str, str] = field(default_factory=dict)
-
-
-class LanguageModel(Protocol):
-    """A chat model that streams its reply: text as it comes, and tool calls."""
-
-    def reply(self, system: str, history: Sequence[Said]) -> AsyncIterator[str | ToolCall]:
-        """The reply to the conversation so far (its last turn is the caller's), streamed.
-
-        Raises:
-            ModelError: the model failed or refused (the agent apologises and goes on).
-        """
+# -- the voice agent's voice (its mind, LanguageModel, is in callstream.ports) -------------
 
 
 class Synthesizer(Protocol):

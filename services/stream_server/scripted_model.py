@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from callstream.exceptions import ConfigError
-from stream_server.ports import Said, ToolCall, ToolName
+from callstream.ports import Said, ToolCall, ToolName
 
 _WORD = re.compile(r"[a-z0-9']+")
 TOOLS: tuple[ToolName, ...] = get_args(ToolName)

@@ -107,7 +107,7 @@ def _model(spec: str, cfg: settings.AgentSettings, read_secret: Callable[[str], 
 
         script = load_script(cfg.assistant_script or DEFAULT_SCRIPT)
         return ScriptedModel(script, first_token_s=cfg.assistant_model_delay_ms / 1000)
-    from stream_server.language_models import BedrockModel, OpenAIModel
+    from callstream.adapters.language_models import BedrockModel, OpenAIModel
 
     if kind == "bedrock":
         return BedrockModel(client("bedrock-runtime"), name, cfg.model_timeout_s)

@@ -1,5 +1,5 @@
-"""A call's digest: the extractive one on the sample call's words, hostile lines, and
-Bedrock's request and answer as its API has them."""
+"""A call's digest: the extractive one on the sample call's words, hostile lines, and a model's
+(Bedrock through the voice agent's own adapter) as its API has it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.validate import validate_parameters
 
-from callstream.adapters.bedrock_summary import BedrockSummarizer, parse_digest
-from callstream.analytics.digest import ExtractiveSummarizer
+from callstream.adapters.language_models import BedrockModel
+from callstream.analytics.digest import ExtractiveSummarizer, ModelSummarizer, parse_digest
 from callstream.exceptions import UpstreamError
 
 SCRIPT = json.loads(
@@ -39,10 +39,54 @@ def test_a_call_with_little_or_too_much_said_still_gets_a_bounded_digest(lines):
     assert len(digest.summary) <= 300 and len(digest.intent) <= 300 and digest.outcome
 
 
-def test_bedrocks_request_is_one_its_api_accepts_and_bounded():
-    runtime = boto3.client("bedrock-runtime", region_name="us-east-1")
-    params = BedrockSummarizer(runtime, "amazon.nova-lite-v1:0").request(LINES * 500)
-    validate_parameters(params, runtime.meta.service_model.operation_model("Converse").input_shape)
+class _Runtime:
+    """bedrock-runtime's converse_stream, answering with ``text`` in two deltas."""
+
+    def __init__(self, text: str = "", error: Exception | None = None) -> None:
+        self.text, self.error, self.asked = text, error, []
+
+    def converse_stream(self, **params: object) -> dict:
+        self.asked.append(params)
+        if self.error is not None:
+            raise self.error
+        half = len(self.text) // 2
+        return {
+            "stream": [
+                {
+                    "contentBlockDelta": {
+                        "delta": {"text": self.text[:half]},
+                        "contentBlockIndex": 0,
+                    }
+                },
+                {
+                    "contentBlockDelta": {
+                        "delta": {"text": self.text[half:]},
+                        "contentBlockIndex": 0,
+                    }
+                },
+                {"messageStop": {"stopReason": "end_turn"}},
+            ]
+        }
+
+
+def summarizer(runtime: object) -> ModelSummarizer:
+    model = BedrockModel(runtime, "amazon.nova-lite-v1:0", tools=False, max_tokens=600)
+    return ModelSummarizer(model, "bedrock:amazon.nova-lite-v1:0")
+
+
+def test_bedrocks_digest_goes_through_the_agents_model_port_with_a_request_its_api_accepts():
+    answer = '{"summary": "Internet down; a technician comes at six.", "intent": "internet", '
+    answer += '"outcome": "technician booked", "action_items": ["technician visit at six"]}'
+    runtime = _Runtime(answer)
+    digest = summarizer(runtime).summarize(LINES * 500)
+    assert digest.summary == "Internet down; a technician comes at six."
+    assert digest.action_items == ("technician visit at six",)
+    assert digest.source == "bedrock:amazon.nova-lite-v1:0"
+    (params,) = runtime.asked
+    real = boto3.client("bedrock-runtime", region_name="us-east-1")
+    shape = real.meta.service_model.operation_model("ConverseStream").input_shape
+    validate_parameters(params, shape)  # raises ParamValidationError on any wrong field
+    assert "toolConfig" not in params, "a digest is words, not tool calls"
     assert len(params["messages"][0]["content"][0]["text"]) <= 24_000
 
 
@@ -69,11 +113,10 @@ def test_a_models_answer_is_read_even_inside_prose_and_its_lists_bounded():
     assert parse_digest('{"summary": "s", "action_items": "one"}', "m").action_items == ()
 
 
-class _Failing:
-    def converse(self, **params: object) -> dict:
-        raise RuntimeError("AccessDeniedException: no model access")
-
-
 def test_a_failing_model_is_an_upstream_error_naming_why():
     with pytest.raises(UpstreamError, match="no model access"):
-        BedrockSummarizer(_Failing(), "m").summarize(LINES)
+        summarizer(
+            _Runtime(error=RuntimeError("AccessDeniedException: no model access"))
+        ).summarize(LINES)
+    with pytest.raises(UpstreamError, match="not the JSON asked for"):
+        summarizer(_Runtime("I cannot summarise this call.")).summarize(LINES)

@@ -7,8 +7,8 @@ embedded stack inject those same adapters with moto-backed clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from callstream.audio.wav import Segment
@@ -471,6 +471,44 @@ class SentimentModel(Protocol):
 
     def score(self, text: str, language: str) -> Sentiment:
         """Score one utterance's text."""
+
+
+# -- a language model: the voice agent's mind, and the call digest's writer ----------------
+
+
+@dataclass(frozen=True)
+class Said:
+    """One turn of a conversation: who said it and the words (only what the caller heard)."""
+
+    role: Literal["caller", "agent"]
+    text: str
+
+
+#: What a model may ask the agent to do besides speaking.
+ToolName = Literal["end_call", "hand_over", "press_dtmf"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A model's request to act besides speaking.
+
+    End the call (after the goodbye plays), hand it over, or press DTMF keys
+    (``arguments["digits"]``).
+    """
+
+    name: ToolName
+    arguments: dict[str, str] = field(default_factory=dict)
+
+
+class LanguageModel(Protocol):
+    """A chat model that streams its reply: text as it comes, and tool calls."""
+
+    def reply(self, system: str, history: Sequence[Said]) -> AsyncIterator[str | ToolCall]:
+        """The reply to the conversation so far (its last turn is the caller's), streamed.
+
+        Raises:
+            ModelError: the model failed or refused (the agent apologises and goes on).
+        """
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ import urllib3
 
 from callstream import settings
 from callstream.adapters import clients, secrets_manager
-from callstream.adapters.bedrock_summary import BedrockSummarizer
 from callstream.adapters.dynamodb import (
     DynamoConsoleStore,
     DynamoOnceStore,
@@ -27,11 +26,12 @@ from callstream.adapters.dynamodb import (
 from callstream.adapters.eventbridge import EventBridgeBus
 from callstream.adapters.idempotency import DynamoOnce
 from callstream.adapters.kinesis import KinesisRecordLog
+from callstream.adapters.language_models import BedrockModel
 from callstream.adapters.s3_recordings import S3Recordings
 from callstream.adapters.sentiment_models import ComprehendModel, VaderModel
 from callstream.adapters.tasks import HttpTasks
 from callstream.adapters.vobiz import VobizClient
-from callstream.analytics.digest import ExtractiveSummarizer
+from callstream.analytics.digest import ExtractiveSummarizer, ModelSummarizer
 from callstream.analytics.recording import RecordingServices
 from callstream.analytics.sentiment import SentimentServices
 from callstream.analytics.summary import SummaryServices
@@ -178,8 +178,10 @@ def sentiment_services() -> SentimentServices:
 
 def make_summarizer(name: str) -> Summarizer:
     """The digest writer called ``name`` (``extractive`` or ``bedrock:<model id>``)."""
-    if name.startswith("bedrock:"):
-        return BedrockSummarizer(client("bedrock-runtime"), name.removeprefix("bedrock:"))
+    if name.startswith("bedrock:"):  # the voice agent's model adapter, without its tools
+        model_id = name.removeprefix("bedrock:")
+        model = BedrockModel(client("bedrock-runtime"), model_id, 20.0, tools=False, max_tokens=600)
+        return ModelSummarizer(model, name)
     return ExtractiveSummarizer()
 
 

@@ -19,9 +19,9 @@ import webrtcvad
 
 from callstream.audio.records import TranscriptRecord
 from callstream.exceptions import ModelError
+from callstream.ports import Said, ToolCall
 from stream_server.agents import StreamInfo
 from stream_server.assistant import AssistantAgent, AssistantSettings, _sentences
-from stream_server.ports import Said, ToolCall
 from stream_server.talkback import CHUNK_MS, Talkback
 
 ROOT = Path(__file__).resolve().parents[3]

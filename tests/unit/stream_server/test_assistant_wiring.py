@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from callstream import settings
+from callstream.adapters.language_models import BedrockModel, OpenAIModel
 from callstream.control.tokens import TokenClaims
 from callstream.exceptions import ConfigError
 from stream_server.assistant import AssistantAgent
-from stream_server.language_models import BedrockModel, OpenAIModel
 from stream_server.scripted_model import ScriptedModel
 from stream_server.voices import Delayed, EspeakVoice, PollyVoice
 from stream_server.wiring import assistant_factory

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from callstream.exceptions import ConfigError
-from stream_server.ports import Said, ToolCall
+from callstream.ports import Said, ToolCall
 from stream_server.scripted_model import ScriptedModel, load_script
 
 SCRIPT = Path(__file__).resolve().parents[3] / "samples" / "assistant_script.yaml"

@@ -14,15 +14,15 @@ import boto3
 import pytest
 from botocore.validate import validate_parameters
 
-from callstream.exceptions import ConfigError, ModelError
-from stream_server.language_models import (
+from callstream.adapters.language_models import (
     BedrockModel,
     OpenAIModel,
     bedrock_pieces,
     openai_pieces,
     turns,
 )
-from stream_server.ports import Said, ToolCall
+from callstream.exceptions import ConfigError, ModelError
+from callstream.ports import Said, ToolCall
 
 HISTORY = [
     Said("agent", "Hello, how can I help?"),  # the greeting: before the caller's first turn
@@ -268,7 +268,7 @@ def test_a_reader_thread_that_outlives_its_reply_hands_over_nothing_and_raises_n
     late piece is dropped, not an error in a thread (found by the full suite, once)."""
     import asyncio
 
-    from stream_server.language_models import _threaded
+    from callstream.adapters.language_models import _threaded
 
     release, done = threading.Event(), threading.Event()
     errors: list[BaseException] = []

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from typing import Any, cast, get_args
 
 from callstream.exceptions import ConfigError, ModelError
-from stream_server.ports import Said, ToolCall, ToolName
+from callstream.ports import Said, ToolCall, ToolName
 
 #: The longest reply asked for: a spoken turn is a sentence or two.
 MAX_TOKENS = 300
@@ -121,17 +121,33 @@ async def _threaded(
 class BedrockModel:
     """Amazon Bedrock's ``ConverseStream`` (any model with tool use: Claude, Nova, Llama…)."""
 
-    def __init__(self, client: Any, model_id: str, timeout_s: float = 10.0) -> None:
-        """Ask ``model_id`` through a ``bedrock-runtime`` client."""
+    def __init__(
+        self,
+        client: Any,
+        model_id: str,
+        timeout_s: float = 10.0,
+        *,
+        tools: bool = True,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
+        """Ask ``model_id`` through a ``bedrock-runtime`` client.
+
+        ``tools``: offer the agent's tools (a call's digest wants words only).
+        """
         self.client, self.model_id, self.timeout_s = client, model_id, timeout_s
+        self.tools, self.max_tokens = tools, max_tokens
 
     def request(self, system: str, history: Sequence[Said]) -> dict[str, Any]:
         """The ``converse_stream`` parameters for this conversation."""
-        return {
+        params: dict[str, Any] = {
             "modelId": self.model_id,
             "system": [{"text": system}],
             "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns(history)],
-            "inferenceConfig": {"maxTokens": MAX_TOKENS},
+            "inferenceConfig": {"maxTokens": self.max_tokens},
+        }
+        if not self.tools:
+            return params
+        return params | {
             "toolConfig": {
                 "tools": [
                     {
