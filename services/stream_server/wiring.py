@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callstream import settings
+from callstream.adapters import secrets_manager
 from callstream.adapters.dynamodb import DynamoLeases, DynamoRegistry
 from callstream.audio.vad import Segmenter
 from callstream.control.tokens import TokenClaims, check_control_auth, verify_token
@@ -97,7 +98,7 @@ def assistant_factory(
 
 
 def _secret_string(secret_id: str) -> str:
-    return str(client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
+    return secrets_manager.api_key(secret_id, lambda: client("secretsmanager"))
 
 
 def _model(spec: str, cfg: settings.AgentSettings, read_secret: Callable[[str], str]) -> Any:

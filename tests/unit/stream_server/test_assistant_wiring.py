@@ -64,3 +64,25 @@ def test_a_default_the_task_cannot_build_fails_at_start(aws_env, tmp_path):
         settings.AgentSettings(assistant_model="gpt-4")
     with pytest.raises(ValueError, match="assistant_voice"):
         settings.AgentSettings(assistant_voice="siri:x")
+
+
+def test_the_openai_key_is_read_through_the_secrets_adapter_and_never_logged(aws, caplog):
+    """The key comes from Secrets Manager as the other secrets do: registered for redaction
+    before any line could carry it (botocore logs the answer's body at DEBUG)."""
+    import logging
+
+    import boto3
+
+    from callstream.adapters import secrets_manager
+    from callstream.logsafety import REDACTOR
+
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = sm.create_secret(Name="openai", SecretString="sk-live-0123456789abcdef\n")["ARN"]
+    key = secrets_manager.api_key(arn, lambda: sm)
+    assert key == "sk-live-0123456789abcdef"
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "sent %s", (key,), None)
+    REDACTOR.filter(record)
+    assert key not in record.getMessage()
+    empty = sm.create_secret(Name="empty", SecretString=" ")["ARN"]
+    with pytest.raises(ConfigError, match="holds no API key"):
+        secrets_manager.api_key(empty, lambda: sm)

@@ -1,4 +1,4 @@
-"""Secrets: the Vobiz credentials and the key that signs WebSocket tokens.
+"""Secrets: the Vobiz credentials, the key that signs WebSocket tokens, a model's API key.
 
 In AWS they live in Secrets Manager (``CALLSTREAM_VOBIZ_SECRET_ARN``: JSON ``{"auth_id",
 "auth_token"}``; ``CALLSTREAM_TOKEN_SECRET_ARN``: JSON ``{"key"}``). Locally (the embedded
@@ -76,3 +76,20 @@ def vobiz_credentials(cfg: SecretsSettings, secretsmanager: Callable[[], Any]) -
         )
     logsafety.protect_secret(found.auth_token)
     return found
+
+
+def api_key(secret_id: str, secretsmanager: Callable[[], Any]) -> str:
+    """An API key kept whole as a secret's SecretString, redacted from every log line after.
+
+    The voice agent's OpenAI-compatible model reads its key here.
+
+    Raises:
+        ConfigError: the secret is empty.
+    """
+    logsafety.install()  # before the fetch: its answer carries the secret
+    answer = secretsmanager().get_secret_value(SecretId=secret_id)
+    key = str(answer.get("SecretString") or "").strip()
+    if not key:
+        raise ConfigError(f"secret {secret_id} holds no API key")
+    logsafety.protect_secret(key)  # as it is sent, without the newline a console paste adds
+    return key
