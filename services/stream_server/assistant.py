@@ -1,7 +1,8 @@
 """The ``assistant`` agent: a conversation on a bidirectional stream — listen, think, speak.
 
-It hears the caller's track frame by frame (its own WebRTC VAD on 20 ms frames, for the
-turn-taking's quiet) and the live recogniser's lines, and leaves the decisions to
+It hears the caller's track frame by frame (a WebRTC VAD of its own on 20 ms frames, built as
+the audio core's segmenter builds one, for the turn-taking's quiet) and the live recogniser's
+lines, and leaves the decisions to
 :class:`~stream_server.turns.Turns`. A reply streams from the :class:`LanguageModel` and is
 spoken sentence by sentence as it comes: each sentence is synthesised, played and marked with
 a checkpoint, so speech starts before the model finishes, and Vobiz's ``playedStream`` says
@@ -29,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import webrtcvad
 
 from callstream.audio.records import TranscriptRecord, UtteranceRecord
+from callstream.audio.vad import speech_detector
 from callstream.exceptions import CallstreamError
 from callstream.ports import LanguageModel, Said, ToolCall
 from stream_server.agents import Agent, StreamInfo, dtmf_tone
@@ -114,7 +115,7 @@ class AssistantAgent(Agent):
         self.turns = Turns(self.settings.turns)
         self.history: list[Said] = []
         self._clock = clock
-        self._vad = webrtcvad.Vad(self.settings.vad_mode)
+        self._is_speech: Callable[[bytes], bool] | None = None  # the VAD, at the stream's rate
         self._reply: _Reply | None = None
         self._talk: Talkback | None = None
         self._caller = "inbound"
@@ -139,14 +140,14 @@ class AssistantAgent(Agent):
         if track != self._caller or not talk.bidirectional:
             return
         rate = talk.sample_rate
+        if self._is_speech is None:  # the stream's rate is known from here on
+            self._is_speech = speech_detector(rate, self.settings.vad_mode)
+        is_speech = self._is_speech
         step = rate * FRAME_MS // 1000 * 2
         for offset in range(0, len(pcm) - step + 1, step):
             frame = pcm[offset : offset + step]
             end_ms = (start_sample + (offset + step) // 2) * 1000 / rate
-            try:
-                voiced = self._vad.is_speech(frame, rate)
-            except Exception:  # a rate webrtcvad refuses (24 kHz): judge by energy
-                voiced = _loud(frame)
+            voiced = is_speech(frame)
             self.turns.frame(end_ms, voiced, FRAME_MS, loud=voiced and _loud(frame))
         await self._act(talk)
 

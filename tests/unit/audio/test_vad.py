@@ -131,3 +131,20 @@ def test_support_call_utterances_match_the_script(track):
     for got, want in zip(found, expected, strict=True):
         assert got.start_ms == pytest.approx(want["start_s"] * 1000, abs=150)
         assert got.end_ms == pytest.approx(want["end_s"] * 1000, abs=150)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 24000])
+def test_one_speech_detector_at_every_stream_rate_hears_the_caller_and_not_the_silence(rate):
+    """The segmenter's detector and the voice agent's are one (24 kHz: a decimation)."""
+    from callstream.audio.codecs import resample
+    from callstream.audio.vad import speech_detector
+
+    pcm, source = read_wav(AUDIO / "support_call_16000_inbound.wav")
+    pcm = resample(pcm, source, rate)
+    step = rate // 50 * 2
+    is_speech = speech_detector(rate, 2)
+    words = pcm[int(7.5 * rate) * 2 : int(9.5 * rate) * 2]  # "my internet has been down"
+    heard = [is_speech(words[i : i + step]) for i in range(0, len(words) - step + 1, step)]
+    assert sum(heard) > 0.6 * len(heard)
+    quiet = [is_speech(b"\0" * step) for _ in range(60)]
+    assert not any(quiet[20:]), "past its hangover, silence is no speech"

@@ -80,6 +80,25 @@ class Utterance:
         return self.end_ms - self.start_ms
 
 
+def speech_detector(sample_rate: int, mode: int) -> Callable[[bytes], bool]:
+    """``is_speech(frame)`` for 20 ms PCM16 LE frames at ``sample_rate`` (8, 16 or 24 kHz).
+
+    WebRTC's VAD takes 8, 16, 32 or 48 kHz: a 24 kHz frame is judged on a 3:1 decimation of
+    it (the mean of each three samples, a low-pass enough for a speech/no-speech decision).
+    One detector keeps its state between frames: one per track.
+    """
+    vad = webrtcvad.Vad(mode)
+    if sample_rate == 24000:
+
+        def decimated(frame: bytes) -> bool:
+            samples = np.frombuffer(frame, dtype="<i2").astype(np.int32)
+            low = (samples.reshape(-1, 3).sum(axis=1) // 3).astype("<i2")
+            return bool(vad.is_speech(low.tobytes(), 8000))
+
+        return decimated
+    return lambda frame: bool(vad.is_speech(frame, sample_rate))
+
+
 class Segmenter:
     """Segments one track. Not thread-safe; one per track."""
 
@@ -92,9 +111,8 @@ class Segmenter:
     ) -> None:
         """Create a segmenter for a track at ``sample_rate`` (8000, 16000 or 24000).
 
-        WebRTC's VAD takes 8, 16, 32 or 48 kHz: a 24 kHz frame is judged on a 3:1 decimation of
-        it (the mean of each three samples, a low-pass enough for a speech/no-speech decision);
-        the utterance keeps the full 24 kHz audio.
+        A 24 kHz frame is judged on a decimation of it (:func:`speech_detector`); the utterance
+        keeps the full 24 kHz audio.
 
         ``detector`` replaces WebRTC's VAD with another ``is_speech(frame)`` (benchmarks).
 
@@ -108,22 +126,7 @@ class Segmenter:
         cfg = limits
         self.sample_rate = sample_rate
         self.track = track
-        if detector is None:
-            vad = webrtcvad.Vad(cfg.vad_mode)
-
-            if sample_rate == 24000:
-
-                def detector(frame: bytes) -> bool:
-                    samples = np.frombuffer(frame, dtype="<i2").astype(np.int32)
-                    low = (samples.reshape(-1, 3).sum(axis=1) // 3).astype("<i2")
-                    return bool(vad.is_speech(low.tobytes(), 8000))
-
-            else:
-
-                def detector(frame: bytes) -> bool:
-                    return bool(vad.is_speech(frame, sample_rate))
-
-        self._is_speech = detector
+        self._is_speech = detector or speech_detector(sample_rate, cfg.vad_mode)
         self._frame = sample_rate * _FRAME_MS // 1000  # samples per frame
         self._frame_bytes = 2 * self._frame
         self._start_frames = max(1, cfg.vad_start_ms // _FRAME_MS)
