@@ -26,6 +26,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+from local import vobiz_wire as wire
 from local.stack import Stack
 from local.vobiz_caller import Conversation
 from local.vobiz_sim import AUDIO, Faults, SimCall
@@ -36,7 +37,6 @@ CONTENT_TYPES = {
     "l16-16k": "audio/x-l16;rate=16000",
     "l16-24k": "audio/x-l16;rate=24000",
 }
-CONTENT_RATES = {"mulaw": 8000, "l16-8k": 8000, "l16-16k": 16000, "l16-24k": 24000}
 ROLE = {"inbound": "caller", "outbound": "agent "}
 COLUMNS = 72
 
@@ -408,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
                 outbound=args.outbound,
                 faults=faults_of(args),
                 conversation=(
-                    Conversation.from_sample(CONTENT_RATES[args.codec]) if talking else None
+                    Conversation.from_sample(wire.CONTENT_TYPES[CONTENT_TYPES[args.codec]][1])
+                    if talking
+                    else None
                 ),
             )
             if via_answer:

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import socket
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from callstream import settings
@@ -65,19 +66,9 @@ def assistant_factory(
     from stream_server.assistant import AssistantAgent, AssistantSettings
     from stream_server.turns import TurnSettings
 
-    built: dict[str, Any] = {}
     read_secret = secrets or _secret_string
-
-    def model(spec: str) -> Any:
-        if spec not in built:
-            built[spec] = _model(spec, cfg, read_secret)
-        return built[spec]
-
-    def voice(spec: str) -> Any:
-        if spec not in built:
-            built[spec] = _voice(spec, cfg)
-        return built[spec]
-
+    model = cache(lambda spec: _model(spec, cfg, read_secret))
+    voice = cache(lambda spec: _voice(spec, cfg))
     model(cfg.assistant_model), voice(cfg.assistant_voice)  # a wrong default fails at start
     turn_settings = TurnSettings(
         quiet_ms=cfg.assistant_quiet_ms, barge_in_ms=cfg.assistant_barge_in_ms

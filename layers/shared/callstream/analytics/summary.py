@@ -15,12 +15,12 @@ from typing import Any
 from callstream.analytics.digest import ExtractiveSummarizer
 from callstream.analytics.recording import recording_keys
 from callstream.analytics.sentiment import ROLLING_KEY
+from callstream.analytics.transcripts import ROLES
 from callstream.exceptions import CallstreamError, RequestError
 from callstream.ports import Digest, EventBus, Recordings, Registry, Summarizer, Transcripts
 from callstream.vocabulary import UNKNOWN_CALL
 
 log = logging.getLogger(__name__)
-ROLES = {"inbound": "caller", "outbound": "agent"}
 
 
 @dataclass(eq=False)
