@@ -117,19 +117,19 @@ class Turns:
             if turn.onset_ms is None:
                 turn.onset_ms = end_ms - frame_ms
             turn.voiced_ms += frame_ms
-            turn.loud_ms += frame_ms if loud is None or loud else 0.0
+            if loud is not False:
+                turn.loud_ms += frame_ms
             self._voice_until_ms = end_ms
             if self.phase == "thinking":
                 self._cancel()
             elif self.phase == "speaking":
                 self._consider_barge_in()
             return
-        quiet = self._heard_ms - self._voice_until_ms
-        if turn.onset_ms is None or quiet < self.settings.quiet_ms:
+        if turn.onset_ms is None or self._quiet_ms < self.settings.quiet_ms:
             return
         if self.phase == "speaking":  # a cough or a backchannel: forget it, go on speaking
             self._turn = _Turn()
-        elif self.phase == "listening" and turn.text and self._caught_up(quiet):
+        elif self.phase == "listening" and turn.text and self._caught_up():
             self._reply()
 
     def heard(
@@ -154,14 +154,13 @@ class Turns:
         if self.phase == "speaking" and self._turn.onset_ms is not None:
             self._consider_barge_in()
         elif self.phase == "listening" and self._turn.onset_ms is not None:
-            quiet = self._heard_ms - self._voice_until_ms
-            if quiet >= self.settings.quiet_ms and self._turn.text and self._caught_up(quiet):
+            quiet = self._quiet_ms >= self.settings.quiet_ms
+            if quiet and self._turn.text and self._caught_up():
                 self._reply()  # the recogniser caught up after the quiet began
 
     def utterance_ended(self) -> None:
         """The VAD closed the caller's utterance (its hangover is longer than ``quiet_ms``)."""
-        quiet = self._heard_ms - self._voice_until_ms
-        if self.phase == "listening" and self._turn.text and self._caught_up(quiet):
+        if self.phase == "listening" and self._turn.text and self._caught_up():
             self._reply()
 
     # -- what the agent does ------------------------------------------------------------------
@@ -195,12 +194,17 @@ class Turns:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _caught_up(self, quiet_ms: float) -> bool:
+    @property
+    def _quiet_ms(self) -> float:
+        """How long the caller has been quiet (media time since the last voiced frame)."""
+        return self._heard_ms - self._voice_until_ms
+
+    def _caught_up(self) -> bool:
         """Whether the recogniser has heard the turn's last voice (or waited long enough)."""
         slack = self.settings.caught_up_slack_ms
         if self._recognised_ms >= self._voice_until_ms - slack:
             return True
-        return quiet_ms >= self.settings.quiet_ms + self.settings.recognition_wait_ms
+        return self._quiet_ms >= self.settings.quiet_ms + self.settings.recognition_wait_ms
 
     def _reply(self) -> None:
         self._out.append(Reply(self._turn.text, self._voice_until_ms))
