@@ -146,6 +146,12 @@ class Call:
         if text is not None and ms // 20 > 6:
             await self.heard(text)  # the recogniser has heard it to its end
 
+    async def turn(self, ms: int, text: str) -> None:
+        """The caller says ``text`` for ``ms``, goes quiet, and the reply plays out."""
+        await self.speak(ms, text)
+        await self.quiet(500)
+        await self.reply_done()
+
     async def heard(self, text: str) -> None:
         line = TranscriptRecord(
             stream_id="s-1",
@@ -189,9 +195,7 @@ async def test_a_conversation_greets_listens_and_replies_sentence_by_sentence():
     await call.start()
     await call.reply_done()
     assert voice.spoken == ["Hello, how can I help?"]
-    await call.speak(800, "i want to book a room")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(800, "i want to book a room")
     assert model.asked == [
         [Said("agent", "Hello, how can I help?"), Said("caller", "i want to book a room")]
     ]
@@ -246,9 +250,7 @@ async def test_a_backchannel_and_a_cough_do_not_interrupt():
     await asyncio.sleep(0.2)
     await call.speak(100)  # a cough
     await call.quiet(500)
-    await call.speak(300, "yeah")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(300, "yeah")
     assert "clearAudio" not in call.vobiz.events()
     assert call.turns()[-1]["reply"].endswith("eleven twelve.")
 
@@ -258,14 +260,10 @@ async def test_a_failing_model_gets_an_apology_and_the_call_goes_on():
     voice = Voice()
     call = Call(AssistantAgent(model, voice, settings(greeting="")))
     await call.start()
-    await call.speak(500, "are you open")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(500, "are you open")
     assert voice.spoken == [AssistantSettings().apology]
     assert ("model_failed", {"error": "model_failed"}) in call.notes
-    await call.speak(500, "are you open today")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(500, "are you open today")
     assert voice.spoken[-1] == "Yes, it is open."
 
 
@@ -273,9 +271,7 @@ async def test_end_call_stops_the_stream_after_the_goodbye_has_played():
     model = Model(["Goodbye, have a nice day.", ToolCall("end_call")])
     call = Call(AssistantAgent(model, Voice(), settings(greeting="")))
     await call.start()
-    await call.speak(500, "that is all thanks")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(500, "that is all thanks")
     events = call.vobiz.events()
     assert events[-1] == "stop" and "playAudio" in events
     loop = asyncio.get_running_loop()
@@ -287,9 +283,7 @@ async def test_hand_over_records_the_conversation_so_far():
     model = Model(["Let me put you through.", ToolCall("hand_over")])
     call = Call(AssistantAgent(model, Voice(), settings(greeting="")))
     await call.start()
-    await call.speak(500, "i want a human")
-    await call.quiet(500)
-    await call.reply_done()
+    await call.turn(500, "i want a human")
     (data,) = [d for a, d in call.notes if a == "hand_over"]
     assert data["transcript"].startswith("caller: i want a human")
 
