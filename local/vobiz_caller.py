@@ -176,10 +176,10 @@ class Conversation:
                 self.finished = True
             return
         over = index == self.interrupt
-        if over:
-            ready = (
-                self._replied is not None and now - self._replied >= self.barge_after_s / self.speed
-            )
+        if over:  # only while the agent is audibly talking: a stall's gap is waited out
+            since = None if self._replied is None else now - self._replied
+            ready = since is not None and since >= self.barge_after_s / self.speed
+            ready = ready and now < self._playing_until
         else:
             ready = (self._replied is not None or index == 0) and self._quiet(now)
             ready = ready and (self._replied is not None or self._waited(now, 2.0))
