@@ -70,10 +70,19 @@ def chromium() -> Any:
 def wait(
     what: str, check: Callable[[], Any], timeout: float = 60.0, shown: Callable[[], str] = str
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` (and ``shown()``)."""
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` (and ``shown()``).
+
+    An element gone stale between finding and reading it means the page re-rendered
+    mid-check (a filter's new list, a new line): that check saw nothing, so look again.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
+        try:
+            found = check()
+        except StaleElementReferenceException:
+            found = None
         if found:
             return found
         time.sleep(0.1)
