@@ -2,12 +2,13 @@
 
 It hears the caller's track frame by frame (a WebRTC VAD of its own on 20 ms frames, built as
 the audio core's segmenter builds one, for the turn-taking's quiet) and the live recogniser's
-lines, and leaves the decisions to
-:class:`~stream_server.turns.Turns`. A reply streams from the :class:`LanguageModel` and is
-spoken sentence by sentence as it comes: each sentence is synthesised, played and marked with
-a checkpoint, so speech starts before the model finishes, and Vobiz's ``playedStream`` says
-which sentences the caller heard. A barge-in sends ``clearAudio`` at once and cancels the model
-and the synthesis in flight; the history keeps only the sentences that were not cleared.
+lines, and leaves the decisions to :class:`~stream_server.turns.Turns`. A reply streams from
+the :class:`LanguageModel` and is spoken sentence by sentence as it comes
+(:mod:`stream_server.speaking`: each sentence is synthesised as soon as it is known, sent frame
+by frame as the voice makes it, and marked with a checkpoint), so speech starts before the
+model and the voice finish, and Vobiz's ``playedStream`` says which sentences the caller
+heard. A barge-in sends ``clearAudio`` at once and cancels the model and the synthesis in
+flight; the history keeps only the sentences that were not cleared.
 
 Tools: ``end_call`` ends the stream after the goodbye has played, ``hand_over`` records a
 hand-over event with the conversation so far, ``press_dtmf`` plays DTMF tones. A model or a
@@ -37,6 +38,7 @@ from callstream.exceptions import CallstreamError
 from callstream.ports import LanguageModel, Said, ToolCall
 from stream_server.agents import Agent, StreamInfo, dtmf_tone
 from stream_server.ports import Synthesizer
+from stream_server.speaking import Sentence, Speaker
 from stream_server.talkback import CheckpointResult, Talkback
 from stream_server.turns import BargeIn, Cancel, Reply, Turns, TurnSettings
 
@@ -223,28 +225,33 @@ class AssistantAgent(Agent):
 
     async def _speak_reply(self, talk: Talkback, reply: _Reply, tools: list[ToolCall]) -> None:
         """Speak the model's reply sentence by sentence as it streams; collect its tool calls."""
-        pending, read = "", 0
-        stream = self.model.reply(self.settings.system_prompt, self._prompt())
+        speaker = self._speaker(talk, reply)
         try:
-            async for piece in stream:
-                if isinstance(piece, ToolCall):
-                    tools.append(piece)
-                    continue
-                reply.timings.setdefault("model_first", self._clock())
-                read += len(piece)
-                if read > REPLY_CHARS:
-                    log.warning("assistant: a reply cut at %d characters", REPLY_CHARS)
-                    break
-                pending += piece
-                sentences, pending = _sentences(pending)
-                for sentence in sentences:
-                    await self._say(talk, reply, sentence)
-        finally:  # the model's stream ends now (its thread, its socket), not at a collection
-            closing = getattr(stream, "aclose", None)
-            if closing is not None:
-                await closing()
-        if pending.strip():
-            await self._say(talk, reply, pending.strip())
+            pending, read = "", 0
+            stream = self.model.reply(self.settings.system_prompt, self._prompt())
+            try:
+                async for piece in stream:
+                    if isinstance(piece, ToolCall):
+                        tools.append(piece)
+                        continue
+                    reply.timings.setdefault("model_first", self._clock())
+                    read += len(piece)
+                    if read > REPLY_CHARS:
+                        log.warning("assistant: a reply cut at %d characters", REPLY_CHARS)
+                        break
+                    pending += piece
+                    sentences, pending = _sentences(pending)
+                    for sentence in sentences:
+                        await speaker.say(sentence)
+            finally:  # the model's stream ends now (its thread, its socket), not at a collection
+                closing = getattr(stream, "aclose", None)
+                if closing is not None:
+                    await closing()
+            if pending.strip():
+                await speaker.say(pending.strip())
+            await speaker.finish()
+        finally:
+            await speaker.close()
 
     async def _speak_fixed(self, talk: Talkback, reply: _Reply, text: str) -> None:
         try:
@@ -256,25 +263,31 @@ class AssistantAgent(Agent):
         finally:
             self._finish(talk, reply)
 
-    async def _say(self, talk: Talkback, reply: _Reply, sentence: str) -> None:
-        """Synthesise one sentence and send it, with a checkpoint after it."""
-        chunks: list[bytes] = []
-        rate = 0
-        async for pcm, chunk_rate in self.voice.speak(sentence):
-            reply.timings.setdefault("voice_first", self._clock())
-            if rate and chunk_rate != rate:
-                continue  # one rate a sentence (a voice that changes it mid-way is wrong)
-            rate = chunk_rate
-            chunks.append(pcm)
-        if not chunks:
-            return
+    async def _say(self, talk: Talkback, reply: _Reply, text: str) -> None:
+        """Say a fixed line (the greeting, the apology)."""
+        speaker = self._speaker(talk, reply)
+        try:
+            await speaker.say(text)
+            await speaker.finish()
+        finally:
+            await speaker.close()
+
+    def _speaker(self, talk: Talkback, reply: _Reply) -> Speaker:
+        return Speaker(self.voice, lambda sentence: self._play(talk, reply, sentence), self._clock)
+
+    async def _play(self, talk: Talkback, reply: _Reply, sentence: Sentence) -> None:
+        """Send one sentence as the voice makes it, with a checkpoint after it."""
+
+        def first_frame() -> None:
+            if "first_audio" not in reply.timings:
+                reply.timings["voice_first"] = sentence.first_at or self._clock()
+                reply.timings["first_audio"] = self._clock()
+                reply.timings["first_audio_media_ms"] = self.turns.heard_until_ms
+                self.turns.spoke()
+
         self._marks += 1
-        if "first_audio" not in reply.timings:
-            reply.timings["first_audio"] = self._clock()
-            reply.timings["first_audio_media_ms"] = self.turns.heard_until_ms
-            self.turns.spoke()
-        heard = await talk.say(b"".join(chunks), rate, f"agent-{self._marks}")
-        reply.spoken.append(_Spoken(sentence, heard))
+        heard = await talk.say(sentence.speech(), f"agent-{self._marks}", first_frame)
+        reply.spoken.append(_Spoken(sentence.text, heard))
 
     async def _use(self, talk: Talkback, reply: _Reply, tool: ToolCall) -> None:
         talk.note("tool", {"name": tool.name, **{k: v[:64] for k, v in tool.arguments.items()}})

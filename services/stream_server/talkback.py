@@ -28,15 +28,16 @@ little-endian, as Vobiz plays it (docs/protocol.md §2).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from callstream.audio import codecs, protocol
 from callstream.control.commands import CHECKPOINT_TIMEOUT_S
-from callstream.exceptions import ConflictError, NotFoundError
+from callstream.exceptions import ConflictError, InvalidAudioError, NotFoundError
 from callstream.vocabulary import Codec
 
 #: One ``playAudio`` per 20 ms frame: docs/protocol.md §2 ("send ~20 ms chunks so that clearAudio
@@ -155,7 +156,9 @@ class Talkback:
             ConflictError: the stream is not bidirectional.
             InvalidAudioError: the rate is unsupported or the audio is not whole samples.
         """
-        sent, _ = await self._play(self._encode(pcm, sample_rate), sample_rate)
+        audio = self._encode(pcm, sample_rate)
+        self._on_action("play", {"ms": self._planned_ms(audio), "source_rate": sample_rate})
+        sent, _ = await self._play(audio)
         return sent
 
     def start_play(self, pcm: bytes, sample_rate: int) -> dict[str, Any]:
@@ -195,7 +198,8 @@ class Talkback:
             play.state = "playing"
 
         name = f"{play.play_id}-played"
-        sent, heard = await self._play(audio, sample_rate, started=started, mark=name)
+        self._on_action("play", {"ms": play.ms, "source_rate": sample_rate})
+        sent, heard = await self._play(audio, started=started, mark=name)
         play.sent_ms = sent
         if heard is None:  # a clear cut it (or the stream ended) before its last frame
             play.state = "ended" if self._closed else "cleared"
@@ -226,71 +230,133 @@ class Talkback:
 
     async def _play(
         self,
-        audio: bytes,
-        sample_rate: int,
+        audio: bytes | AsyncIterator[bytes],
         started: Callable[[], None] | None = None,
         mark: str | None = None,
+        first_frame: Callable[[], None] | None = None,
     ) -> tuple[float, asyncio.Future[CheckpointResult] | None]:
         """Send encoded audio as paced frames, after the plays before it.
 
-        With ``mark``, a checkpoint follows its last frame (in the lock: before the next
-        play's audio), and its future is returned.
+        ``audio`` is all of it, or its pieces as a voice makes them: each whole frame goes as
+        soon as it is there (the tail is padded to 20 ms at the end). With ``mark``, a
+        checkpoint follows the last frame (in the lock: before the next play's audio), and
+        its future is returned.
 
         Returns:
-            The ms sent, and the mark's future (None: a clear cut the play, nothing marked).
+            The ms sent, and the mark's future (None: a clear cut the play, or nothing was
+            sent, so nothing is marked).
         """
         step = codecs.frame_bytes(self.codec, self.sample_rate, CHUNK_MS)
         generation = self._generation
-        sent = 0.0
-        self._on_action("play", {"ms": self._planned_ms(audio), "source_rate": sample_rate})
         heard: asyncio.Future[CheckpointResult] | None = None
+        sent = 0.0
+
+        async def send(chunk: bytes) -> bool:
+            nonlocal sent
+            if not await self._frame(chunk, generation):
+                return False
+            sent += CHUNK_MS
+            if sent == CHUNK_MS and first_frame is not None:
+                first_frame()
+            return True
+
         async with self._lock:
             if started is not None:
                 started()
-            for offset in range(0, len(audio), step):
-                await self._wait_for_clear()
-                if generation != self._generation:
-                    break
-                lead = self._queued_until - self._clock()
-                if lead > self._lead:
-                    await asyncio.sleep(lead - self._lead)
-                    if generation != self._generation:
+            buffer, offset, whole = b"", 0, True
+            async with contextlib.aclosing(_pieces(audio)) as pieces:
+                async for piece in pieces:
+                    buffer = buffer[offset:] + piece if offset < len(buffer) else piece
+                    offset = 0
+                    while whole and len(buffer) - offset >= step:
+                        whole = await send(buffer[offset : offset + step])
+                        offset += step
+                    if not whole:
                         break
-                chunk = audio[offset : offset + step]
-                if len(chunk) < step:  # keep 20 ms multiples: pad the tail with silence
-                    missing = (step - len(chunk)) // codecs.bytes_per_sample(self.codec)
-                    chunk += codecs.silence(self.codec, missing)
-                await self._send(
-                    protocol.play_audio(self.stream_id, chunk, self.codec, self.sample_rate)
-                )
-                self._queued_until = max(self._queued_until, self._clock()) + CHUNK_MS / 1000
-                sent += CHUNK_MS
-                self.stats.chunks += 1
-            else:
-                if mark is not None and generation == self._generation and not self._closed:
-                    heard = asyncio.get_running_loop().create_future()
-                    self._checkpoints[mark] = heard
-                    await self._send(protocol.checkpoint(self.stream_id, mark))
+            if whole and len(buffer) > offset:  # keep 20 ms multiples: pad the tail
+                tail = buffer[offset:]
+                missing = (step - len(tail)) // codecs.bytes_per_sample(self.codec)
+                whole = await send(tail + codecs.silence(self.codec, missing))
+            if (
+                whole
+                and mark is not None
+                and generation == self._generation
+                and not self._closed
+                and (sent or isinstance(audio, bytes))
+            ):
+                heard = asyncio.get_running_loop().create_future()
+                self._checkpoints[mark] = heard
+                await self._send(protocol.checkpoint(self.stream_id, mark))
         self.stats.played_ms += sent
         return sent, heard
 
-    async def say(
-        self, pcm: bytes, sample_rate: int, mark: str
-    ) -> asyncio.Future[CheckpointResult] | None:
-        """Play PCM16 and a checkpoint after it, not waiting for Vobiz to play it.
+    async def _frame(self, chunk: bytes, generation: int) -> bool:
+        """Send one 20 ms frame when Vobiz's queue has room; False if a clear came first."""
+        await self._wait_for_clear()
+        if generation != self._generation:
+            return False
+        lead = self._queued_until - self._clock()
+        if lead > self._lead:
+            await asyncio.sleep(lead - self._lead)
+            if generation != self._generation:
+                return False
+        await self._send(protocol.play_audio(self.stream_id, chunk, self.codec, self.sample_rate))
+        self._queued_until = max(self._queued_until, self._clock()) + CHUNK_MS / 1000
+        self.stats.chunks += 1
+        return True
 
-        A voice agent's sentence: the next one follows at once, and the future tells what the
-        caller heard (``played``; ``cleared`` by a barge-in or the end).
+    async def say(
+        self,
+        speech: AsyncIterator[tuple[bytes, int]],
+        mark: str,
+        first_frame: Callable[[], None] | None = None,
+    ) -> asyncio.Future[CheckpointResult] | None:
+        """Play a voice's speech as it is made, and a checkpoint after it; not waiting for it.
+
+        A voice agent's sentence: each 20 ms frame goes as soon as the voice has made it
+        (resampled with the filter's state kept across pieces), the next sentence follows at
+        once, and the future tells what the caller heard (``played``; ``cleared`` by a
+        barge-in or the end).
+
+        Args:
+            speech: (PCM16 LE, rate) pieces, one rate throughout.
+            mark: the checkpoint's name.
+            first_frame: called when the first frame has gone.
 
         Returns:
-            The checkpoint's future, or None when a clear cut the audio (nothing marked).
+            The checkpoint's future, or None when a clear cut the audio or the voice said
+            nothing (nothing marked).
 
         Raises:
             ConflictError: the stream is not bidirectional.
+            InvalidAudioError: the voice's rate is unsupported or changed mid-way.
         """
         self._require_bidirectional()
+        rate = 0
+
+        async def encoded() -> AsyncIterator[bytes]:
+            nonlocal rate
+            resampler: codecs.Resampler | None = None
+            try:
+                async for pcm, source_rate in speech:
+                    if resampler is None:
+                        resampler = codecs.Resampler(source_rate, self.sample_rate)
+                        rate = source_rate
+                    elif source_rate != rate:
+                        raise InvalidAudioError(
+                            f"a voice changed its rate from {rate} to {source_rate}"
+                        )
+                    if out := resampler.process(pcm):
+                        yield codecs.from_pcm16(self.codec, out)
+            finally:
+                await _close(speech)
+            if resampler is not None and (tail := resampler.process(b"", last=True)):
+                yield codecs.from_pcm16(self.codec, tail)
+
         self.stats.checkpoints += 1
-        _, heard = await self._play(self._encode(pcm, sample_rate), sample_rate, mark=mark)
+        sent, heard = await self._play(encoded(), mark=mark, first_frame=first_frame)
+        if sent:
+            self._on_action("play", {"ms": int(sent), "source_rate": rate})
         if heard is not None:
             heard.add_done_callback(lambda _: self._checkpoints.pop(mark, None))
         return heard
@@ -400,3 +466,22 @@ class Talkback:
                 await self._cleared.wait()
         except TimeoutError:
             self._cleared.set()  # the backstop: Vobiz never confirmed, carry on
+
+
+async def _pieces(audio: bytes | AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
+    """All of a play's audio as one piece, or a voice's pieces (closed when the play stops)."""
+    if isinstance(audio, bytes):
+        yield audio
+        return
+    try:
+        async for piece in audio:
+            yield piece
+    finally:
+        await _close(audio)
+
+
+async def _close(pieces: AsyncIterator[Any]) -> None:
+    """Close an async generator left midway (a clear), so its voice stops now."""
+    closing = getattr(pieces, "aclose", None)
+    if closing is not None:
+        await closing()

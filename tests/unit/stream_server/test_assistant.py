@@ -315,3 +315,60 @@ async def test_a_runaway_model_is_cut_and_closed_and_a_monologue_reaches_it_boun
     assert model.cancelled == 1, "the model's stream was closed"
     assert sum(len(s) + 1 for s in voice.spoken) <= REPLY_CHARS + 40
     assert len(model.asked[0][-1].text) == TURN_CHARS
+
+
+class SlowVoice:
+    """A voice that makes its speech at real time (slower than Polly), 100 ms at a time, and
+    marks on the wire's record when it has made all of a sentence."""
+
+    def __init__(self, record: list[dict], pieces: int = 10) -> None:
+        self.record, self.pieces = record, pieces
+        self.stopped: list[str] = []
+
+    async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
+        piece = (np.sin(np.arange(1600) * 2 * np.pi * 300 / 16000) * 8000).astype("<i2")
+        try:
+            for _ in range(self.pieces):
+                yield piece.tobytes(), 16000
+                await asyncio.sleep(0.1)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.stopped.append(text)
+            raise
+        self.record.append({"event": f"voice made {text!r}"})
+
+
+async def test_the_reply_is_heard_while_its_voice_is_still_making_it():
+    """A cloud voice streams a sentence over hundreds of ms: the first frame goes out when
+    the voice's first piece does, not when the sentence is all made."""
+    model = Model(["Sure, one moment."])
+    call = Call(AssistantAgent(model, Voice(), settings(greeting="")))
+    voice = SlowVoice(call.vobiz.frames)
+    call.agent.voice = voice
+    await call.start()
+    await call.turn(500, "can you help")
+    events = call.vobiz.events()
+    made = events.index("voice made 'Sure, one moment.'")
+    assert "playAudio" in events[:made], "frames went out before the voice had finished"
+    assert events[made:].count("playAudio") < events.count("playAudio")
+    assert events[-1] == "checkpoint", "the sentence is marked after its last frame"
+    assert call.turns()[-1]["reply"] == "Sure, one moment."
+
+
+async def test_a_barge_in_stops_the_voice_mid_sentence():
+    model = Model(["This is a very long sentence that takes a while to say."], ["Okay."])
+    call = Call(AssistantAgent(model, Voice(), settings(greeting="")))
+    voice = SlowVoice(call.vobiz.frames, pieces=40)
+    call.agent.voice = voice
+    await call.start()
+    await call.speak(600, "tell me everything")
+    await call.quiet(500)
+    for _ in range(100):  # until it is talking
+        if call.talk.stats.chunks > 10:
+            break
+        await asyncio.sleep(0.02)
+    await call.speak(300, "stop")
+    assert "clearAudio" in call.vobiz.events()
+    assert voice.stopped == ["This is a very long sentence that takes a while to say."]
+    await call.quiet(500)
+    await call.reply_done()
+    assert all(s.role != "agent" for s in model.asked[1]), "a cut sentence was not heard"

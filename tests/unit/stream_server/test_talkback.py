@@ -222,3 +222,97 @@ async def test_a_play_vobiz_never_confirms_ends_as_sent(monkeypatch):
     talk = controller(socket, lead_ms=60_000)
     talk.start_play(b"\x00\x00" * 800, 8000)
     assert (await wait_state(talk, "p1", "sent"))["sent_ms"] == 100
+
+
+# -- a voice's sentence, sent as the voice makes it (issue 25) ---------------------------------
+
+
+def tone(rate: int, seconds: float) -> bytes:
+    import numpy as np
+
+    n = int(rate * seconds)
+    return (np.sin(np.arange(n) * 2 * np.pi * 440 / rate) * 8000).astype("<i2").tobytes()
+
+
+async def test_a_sentence_goes_out_as_the_voice_makes_it_not_when_it_has_finished():
+    """Polly streams a sentence over a few hundred ms: its first frame must not wait for the
+    last (the reply's latency would hold all of the synthesis)."""
+    socket = Socket()
+    talk = controller(socket, lead_ms=10_000)
+    rest = asyncio.Event()
+
+    async def voice():
+        yield tone(22050, 0.1), 22050  # espeak-ng's own rate, resampled as a stream
+        await rest.wait()
+        yield tone(22050, 0.1), 22050
+
+    first = []
+    saying = asyncio.create_task(
+        talk.say(voice(), "agent-1", lambda: first.append(len(socket.frames)))
+    )
+    for _ in range(100):
+        await asyncio.sleep(0.005)
+        if socket.frames:
+            break
+    assert socket.events()[:1] == ["playAudio"], "the first frame went before the voice's end"
+    assert first == [1], "told once, at the first frame"
+    assert not saying.done()
+    rest.set()
+    heard = await saying
+    assert heard is not None and not heard.done()
+    events = socket.events()
+    assert events[-1] == "checkpoint" and socket.frames[-1]["name"] == "agent-1"
+    frames = events.count("playAudio")
+    assert frames in (10, 11), "0.2 s at 8 kHz: 10 frames (the filter's tail may pad an 11th)"
+    payloads = [base64.b64decode(f["media"]["payload"]) for f in socket.frames[:-1]]
+    assert {len(p) for p in payloads} == {160}, "every frame whole 20 ms of μ-law at 8 kHz"
+    talk.on_played("agent-1")
+    assert await heard == "played"
+
+
+async def test_a_voice_that_says_nothing_sends_nothing_and_marks_nothing():
+    socket = Socket()
+    talk = controller(socket)
+
+    async def silent():
+        return
+        yield  # an async generator that makes nothing
+
+    assert await talk.say(silent(), "agent-1") is None
+    assert socket.frames == []
+
+
+async def test_a_voice_that_changes_its_rate_mid_sentence_is_refused():
+    from callstream.exceptions import InvalidAudioError
+
+    socket = Socket()
+    talk = controller(socket, lead_ms=10_000)
+
+    async def fickle():
+        yield tone(16000, 0.1), 16000
+        yield tone(22050, 0.1), 22050
+
+    with pytest.raises(InvalidAudioError, match="from 16000 to 22050"):
+        await talk.say(fickle(), "agent-1")
+    assert "checkpoint" not in socket.events(), "nothing marked as heard"
+    assert not talk._lock.locked(), "the next play is not blocked"
+
+
+async def test_a_clear_mid_sentence_stops_reading_the_voice():
+    socket = Socket()
+    talk = controller(socket, lead_ms=40)
+    closed = asyncio.Event()
+
+    async def long_voice():
+        try:
+            for _ in range(50):
+                yield tone(16000, 0.1), 16000
+        finally:
+            closed.set()
+
+    saying = asyncio.create_task(talk.say(long_voice(), "agent-1"))
+    await asyncio.sleep(0.1)
+    await talk.clear()
+    assert await saying is None, "cut: nothing marked"
+    await asyncio.wait_for(closed.wait(), 1.0)
+    assert socket.events().count("playAudio") < 20 and "checkpoint" not in socket.events()

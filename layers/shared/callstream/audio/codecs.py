@@ -131,14 +131,14 @@ class Resampler:
     """Streaming resampler for audio that arrives in pieces (keeps filter state between them)."""
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
-        """Resample from ``from_rate`` to ``to_rate`` (8, 16 or 24 kHz).
+        """Resample from ``from_rate`` (one of :data:`SOURCE_RATES`) to a stream's ``to_rate``.
 
         Raises:
             InvalidAudioError: an unsupported rate.
         """
-        for rate in (from_rate, to_rate):
-            if rate not in RATES:
-                raise InvalidAudioError(f"sample rate {rate} is not one of {sorted(RATES)}")
+        for rate, rates in ((from_rate, SOURCE_RATES), (to_rate, RATES)):
+            if rate not in rates:
+                raise InvalidAudioError(f"sample rate {rate} is not one of {sorted(rates)}")
         self._same = from_rate == to_rate
         self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality="HQ")
 
