@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from callstream.adapters.threaded import threaded
 from callstream.exceptions import ConfigError, ModelError
 
 #: Longest text one synthesis takes (a runaway model reply is cut, not read for minutes).
 MAX_TEXT_CHARS = 1500
 #: Bytes of Polly's stream read at a time: 100 ms at 16 kHz.
 POLLY_CHUNK = 3200
+#: Polly sending nothing for this long has failed (its answer, or its stream, stalled).
+POLLY_STALL_S = 10.0
 
 
 class EspeakVoice:
@@ -122,20 +125,28 @@ class PollyVoice:
         self.client, self.voice_id, self.rate, self.engine = client, voice_id, rate, engine
 
     async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
-        """The speech of ``text``, chunk by chunk as Polly sends it."""
-        body = await asyncio.to_thread(self._start, text[:MAX_TEXT_CHARS])
-        try:
-            carry = b""
-            while chunk := await asyncio.to_thread(body.read, POLLY_CHUNK):
-                chunk = carry + chunk
-                cut = len(chunk) - len(chunk) % 2  # whole samples only
-                carry = chunk[cut:]
-                if cut:
-                    yield chunk[:cut], self.rate
-        except Exception as error:
-            raise ModelError(f"Polly's audio stream failed: {error}") from error
-        finally:
-            body.close()
+        """The speech of ``text``, chunk by chunk as Polly sends it.
+
+        The request and the body's reads block; they run in a thread of the sentence's own
+        (``callstream.adapters.threaded``), not in the loop's few shared workers.
+        """
+        text = text[:MAX_TEXT_CHARS]
+
+        def produce(put: Callable[[tuple[bytes, int]], None], stop: threading.Event) -> None:
+            body = self._start(text)
+            try:
+                carry = b""
+                while not stop.is_set() and (chunk := body.read(POLLY_CHUNK)):
+                    chunk = carry + chunk
+                    cut = len(chunk) - len(chunk) % 2  # whole samples only
+                    carry = chunk[cut:]
+                    if cut:
+                        put((chunk[:cut], self.rate))
+            finally:
+                body.close()
+
+        async for piece in threaded(produce, POLLY_STALL_S, "Polly's audio stream"):
+            yield piece
 
     def _start(self, text: str) -> Any:
         try:

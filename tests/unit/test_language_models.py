@@ -268,7 +268,7 @@ def test_a_reader_thread_that_outlives_its_reply_hands_over_nothing_and_raises_n
     late piece is dropped, not an error in a thread (found by the full suite, once)."""
     import asyncio
 
-    from callstream.adapters.language_models import _threaded
+    from callstream.adapters.threaded import threaded
 
     release, done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
@@ -283,7 +283,7 @@ def test_a_reader_thread_that_outlives_its_reply_hands_over_nothing_and_raises_n
 
     async def consume() -> None:
         with pytest.raises(ModelError, match="sent nothing"):
-            async for _ in _threaded(produce, 0.1):
+            async for _ in threaded(produce, 0.1, "the model"):
                 pass
 
     asyncio.run(consume())  # its loop is closed once this returns

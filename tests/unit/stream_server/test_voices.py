@@ -93,3 +93,63 @@ async def test_polly_chunks_are_whole_samples_and_a_broken_stream_is_a_model_err
     with pytest.raises(ModelError, match="reset by peer"):
         _ = [pcm async for pcm, _ in PollyVoice(_Polly(broken)).speak("hi")]
     assert broken.closed
+
+
+class _SlowBody:
+    """Polly's stream while Polly is slow: each read blocks until the test lets it go."""
+
+    def __init__(self, go: Any) -> None:
+        self.go, self.closed = go, False
+
+    def read(self, size: int) -> bytes:
+        self.go.wait(10)
+        return b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_callers_answered_at_once_by_a_slow_polly_leave_the_loops_workers_free():
+    """The default executor has cpu_count + 4 workers (5 on a 1-vCPU task) and also runs the
+    server's lease renewals: 20 Polly streams read there would hold all of them."""
+    import os
+    import threading
+
+    go = threading.Event()
+    bodies = [_SlowBody(go) for _ in range(20)]
+    readers = [
+        asyncio.create_task(speech_or_nothing(PollyVoice(_Polly(body)), "hello")) for body in bodies
+    ]
+    try:
+        await asyncio.sleep(0.2)  # every stream is in its blocking read
+        assert min(32, (os.cpu_count() or 1) + 4) < 20, "more streams than the default workers"
+        renewed = await asyncio.wait_for(asyncio.to_thread(lambda: "renewed"), 5.0)
+        assert renewed == "renewed", "a lease renewal is not queued behind Polly's reads"
+    finally:
+        go.set()
+        await asyncio.gather(*readers)
+    assert all(body.closed for body in bodies)
+
+
+async def speech_or_nothing(voice: Any, text: str) -> list[bytes]:
+    return [pcm async for pcm, _ in voice.speak(text)]
+
+
+async def test_a_polly_stream_that_stalls_is_a_model_error_and_is_closed(monkeypatch: Any):
+    import threading
+
+    from stream_server import voices
+
+    monkeypatch.setattr(voices, "POLLY_STALL_S", 0.2)
+    go = threading.Event()
+    body = _SlowBody(go)
+    try:
+        with pytest.raises(ModelError, match=r"Polly's audio stream sent nothing for 0\.2 s"):
+            await speech_or_nothing(PollyVoice(_Polly(body)), "hello")
+    finally:
+        go.set()
+    for _ in range(50):  # its thread sees the stop at its next read and closes the body
+        if body.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert body.closed

@@ -13,7 +13,6 @@ agent answers with its apology.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import threading
@@ -22,6 +21,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, cast, get_args
 
+from callstream.adapters.threaded import threaded
 from callstream.exceptions import ConfigError, ModelError
 from callstream.ports import Said, ToolCall, ToolName
 
@@ -73,49 +73,6 @@ def turns(history: Sequence[Said]) -> list[tuple[str, str]]:
         else:
             out.append((role, said.text))
     return out
-
-
-async def _threaded(
-    produce: Callable[[Callable[[str | ToolCall], None], threading.Event], None],
-    timeout_s: float,
-) -> AsyncIterator[str | ToolCall]:
-    """Run a blocking producer in a thread and yield what it hands over, as it does."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | ToolCall | BaseException | None] = asyncio.Queue()
-    stop = threading.Event()
-
-    def put(item: str | ToolCall | BaseException | None) -> None:
-        if stop.is_set():
-            return  # the reply is over (a barge-in, a timeout): nobody is listening
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop closed meanwhile (the process is ending)
-            stop.set()
-
-    def run() -> None:
-        try:
-            produce(put, stop)
-            put(None)
-        except BaseException as error:  # handed to the loop, raised there
-            put(error)
-
-    worker = threading.Thread(target=run, name="model-reply", daemon=True)
-    worker.start()
-    try:
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout_s)
-            except TimeoutError:
-                raise ModelError(f"the model sent nothing for {timeout_s:g} s") from None
-            if item is None:
-                return
-            if isinstance(item, ModelError):
-                raise item
-            if isinstance(item, BaseException):
-                raise ModelError(f"the model failed: {item}") from item
-            yield item
-    finally:
-        stop.set()  # a barge-in or a failure: the thread stops at its next piece
 
 
 class BedrockModel:
@@ -180,7 +137,7 @@ class BedrockModel:
                 with contextlib.suppress(Exception):
                     stream.close()
 
-        return _threaded(produce, self.timeout_s)
+        return threaded(produce, self.timeout_s, "the model")
 
 
 def bedrock_pieces(events: Iterable[dict[str, Any]]) -> Iterator[str | ToolCall]:
@@ -274,7 +231,7 @@ class OpenAIModel:
                 for piece in openai_pieces(iter(answer.readline, b""), stop):
                     put(piece)
 
-        return _threaded(produce, self.timeout_s)
+        return threaded(produce, self.timeout_s, "the model")
 
 
 def openai_pieces(
