@@ -110,7 +110,7 @@ class _SlowBody:
 
 
 async def test_callers_answered_at_once_by_a_slow_polly_leave_the_loops_workers_free():
-    """The default executor has cpu_count + 4 workers (5 on a 1-vCPU task) and also runs the
+    """The default executor has cpu_count + 4 workers (six for two CPUs) and also runs the
     server's lease renewals: 20 Polly streams read there would hold all of them."""
     import os
     import threading

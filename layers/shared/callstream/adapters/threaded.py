@@ -2,9 +2,9 @@
 
 A model's reply (boto3's event stream, an HTTP body) and a voice's audio (Polly's body) arrive
 over hundreds of milliseconds through reads that block. Each runs in a thread of its own, not in
-the loop's default executor: that executor has ``cpu_count + 4`` workers (5 on a 1-vCPU task),
-shared with the stream server's lease renewals and bookkeeping, and a few dozen callers being
-answered at once would hold all of them.
+the loop's default executor: that executor has only ``cpu_count + 4`` workers (six for two
+CPUs), shared with the stream server's lease renewals and bookkeeping, and a few dozen callers
+being answered at once would hold all of them.
 """
 
 from __future__ import annotations
