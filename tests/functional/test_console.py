@@ -927,3 +927,90 @@ def test_an_operators_call_page_and_list(tmp_path):
             assert browser.find_element(By.ID, "talk-stream").text == ""
         finally:
             browser.quit()
+
+
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_a_voice_agents_conversation_reads_as_sentences(tmp_path):
+    """The voice agent's turns, barge-ins, tools and failures, as the bus brings them, read as
+    an operator's sentences in call order; the digest after the call is shown; a reply holding
+    markup is shown as the words it is."""
+    from selenium.webdriver.common.by import By
+
+    from callstream.adapters.dynamodb import DynamoConsoleStore
+    from callstream.console import feed
+    from local.console_session import chromium, wait
+    from local.stack import Stack
+
+    call = f"c-{uuid.uuid4().hex[:8]}"
+    base = {"call_uuid": call, "stream_id": STREAM}
+    hostile = '<img src=x onerror="document.title=1">'
+    with Stack() as stack:
+        store = DynamoConsoleStore(stack.aws.client("dynamodb"), stack.aws.names["ConsoleTable"])
+        services = feed.FeedServices(store=store)
+
+        def bus(kind: str, detail: dict) -> None:
+            feed.record(services, {"id": str(uuid.uuid4()), "detail-type": kind, "detail": detail})
+
+        def agent(seq: int, at_ms: int, **data: object) -> None:
+            bus("Session Event", base | {"seq": seq, "name": "agent", "at_ms": at_ms, "data": data})
+
+        answered = {"call_uuid": call, "from": "+15550001111", "to": "+15550002222"}
+        bus("Call Answered", answered | {"direction": "inbound", "bidirectional": True})
+        requested = {"content_type": "audio/x-mulaw;rate=8000", "audio_track": "inbound"}
+        bus("Stream Requested", base | requested | {"agent": "assistant", "bidirectional": True})
+        bus("Session Event", base | {"seq": 0, "name": "start", "at_ms": 0, "data": {}})
+        agent(1, 400, action="turn", caller="", reply="Hello, how can I help?")
+        agent(2, 4_000, action="turn", caller="i want a room", reply="Sure. Which dates?",
+              latency_ms=412, end_of_turn_ms=300)  # fmt: skip
+        agent(3, 6_100, action="barge_in", onset_ms=6_000)
+        agent(4, 6_200, action="turn", caller="no stop", reply="")
+        agent(5, 7_000, action="model_failed", error="model_failed")
+        agent(6, 9_000, action="turn", caller="a human please", reply=hostile, latency_ms=500)
+        agent(7, 9_500, action="hand_over", transcript="caller: a human please")
+        agent(8, 9_900, action="tool", name="end_call")
+        digest = {
+            "summary": "The caller wanted a room.",
+            "intent": "book a room",
+            "outcome": "handed over",
+            "action_items": ["call back with dates"],
+            "source": "extractive",
+        }
+        bus("Call Completed", base | {"digest": digest})
+        browser = chromium()
+        try:
+            open_call_page(browser, stack, call)
+
+            def talk_back() -> list[str]:
+                return [
+                    li.find_element(By.CSS_SELECTOR, ".text").text
+                    for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")
+                    if li.find_element(By.CSS_SELECTOR, ".who").text == "talk-back"
+                ]
+
+            wait("the conversation", lambda: len(talk_back()) == 8, shown=talk_back)
+            assert talk_back() == [
+                "greeted: “Hello, how can I help?”",
+                "replied in 412 ms to “i want a room”: “Sure. Which dates?”",
+                "the caller talked over the agent: its audio cleared",
+                "reply to “no stop” cut before a word was heard",
+                "the model failed (model_failed): the caller heard an apology",
+                f"replied in 500 ms to “a human please”: “{hostile}”",
+                "handed over to a colleague",
+                "tool end_call",
+            ]
+            assert not browser.find_elements(By.CSS_SELECTOR, "#timeline img"), "words, not markup"
+            assert browser.title != "1"
+            summary = wait(
+                "the digest",
+                lambda: [
+                    e.text
+                    for e in browser.find_elements(By.CSS_SELECTOR, "#timeline li .text")
+                    if e.text.startswith("The caller wanted a room.")
+                ],
+            )
+            assert summary == [
+                "The caller wanted a room. · Intent: book a room · Outcome: handed over"
+                " · To do: call back with dates (extractive)"
+            ]
+        finally:
+            browser.quit()
