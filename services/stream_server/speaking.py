@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from callstream.exceptions import ModelError
+from callstream.adapters.threaded import handed_over
 from stream_server.ports import Synthesizer
 
 #: Sentences in flight at once: the one playing and the next one, being synthesised.
@@ -33,7 +33,7 @@ class Sentence:
         self.text = text
         self.first_at: float | None = None  # when the voice made its first audio
         self._clock = clock
-        self._queue: asyncio.Queue[_Piece | Exception | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Piece | BaseException | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._read(voice))
 
     async def _read(self, voice: Synthesizer) -> None:
@@ -47,24 +47,13 @@ class Sentence:
         else:
             self._queue.put_nowait(None)
 
-    async def speech(self) -> AsyncIterator[_Piece]:
+    def speech(self) -> AsyncIterator[_Piece]:
         """The pieces as they come.
 
         Raises:
             ModelError: the voice failed, or made nothing for :data:`VOICE_STALL_S`.
         """
-        while True:
-            try:
-                item = await asyncio.wait_for(self._queue.get(), VOICE_STALL_S)
-            except TimeoutError:
-                raise ModelError(f"the voice made nothing for {VOICE_STALL_S:g} s") from None
-            if item is None:
-                return
-            if isinstance(item, ModelError):
-                raise item
-            if isinstance(item, Exception):
-                raise ModelError(f"the voice failed: {item}") from item
-            yield item
+        return handed_over(self._queue, VOICE_STALL_S, "the voice")
 
     def cancel(self) -> None:
         """Stop synthesising (a barge-in, or the reply is over)."""
@@ -114,6 +103,7 @@ class Speaker:
         """Stop: the synthesis and the playing in flight end now."""
         for sentence in self._waiting:
             sentence.cancel()
+        self._queue.put_nowait(None)  # the player ends even if a voice swallowed its cancel
         self._player.cancel()
         await asyncio.wait([self._player])
         with contextlib.suppress(asyncio.CancelledError):

@@ -112,7 +112,24 @@ async def test_a_stalled_voice_fails_instead_of_holding_the_call(monkeypatch):
     voice = Voice(synth_s=60.0)
     speaker = Speaker(voice, Player(voice), clock)
     await speaker.say("One.")
-    with pytest.raises(ModelError, match=r"made nothing for 0\.1 s"):
+    with pytest.raises(ModelError, match=r"the voice sent nothing for 0\.1 s"):
         await speaker.finish()
     await speaker.close()
     assert voice.cancelled == ["One."], "its synthesis does not live on"
+
+
+async def test_close_ends_the_player_even_when_a_play_swallows_its_cancel():
+    """Some library between us and the wire may eat a cancel (3.11's wait_for did): the
+    reply still ends, it does not wait forever for another sentence."""
+    voice = Voice(synth_s=0.0)
+
+    async def stubborn(sentence: Sentence) -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return  # swallowed
+
+    speaker = Speaker(voice, stubborn, clock)
+    await speaker.say("One.")
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(speaker.close(), 2.0)

@@ -55,17 +55,31 @@ async def threaded(
     worker = threading.Thread(target=run, name=f"{what.removeprefix('the ')}-stream", daemon=True)
     worker.start()
     try:
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout_s)
-            except TimeoutError:
-                raise ModelError(f"{what} sent nothing for {timeout_s:g} s") from None
-            if item is None:
-                return
-            if isinstance(item, ModelError):
-                raise item
-            if isinstance(item, BaseException):
-                raise ModelError(f"{what} failed: {item}") from item
+        async for item in handed_over(queue, timeout_s, what):
             yield item
     finally:
         stop.set()  # the thread stops at its next piece
+
+
+async def handed_over(
+    queue: asyncio.Queue[T | BaseException | None], timeout_s: float, what: str
+) -> AsyncIterator[T]:
+    """What a producer puts in ``queue``, up to its ``None``; its error raised here, in order.
+
+    Raises:
+        ModelError: the producer failed (its own ModelError as it is), or put nothing for
+            ``timeout_s``.
+    """
+    while True:
+        try:  # not asyncio.wait_for: on 3.11 it can swallow a cancel that meets a put
+            async with asyncio.timeout(timeout_s):
+                item = await queue.get()
+        except TimeoutError:
+            raise ModelError(f"{what} sent nothing for {timeout_s:g} s") from None
+        if item is None:
+            return
+        if isinstance(item, ModelError):
+            raise item
+        if isinstance(item, BaseException):
+            raise ModelError(f"{what} failed: {item}") from item
+        yield item
