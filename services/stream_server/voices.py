@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from callstream.adapters.threaded import threaded
@@ -23,6 +24,10 @@ MAX_TEXT_CHARS = 1500
 POLLY_CHUNK = 3200
 #: Polly sending nothing for this long has failed (its answer, or its stream, stalled).
 POLLY_STALL_S = 10.0
+
+
+#: espeak-ng's one thread: its library keeps one voice and one callback per process.
+_ESPEAK = ThreadPoolExecutor(1, thread_name_prefix="espeak")
 
 
 class EspeakVoice:
@@ -63,8 +68,13 @@ class EspeakVoice:
             cls._lib, cls._rate = lib, rate
 
     async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
-        """The speech of ``text`` (one chunk: espeak-ng is far faster than real time)."""
-        pcm = await asyncio.to_thread(self._synthesize, text[:MAX_TEXT_CHARS])
+        """The speech of ``text`` (one chunk: espeak-ng is far faster than real time).
+
+        In espeak's own thread: the syntheses take turns anyway, and queued in the loop's few
+        shared workers they would hold them all (those also renew the stream leases).
+        """
+        loop = asyncio.get_running_loop()
+        pcm = await loop.run_in_executor(_ESPEAK, self._synthesize, text[:MAX_TEXT_CHARS])
         if pcm:
             yield pcm, self._rate
 

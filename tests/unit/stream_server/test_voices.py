@@ -153,3 +153,17 @@ async def test_a_polly_stream_that_stalls_is_a_model_error_and_is_closed(monkeyp
             break
         await asyncio.sleep(0.02)
     assert body.closed
+
+
+async def test_callers_waiting_for_espeak_leave_the_loops_workers_free():
+    """espeak-ng speaks one sentence at a time: 10 callers queued for it wait in espeak's own
+    thread, not in the loop's workers (which a lease renewal needs meanwhile)."""
+    voice = EspeakVoice()
+    with EspeakVoice._lock:  # a long synthesis under way
+        speaking = [asyncio.create_task(speech(voice, f"Line {i}.")) for i in range(10)]
+        await asyncio.sleep(0.2)
+        renewed = await asyncio.wait_for(asyncio.to_thread(lambda: "renewed"), 5.0)
+        assert renewed == "renewed"
+        assert not any(task.done() for task in speaking), "they were waiting for espeak"
+    said = await asyncio.gather(*speaking)
+    assert all(len(pcm) > 1000 for pcm, _ in said)
