@@ -596,9 +596,15 @@ def write_outputs(  # noqa: D103 - documented in the module docstring
         print(
             f"  {u['start_s']:6.1f} {u['end_s']:6.1f}  {ROLE[u['track']]}  {u['sentiment'] or '':9}  {u['text']}"
         )
-    print(
-        f"  talk time: caller {summary['talk_time_s'].get('inbound', 0):.1f} s, agent {summary['talk_time_s'].get('outbound', 0):.1f} s; outputs: {folder}/"
+    talk = summary["talk_time_s"]
+    # the agent's own track is streamed only with outbound or both; what it played into the
+    # call is the simulator's (played.wav), as Vobiz's caller heard it
+    agent = (
+        f"agent {talk['outbound']:.1f} s"
+        if "outbound" in talk
+        else f"agent played {len(call.played) / 2 / call.played_rate:.1f} s (its track not streamed)"
     )
+    print(f"  talk time: caller {talk.get('inbound', 0):.1f} s, {agent}; outputs: {folder}/")
     digest = summary.get("digest") or {}
     if digest:
         print(f"  digest ({digest['source']}): {digest['summary']}")

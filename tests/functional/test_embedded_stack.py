@@ -79,11 +79,15 @@ def test_a_call_through_the_embedded_stack(tmp_path, codec, rate):
 
 @pytest.mark.slow
 @pytest.mark.contention
-def test_prompt_agent_barge_in_and_dropped_frames(tmp_path):
+def test_prompt_agent_barge_in_and_dropped_frames(tmp_path, capsys):
     summary, folder = run(tmp_path, "--agent", "prompt", "--drop", "200-209")
     with wave.open(str(folder / "played.wav")) as w:
         played = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        played_s = len(played) / w.getframerate()
     assert np.abs(played).max() > 1000, "the caller heard the prompt"
+    (talk,) = [line for line in capsys.readouterr().out.splitlines() if "talk time:" in line]
+    # its track is not streamed (inbound only): what it played, not a talk time of 0.0 s
+    assert f"agent played {played_s:.1f} s (its track not streamed)" in talk, talk
     session = [e for e in bus_events(folder) if e["source"] == "session"]
     actions = [e["data"]["action"] for e in session if e["name"] == "agent"]
     assert actions[0] == "play" and "clear" in actions, (
