@@ -968,6 +968,9 @@ def test_a_voice_agents_conversation_reads_as_sentences(tmp_path):
         agent(6, 9_000, action="turn", caller="a human please", reply=hostile, latency_ms=500)
         agent(7, 9_500, action="hand_over", transcript="caller: a human please")
         agent(8, 9_900, action="tool", name="end_call")
+        agent(9, 4_010, action="play", ms=1_200, source_rate=22_050)  # the sentence's audio
+        bus("Session Event", base | {"seq": 10, "name": "played_stream", "at_ms": 5_300,
+                                     "data": {"name": "agent-2"}})  # fmt: skip
         digest = {
             "summary": "The caller wanted a room.",
             "intent": "book a room",
@@ -987,10 +990,11 @@ def test_a_voice_agents_conversation_reads_as_sentences(tmp_path):
                     if li.find_element(By.CSS_SELECTOR, ".who").text == "talk-back"
                 ]
 
-            wait("the conversation", lambda: len(talk_back()) == 8, shown=talk_back)
+            wait("the conversation", lambda: len(talk_back()) == 9, shown=talk_back)
             assert talk_back() == [
                 "greeted: “Hello, how can I help?”",
                 "replied in 412 ms to “i want a room”: “Sure. Which dates?”",
+                "play (1200 ms)",
                 "the caller talked over the agent: its audio cleared",
                 "reply to “no stop” cut before a word was heard",
                 "the model failed (model_failed): the caller heard an apology",
@@ -999,6 +1003,8 @@ def test_a_voice_agents_conversation_reads_as_sentences(tmp_path):
                 "tool end_call",
             ]
             assert not browser.find_elements(By.CSS_SELECTOR, "#timeline img"), "words, not markup"
+            muted = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "li.plumbing .text")]
+            assert muted == ["play (1200 ms)", "played up to agent-2"], "playback is muted"
             assert browser.title != "1"
             summary = wait(
                 "the digest",

@@ -545,8 +545,12 @@ function sessionEvent(call, d) {
   };
   const describe = names[d.name];
   const who = { agent: "talk-back", played_stream: "vobiz", cleared_audio: "vobiz" }[d.name] || d.name;
-  if (describe) item(`event session-${d.name}`, d.at_ms, who, describe());
+  // a voice agent's playback, sentence by sentence, is muted beside its turns (what was said)
+  const plumbing = PLUMBING.has(d.name === "agent" ? data.action : d.name) ? " plumbing" : "";
+  if (describe) item(`event session-${d.name}${plumbing}`, d.at_ms, who, describe());
 }
+
+const PLUMBING = new Set(["play", "checkpoint", "clear", "played_stream", "cleared_audio"]);
 
 /** The call's digest in one line: summary, intent, outcome, action items (who wrote it). */
 function digestText(digest) {
