@@ -545,7 +545,7 @@ function sessionEvent(call, d) {
   };
   const describe = names[d.name];
   const who = { agent: "talk-back", played_stream: "vobiz", cleared_audio: "vobiz" }[d.name] || d.name;
-  // a voice agent's playback, sentence by sentence, is muted beside its turns (what was said)
+  // playback (plays, checkpoints, clears and Vobiz's answers) is muted beside what was said
   const plumbing = PLUMBING.has(d.name === "agent" ? data.action : d.name) ? " plumbing" : "";
   if (describe) item(`event session-${d.name}${plumbing}`, d.at_ms, who, describe());
 }
