@@ -316,3 +316,27 @@ async def test_a_clear_mid_sentence_stops_reading_the_voice():
     assert await saying is None, "cut: nothing marked"
     await asyncio.wait_for(closed.wait(), 1.0)
     assert socket.events().count("playAudio") < 20 and "checkpoint" not in socket.events()
+
+
+@pytest.mark.parametrize(
+    ("piece", "rate", "error"),
+    [
+        (b"\x00\x01\x02", 16000, "3 bytes is not a whole number of 16-bit samples"),
+        (b"\x00\x01" * 80, 12345, "sample rate 12345 is not one of"),
+    ],
+)
+async def test_a_voice_making_broken_audio_is_refused_and_blocks_nothing(piece, rate, error):
+    """A voice adapter's bug (half a sample, a rate no resampler takes) is a clear error for
+    that sentence: nothing half-sent is marked as heard, and the next play goes on."""
+    from callstream.exceptions import InvalidAudioError
+
+    socket = Socket()
+    talk = controller(socket, lead_ms=10_000)
+
+    async def broken():
+        yield piece, rate
+
+    with pytest.raises(InvalidAudioError, match=error):
+        await talk.say(broken(), "agent-1")
+    assert "checkpoint" not in socket.events()
+    assert await talk.play(b"\x00\x00" * 320, 8000) == 40, "the stream still plays"
