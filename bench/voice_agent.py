@@ -8,7 +8,9 @@ Run: .venv/bin/python -m bench.voice_agent [--calls 3] [--skip-cloud]
    own words (the send of the utterance's last frame, cut at the script's word end) to the first
    ``playAudio`` of the reply on its socket. Offline parts (live PocketSphinx, the scripted
    model, espeak-ng), then the same with the model's first token 300 ms late and the voice's
-   first audio 150 ms late (typical cloud figures, ``CALLSTREAM_ASSISTANT_*_DELAY_MS``).
+   first audio 150 ms late (typical cloud figures, ``CALLSTREAM_ASSISTANT_*_DELAY_MS``), and
+   that voice again making each sentence only at real time, 100 ms at a time
+   (``CALLSTREAM_ASSISTANT_VOICE_PACE=1``, the slowest a streaming voice can be and keep up).
    The agent's own turn notes split it: end of turn (quiet, and the recogniser catching up, in
    media time), model first token, first synthesised audio, sending; the rest is the wire, the
    loop and the simulator's pacing.
@@ -40,6 +42,9 @@ from local.vobiz_caller import Conversation
 from local.vobiz_sim import SimCall
 
 CLOUD = {"CALLSTREAM_ASSISTANT_MODEL_DELAY_MS": "300", "CALLSTREAM_ASSISTANT_VOICE_DELAY_MS": "150"}
+#: The cloud voice as slow as a streaming voice can be and keep up: it makes each sentence at
+#: real time, 100 ms at a time (a reply that waited for a whole sentence would wait seconds).
+STREAMING = CLOUD | {"CALLSTREAM_ASSISTANT_VOICE_PACE": "1"}
 SPLIT = ("end_of_turn_ms", "model_first_ms", "voice_first_ms", "send_ms")
 
 
@@ -176,6 +181,7 @@ def main() -> int:
     configs = [("offline parts", base)]
     if not args.skip_cloud:
         configs.append(("cloud-like delays", base | CLOUD))
+        configs.append(("cloud-like, voice streaming at real time", base | STREAMING))
     print(f"{args.calls} conversation(s) of 4 caller turns per configuration, real time\n")
     print("| parts | turns | caller's words' end → first reply audio: p50 / p95 / max ms | "
           "unanswered | barge-in onset → clearAudio: p50 / p95 / max ms |")  # fmt: skip

@@ -110,17 +110,28 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 
 class Delayed:
-    """A voice whose first audio comes ``delay_s`` late (the bench's cloud-like voice)."""
+    """The bench's cloud-like voice: its first audio late, the rest paced as Polly streams.
 
-    def __init__(self, voice: Any, delay_s: float) -> None:
-        """Delay ``voice``'s first chunk by ``delay_s``."""
-        self.voice, self.delay_s = voice, delay_s
+    The first audio comes ``delay_s`` late; with ``pace``, the rest is made at ``pace`` times
+    real time, 100 ms at a time.
+    """
+
+    def __init__(self, voice: Any, delay_s: float, pace: float = 0.0) -> None:
+        """Delay ``voice``'s first audio by ``delay_s``; pace the rest (0: all at once)."""
+        self.voice, self.delay_s, self.pace = voice, delay_s, pace
 
     async def speak(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
-        """``voice``'s speech, late."""
+        """``voice``'s speech, late (and paced)."""
         await asyncio.sleep(self.delay_s)
-        async for chunk in self.voice.speak(text):
-            yield chunk
+        async for pcm, rate in self.voice.speak(text):
+            if not self.pace:
+                yield pcm, rate
+                continue
+            step = rate // 10 * 2  # 100 ms of PCM16
+            for offset in range(0, len(pcm), step):
+                if offset:
+                    await asyncio.sleep(0.1 / self.pace)
+                yield pcm[offset : offset + step], rate
 
 
 class PollyVoice:

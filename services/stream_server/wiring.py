@@ -116,8 +116,8 @@ def _voice(spec: str, cfg: settings.AgentSettings) -> Any:
     if kind == "espeak":
         voice: Any = EspeakVoice(name or "en-us")
         return (
-            Delayed(voice, cfg.assistant_voice_delay_ms / 1000)
-            if cfg.assistant_voice_delay_ms
+            Delayed(voice, cfg.assistant_voice_delay_ms / 1000, cfg.assistant_voice_pace)
+            if cfg.assistant_voice_delay_ms or cfg.assistant_voice_pace
             else voice
         )
     if kind == "polly":

@@ -160,6 +160,13 @@ class AgentSettings(_Base):
     assistant_voice_delay_ms: int = Field(
         0, ge=0, le=5000, description="Added before the offline voice's first audio (bench)."
     )
+    assistant_voice_pace: float = Field(
+        0,
+        ge=0,
+        le=100,
+        description="The offline voice makes its audio this many times faster than real time, "
+        "100 ms at a time, as a cloud voice streams it (0: all at once; bench).",
+    )
     openai_base_url: str = Field(
         "https://api.openai.com/v1",
         description="An OpenAI-compatible API's base URL (…/chat/completions is appended).",

@@ -49,11 +49,13 @@ def test_a_stream_gets_the_defaults_or_its_own_prompt_voice_and_model(aws_env):
 
 def test_the_benchs_delays_reach_the_offline_model_and_voice(aws_env):
     make = assistant_factory(
-        settings.AgentSettings(assistant_model_delay_ms=300, assistant_voice_delay_ms=150)
+        settings.AgentSettings(
+            assistant_model_delay_ms=300, assistant_voice_delay_ms=150, assistant_voice_pace=1.0
+        )
     )
     agent = make(grant())
     assert isinstance(agent, AssistantAgent) and isinstance(agent.voice, Delayed)
-    assert agent.voice.delay_s == 0.15
+    assert agent.voice.delay_s == 0.15 and agent.voice.pace == 1.0
     assert isinstance(agent.model, ScriptedModel) and agent.model.first_token_s == 0.3
 
 

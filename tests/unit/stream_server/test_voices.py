@@ -167,3 +167,20 @@ async def test_callers_waiting_for_espeak_leave_the_loops_workers_free():
         assert not any(task.done() for task in speaking), "they were waiting for espeak"
     said = await asyncio.gather(*speaking)
     assert all(len(pcm) > 1000 for pcm, _ in said)
+
+
+async def test_the_benchs_paced_voice_streams_a_sentence_in_100_ms_pieces():
+    """The bench's cloud-like voice makes a sentence as Polly streams it: in pieces, the
+    first as soon as may be, all of the sentence and nothing else."""
+    from stream_server.voices import Delayed
+
+    class Whole:
+        async def speak(self, text: str):
+            yield bytes(range(256)) * 40, 22050  # 10,240 bytes: 232 ms at 22,050 Hz
+
+    pieces = [piece async for piece in Delayed(Whole(), 0.0, pace=50).speak("hi")]
+    assert [len(pcm) for pcm, _ in pieces] == [4410, 4410, 1420]
+    assert b"".join(pcm for pcm, _ in pieces) == bytes(range(256)) * 40
+    assert {rate for _, rate in pieces} == {22050}
+    whole = [piece async for piece in Delayed(Whole(), 0.0).speak("hi")]
+    assert len(whole) == 1, "no pace: one piece, as espeak makes it"
